@@ -1,0 +1,82 @@
+"""Settings: ``config/default.yaml`` overlaid with a user file (pure apart from reading it)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .plugins import builtin_dir
+from .yamlsrc import YamlSyntaxError, load_yaml_file
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any], where: str) -> dict[str, Any]:
+    result = copy.deepcopy(base)
+    for key, value in override.items():
+        if key not in result:
+            raise ConfigError(f"{where}: unknown setting '{key}' (known: {', '.join(result)})")
+        if isinstance(result[key], dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}: '{key}' must be a mapping")
+            result[key] = _merge(result[key], value, f"{where}.{key}")
+        else:
+            result[key] = value
+    return result
+
+
+def default_config() -> dict[str, Any]:
+    with open(builtin_dir("config") / "default.yaml", encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    assert isinstance(data, dict)
+    return data
+
+
+def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None
+                ) -> dict[str, Any]:
+    config = default_config()
+    if path is not None:
+        try:
+            data, _ = load_yaml_file(Path(path))
+        except YamlSyntaxError as exc:
+            raise ConfigError(str(exc)) from exc
+        if data is not None:
+            if not isinstance(data, Mapping):
+                raise ConfigError(f"{path}: a config file must be a mapping")
+            config = _merge(config, data, str(path))
+    if overrides:
+        config = _merge(config, overrides, "overrides")
+    return config
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the session host's sockets are."""
+
+    publish: str
+    feed: str
+    host_feed: str
+    control: str
+
+    @staticmethod
+    def from_config(config: Mapping[str, Any], host: str | None = None) -> Endpoints:
+        net = config["network"]
+        address = host or net["host"]
+        return Endpoints(
+            publish=f"tcp://{address}:{net['publish_port']}",
+            feed=f"tcp://{address}:{net['feed_port']}",
+            host_feed=f"tcp://{address}:{net['host_feed_port']}",
+            control=f"tcp://{address}:{net['control_port']}",
+        )
+
+    @staticmethod
+    def loopback(base_port: int) -> Endpoints:
+        return Endpoints(f"tcp://127.0.0.1:{base_port}", f"tcp://127.0.0.1:{base_port + 1}",
+                         f"tcp://127.0.0.1:{base_port + 3}", f"tcp://127.0.0.1:{base_port + 2}")

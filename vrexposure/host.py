@@ -1,0 +1,499 @@
+"""The session host: bridge sockets, the authoritative state machine, recorder and clock.
+
+Sockets (DESIGN §4, docs/protocol.md):
+
+* ``publish`` (SUB, bind): producers connect PUB here. It subscribes only to the
+  data kinds in :data:`protocol.DATA_KINDS`.
+* ``feed`` (PUB, bind): data forwarded to consumers by ``zmq.proxy`` in C, with a
+  capture copy of every message going to the recorder.
+* ``host_feed`` (PUB, bind): the host's own ``state``, ``event`` and ``alert``.
+* ``control`` (ROUTER, bind): commands from DEALER clients; replies are cached by
+  command id so a retried command is applied once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections import Counter, OrderedDict
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from . import __version__, protocol
+from .clock import SessionClock
+from .config import Endpoints
+from .hierarchy import Hierarchy, hierarchy_from_dict, hierarchy_to_dict
+from .monitor import HeartRateMonitor
+from .plugins import discover_scenes
+from .protocol import ReplyMessage
+from .recorder import EVENTS_STREAM, Recorder
+from .scene_api import SceneSpec
+from .state import (
+    READ_ONLY_COMMANDS,
+    Command,
+    CommandError,
+    Event,
+    Phase,
+    Role,
+    SessionState,
+    apply,
+    initial_state,
+    rebuild,
+    state_to_dict,
+)
+from .xdf import read_xdf
+
+log = logging.getLogger(__name__)
+
+#: A pseudonymous id: letters, digits, '-' or '_', with at least one digit (e.g. P017).
+#: Requiring a digit keeps a plain name such as "JaneDoe" out of files and logs.
+PATIENT_ID_RE = re.compile(r"^(?=.*\d)[A-Za-z0-9_-]{2,32}$")
+REPLY_CACHE_SIZE = 2048
+LOOPBACK_PREFIXES = ("127.", "localhost", "[::1]", "::1")
+
+
+class HostError(Exception):
+    pass
+
+
+def check_patient_id(patient_id: str) -> str:
+    if not PATIENT_ID_RE.match(patient_id):
+        raise HostError(
+            f"patient id {patient_id!r} is not a pseudonymous id: use 2-32 letters, digits, "
+            "'-' or '_' including at least one digit (e.g. P017); never a name")
+    return patient_id
+
+
+def is_loopback(endpoint: str) -> bool:
+    address = endpoint.split("://", 1)[-1].rsplit(":", 1)[0]
+    return address.startswith(LOOPBACK_PREFIXES)
+
+
+def recording_name(patient_id: str, hierarchy_id: str, started: datetime) -> str:
+    return f"{patient_id}_{started.strftime('%Y%m%dT%H%M%S')}_{hierarchy_id}.xdf"
+
+
+class SessionHost:
+    """Runs one session. Use as a library object (``start()``/``close()``) or via ``run()``."""
+
+    def __init__(self, hierarchy: Hierarchy | None, patient_id: str, endpoints: Endpoints,
+                 config: Mapping[str, Any], *, recording_dir: Path | None = None,
+                 resume_from: Path | None = None,
+                 scenes: Mapping[str, SceneSpec] | None = None,
+                 context: zmq.Context[Any] | None = None) -> None:
+        for endpoint in (endpoints.publish, endpoints.feed, endpoints.host_feed,
+                         endpoints.control):
+            if not is_loopback(endpoint):
+                raise HostError(
+                    f"refusing to listen on {endpoint}: off loopback every socket needs "
+                    "CurveZMQ keys (see docs/security.md); use 127.0.0.1")
+        self.endpoints = endpoints
+        self.config = config
+        session_cfg = config["session"]
+        self.state_interval_s = 1.0 / float(session_cfg["state_rate_hz"])
+        self.heartbeat_timeout_s = float(session_cfg["panel_heartbeat_timeout_s"])
+        self.scenes = dict(scenes) if scenes is not None else discover_scenes(
+            [Path(d) for d in config.get("plugins", {}).get("scene_dirs", [])])
+        self.counters: Counter[str] = Counter()
+        self._replies: OrderedDict[str, ReplyMessage] = OrderedDict()
+        self._context = context or zmq.Context.instance()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._proxy_thread: threading.Thread | None = None
+        self.controller: str | None = None
+        self._controller_seen_s: float | None = None
+        self._controller_lost = False
+
+        if resume_from is not None:
+            self._init_resumed(Path(resume_from), patient_id)
+        else:
+            if hierarchy is None:
+                raise HostError("a new session needs a hierarchy")
+            self.patient_id = check_patient_id(patient_id)
+            self.hierarchy = hierarchy
+            self.session_id = uuid.uuid4().hex
+            started = datetime.now(UTC)
+            self.started_wall_s = started.timestamp()
+            self.clock = SessionClock()
+            self.state = initial_state(hierarchy)
+            directory = Path(recording_dir or session_cfg["recording_dir"])
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.recording_path = directory / recording_name(self.patient_id, hierarchy.id,
+                                                             started)
+            self.recorder = Recorder(self.recording_path, self._metadata(started),
+                                     sync_interval_s=float(session_cfg["sync_interval_s"]))
+        self.monitor = HeartRateMonitor(self.hierarchy.alerts)
+        if self.state.baseline is not None:
+            self.monitor.set_baseline(self.state.baseline.mean_bpm, self.state.baseline.sd_bpm)
+        self._open_sockets()
+        self._last_state_pub_s = -1.0
+        self._last_recorded_seq = -1
+
+    # --- set-up -------------------------------------------------------------------
+
+    def _metadata(self, started: datetime) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "patient_id": self.patient_id,
+            "hierarchy_id": self.hierarchy.id,
+            "hierarchy": hierarchy_to_dict(self.hierarchy),
+            "started_utc": started.isoformat(),
+            "started_wall_s": self.started_wall_s,
+            "software": f"vrexposure {__version__}",
+            "clock": "session clock: host monotonic seconds since session start",
+            "config": {k: v for k, v in self.config.items() if k != "plugins"},
+        }
+
+    def _init_resumed(self, path: Path, patient_id: str) -> None:
+        recording = read_xdf(path)
+        try:
+            metadata = json.loads(recording.header["vrexposure"])
+        except (KeyError, json.JSONDecodeError) as exc:
+            raise HostError(f"{path}: not a vrexposure recording (no session metadata)") from exc
+        if patient_id and patient_id != metadata["patient_id"]:
+            raise HostError(f"{path} belongs to patient {metadata['patient_id']}, "
+                            f"not {patient_id}")
+        self.patient_id = metadata["patient_id"]
+        self.session_id = metadata["session_id"]
+        self.started_wall_s = float(metadata["started_wall_s"])
+        self.hierarchy = hierarchy_from_dict(metadata["hierarchy"], self.scenes, str(path))
+        events = [Event.from_dict(record) for record in events_from_recording(recording)]
+        self.state = rebuild(self.hierarchy, events)
+        last_t = max((float(s.timestamps[-1]) for s in recording.streams.values()
+                      if len(s.timestamps)), default=0.0)
+        # The session clock continues across the outage, measured by wall-clock time.
+        elapsed = max(last_t, time.time() - self.started_wall_s)
+        self.clock = SessionClock(start_at_s=elapsed)
+        self.recording_path = path
+        self.recorder = Recorder(path, {}, resume=True,
+                                 sync_interval_s=float(self.config["session"]["sync_interval_s"]))
+        self.resumed_events = len(events)
+        self.recorder.record_event(self.clock.now(), {
+            "type": "event", "kind": "session_resumed", "t_s": self.clock.now(),
+            "events_replayed": len(events), "state_seq": self.state.seq,
+            "recording_cut_short": recording.truncated})
+        log.info("resumed session %s at t=%.1f s (phase %s, step %d)", self.session_id,
+                 self.clock.now(), self.state.phase.value, self.state.step_index)
+
+    def _open_sockets(self) -> None:
+        ctx = self._context
+        self._frontend = ctx.socket(zmq.SUB)
+        self._frontend.setsockopt(zmq.RCVHWM, 0)
+        for kind in protocol.DATA_KINDS:
+            self._frontend.setsockopt(zmq.SUBSCRIBE, f"{kind}.".encode())
+        self._backend = ctx.socket(zmq.PUB)
+        self._backend.setsockopt(zmq.SNDHWM, 100_000)
+        self._capture = ctx.socket(zmq.PUB)
+        self._capture.setsockopt(zmq.SNDHWM, 0)  # never drop what the recorder must see
+        self._steer = ctx.socket(zmq.PAIR)
+        self._steer_peer = ctx.socket(zmq.PAIR)
+        tag = uuid.uuid4().hex
+        self._capture_addr = f"inproc://capture-{tag}"
+        self._steer_addr = f"inproc://steer-{tag}"
+        self._capture.bind(self._capture_addr)
+        self._steer.bind(self._steer_addr)
+        self._steer_peer.connect(self._steer_addr)
+        self._recorder_in = ctx.socket(zmq.SUB)
+        self._recorder_in.setsockopt(zmq.RCVHWM, 0)
+        self._recorder_in.setsockopt(zmq.SUBSCRIBE, b"")
+        self._recorder_in.connect(self._capture_addr)
+        self._host_pub = ctx.socket(zmq.PUB)
+        self._host_pub.setsockopt(zmq.SNDHWM, 10_000)
+        self._router = ctx.socket(zmq.ROUTER)
+        self._router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        try:
+            for sock, endpoint in ((self._frontend, self.endpoints.publish),
+                                   (self._backend, self.endpoints.feed),
+                                   (self._host_pub, self.endpoints.host_feed),
+                                   (self._router, self.endpoints.control)):
+                sock.setsockopt(zmq.LINGER, 0)
+                sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            self._close_sockets()
+            raise HostError(f"cannot listen on {endpoint}: {exc}") from exc
+
+    # --- running ------------------------------------------------------------------
+
+    def start(self) -> SessionHost:
+        """Run the host in background threads (returns at once)."""
+        self._proxy_thread = threading.Thread(target=self._proxy, name="host-proxy",
+                                              daemon=True)
+        self._proxy_thread.start()
+        self._thread = threading.Thread(target=self._loop, name="host-loop", daemon=True)
+        self._thread.start()
+        return self
+
+    def run(self) -> None:
+        """Run in the calling thread until :meth:`request_stop` (or Ctrl-C)."""
+        self._proxy_thread = threading.Thread(target=self._proxy, name="host-proxy",
+                                              daemon=True)
+        self._proxy_thread.start()
+        try:
+            self._loop()
+        finally:
+            self.close()
+
+    def _proxy(self) -> None:
+        try:
+            zmq.proxy_steerable(self._frontend, self._backend, self._capture, self._steer)
+        except zmq.ContextTerminated:
+            pass
+        except zmq.ZMQError as exc:
+            log.error("bridge proxy stopped: %s", exc)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        if self._proxy_thread is not None:
+            try:
+                self._steer_peer.send(b"TERMINATE")
+            except zmq.ZMQError:
+                pass
+            self._proxy_thread.join(timeout=5)
+            self._proxy_thread = None
+        self.recorder.close(self.clock.now())
+        self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        for sock in (self._frontend, self._backend, self._capture, self._steer,
+                     self._steer_peer, self._recorder_in, self._host_pub, self._router):
+            sock.close(linger=0)
+
+    def _loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._recorder_in, zmq.POLLIN)
+        next_tick_s = 0.0
+        while not self._stop.is_set():
+            now = self.clock.now()
+            timeout_ms = max(0, int((next_tick_s - now) * 1000))
+            for sock, _ in poller.poll(timeout_ms):
+                if sock is self._router:
+                    self._drain_router()
+                else:
+                    self._drain_capture()
+            now = self.clock.now()
+            if now >= next_tick_s:
+                self._timers(now)
+                next_tick_s = now + min(0.05, self.state_interval_s)
+
+    def _drain_capture(self, budget: int = 1000) -> None:
+        for _ in range(budget):
+            try:
+                frames = self._recorder_in.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.counters["data_messages"] += 1
+            if not self.recorder.record_raw(frames):
+                self.counters["data_rejected"] += 1
+                continue
+            if frames[0].startswith(b"hr."):
+                message = protocol.decode_data(frames)
+                for name, args in self.monitor.observe(
+                        message.t_s, float(message.payload["bpm"]),
+                        str(message.payload.get("quality", "good"))):
+                    self._apply_internal(name, args)
+
+    def _drain_router(self, budget: int = 200) -> None:
+        for _ in range(budget):
+            try:
+                frames = self._router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 2:
+                self.counters["commands_malformed"] += 1
+                continue
+            identity, raw = frames
+            reply = self.handle_command_bytes(raw)
+            if reply is not None:
+                self._router.send_multipart([identity, protocol.encode_reply(reply)])
+
+    # --- commands -----------------------------------------------------------------
+
+    def handle_command_bytes(self, raw: bytes) -> ReplyMessage | None:
+        now = self.clock.now()
+        try:
+            msg = protocol.decode_command(raw)
+        except protocol.ProtocolError as exc:
+            self.counters["commands_malformed"] += 1
+            log.warning("rejected a malformed command: %s", exc)
+            return None
+        cached = self._replies.get(msg.id)
+        if cached is not None:
+            self.counters["commands_retried"] += 1
+            return cached
+        reply = self._execute(msg, now)
+        if msg.name not in ("ping", "get_state", "heartbeat"):
+            self._replies[msg.id] = reply
+            while len(self._replies) > REPLY_CACHE_SIZE:
+                self._replies.popitem(last=False)
+        return reply
+
+    def _reply(self, msg: protocol.CommandMessage, ok: bool, error: str = "",
+               result: Mapping[str, Any] | None = None) -> ReplyMessage:
+        return ReplyMessage(msg.id, ok, self.state.seq, error, dict(result or {}))
+
+    def _execute(self, msg: protocol.CommandMessage, now: float) -> ReplyMessage:
+        try:
+            role = Role(msg.role)
+        except ValueError:
+            return self._reject(msg, now, f"unknown role '{msg.role}'")
+        if role == Role.HOST:
+            return self._reject(msg, now, "role 'host' is reserved for the session host")
+        if msg.name == "ping":
+            return self._reply(msg, True, result={"t_s": self.clock.now()})
+        if msg.name == "get_state":
+            return self._reply(msg, True, result=self.state_payload(now))
+        if msg.name == "heartbeat":
+            return self._heartbeat(msg, role, now)
+        if msg.name == "clock_report":
+            self.recorder.record_event(now, {"type": "clock", "t_s": now, "client": msg.client,
+                                             "role": msg.role, **dict(msg.args)})
+            return self._reply(msg, True)
+        command = Command(msg.name, msg.args, role, msg.client)
+        try:
+            self.state, events = apply(self.state, command, now)
+        except CommandError as exc:
+            return self._reject(msg, now, str(exc))
+        self.counters["commands_applied"] += 1
+        self._record_command(msg, now, True, "")
+        self._after_events(events, now)
+        return self._reply(msg, True, result={"events": [e.kind for e in events]})
+
+    def _reject(self, msg: protocol.CommandMessage, now: float, error: str) -> ReplyMessage:
+        self.counters["commands_rejected"] += 1
+        log.warning("refused '%s' from %s:%s: %s", msg.name, msg.role, msg.client, error)
+        self._record_command(msg, now, False, error)
+        return self._reply(msg, False, error)
+
+    def _record_command(self, msg: protocol.CommandMessage, now: float, ok: bool,
+                        error: str) -> None:
+        self.recorder.record_event(now, {
+            "type": "command", "t_s": now, "id": msg.id, "name": msg.name,
+            "args": dict(msg.args), "role": msg.role, "client": msg.client, "ok": ok,
+            **({"error": error} if error else {})})
+
+    def _heartbeat(self, msg: protocol.CommandMessage, role: Role, now: float) -> ReplyMessage:
+        if role == Role.THERAPIST and msg.args.get("controlling", False):
+            if self.controller != msg.client or self._controller_lost:
+                self.recorder.record_event(now, {"type": "event", "kind": "controller_connected",
+                                                 "t_s": now, "client": msg.client})
+                self._publish_event(Event("controller_connected", now, {"client": msg.client}))
+            self.controller = msg.client
+            self._controller_seen_s = now
+            self._controller_lost = False
+        return self._reply(msg, True, result={"t_s": self.clock.now()})
+
+    def _apply_internal(self, name: str, args: Mapping[str, Any]) -> None:
+        now = self.clock.now()
+        try:
+            self.state, events = apply(self.state, Command(name, args, Role.HOST, "host"), now)
+        except CommandError as exc:
+            log.debug("internal %s not applied: %s", name, exc)
+            return
+        if name not in ("tick",):
+            self.recorder.record_event(now, {"type": "command", "t_s": now, "name": name,
+                                             "args": dict(args), "role": "host",
+                                             "client": "host", "ok": True})
+        self._after_events(events, now)
+
+    def _after_events(self, events: list[Event], now: float) -> None:
+        for event in events:
+            self.recorder.record_event(event.t_s, {"type": "event", **event.to_dict()})
+            self._publish_event(event)
+            if event.kind == "baseline_started":
+                self.monitor.start_baseline()
+            elif event.kind == "baseline_completed":
+                self.monitor.set_baseline(event.data.get("mean_bpm"), event.data.get("sd_bpm"))
+        if events:
+            self._publish_state(now)
+
+    # --- periodic work --------------------------------------------------------------
+
+    def _timers(self, now: float) -> None:
+        state = self.state
+        if (state.phase == Phase.BASELINE and not state.baseline_done
+                and now - state.phase_since_s >= self.hierarchy.baseline.duration_s):
+            self._apply_internal("complete_baseline", self.monitor.baseline_args())
+        if (self.controller is not None and not self._controller_lost
+                and self._controller_seen_s is not None
+                and now - self._controller_seen_s > self.heartbeat_timeout_s):
+            self._controller_lost = True
+            self.recorder.record_event(now, {"type": "event", "kind": "controller_lost",
+                                             "t_s": now, "client": self.controller})
+            self._publish_event(Event("controller_lost", now, {"client": self.controller}))
+            if self.state.phase in (Phase.EXPOSURE, Phase.BASELINE):
+                self._apply_internal("pause", {"reason": "panel_heartbeat_lost"})
+        self._apply_internal("tick", {})
+        if now - self._last_state_pub_s >= self.state_interval_s:
+            self._publish_state(now)
+        self.recorder.flush(now)
+
+    def state_payload(self, now: float) -> dict[str, Any]:
+        payload = state_to_dict(self.state, now, self.scenes)
+        payload["session"] = {
+            "session_id": self.session_id,
+            "patient_id": self.patient_id,
+            "t_s": now,
+            "recording": str(self.recording_path),
+            "recording_bytes": self.recorder.bytes_written,
+            "recording_error": self.recorder.write_error,
+            "controller": self.controller,
+            "controller_connected": self.controller is not None and not self._controller_lost,
+            "data_rejected": self.counters["data_rejected"],
+            "commands_rejected": self.counters["commands_rejected"],
+        }
+        return payload
+
+    def _publish_state(self, now: float) -> None:
+        payload = self.state_payload(now)
+        self._host_pub.send_multipart(protocol.encode_data(
+            protocol.TOPIC_STATE, self.counters["state_published"], now, payload))
+        self.counters["state_published"] += 1
+        self._last_state_pub_s = now
+        if self.state.seq != self._last_recorded_seq:
+            self._last_recorded_seq = self.state.seq
+            self.recorder.record_state(now, state_to_dict(self.state, now, self.scenes))
+
+    def _publish_event(self, event: Event) -> None:
+        topic = protocol.TOPIC_ALERT if event.kind == "alert" else protocol.TOPIC_EVENT
+        self._host_pub.send_multipart(protocol.encode_data(
+            topic, self.counters["events_published"], event.t_s, event.to_dict()))
+        self.counters["events_published"] += 1
+
+    def current_state(self) -> SessionState:
+        return self.state
+
+
+def events_from_recording(recording: Any) -> list[dict[str, Any]]:
+    """The state-machine events (in order) of a read recording."""
+    try:
+        stream = recording.by_name(EVENTS_STREAM)
+    except KeyError:
+        return []
+    events = []
+    for text in stream.values:
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        if record.get("type") == "event" and record.get("kind") not in (
+                "session_resumed", "controller_connected", "controller_lost"):
+            events.append({k: v for k, v in record.items() if k != "type"})
+    return events
+
+
+__all__ = ["HostError", "SessionHost", "check_patient_id", "events_from_recording",
+           "READ_ONLY_COMMANDS"]

@@ -1,0 +1,148 @@
+"""The sensor driver API: what a file in ``sensors/`` declares and returns.
+
+A driver is a pure, incremental decoder (``feed(bytes) -> list[Sample]``) plus
+the serial settings of its device and an encoder for its simulator. The
+runtime (``vrexposure sensor``) owns the port; drivers never touch I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+
+class Quality(str, Enum):
+    """How far a value can be trusted. The panel shows anything but GOOD as uncertain."""
+
+    GOOD = "good"
+    UNCERTAIN = "uncertain"
+    BAD = "bad"
+
+
+@dataclass(frozen=True, slots=True)
+class HeartRate:
+    """Heart or pulse rate. A device's explicit "no valid rate" marker decodes as
+    ``bpm=0.0`` with ``Quality.BAD`` (the same convention holds for SpO2)."""
+
+    bpm: float
+    quality: Quality = Quality.GOOD
+
+
+@dataclass(frozen=True, slots=True)
+class RRIntervals:
+    """Beat-to-beat intervals, oldest first."""
+
+    rr_ms: tuple[float, ...]
+    quality: Quality = Quality.GOOD
+
+
+@dataclass(frozen=True, slots=True)
+class Waveform:
+    """A block of evenly sampled raw signal (ECG in mV, PPG in device units)."""
+
+    kind: str  # "ecg" or "ppg"
+    values: npt.NDArray[np.float32]
+    rate_hz: float
+    unit: str
+    quality: Quality = Quality.GOOD
+
+
+@dataclass(frozen=True, slots=True)
+class OxygenSaturation:
+    spo2_pct: float
+    quality: Quality = Quality.GOOD
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceGap:
+    """The device's own sequence counter jumped: ``missing`` frames were lost."""
+
+    missing: int
+
+
+Sample = HeartRate | RRIntervals | Waveform | OxygenSaturation | SequenceGap
+
+
+@dataclass
+class DecoderStats:
+    frames_ok: int = 0
+    frames_bad_checksum: int = 0
+    frames_malformed: int = 0
+    bytes_discarded: int = 0
+
+
+class Decoder(Protocol):
+    """Incremental decoder: bytes in any split, samples out. Never raises on bad input."""
+
+    stats: DecoderStats
+
+    def feed(self, data: bytes) -> list[Sample]: ...
+
+
+@dataclass(frozen=True)
+class PhysioChunk:
+    """Physiology for one stretch of simulated time, handed to an :class:`Encoder`.
+
+    The simulator decides how long a stretch is (typically 1 s). Fields a device
+    cannot carry are ignored by its encoder.
+    """
+
+    #: Current heart rate; ``None`` puts the device's "no valid rate" marker on the wire.
+    hr_bpm: float | None = None
+    #: Intervals of the beats that ended in this stretch, oldest first.
+    rr_ms: tuple[float, ...] = ()
+    #: Raw signal at the encoder's ``waveform_rate_hz``, in its ``waveform_unit``
+    #: (ECG in mV; PPG in device counts within ``waveform_range``).
+    waveform: npt.ArrayLike = ()
+    spo2_pct: float | None = None
+    #: Signal quality the device should report (mapped onto its status flags).
+    quality: Quality = Quality.GOOD
+
+
+class Encoder(Protocol):
+    """Turns physiology into byte-exact frames of one protocol (for simulators).
+
+    Encoders are stateful (device counters, clocks, partial waveform packets),
+    so one instance feeds one simulated device. Decoding what ``frames_for``
+    returns gives back the chunk's values, quantised to the protocol.
+    """
+
+    #: "ecg", "ppg" or None when the protocol carries no waveform.
+    waveform_kind: str | None
+    waveform_rate_hz: float | None
+    waveform_unit: str | None
+    #: (min, max) the waveform is clipped to on the wire, in ``waveform_unit``.
+    waveform_range: tuple[float, float] | None
+
+    def frames_for(self, chunk: PhysioChunk) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class SerialSettings:
+    baud: int
+    bytesize: int = 8
+    parity: str = "N"  # pyserial PARITY_* letter: N, E, O
+    stopbits: float = 1
+
+
+@dataclass(frozen=True)
+class DriverSpec:
+    """What a file in ``sensors/`` declares as ``DRIVER``."""
+
+    name: str
+    title: str
+    serial: SerialSettings
+    decoder: Callable[[], Decoder]
+    #: Bytes the runtime writes after opening the port (e.g. a start command).
+    start_command: bytes = b""
+    #: (bytes, interval_s): written periodically to keep the device streaming.
+    keepalive: tuple[bytes, float] | None = None
+    description: str = ""
+    extras: dict[str, object] = field(default_factory=dict)
+    #: Factory for this protocol's encoder (used by the device simulators).
+    encoder: Callable[[], Encoder] | None = None
