@@ -108,12 +108,13 @@ class Hierarchy:
         step = self.steps[index]
         return interpolate_params(scenes[self.scene], step.params, step.intensity, intensity)
 
-    def with_scaled_times(self, factor: float) -> Hierarchy:
+    def with_scaled_times(self, factor: float, min_baseline_s: float = 0.0) -> Hierarchy:
         """A copy with baseline and step time limits scaled (used by the short demo)."""
         rule = self.advance_rule
+        baseline_s = max(min_baseline_s, self.baseline.duration_s * factor)
         return replace(
             self,
-            baseline=replace(self.baseline, duration_s=self.baseline.duration_s * factor),
+            baseline=replace(self.baseline, duration_s=baseline_s),
             advance_rule=replace(
                 rule,
                 min_time_in_step_s=rule.min_time_in_step_s * factor,

@@ -642,6 +642,8 @@ def state_to_dict(state: SessionState, now: float, scenes: Mapping[str, SceneSpe
         "step_index": state.step_index,
         "step_id": step.id,
         "step_label": step.label,
+        "step_expected_suds": step.expected_suds,
+        "step_expectancy_prompt": step.expectancy_prompt,
         "n_steps": len(state.hierarchy.steps),
         "intensity": state.intensity,
         "time_in_step_s": round(state.time_in_step_s(now), 3),

@@ -1,0 +1,65 @@
+"""Shared fixtures: free loopback ports, a short hierarchy, a running session host."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vrexposure.config import Endpoints, load_config
+from vrexposure.hierarchy import Hierarchy, load_hierarchy
+from vrexposure.host import SessionHost
+
+ROOT = Path(__file__).resolve().parents[1]
+HIERARCHIES = ROOT / "hierarchies"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_endpoints() -> Endpoints:
+    """Four consecutive free loopback ports (the host's sockets)."""
+    for _ in range(200):
+        base = random.randrange(20_000, 60_000, 4)
+        if all(_port_free(base + i) for i in range(4)):
+            return Endpoints.loopback(base)
+    raise RuntimeError("no free ports")
+
+
+@pytest.fixture
+def endpoints() -> Endpoints:
+    return free_endpoints()
+
+
+@pytest.fixture
+def config() -> dict[str, Any]:
+    return load_config()
+
+
+@pytest.fixture
+def hierarchy() -> Hierarchy:
+    """The arachnophobia hierarchy with times shrunk for tests (baseline 1 s, min step 0.5 s)."""
+    return load_hierarchy(HIERARCHIES / "arachnophobia.yaml").with_scaled_times(1 / 240)
+
+
+@pytest.fixture
+def host(hierarchy: Hierarchy, endpoints: Endpoints, config: dict[str, Any],
+         tmp_path: Path) -> Iterator[SessionHost]:
+    session_host = SessionHost(hierarchy, "P001", endpoints, config,
+                               recording_dir=tmp_path / "sessions").start()
+    yield session_host
+    session_host.close()

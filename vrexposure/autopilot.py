@@ -1,0 +1,114 @@
+"""An autopilot therapist for the demo and for tests: runs a session by the book.
+
+Baseline, then each step: record the patient's predicted feared outcome when
+the step has one, ask for SUDS at a fixed interval, and accept the advance
+rule's suggestion (recording that the feared outcome did not happen). It sends
+the controlling heartbeat like the panel does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import CommandFailed, ControlClient, HostUnreachable, Subscriber
+from .config import Endpoints
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AutopilotSettings:
+    suds_interval_s: float = 30.0
+    heartbeat_interval_s: float = 0.5
+    expectancy_likelihood_pct: int = 70
+    client_id: str = "autopilot"
+
+
+@dataclass
+class AutopilotLog:
+    commands: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    ended: bool = False
+
+
+class AutopilotTherapist:
+    def __init__(self, endpoints: Endpoints, settings: AutopilotSettings) -> None:
+        self.settings = settings
+        self.control = ControlClient(endpoints.control, "therapist", settings.client_id)
+        self.subscriber = Subscriber(endpoints, topics=("state", "event"), data=False)
+        self.log = AutopilotLog()
+        self._state: dict[str, Any] = {}
+        self._expectancy_step: int | None = None
+
+    def _send(self, name: str, args: dict[str, Any] | None = None) -> bool:
+        try:
+            self.control.send(name, args or {}, timeout_s=3.0)
+        except (CommandFailed, HostUnreachable) as exc:
+            self.log.errors.append(f"{name}: {exc}")
+            log.info("autopilot: %s", exc)
+            return False
+        self.log.commands.append((time.monotonic(), name, dict(args or {})))
+        return True
+
+    def run(self, duration_s: float) -> AutopilotLog:
+        """Run the session for ``duration_s`` (wall time) or until the hierarchy is done."""
+        s = self.settings
+        start = time.monotonic()
+        next_heartbeat = next_suds = start
+        try:
+            while time.monotonic() - start < duration_s and not self.log.ended:
+                now = time.monotonic()
+                if now >= next_heartbeat:
+                    try:
+                        self.control.send("heartbeat", {"controlling": True}, timeout_s=2.0)
+                    except (CommandFailed, HostUnreachable) as exc:
+                        self.log.errors.append(f"heartbeat: {exc}")
+                    next_heartbeat = now + s.heartbeat_interval_s
+                for message in self.subscriber.drain(200):
+                    if message.topic == "state":
+                        self._state = dict(message.payload)
+                    elif message.topic == "event":
+                        self._on_event(dict(message.payload))
+                phase = self._state.get("phase")
+                if phase == "idle":
+                    self._send("start_baseline")
+                    self._state["phase"] = "baseline"
+                elif phase == "baseline" and self._state.get("baseline_done"):
+                    self._send("start_exposure")
+                    self._state["phase"] = "exposure"
+                elif phase == "exposure":
+                    step = int(self._state.get("step_index", 0))
+                    if (self._state.get("step_expectancy_prompt")
+                            and self._expectancy_step != step):
+                        self._expectancy_step = step
+                        self._send("expectancy", {
+                            "outcome": self._state["step_expectancy_prompt"],
+                            "likelihood_pct": s.expectancy_likelihood_pct})
+                    if now >= next_suds:
+                        self._send("request_suds")
+                        next_suds = now + s.suds_interval_s
+                time.sleep(0.02)
+            if not self.log.ended:
+                self._send("end", {"reason": "autopilot finished"})
+                self.log.ended = True
+        finally:
+            self.subscriber.close()
+            self.control.close()
+        return self.log
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("kind")
+        if kind != "advance_suggested":
+            return
+        step = int(event.get("step_index", 0))
+        if self._expectancy_step == step and event.get("reason") != "expectancy_violated":
+            # The feared outcome did not happen: record it before moving on.
+            self._send("expectancy_outcome", {"happened": False})
+        if event.get("hierarchy_complete"):
+            self._send("end", {"reason": "hierarchy complete"})
+            self.log.ended = True
+        else:
+            self._send("accept_suggestion")

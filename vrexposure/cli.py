@@ -1,0 +1,272 @@
+"""The ``vrexposure`` command: one subcommand per job."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import ConfigError, Endpoints, load_config
+from .hierarchy import HierarchyError, load_hierarchy, validate_file
+from .plugins import builtin_dir, builtin_hierarchies
+
+DEFAULT_HIERARCHY = "arachnophobia"
+
+
+def _config(path: str | None) -> dict[str, Any]:
+    try:
+        return load_config(Path(path) if path else None)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _hierarchy_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    builtin = builtin_dir("hierarchies") / f"{name_or_path}.yaml"
+    if builtin.exists():
+        return builtin
+    names = ", ".join(p.stem for p in builtin_hierarchies())
+    raise click.ClickException(f"no hierarchy file '{name_or_path}' (built-in: {names})")
+
+
+def _load_hierarchy(name_or_path: str) -> Any:
+    try:
+        return load_hierarchy(_hierarchy_path(name_or_path))
+    except HierarchyError as exc:
+        raise click.ClickException(f"invalid hierarchy:\n{exc}") from exc
+
+
+@click.group()
+@click.version_option(__version__, prog_name="vrexposure")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """Session controller for virtual-reality exposure therapy."""
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(logging.DEBUG, level),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Treat clinical warnings as errors.")
+def validate(paths: tuple[Path, ...], strict: bool) -> None:
+    """Check hierarchy files against their scenes' parameters and clinical guidance."""
+    files: list[Path] = []
+    for path in paths:
+        files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    errors = warnings = 0
+    for path in files:
+        hierarchy, problems = validate_file(path)
+        for problem in problems:
+            click.echo(str(problem), err=problem.severity == "error")
+        errors += sum(p.severity == "error" for p in problems)
+        warnings += sum(p.severity == "warning" for p in problems)
+        if hierarchy is not None and not problems:
+            click.echo(f"{path}: ok ({len(hierarchy.steps)} steps, scene '{hierarchy.scene}')")
+    click.echo(f"{len(files)} file(s): {errors} error(s), {warnings} warning(s)")
+    if errors or (strict and warnings):
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--hierarchy", "hierarchy_name", help="Hierarchy YAML file or built-in name.")
+@click.option("--patient", "patient_id", default="", help="Pseudonymous patient id (e.g. P017).")
+@click.option("--config", "config_path", type=click.Path(exists=True), help="Settings file.")
+@click.option("--resume", "resume_path", type=click.Path(exists=True, path_type=Path),
+              help="Continue the session recorded in this file.")
+@click.option("--bind", "bind_address", default=None, help="Address to listen on.")
+@click.option("--recording-dir", type=click.Path(path_type=Path), default=None)
+def session(hierarchy_name: str | None, patient_id: str, config_path: str | None,
+            resume_path: Path | None, bind_address: str | None,
+            recording_dir: Path | None) -> None:
+    """Run the session host (bridge, state machine, recorder, clock)."""
+    from .host import HostError, SessionHost
+
+    config = _config(config_path)
+    endpoints = Endpoints.from_config(config, bind_address)
+    try:
+        if resume_path is not None:
+            host = SessionHost(None, patient_id, endpoints, config, resume_from=resume_path)
+        else:
+            if not hierarchy_name or not patient_id:
+                raise click.UsageError("a new session needs --hierarchy and --patient")
+            host = SessionHost(_load_hierarchy(hierarchy_name), patient_id, endpoints, config,
+                               recording_dir=recording_dir)
+    except HostError as exc:
+        raise click.ClickException(str(exc)) from exc
+    signal.signal(signal.SIGTERM, lambda *_: host.request_stop())
+    click.echo(f"session {host.session_id} for patient {host.patient_id}: "
+               f"hierarchy '{host.hierarchy.id}', recording {host.recording_path}")
+    click.echo(f"listening: publish {endpoints.publish}, feed {endpoints.feed}, "
+               f"host feed {endpoints.host_feed}, control {endpoints.control}", err=True)
+    try:
+        host.run()
+    except KeyboardInterrupt:
+        pass
+    click.echo(f"recording closed: {host.recording_path}")
+
+
+_CTL_HELP = """Send a command to the session host and print its answer.
+
+\b
+Commands:
+  state | ping | start-baseline | start-exposure [STEP] | pause | resume | stop
+  next | previous | repeat | jump STEP | intensity X (0-1) | suds N (0-100)
+  request-suds | expectancy LIKELIHOOD OUTCOME... | outcome yes|no
+  marker TEXT... | accept | dismiss | auto-advance on|off | end
+"""
+
+
+def _ctl_command(words: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+    if not words:
+        raise click.UsageError("name a command (see --help)")
+    name, rest = words[0].replace("-", "_"), list(words[1:])
+
+    def need(count: int) -> None:
+        if len(rest) < count:
+            raise click.UsageError(f"'{words[0]}' needs {count} argument(s)")
+
+    def number(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise click.UsageError(f"not a number: {text}") from None
+
+    if name == "state":
+        return "get_state", {}
+    if name in ("jump",):
+        need(1)
+        return "jump", {"step": int(rest[0]) if rest[0].isdigit() else rest[0]}
+    if name == "start_exposure" and rest:
+        return name, {"step": int(rest[0]) if rest[0].isdigit() else rest[0]}
+    if name == "intensity":
+        need(1)
+        return "intensity", {"value": number(rest[0])}
+    if name == "suds":
+        need(1)
+        value = number(rest[0])
+        return "suds", {"value": int(value) if value.is_integer() else value}
+    if name == "expectancy":
+        need(2)
+        return "expectancy", {"likelihood_pct": int(number(rest[0])),
+                              "outcome": " ".join(rest[1:])}
+    if name == "outcome":
+        need(1)
+        return "expectancy_outcome", {"happened": rest[0].lower() in ("yes", "y", "true", "1")}
+    if name == "marker":
+        need(1)
+        return "marker", {"text": " ".join(rest)}
+    if name == "accept":
+        return "accept_suggestion", {}
+    if name == "dismiss":
+        return "dismiss_suggestion", {}
+    if name == "auto_advance":
+        need(1)
+        return "auto_advance", {"enabled": rest[0].lower() in ("on", "yes", "true", "1")}
+    if name in ("stop", "pause", "end") and rest:
+        return name, {"reason": " ".join(rest)}
+    return name, {}
+
+
+@main.command(help=_CTL_HELP, context_settings={"ignore_unknown_options": True})
+@click.argument("words", nargs=-1)
+@click.option("--config", "config_path", type=click.Path(exists=True))
+@click.option("--host", "host_address", default=None, help="Session host address.")
+@click.option("--role", default="therapist",
+              type=click.Choice(["therapist", "patient", "observer"]))
+@click.option("--timeout", "timeout_s", default=5.0, show_default=True,
+              help="Seconds to keep retrying (STOP retries for at least 60 s).")
+def ctl(words: tuple[str, ...], config_path: str | None, host_address: str | None, role: str,
+        timeout_s: float) -> None:
+    from .client import ControlClient, HostUnreachable
+
+    name, args = _ctl_command(words)
+    endpoints = Endpoints.from_config(_config(config_path), host_address)
+    client = ControlClient(endpoints.control, role, f"ctl-{role}")
+    try:
+        reply = client.request(name, args, timeout_s=max(timeout_s, 60.0)
+                               if name == "stop" else timeout_s)
+    except HostUnreachable as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        client.close()
+    if not reply.ok:
+        raise click.ClickException(f"{name} refused: {reply.error}")
+    if name == "get_state":
+        click.echo(json.dumps(reply.result, indent=2, sort_keys=True))
+    elif name == "ping":
+        click.echo(f"session time {reply.result['t_s']:.3f} s")
+    else:
+        click.echo(f"ok {name} (state {reply.state_seq}): "
+                   f"{', '.join(reply.result.get('events', [])) or 'no change'}")
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(exists=True))
+@click.option("--host", "host_address", default=None)
+@click.option("--no-ecg", is_flag=True, help="Publish heart rate and RR only.")
+@click.option("--no-suds", is_flag=True, help="Do not answer SUDS prompts.")
+@click.option("--duration", "duration_s", type=float, default=None,
+              help="Stop after this many seconds (default: run until Ctrl-C).")
+@click.option("--source", default="sim", show_default=True, help="Source id in topics.")
+def sim(config_path: str | None, host_address: str | None, no_ecg: bool, no_suds: bool,
+        duration_s: float | None, source: str) -> None:
+    """Run the simulated patient against a session host."""
+    from .sim import SimSettings, SimulatedPatient
+
+    config = _config(config_path)
+    endpoints = Endpoints.from_config(config, host_address)
+    patient = SimulatedPatient(endpoints, SimSettings.from_config(
+        config, ecg=not no_ecg, answer_suds=not no_suds, source=source)).start()
+    click.echo(f"simulated patient '{source}' publishing to {endpoints.publish}")
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        patient.stop()
+    click.echo(f"published: {patient.published}")
+
+
+@main.command()
+@click.option("--hierarchy", "hierarchy_name", default=DEFAULT_HIERARCHY, show_default=True)
+@click.option("--duration", "duration_s", type=float, default=60.0, show_default=True,
+              help="Session length in seconds (the hierarchy's times are scaled to fit).")
+@click.option("--patient", "patient_id", default="DEMO01", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("sessions"),
+              show_default=True)
+@click.option("--config", "config_path", type=click.Path(exists=True))
+@click.option("--base-port", type=int, default=None, help="First of four loopback ports.")
+def demo(hierarchy_name: str, duration_s: float, patient_id: str, out_dir: Path,
+         config_path: str | None, base_port: int | None) -> None:
+    """Run a whole session with a simulated patient and an autopilot therapist."""
+    from .demo import run_demo
+    from .host import HostError
+
+    config = _config(config_path)
+    endpoints = Endpoints.loopback(base_port) if base_port else Endpoints.from_config(config)
+    hierarchy = _load_hierarchy(hierarchy_name)
+    click.echo(f"demo: '{hierarchy.title}' for {duration_s:.0f} s with a simulated patient "
+               "(headless)")
+    try:
+        result = run_demo(hierarchy, config, duration_s=duration_s, out_dir=out_dir,
+                          patient_id=patient_id, endpoints=endpoints)
+    except HostError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(result.summary.text())
+    click.echo(f"Summary: {result.summary_path}")
+
+
+if __name__ == "__main__":
+    main()
