@@ -111,6 +111,7 @@ class SessionHost:
         self.controller: str | None = None
         self._controller_seen_s: float | None = None
         self._controller_lost = False
+        self._closed = False
 
         if resume_from is not None:
             self._init_resumed(Path(resume_from), patient_id)
@@ -253,6 +254,10 @@ class SessionHost:
         self._stop.set()
 
     def close(self) -> None:
+        """Stop the threads, close the recording (with footers) and the sockets. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)

@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Literal
 
 from .scene_api import SceneSpec
+from .sensor_api import DriverSpec
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,20 @@ def _discover_scenes(extra_dirs: tuple[Path, ...]) -> tuple[tuple[str, SceneSpec
             raise PluginError(f"{path}: a scene plugin must define SCENE = SceneSpec(...)")
         scenes[spec.name] = spec
     return tuple(scenes.items())
+
+
+def discover_sensors(extra_dirs: Iterable[Path] = ()) -> dict[str, DriverSpec]:
+    """All sensor drivers by name (the file stem); later folders override built-ins."""
+    drivers: dict[str, DriverSpec] = {}
+    folders = (builtin_dir("sensors"), *(Path(d).resolve() for d in extra_dirs))
+    for path in _plugin_files(folders):
+        module = load_module(path, "sensors")
+        spec = getattr(module, "DRIVER", None)
+        if not isinstance(spec, DriverSpec) or spec.name != path.stem:
+            raise PluginError(f"{path}: a sensor plugin must define DRIVER = DriverSpec(...) "
+                              f"named '{path.stem}'")
+        drivers[spec.name] = spec
+    return drivers
 
 
 def builtin_hierarchies() -> list[Path]:

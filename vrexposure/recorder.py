@@ -96,6 +96,7 @@ class Recorder:
                     info.get("channel_format", "float32"),  # type: ignore[arg-type]
                     str(info.get("source_id", "")), labels), write_header=False)
                 self._stream_ids[str(info.get("name"))] = stream.stream_id
+                self._pending[stream.stream_id] = _Pending()
             self._writer.write_boundary()
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -237,6 +238,8 @@ class Recorder:
         return len(self._chunk_queue) + sum(len(p.rows) for p in self._pending.values())
 
     def close(self, now_s: float) -> None:
+        if self._writer.closed:
+            return
         self.flush(now_s, force=True)
         if self.write_error is None:
             self._writer.close()

@@ -195,6 +195,10 @@ class XdfWriter:
         self._file.flush()
         os.fsync(self._file.fileno())
 
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
     def close(self) -> None:
         if self._file.closed:
             return
