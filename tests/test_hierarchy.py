@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def test_builtin_hierarchies_validate_clean() -> None:
         assert hierarchy is not None and 8 <= len(hierarchy.steps) <= 12
         assert hierarchy.steps[0].expected_suds <= 40
         suds = [s.expected_suds for s in hierarchy.steps]
-        assert all(b - a <= 15 for a, b in zip(suds, suds[1:], strict=False))
+        assert all(b - a <= 15 for a, b in itertools.pairwise(suds))
         assert hierarchy.scene in scenes and hierarchy.calm_scene in scenes
 
 

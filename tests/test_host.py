@@ -52,7 +52,7 @@ def test_commands_change_state_and_are_published_and_recorded(host: SessionHost)
     recorded = events_in(host.recording_path)
     commands = [(r["name"], r["ok"]) for r in recorded if r["type"] == "command"]
     assert ("jump", False) in commands and ("suds", True) in commands
-    assert [r for r in recorded if r["type"] == "command" and r["name"] == "jump"][0]["error"]
+    assert next(r for r in recorded if r["type"] == "command" and r["name"] == "jump")["error"]
     sub.close()
     ctl.close()
 

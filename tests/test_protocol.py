@@ -34,7 +34,8 @@ def test_command_and_reply_round_trip() -> None:
     ([b"hr.x"], "2 frames"),
     ([b"HR.x", msgpack.packb({"v": 1, "seq": 0, "t": 0.0, "p": {}})], "invalid topic"),
     ([b"hr.x", b"\xc1"], "not valid msgpack"),
-    ([b"hr.x", msgpack.packb({"v": 2, "seq": 0, "t": 0.0, "p": {}})], "unknown protocol version"),
+    ([b"hr.x", msgpack.packb({"v": 2, "seq": 0, "t": 0.0, "p": {}})],
+     "unknown protocol version"),
     ([b"hr.x", msgpack.packb({"v": 1, "seq": -1, "t": 0.0, "p": {}})], "bad sequence"),
     ([b"hr.x", msgpack.packb({"v": 1, "seq": 0, "t": float("inf"), "p": {}})], "bad timestamp"),
     ([b"hr.x", msgpack.packb({"v": 1, "seq": 0, "t": 0.0, "p": {"bpm": 900}})], "'bpm'"),
@@ -59,8 +60,8 @@ def test_any_bytes_never_crash_the_data_decoder(frames: list[bytes]) -> None:
 
 
 json_like = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=20)
-    | st.binary(max_size=20),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats()
+    | st.text(max_size=20) | st.binary(max_size=20),
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20)

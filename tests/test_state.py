@@ -222,6 +222,7 @@ def test_alerts_from_host_only(hierarchy: Hierarchy) -> None:
         run(state, "alert", 11.0, alert="hr_above_baseline")
     state, events = run(state, "alert", 11.0, role=Role.HOST, alert="hr_above_baseline",
                         value_bpm=101.0)
+    assert events[0].data["value_bpm"] == 101.0
     assert state.alerts_active == ("hr_above_baseline",) and state.phase == Phase.EXPOSURE
     state, _ = run(state, "alert_cleared", 12.0, role=Role.HOST, alert="hr_above_baseline")
     assert state.alerts_active == ()

@@ -148,7 +148,8 @@ class _Checker:
         self.report(key_path, f"{what} must be a mapping of names to values")
         return None
 
-    def unknown_keys(self, data: Mapping[str, Any], allowed: Sequence[str], key_path: PathKey) -> None:
+    def unknown_keys(self, data: Mapping[str, Any], allowed: Sequence[str],
+                     key_path: PathKey) -> None:
         for key in data:
             if key not in allowed:
                 self.report(
@@ -329,7 +330,7 @@ def _build(data: object, source: SourceMap, scenes: Mapping[str, SceneSpec]
     if "advance_rule" in top:
         raw = check.mapping(top["advance_rule"], ("advance_rule",), "'advance_rule'")
         if raw is not None:
-            where = ("advance_rule",)
+            where: PathKey = ("advance_rule",)
             check.unknown_keys(raw, _RULE_KEYS, where)
             rule = AdvanceRule(
                 suds_drop_pct=check.number(raw, "suds_drop_pct", where, 50.0, 1.0, 100.0,

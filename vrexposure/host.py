@@ -500,5 +500,10 @@ def events_from_recording(recording: Any) -> list[dict[str, Any]]:
     return events
 
 
-__all__ = ["HostError", "SessionHost", "check_patient_id", "events_from_recording",
-           "READ_ONLY_COMMANDS"]
+__all__ = [
+    "READ_ONLY_COMMANDS",
+    "HostError",
+    "SessionHost",
+    "check_patient_id",
+    "events_from_recording",
+]

@@ -34,7 +34,8 @@ def builtin_dir(kind: BuiltinKind) -> Path:
     source_tree = _PACKAGE_DIR.parent / kind
     if source_tree.is_dir():
         return source_tree
-    raise FileNotFoundError(f"built-in {kind} folder not found (looked in {shipped} and {source_tree})")
+    raise FileNotFoundError(
+        f"built-in {kind} folder not found (looked in {shipped} and {source_tree})")
 
 
 class PluginError(Exception):

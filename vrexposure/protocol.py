@@ -76,7 +76,7 @@ class ReplyMessage:
 
 
 def _packb(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+    return bytes(msgpack.packb(obj, use_bin_type=True))
 
 
 def _unpackb(raw: bytes) -> Any:

@@ -93,7 +93,7 @@ class Recorder:
                 self._writer.add_stream(StreamInfo(
                     stream.stream_id, str(info.get("name")), str(info.get("type")),
                     int(info.get("channel_count", 1)), float(info.get("nominal_srate", 0)),
-                    info.get("channel_format", "float32"),  # type: ignore[arg-type]
+                    info.get("channel_format", "float32"),
                     str(info.get("source_id", "")), labels), write_header=False)
                 self._stream_ids[str(info.get("name"))] = stream.stream_id
                 self._pending[stream.stream_id] = _Pending()
@@ -164,14 +164,15 @@ class Recorder:
                 self._chunk_queue.append((stream_id, message.t_s, values.copy()))
                 self.samples_recorded += len(values)
                 return True
+            rows: list[Any]
             if kind == "hr":
                 rows = [[float(payload["bpm"]), QUALITY_CODE[payload.get("quality", "good")]]]
                 stamps = [message.t_s]
             elif kind == "rr":
                 rr = [float(v) for v in payload["rr_ms"]]
                 # each interval ends at a beat; the last beat is at the message time
-                ends = np.cumsum(rr[::-1])[::-1] - rr[-1] if rr else []
-                stamps = [message.t_s - float(e) / 1000.0 for e in ends]
+                ends_ms = np.cumsum(rr[::-1])[::-1] - rr[-1] if rr else np.empty(0)
+                stamps = [message.t_s - float(e) / 1000.0 for e in ends_ms]
                 rows = [[v] for v in rr]
             elif kind == "spo2":
                 rows = [[float(payload["spo2_pct"]),

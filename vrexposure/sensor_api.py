@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 
-class Quality(str, Enum):  # noqa: UP042 - StrEnum would change str(); owner's call
+class Quality(str, Enum):
     """How far a value can be trusted. The panel shows anything but GOOD as uncertain."""
 
     GOOD = "good"

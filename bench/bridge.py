@@ -1,0 +1,219 @@
+"""Bridge latency and throughput: producer → session host → subscriber, against pylsl.
+
+Three processes as in a session: the session host (``vrexposure session``), a
+producer (1 kHz ECG in 20-sample chunks, 90 Hz pose, 1 Hz heart rate) and this
+process as the subscriber. Each message carries its send time from
+CLOCK_MONOTONIC (shared by all processes on Linux). The peer measured in the
+same run: a pylsl outlet (separate process) → inlet (this process) at the same
+message rate and size, directly with no broker in between.
+
+Run: ``python bench/bridge.py [--seconds 10]``. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import free_endpoints  # noqa: E402
+from vrexposure.client import Publisher, Subscriber  # noqa: E402
+from vrexposure.config import Endpoints  # noqa: E402
+
+ECG_CHUNK = 20
+RATES_HZ = {"ecg": 1000 / ECG_CHUNK, "pose": 90.0, "hr": 1.0}
+
+
+def _produce(publish: str, seconds: float, start_at_ns: int) -> None:
+    pub = Publisher(publish, "bench")
+    pub.wait_connected()
+    while time.monotonic_ns() < start_at_ns:
+        time.sleep(0.001)
+    chunk = np.zeros(ECG_CHUNK, dtype=np.float32)
+    period_ns = {k: int(1e9 / v) for k, v in RATES_HZ.items()}
+    next_ns = dict.fromkeys(RATES_HZ, time.monotonic_ns())
+    end_ns = time.monotonic_ns() + int(seconds * 1e9)
+    while (now := time.monotonic_ns()) < end_ns:
+        for kind, due in next_ns.items():
+            if now >= due:
+                sent = time.monotonic_ns()
+                if kind == "ecg":
+                    payload = {"rate_hz": 1000.0, "n_channels": 1, "unit": "mV",
+                               "quality": "good", "data": chunk.tobytes(), "sent_ns": sent}
+                elif kind == "pose":
+                    payload = {"pos": [0.0, 0.0, 1.2], "quat": [1.0, 0.0, 0.0, 0.0],
+                               "look_angle_deg": 3.0, "looking_away": False, "sent_ns": sent}
+                else:
+                    payload = {"bpm": 72.0, "quality": "good", "sent_ns": sent}
+                pub.publish(kind, payload, sent / 1e9)
+                next_ns[kind] = due + period_ns[kind]
+        time.sleep(max(0.0, (min(next_ns.values()) - time.monotonic_ns()) / 1e9 - 0.0003))
+    pub.close()
+
+
+def _flood(publish: str, count: int, start_at_ns: int) -> None:
+    pub = Publisher(publish, "flood")
+    pub.wait_connected()
+    while time.monotonic_ns() < start_at_ns:
+        time.sleep(0.001)
+    payload = {"pos": [0.0, 0.0, 1.2], "quat": [1.0, 0.0, 0.0, 0.0]}
+    for _ in range(count):
+        pub.publish("pose", payload, 0.0)
+    time.sleep(1.0)
+    pub.close()
+
+
+def _lsl_produce(seconds: float, start_at_ns: int) -> None:
+    import pylsl
+
+    info = pylsl.StreamInfo("bench", "Bench", ECG_CHUNK + 1, 0, "double64", "bench-lsl")
+    outlet = pylsl.StreamOutlet(info)
+    while not outlet.have_consumers():
+        time.sleep(0.01)
+    while time.monotonic_ns() < start_at_ns:
+        time.sleep(0.001)
+    total_rate = sum(RATES_HZ.values())
+    period_ns = int(1e9 / total_rate)
+    sample = [0.0] * (ECG_CHUNK + 1)
+    next_ns = time.monotonic_ns()
+    end_ns = next_ns + int(seconds * 1e9)
+    while (now := time.monotonic_ns()) < end_ns:
+        if now >= next_ns:
+            sample[0] = float(time.monotonic_ns())
+            outlet.push_sample(sample)
+            next_ns += period_ns
+        time.sleep(max(0.0, (next_ns - time.monotonic_ns()) / 1e9 - 0.0003))
+    time.sleep(0.5)
+
+
+def percentiles(latencies_us: list[float]) -> tuple[float, float, float]:
+    values = np.asarray(latencies_us)
+    return (float(np.percentile(values, 50)), float(np.percentile(values, 99)),
+            float(values.max()))
+
+
+def measure_bridge(endpoints: Endpoints, seconds: float) -> list[float]:
+    sub = Subscriber(endpoints, topics=("ecg.bench", "pose.bench", "hr.bench"), host=False)
+    time.sleep(0.5)
+    start_at = time.monotonic_ns() + int(1.5e9)
+    producer = mp.get_context("spawn").Process(target=_produce,
+                                               args=(endpoints.publish, seconds, start_at))
+    producer.start()
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds + 10
+    while (time.monotonic() < deadline and producer.is_alive()) or sub.socket.poll(0):
+        message = sub.recv(0.2)
+        if message is not None:
+            latencies.append((time.monotonic_ns() - int(message.payload["sent_ns"])) / 1e3)
+    producer.join()
+    sub.close()
+    return latencies[int(len(latencies) * 0.02):]  # drop the warm-up
+
+
+def measure_throughput(endpoints: Endpoints, count: int) -> tuple[float, int]:
+    sub = Subscriber(endpoints, topics=("pose.flood",), host=False)
+    time.sleep(0.5)
+    start_at = time.monotonic_ns() + int(1.5e9)
+    producer = mp.get_context("spawn").Process(target=_flood,
+                                               args=(endpoints.publish, count, start_at))
+    producer.start()
+    received = 0
+    first = last = 0.0
+    while True:
+        frames_ready = sub.socket.poll(3000)
+        if not frames_ready:
+            break
+        sub.socket.recv_multipart()
+        last = time.monotonic()
+        if received == 0:
+            first = last
+        received += 1
+        if received == count:
+            break
+    producer.join()
+    sub.close()
+    rate = (received - 1) / (last - first) if received > 1 and last > first else 0.0
+    return rate, count - received
+
+
+def measure_lsl(seconds: float) -> list[float]:
+    import pylsl
+
+    start_at = time.monotonic_ns() + int(2.5e9)
+    producer = mp.get_context("spawn").Process(target=_lsl_produce, args=(seconds, start_at))
+    producer.start()
+    streams = pylsl.resolve_byprop("name", "bench", timeout=10)
+    inlet = pylsl.StreamInlet(streams[0])
+    inlet.open_stream(timeout=5)
+    latencies: list[float] = []
+    while True:
+        sample, _ = inlet.pull_sample(timeout=2.0)
+        if sample is None:
+            break
+        latencies.append((time.monotonic_ns() - int(sample[0])) / 1e3)
+    producer.join()
+    inlet.close_stream()
+    return latencies[int(len(latencies) * 0.02):]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--flood", type=int, default=100_000)
+    args = parser.parse_args()
+
+    endpoints = free_endpoints()
+    workdir = Path(tempfile.mkdtemp(prefix="vrexposure-bench-"))
+    config = workdir / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "network": {k: int(getattr(endpoints, e).rsplit(":", 1)[1]) for k, e in (
+            ("publish_port", "publish"), ("feed_port", "feed"),
+            ("host_feed_port", "host_feed"), ("control_port", "control"))},
+        "session": {"recording_dir": str(workdir)}}))
+    host = subprocess.Popen([sys.executable, "-m", "vrexposure", "session", "--config",
+                             str(config), "--hierarchy", "arachnophobia", "--patient", "B001"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert host.stdout is not None
+    host.stdout.readline()
+    try:
+        ours = measure_bridge(endpoints, args.seconds)
+        throughput, lost = measure_throughput(endpoints, args.flood)
+    finally:
+        host.send_signal(signal.SIGTERM)
+        host.wait(timeout=20)
+        host.stdout.close()
+    lsl = measure_lsl(args.seconds)
+    p50, p99, worst = percentiles(ours)
+    lsl_p50, lsl_p99, lsl_max = percentiles(lsl)
+    print(f"machine: {os.cpu_count()} cores; {args.seconds:.0f} s at "
+          f"{sum(RATES_HZ.values()):.0f} msg/s (1 kHz ECG in {ECG_CHUNK}-sample chunks, "
+          "90 Hz pose, 1 Hz HR)")
+    print(f"{'path':<34}{'n':>7}{'p50 µs':>10}{'p99 µs':>10}{'max µs':>10}")
+    print(f"{'producer → host → subscriber':<34}{len(ours):>7}{p50:>10.0f}{p99:>10.0f}"
+          f"{worst:>10.0f}")
+    print(f"{'pylsl outlet → inlet (direct)':<34}{len(lsl):>7}{lsl_p50:>10.0f}"
+          f"{lsl_p99:>10.0f}{lsl_max:>10.0f}")
+    print(f"throughput through the host: {throughput:,.0f} msg/s, {lost} of {args.flood} lost")
+    print(f"p99 ratio ours / LSL: {p99 / lsl_p99:.2f} (goal ≤ 1.0)")
+    print(json.dumps({"p50_us": round(p50, 1), "p99_us": round(p99, 1), "max_us": round(worst, 1),
+                      "throughput_msgs_per_s": round(throughput) if lost == 0 else 0,
+                      "lost_in_flood": lost,
+                      "lsl_p50_us": round(lsl_p50, 1), "lsl_p99_us": round(lsl_p99, 1),
+                      "p99_ratio_vs_lsl": round(p99 / lsl_p99, 3)}))
+
+
+if __name__ == "__main__":
+    main()
