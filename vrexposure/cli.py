@@ -268,5 +268,14 @@ def demo(hierarchy_name: str, duration_s: float, patient_id: str, out_dir: Path,
     click.echo(f"Summary: {result.summary_path}")
 
 
+def _register_plugins_commands() -> None:
+    from .cli_sensors import sensor_command, sim_device_command
+
+    main.add_command(sensor_command, "sensor")
+    main.add_command(sim_device_command, "sim-device")
+
+
+_register_plugins_commands()
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,260 @@
+"""The sensor runtime: one serial device → its driver's decoder → the bridge.
+
+:func:`samples_to_messages` (pure) turns decoded samples into wire payloads;
+:class:`SensorRuntime` is the I/O shell that owns the serial port. Samples are
+stamped on the session clock when their bytes arrive (``"arrival_stamped":
+True`` in every payload); a waveform block is stamped so that its *last*
+sample falls on the arrival time.
+
+On port loss (a ``SerialException``/``OSError`` while reading or writing) the
+runtime publishes ``sensor.<src>`` ``{"event": "disconnected"}``, retries
+opening with exponential back-off (0.2 s doubling to 5 s) and publishes
+``{"event": "connected", "gap_s": ...}`` once the port is back. The port to
+reopen is asked from ``port_resolver`` on every attempt, so a device that comes
+back under a new name (a new Bluetooth rfcomm or pseudo-terminal node) is found.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import serial
+
+from . import protocol
+from .client import ControlClient, HostUnreachable, Publisher
+from .config import Endpoints
+from .sensor_api import (
+    DecoderStats,
+    DriverSpec,
+    HeartRate,
+    OxygenSaturation,
+    RRIntervals,
+    Sample,
+    SequenceGap,
+    Waveform,
+)
+
+log = logging.getLogger(__name__)
+
+Message = tuple[str, dict[str, Any], float]
+
+BACKOFF_START_S = 0.2
+BACKOFF_MAX_S = 5.0
+READ_TIMEOUT_S = 0.05
+STATUS_INTERVAL_S = 1.0
+
+
+def _finite_in(value: float, low: float, high: float) -> bool:
+    return math.isfinite(value) and low <= value <= high
+
+
+def samples_to_messages(samples: Sequence[Sample], t_s: float) -> list[Message]:
+    """Wire messages ``(kind, payload, t_s)`` for samples whose bytes arrived at ``t_s``.
+
+    Values the protocol would refuse (out-of-range rates, empty blocks) are dropped.
+    """
+    out: list[Message] = []
+    for sample in samples:
+        if isinstance(sample, HeartRate):
+            if _finite_in(sample.bpm, 0.0, 400.0):
+                out.append(("hr", {"bpm": float(sample.bpm), "quality": sample.quality.value,
+                                   "arrival_stamped": True}, t_s))
+        elif isinstance(sample, RRIntervals):
+            rr = [float(v) for v in sample.rr_ms if _finite_in(float(v), 1e-6, 9_999.0)]
+            if rr:
+                out.append(("rr", {"rr_ms": rr, "quality": sample.quality.value,
+                                   "arrival_stamped": True}, t_s))
+        elif isinstance(sample, Waveform):
+            n = len(sample.values)
+            if n == 0 or sample.kind not in ("ecg", "ppg") or not sample.rate_hz > 0:
+                continue
+            payload = protocol.chunk_payload(sample.values, sample.rate_hz, sample.unit,
+                                             sample.quality.value)
+            payload["arrival_stamped"] = True
+            out.append((sample.kind, payload, t_s - (n - 1) / sample.rate_hz))
+        elif isinstance(sample, OxygenSaturation):
+            if _finite_in(sample.spo2_pct, 0.0, 100.0):
+                out.append(("spo2", {"spo2_pct": float(sample.spo2_pct),
+                                     "quality": sample.quality.value,
+                                     "arrival_stamped": True}, t_s))
+        elif isinstance(sample, SequenceGap):
+            out.append(("sensor", {"event": "gap", "missing": int(sample.missing),
+                                   "arrival_stamped": True}, t_s))
+    return out
+
+
+class SensorRuntime:
+    """Reads one serial device and publishes what its driver decodes.
+
+    ``clock`` returns session time; by default local monotonic time plus the
+    offset from the host's ``ping`` (``ControlClient.sync_clock``), or plain
+    monotonic time when the host does not answer.
+    """
+
+    def __init__(self, driver: DriverSpec, port: str, endpoints: Endpoints,
+                 source_id: str | None = None, clock: Callable[[], float] | None = None,
+                 port_resolver: Callable[[], str | None] | None = None,
+                 status_interval_s: float = STATUS_INTERVAL_S,
+                 sync_timeout_s: float = 1.0) -> None:
+        if driver.extras.get("transport") == "ble":
+            raise ValueError(f"{driver.name} is a Bluetooth LE device, not a serial port")
+        self.driver = driver
+        self.port = port
+        self.endpoints = endpoints
+        self.source_id = source_id or driver.name
+        protocol.check_topic(f"sensor.{self.source_id}")
+        self.port_resolver = port_resolver or (lambda: self.port)
+        self.status_interval_s = status_interval_s
+        self.sync_timeout_s = sync_timeout_s
+        self._clock = clock
+        self._offset_s = 0.0
+        self.decoder = driver.decoder()
+        self.bytes_read = 0
+        self.connected = False
+        self.disconnects = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._serial: serial.Serial | None = None
+
+    # --- clock -------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock() if self._clock is not None else time.monotonic() + self._offset_s
+
+    def _sync_clock(self) -> None:
+        if self._clock is not None:
+            return
+        control = ControlClient(self.endpoints.control, "sensor", self.source_id,
+                                reply_timeout_s=min(0.5, self.sync_timeout_s))
+        try:
+            self._offset_s = control.sync_clock(rounds=4, timeout_s=self.sync_timeout_s)
+        except HostUnreachable:
+            log.warning("host did not answer; stamping with the local clock")
+        finally:
+            control.close()
+
+    # --- stats -------------------------------------------------------------------
+
+    @property
+    def stats(self) -> DecoderStats:
+        return self.decoder.stats
+
+    def status_payload(self) -> dict[str, Any]:
+        return {"event": "status", "connected": self.connected, "device": self.driver.name,
+                "port": self.port, "bytes_read": self.bytes_read,
+                "disconnects": self.disconnects, **asdict(self.decoder.stats)}
+
+    # --- port --------------------------------------------------------------------
+
+    def _open(self) -> serial.Serial:
+        port = self.port_resolver() or self.port
+        settings = self.driver.serial
+        ser = serial.Serial(port, baudrate=settings.baud or 9600, bytesize=settings.bytesize,
+                            parity=settings.parity, stopbits=settings.stopbits,
+                            timeout=READ_TIMEOUT_S)
+        try:
+            ser.reset_input_buffer()  # bytes queued while nobody listened are stale
+            if self.driver.start_command:
+                ser.write(self.driver.start_command)
+        except (serial.SerialException, OSError):
+            ser.close()
+            raise
+        self.port = port
+        return ser
+
+    def _close_port(self) -> None:
+        if self._serial is not None:
+            try:
+                self._serial.close()
+            except (serial.SerialException, OSError):
+                pass
+            self._serial = None
+
+    # --- main loop ---------------------------------------------------------------
+
+    def start(self) -> SensorRuntime:
+        self._thread = threading.Thread(target=self.run, name=f"sensor-{self.source_id}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def run(self) -> None:
+        """Until :meth:`stop`: keep the port open, decode, publish."""
+        publisher = Publisher(self.endpoints.publish, self.source_id, clock=self.now)
+        try:
+            publisher.wait_connected(2.0)
+            self._sync_clock()
+            self._loop(publisher)
+        finally:
+            self._close_port()
+            self.connected = False
+            try:
+                publisher.publish("sensor", {"event": "stopped", **asdict(self.decoder.stats)})
+            finally:
+                publisher.close()
+
+    def _loop(self, publisher: Publisher) -> None:
+        backoff = BACKOFF_START_S
+        lost_at: float | None = None
+        next_status = 0.0
+        next_keepalive = math.inf
+        retry_at = 0.0
+        while not self._stop.is_set():
+            now_local = time.monotonic()
+            if now_local >= next_status:
+                publisher.publish("sensor", self.status_payload())
+                next_status = now_local + self.status_interval_s
+            if self._serial is None:
+                if now_local < retry_at:
+                    self._stop.wait(min(retry_at, next_status) - now_local)
+                    continue
+                try:
+                    self._serial = self._open()
+                except (serial.SerialException, OSError, ValueError) as exc:
+                    log.info("cannot open %s (%s); retry in %.1f s", self.port, exc, backoff)
+                    retry_at = time.monotonic() + backoff
+                    backoff = min(BACKOFF_MAX_S, backoff * 2)
+                    continue
+                backoff = BACKOFF_START_S
+                self.connected = True
+                event: dict[str, Any] = {"event": "connected", "port": self.port}
+                if lost_at is not None:
+                    event["gap_s"] = time.monotonic() - lost_at
+                    lost_at = None
+                publisher.publish("sensor", event)
+                keepalive = self.driver.keepalive
+                next_keepalive = time.monotonic() + keepalive[1] if keepalive else math.inf
+            try:
+                if time.monotonic() >= next_keepalive and self.driver.keepalive:
+                    self._serial.write(self.driver.keepalive[0])
+                    next_keepalive = time.monotonic() + self.driver.keepalive[1]
+                data = self._serial.read(max(1, self._serial.in_waiting))
+            except (serial.SerialException, OSError) as exc:
+                log.warning("lost %s: %s", self.port, exc)
+                self._close_port()
+                self.connected = False
+                self.disconnects += 1
+                lost_at = time.monotonic()
+                retry_at = lost_at + BACKOFF_START_S
+                backoff = BACKOFF_START_S * 2
+                publisher.publish("sensor", {"event": "disconnected", "port": self.port,
+                                             "reason": str(exc)[:200]})
+                continue
+            if not data:
+                continue
+            t_s = self.now()
+            self.bytes_read += len(data)
+            for kind, payload, stamp in samples_to_messages(self.decoder.feed(data), t_s):
+                publisher.publish(kind, payload, stamp)
