@@ -41,8 +41,8 @@ from vrexposure.sim_device import SimDevice
 
 from .conftest import SHARED_DATA
 
-pytestmark = pytest.mark.skipif(not (SHARED_DATA / "mitdb_100" / "100.dat").exists(),
-                                reason="shared recordings not available")
+# The recordings beside the checkout are required: fail loudly rather than skip.
+assert (SHARED_DATA / "mitdb_100" / "100.dat").exists(), f"missing {SHARED_DATA}/mitdb_100"
 
 SERIAL_DEVICES = ["zephyr_hxm", "nonin_df2", "bitalino", "zephyr_bioharness", "nonin_ascii",
                   "contec_cms50d", "contec_cms50d_legacy", "pulsesensor"]
