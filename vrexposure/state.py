@@ -645,6 +645,8 @@ def state_to_dict(state: SessionState, now: float, scenes: Mapping[str, SceneSpe
         "step_expected_suds": step.expected_suds,
         "step_expectancy_prompt": step.expectancy_prompt,
         "n_steps": len(state.hierarchy.steps),
+        "steps": [{"id": s.id, "label": s.label, "expected_suds": s.expected_suds}
+                  for s in state.hierarchy.steps],
         "intensity": state.intensity,
         "time_in_step_s": round(state.time_in_step_s(now), 3),
         "time_in_phase_s": round(max(0.0, now - state.phase_since_s), 3),
