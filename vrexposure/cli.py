@@ -83,24 +83,29 @@ def validate(paths: tuple[Path, ...], strict: bool) -> None:
 @click.option("--config", "config_path", type=click.Path(exists=True), help="Settings file.")
 @click.option("--resume", "resume_path", type=click.Path(exists=True, path_type=Path),
               help="Continue the session recorded in this file.")
-@click.option("--bind", "bind_address", default=None, help="Address to listen on.")
+@click.option("--bind", "bind_address", default=None,
+              help="Address to listen on (off loopback only with --keys).")
+@click.option("--keys", "keys_dir", type=click.Path(path_type=Path), default=None,
+              help="Key directory: require CurveZMQ and the allow-list.")
 @click.option("--recording-dir", type=click.Path(path_type=Path), default=None)
 def session(hierarchy_name: str | None, patient_id: str, config_path: str | None,
-            resume_path: Path | None, bind_address: str | None,
+            resume_path: Path | None, bind_address: str | None, keys_dir: Path | None,
             recording_dir: Path | None) -> None:
     """Run the session host (bridge, state machine, recorder, clock)."""
     from .host import HostError, SessionHost
 
     config = _config(config_path)
     endpoints = Endpoints.from_config(config, bind_address)
+    keys = keys_dir or config.get("security", {}).get("keys_dir")
     try:
         if resume_path is not None:
-            host = SessionHost(None, patient_id, endpoints, config, resume_from=resume_path)
+            host = SessionHost(None, patient_id, endpoints, config, resume_from=resume_path,
+                               keys_dir=keys)
         else:
             if not hierarchy_name or not patient_id:
                 raise click.UsageError("a new session needs --hierarchy and --patient")
             host = SessionHost(_load_hierarchy(hierarchy_name), patient_id, endpoints, config,
-                               recording_dir=recording_dir)
+                               recording_dir=recording_dir, keys_dir=keys)
     except HostError as exc:
         raise click.ClickException(str(exc)) from exc
     signal.signal(signal.SIGTERM, lambda *_: host.request_stop())
@@ -190,8 +195,9 @@ def ctl(words: tuple[str, ...], config_path: str | None, host_address: str | Non
     from .client import ControlClient, HostUnreachable
 
     name, args = _ctl_command(words)
-    endpoints = Endpoints.from_config(_config(config_path), host_address)
-    client = ControlClient(endpoints.control, role, f"ctl-{role}")
+    config = _config(config_path)
+    endpoints = Endpoints.from_config(config, host_address)
+    client = ControlClient(endpoints.control, role, f"ctl-{role}", curve=client_curve(config))
     try:
         reply = client.request(name, args, timeout_s=max(timeout_s, 60.0)
                                if name == "stop" else timeout_s)
@@ -226,7 +232,8 @@ def sim(config_path: str | None, host_address: str | None, no_ecg: bool, no_suds
     config = _config(config_path)
     endpoints = Endpoints.from_config(config, host_address)
     patient = SimulatedPatient(endpoints, SimSettings.from_config(
-        config, ecg=not no_ecg, answer_suds=not no_suds, source=source)).start()
+        config, ecg=not no_ecg, answer_suds=not no_suds, source=source),
+        curve=client_curve(config)).start()
     click.echo(f"simulated patient '{source}' publishing to {endpoints.publish}")
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
@@ -266,6 +273,89 @@ def demo(hierarchy_name: str, duration_s: float, patient_id: str, out_dir: Path,
         raise click.ClickException(str(exc)) from exc
     click.echo(result.summary.text())
     click.echo(f"Summary: {result.summary_path}")
+
+
+def client_curve(config: dict[str, Any]) -> Any:
+    """This machine's CurveZMQ credentials from config, or None on a loopback set-up."""
+    from .security import KeyStoreError, client_credentials
+
+    sec = config.get("security", {})
+    if not sec.get("keys_dir") or not sec.get("client_name"):
+        return None
+    try:
+        return client_credentials(Path(sec["keys_dir"]), str(sec["client_name"]))
+    except KeyStoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.group()
+def keys() -> None:
+    """Create and manage CurveZMQ keys and the allow-list (roles per key)."""
+
+
+def _keys_dir_option(func: Any) -> Any:
+    return click.option("--dir", "directory", type=click.Path(path_type=Path),
+                        default=Path("keys"), show_default=True,
+                        help="The key directory (keep it on the host machine).")(func)
+
+
+@keys.command("init")
+@_keys_dir_option
+def keys_init(directory: Path) -> None:
+    """Create the host key pair and an empty allow-list."""
+    from .security import KeyStoreError, init_keys
+
+    try:
+        init_keys(directory)
+    except KeyStoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"host keys created in {directory} (host.key is public, host.key_secret is not)")
+
+
+@keys.command("add")
+@click.argument("name")
+@click.option("--role", required=True,
+              type=click.Choice(["therapist", "patient", "observer", "renderer", "sensor"]))
+@_keys_dir_option
+def keys_add(name: str, role: str, directory: Path) -> None:
+    """Create a client key pair and allow it with a role."""
+    from .security import KeyStoreError, add_client
+
+    try:
+        client = add_client(directory, name, role)
+    except KeyStoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"added {client.name} ({client.role}); copy {directory}/clients/{name}.key_secret "
+               f"and {directory}/host.key to that machine")
+
+
+@keys.command("list")
+@_keys_dir_option
+def keys_list(directory: Path) -> None:
+    """List the allowed clients and their roles."""
+    from .security import KeyStoreError, load_allow_list
+
+    try:
+        clients = load_allow_list(directory)
+    except KeyStoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for client in sorted(clients.values(), key=lambda c: c.name):
+        status = "REVOKED" if client.revoked else "allowed"
+        click.echo(f"{client.name:<20}{client.role:<12}{status:<9}{client.public_key}")
+
+
+@keys.command("revoke")
+@click.argument("name")
+@_keys_dir_option
+def keys_revoke(name: str, directory: Path) -> None:
+    """Revoke a client's key (takes effect for new connections at once)."""
+    from .security import KeyStoreError, revoke_client
+
+    try:
+        revoke_client(directory, name)
+    except KeyStoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"revoked {name}")
 
 
 def _register_plugins_commands() -> None:

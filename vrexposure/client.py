@@ -21,6 +21,7 @@ from . import protocol
 from .clock import OffsetEstimator
 from .config import Endpoints
 from .protocol import DataMessage, ProtocolError, ReplyMessage
+from .security import CurveClient
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,14 @@ class Publisher:
 
     def __init__(self, endpoint: str, source: str,
                  clock: Callable[[], float] | None = None,
-                 context: zmq.Context[Any] | None = None) -> None:
+                 context: zmq.Context[Any] | None = None,
+                 curve: CurveClient | None = None) -> None:
         self.source = source
         self._offset_s = 0.0
         self._clock = clock or (lambda: time.monotonic() + self._offset_s)
         self._socket = (context or _context()).socket(zmq.PUB)
+        if curve is not None:
+            curve.apply(self._socket)
         self._socket.setsockopt(zmq.LINGER, 500)
         self._socket.setsockopt(zmq.SNDHWM, 100_000)
         self._monitor = self._socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
@@ -103,8 +107,10 @@ class Subscriber:
 
     def __init__(self, endpoints: Endpoints, topics: Iterable[str] = ("",),
                  context: zmq.Context[Any] | None = None, data: bool = True,
-                 host: bool = True) -> None:
+                 host: bool = True, curve: CurveClient | None = None) -> None:
         self._socket = (context or _context()).socket(zmq.SUB)
+        if curve is not None:
+            curve.apply(self._socket)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.RCVHWM, 100_000)
         for topic in topics:
@@ -153,8 +159,10 @@ class ControlClient:
 
     def __init__(self, endpoint: str, role: str, client_id: str,
                  context: zmq.Context[Any] | None = None,
-                 reply_timeout_s: float = DEFAULT_REPLY_TIMEOUT_S) -> None:
+                 reply_timeout_s: float = DEFAULT_REPLY_TIMEOUT_S,
+                 curve: CurveClient | None = None) -> None:
         self.endpoint = endpoint
+        self.curve = curve
         self.role = role
         self.client_id = client_id
         self.reply_timeout_s = reply_timeout_s
@@ -165,6 +173,8 @@ class ControlClient:
 
     def _new_socket(self) -> zmq.Socket[Any]:
         socket = self._context.socket(zmq.DEALER)
+        if self.curve is not None:
+            self.curve.apply(socket)
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.SNDHWM, 1000)
         socket.connect(self.endpoint)

@@ -36,6 +36,7 @@ from .plugins import discover_scenes
 from .protocol import ReplyMessage
 from .recorder import EVENTS_STREAM, Recorder
 from .scene_api import SceneSpec
+from .security import HostSecurity, KeyStoreError
 from .state import (
     READ_ONLY_COMMANDS,
     Command,
@@ -88,13 +89,15 @@ class SessionHost:
                  config: Mapping[str, Any], *, recording_dir: Path | None = None,
                  resume_from: Path | None = None,
                  scenes: Mapping[str, SceneSpec] | None = None,
-                 context: zmq.Context[Any] | None = None) -> None:
+                 context: zmq.Context[Any] | None = None,
+                 keys_dir: Path | None = None) -> None:
         for endpoint in (endpoints.publish, endpoints.feed, endpoints.host_feed,
                          endpoints.control):
-            if not is_loopback(endpoint):
+            if not is_loopback(endpoint) and keys_dir is None:
                 raise HostError(
                     f"refusing to listen on {endpoint}: off loopback every socket needs "
-                    "CurveZMQ keys (see docs/security.md); use 127.0.0.1")
+                    "CurveZMQ keys (vrexposure keys init; then --keys DIR; see "
+                    "docs/security.md), or listen on 127.0.0.1")
         self.endpoints = endpoints
         self.config = config
         session_cfg = config["session"]
@@ -105,6 +108,12 @@ class SessionHost:
         self.counters: Counter[str] = Counter()
         self._replies: OrderedDict[str, ReplyMessage] = OrderedDict()
         self._context = context or zmq.Context.instance()
+        self.security: HostSecurity | None = None
+        if keys_dir is not None:
+            try:
+                self.security = HostSecurity(Path(keys_dir), self._context)
+            except KeyStoreError as exc:
+                raise HostError(str(exc)) from exc
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._proxy_thread: threading.Thread | None = None
@@ -210,6 +219,11 @@ class SessionHost:
         self._host_pub.setsockopt(zmq.SNDHWM, 10_000)
         self._router = ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        if self.security is not None:
+            self.security.serve(self._frontend, "publish")
+            self.security.serve(self._backend, "feed")
+            self.security.serve(self._host_pub, "feed")
+            self.security.serve(self._router, "control")
         try:
             for sock, endpoint in ((self._frontend, self.endpoints.publish),
                                    (self._backend, self.endpoints.feed),
@@ -270,6 +284,8 @@ class SessionHost:
             self._proxy_thread = None
         self.recorder.close(self.clock.now())
         self._close_sockets()
+        if self.security is not None:
+            self.security.stop()
 
     def _close_sockets(self) -> None:
         for sock in (self._frontend, self._backend, self._capture, self._steer,
@@ -314,20 +330,25 @@ class SessionHost:
     def _drain_router(self, budget: int = 200) -> None:
         for _ in range(budget):
             try:
-                frames = self._router.recv_multipart(zmq.NOBLOCK)
+                frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
             if len(frames) != 2:
                 self.counters["commands_malformed"] += 1
                 continue
-            identity, raw = frames
-            reply = self.handle_command_bytes(raw)
+            identity, body = frames
+            key_role = None
+            if self.security is not None:
+                # The key that authenticated this connection decides the role.
+                key_role = self.security.role_of(body.get("User-Id")) or "revoked"
+            reply = self.handle_command_bytes(body.bytes, key_role)
             if reply is not None:
-                self._router.send_multipart([identity, protocol.encode_reply(reply)])
+                self._router.send_multipart([identity.bytes, protocol.encode_reply(reply)])
 
     # --- commands -----------------------------------------------------------------
 
-    def handle_command_bytes(self, raw: bytes) -> ReplyMessage | None:
+    def handle_command_bytes(self, raw: bytes, key_role: str | None = None
+                             ) -> ReplyMessage | None:
         now = self.clock.now()
         try:
             msg = protocol.decode_command(raw)
@@ -335,6 +356,9 @@ class SessionHost:
             self.counters["commands_malformed"] += 1
             log.warning("rejected a malformed command: %s", exc)
             return None
+        if key_role is not None and msg.role != key_role:
+            return self._reject(msg, now, f"this client's key is for the role '{key_role}', "
+                                          f"not '{msg.role}'")
         cached = self._replies.get(msg.id)
         if cached is not None:
             self.counters["commands_retried"] += 1

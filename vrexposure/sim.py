@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from .client import ControlClient, HostUnreachable, Publisher, Subscriber
 from .config import Endpoints
+from .security import CurveClient
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +180,10 @@ class SimSettings:
 class SimulatedPatient:
     """Publishes a simulated patient's HR, RR, ECG and head pose; answers SUDS prompts."""
 
-    def __init__(self, endpoints: Endpoints, settings: SimSettings) -> None:
+    def __init__(self, endpoints: Endpoints, settings: SimSettings,
+                 curve: CurveClient | None = None) -> None:
         self.endpoints = endpoints
+        self.curve = curve
         self.settings = settings
         self.model = PatientModel(settings.resting_hr_bpm, settings.max_rise_bpm,
                                   settings.habituation_tau_s)
@@ -204,15 +207,16 @@ class SimulatedPatient:
     def run(self) -> None:
         s = self.settings
         control = ControlClient(self.endpoints.control, "patient", f"{s.source}-patient",
-                                reply_timeout_s=0.3)
+                                reply_timeout_s=0.3, curve=self.curve)
         try:
             offset = control.sync_clock(rounds=5)
         except HostUnreachable:
             offset = 0.0
             log.warning("simulated patient: host not reachable yet; using local time")
         publisher = Publisher(self.endpoints.publish, s.source,
-                              clock=lambda: time.monotonic() + offset)
-        subscriber = Subscriber(self.endpoints, topics=("state", "event"), data=False)
+                              clock=lambda: time.monotonic() + offset, curve=self.curve)
+        subscriber = Subscriber(self.endpoints, topics=("state", "event"), data=False,
+                                curve=self.curve)
         publisher.wait_connected()
         state: dict[str, Any] = {}
         pose_period = 1.0 / s.pose_rate_hz
