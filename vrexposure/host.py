@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 #: Requiring a digit keeps a plain name such as "JaneDoe" out of files and logs.
 PATIENT_ID_RE = re.compile(r"^(?=.*\d)[A-Za-z0-9_-]{2,32}$")
 REPLY_CACHE_SIZE = 2048
+ALERT_RECORDING = "recording_failed"
+ALERT_SENSOR_LOST = "sensor_lost"
 LOOPBACK_PREFIXES = ("127.", "localhost", "[::1]", "::1")
 
 
@@ -326,6 +328,8 @@ class SessionHost:
                         message.t_s, float(message.payload["bpm"]),
                         str(message.payload.get("quality", "good"))):
                     self._apply_internal(name, args)
+            elif frames[0].startswith(b"sensor."):
+                self._sensor_status(protocol.decode_data(frames))
 
     def _drain_router(self, budget: int = 200) -> None:
         for _ in range(budget):
@@ -344,6 +348,16 @@ class SessionHost:
             reply = self.handle_command_bytes(body.bytes, key_role)
             if reply is not None:
                 self._router.send_multipart([identity.bytes, protocol.encode_reply(reply)])
+
+    def _sensor_status(self, message: protocol.DataMessage) -> None:
+        """A sensor that lost its port is an alert for the therapist until it is back."""
+        alert = f"{ALERT_SENSOR_LOST}.{message.source}"[:64]
+        event = message.payload.get("event")
+        if event == "disconnected":
+            self._apply_internal("alert", {"alert": alert, "source": message.source,
+                                           "port": str(message.payload.get("port", ""))})
+        elif event == "connected" and alert in self.state.alerts_active:
+            self._apply_internal("alert_cleared", {"alert": alert})
 
     # --- commands -----------------------------------------------------------------
 
@@ -466,9 +480,18 @@ class SessionHost:
             if self.state.phase in (Phase.EXPOSURE, Phase.BASELINE):
                 self._apply_internal("pause", {"reason": "panel_heartbeat_lost"})
         self._apply_internal("tick", {})
+        had_error = self.recorder.write_error is not None
+        self.recorder.flush(now)
+        if (self.recorder.write_error is not None) != had_error:
+            # Tell the therapist at once; nothing is lost while the data waits in memory.
+            if self.recorder.write_error is not None:
+                self._apply_internal("alert", {"alert": ALERT_RECORDING,
+                                               "error": self.recorder.write_error})
+            else:
+                self._apply_internal("alert_cleared", {"alert": ALERT_RECORDING})
+            self._publish_state(now)
         if now - self._last_state_pub_s >= self.state_interval_s:
             self._publish_state(now)
-        self.recorder.flush(now)
 
     def state_payload(self, now: float) -> dict[str, Any]:
         payload = state_to_dict(self.state, now, self.scenes)
@@ -479,6 +502,7 @@ class SessionHost:
             "recording": str(self.recording_path),
             "recording_bytes": self.recorder.bytes_written,
             "recording_error": self.recorder.write_error,
+            "recording_unwritten_bytes": self.recorder.unwritten_bytes,
             "controller": self.controller,
             "controller_connected": self.controller is not None and not self._controller_lost,
             "data_rejected": self.counters["data_rejected"],

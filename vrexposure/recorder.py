@@ -207,6 +207,7 @@ class Recorder:
         """Write buffered samples; fsync when ``sync_interval_s`` has passed (or ``force``)."""
         try:
             self._write_pending()
+            self._writer.flush()
             if force or now_s - self._last_sync_s >= self.sync_interval_s:
                 self._writer.sync()
                 self._last_sync_s = now_s
@@ -235,8 +236,9 @@ class Recorder:
             pending.rows.clear()
 
     @property
-    def buffered_items(self) -> int:
-        return len(self._chunk_queue) + sum(len(p.rows) for p in self._pending.values())
+    def unwritten_bytes(self) -> int:
+        """Recorded data held in memory because the disk has not accepted it yet."""
+        return self._writer.unwritten_bytes
 
     def close(self, now_s: float) -> None:
         if self._writer.closed:

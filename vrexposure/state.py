@@ -580,6 +580,8 @@ def _tick(state: SessionState, cmd: Command, now: float) -> list[Event]:
 
 def _alert(state: SessionState, cmd: Command, now: float) -> list[Event]:
     data = {k: v for k, v in cmd.args.items() if k != "alert"}
+    if cmd.args.get("alert") in state.alerts_active:
+        return []  # already shown to the therapist
     return [Event("alert", now, {"alert": _text_arg(cmd, "alert", 64), **data,
                                  "step_index": state.step_index, "phase": state.phase.value})]
 

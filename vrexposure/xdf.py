@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -106,14 +106,16 @@ class XdfWriter:
         self.path = Path(path)
         self._streams: dict[int, StreamInfo] = {}
         self._tally: dict[int, _StreamTally] = {}
+        #: Bytes on disk; the file always ends on a whole chunk (unless killed mid-write).
         self.bytes_written = 0
+        #: Chunks composed but not yet on disk (kept while the disk refuses writes).
+        self._unwritten: list[bytes] = []
+        self._closed = False
         if append:
-            self._file: BinaryIO = open(self.path, "r+b")  # noqa: SIM115 - closed in close()
-            self._file.seek(0, os.SEEK_END)
-            self.bytes_written = self._file.tell()
+            self._fd = os.open(self.path, os.O_WRONLY)
+            self.bytes_written = os.lseek(self._fd, 0, os.SEEK_END)
         else:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            self._file = os.fdopen(fd, "wb")
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             body = "".join(_xml_element(k, v) for k, v in header.items())
             self._write(MAGIC)
             self._write(_chunk(TAG_FILE_HEADER,
@@ -121,8 +123,28 @@ class XdfWriter:
                                .encode()))
 
     def _write(self, data: bytes) -> None:
-        self._file.write(data)
-        self.bytes_written += len(data)
+        self._unwritten.append(data)
+
+    @property
+    def unwritten_bytes(self) -> int:
+        return sum(len(chunk) for chunk in self._unwritten)
+
+    def flush(self) -> None:
+        """Write every composed chunk. On an error (disk full, I/O error) the file is cut
+        back to its last whole chunk, the rest stays in memory, and the error is raised."""
+        while self._unwritten:
+            chunk = self._unwritten[0]
+            written = 0
+            try:
+                while written < len(chunk):
+                    written += os.write(self._fd, chunk[written:])
+            except OSError:
+                if written:
+                    os.ftruncate(self._fd, self.bytes_written)
+                    os.lseek(self._fd, self.bytes_written, os.SEEK_SET)
+                raise
+            self.bytes_written += len(chunk)
+            self._unwritten.pop(0)
 
     @property
     def streams(self) -> Mapping[int, StreamInfo]:
@@ -192,15 +214,15 @@ class XdfWriter:
 
     def sync(self) -> None:
         """Flush Python's buffer and the OS cache to disk."""
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        self.flush()
+        os.fsync(self._fd)
 
     @property
     def closed(self) -> bool:
-        return self._file.closed
+        return self._closed
 
     def close(self) -> None:
-        if self._file.closed:
+        if self._closed:
             return
         for stream_id, tally in self._tally.items():
             footer = (
@@ -212,7 +234,8 @@ class XdfWriter:
             self._write(_chunk(TAG_STREAM_FOOTER,
                                struct.pack("<I", stream_id) + footer.encode()))
         self.sync()
-        self._file.close()
+        os.close(self._fd)
+        self._closed = True
 
 
 # ---------------------------------------------------------------------------
