@@ -1,0 +1,293 @@
+"""Shared machinery for the streaming beat detectors (private).
+
+A detector is fed chunks ``(values, t0_s, rate_hz)``. Consecutive chunks whose
+timestamps agree with the sample count form one *segment*; within a segment all
+processing is indexed by sample number, so the output does not depend on how
+the stream was cut into chunks. A timestamp that disagrees with the sample count
+by more than ``max_clock_error_s`` (lost samples, a restarted device, a new
+rate) ends the segment and starts a new one.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from vrexposure.physio.records import Beat
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A beat inside a segment, by (fractional) sample index."""
+
+    index: float
+    shape_corr: float
+    prominence: float
+    noise_ratio: float
+    searchback: bool = False
+
+
+class SampleBuffer:
+    """Append-only float buffer addressed by absolute sample index, trimmed from the left."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._data: FloatArray = np.zeros(max(16, capacity))
+        self._start = 0  # absolute index of _data[0]
+        self._len = 0
+
+    @property
+    def end(self) -> int:
+        """Absolute index one past the last stored sample."""
+        return self._start + self._len
+
+    @property
+    def start(self) -> int:
+        """Absolute index of the oldest stored sample."""
+        return self._start
+
+    def append(self, values: FloatArray) -> None:
+        n = values.size
+        if self._len + n > self._data.size:
+            new = np.zeros(max(2 * self._data.size, self._len + n))
+            new[: self._len] = self._data[: self._len]
+            self._data = new
+        self._data[self._len : self._len + n] = values
+        self._len += n
+
+    def view(self, lo: int, hi: int) -> FloatArray:
+        """Samples ``[lo, hi)`` by absolute index (clipped to what is stored)."""
+        lo = max(lo, self._start)
+        hi = min(hi, self.end)
+        if hi <= lo:
+            return self._data[:0]
+        return self._data[lo - self._start : hi - self._start]
+
+    def trim_before(self, index: int) -> None:
+        """Forget samples before absolute ``index``."""
+        drop = min(max(0, index - self._start), self._len)
+        if drop == 0:
+            return
+        self._data[: self._len - drop] = self._data[drop : self._len]
+        self._len -= drop
+        self._start += drop
+
+
+class SegmentCore(ABC):
+    """Detection on one continuous segment, indexed by sample number."""
+
+    @abstractmethod
+    def process(self, x: FloatArray) -> list[Detection]:
+        """Consume the next samples; return beats that became final."""
+
+    @abstractmethod
+    def finish(self) -> list[Detection]:
+        """The segment ended: decide on everything still pending."""
+
+    @property
+    @abstractmethod
+    def final_until(self) -> float:
+        """Sample index before which no further detection can be emitted."""
+
+
+class StreamingDetector(ABC):
+    """Chunked, timestamped input -> :class:`Beat` records (base for ECG and PPG)."""
+
+    def __init__(self, max_clock_error_s: float = 0.25) -> None:
+        if not max_clock_error_s > 0:
+            raise ValueError("max_clock_error_s must be > 0")
+        self._max_clock_error_s = float(max_clock_error_s)
+        self._core: SegmentCore | None = None
+        self._rate_hz = 0.0
+        self._anchor_t0_s = 0.0  # session time of sample 0 of the segment
+        self._n = 0  # samples consumed in the segment
+        self._last_valid = 0.0
+        self._prev_index: float | None = None
+
+    @abstractmethod
+    def _new_core(self, rate_hz: float) -> SegmentCore:
+        """A fresh detection core for a segment sampled at ``rate_hz``."""
+
+    # -- public API ----------------------------------------------------------------
+
+    def feed(self, values: npt.ArrayLike, t0_s: float, rate_hz: float) -> list[Beat]:
+        """Consume one chunk of samples.
+
+        Args:
+            values: 1-D samples (any unit; NaN/inf samples are replaced by the last
+                valid value — callers should also mark such spans as bad input).
+            t0_s: Session-clock time of ``values[0]``, seconds.
+            rate_hz: Sampling rate of the chunk, Hz.
+
+        Returns:
+            Beats that became final with this chunk, oldest first.
+        """
+        x = np.asarray(values, dtype=np.float64).reshape(-1)
+        if not (math.isfinite(rate_hz) and rate_hz > 0):
+            raise ValueError(f"rate_hz must be finite and > 0, got {rate_hz!r}")
+        if not math.isfinite(t0_s):
+            raise ValueError(f"t0_s must be finite, got {t0_s!r}")
+        if x.size == 0:
+            return []
+        out: list[Beat] = []
+        if self._core is None or not self._continues(t0_s, rate_hz):
+            out += self.flush()
+            self._start_segment(t0_s, rate_hz, x)
+        x = self._hold_invalid(x)
+        assert self._core is not None
+        detections = self._core.process(x)
+        self._n += x.size
+        out += self._to_beats(detections)
+        return out
+
+    def starts_new_segment(self, t0_s: float, rate_hz: float) -> bool:
+        """Whether a chunk stamped ``t0_s`` at ``rate_hz`` would start a new segment."""
+        return self._core is None or not self._continues(t0_s, rate_hz)
+
+    def flush(self) -> list[Beat]:
+        """End the current segment (end of stream): emit what is still pending.
+
+        The next ``feed`` starts a new segment.
+        """
+        if self._core is None:
+            return []
+        beats = self._to_beats(self._core.finish())
+        self._core = None
+        self._prev_index = None
+        return beats
+
+    def reset(self) -> None:
+        """Drop all state (e.g. after a reported sequence gap or lead-off)."""
+        self._core = None
+        self._prev_index = None
+        self._n = 0
+
+    @property
+    def final_until_s(self) -> float | None:
+        """Session time before which no further beat will be emitted (``None`` before input)."""
+        if self._core is None:
+            return None
+        return self._time_of(self._core.final_until)
+
+    @property
+    def rate_hz(self) -> float:
+        """Sampling rate of the current segment (0 before any input)."""
+        return self._rate_hz
+
+    # -- internals -----------------------------------------------------------------
+
+    def _continues(self, t0_s: float, rate_hz: float) -> bool:
+        if abs(rate_hz - self._rate_hz) > 1e-9 * max(1.0, rate_hz):
+            return False
+        expected = self._time_of(self._n)
+        return abs(t0_s - expected) <= self._max_clock_error_s
+
+    def _start_segment(self, t0_s: float, rate_hz: float, x: FloatArray) -> None:
+        self._rate_hz = float(rate_hz)
+        self._anchor_t0_s = float(t0_s)
+        self._n = 0
+        self._prev_index = None
+        finite = x[np.isfinite(x)]
+        self._last_valid = float(finite[0]) if finite.size else 0.0
+        self._core = self._new_core(self._rate_hz)
+
+    def _hold_invalid(self, x: FloatArray) -> FloatArray:
+        bad = ~np.isfinite(x)
+        if not bad.any():
+            self._last_valid = float(x[-1])
+            return x
+        x = x.copy()
+        good_idx = np.where(~bad, np.arange(x.size), -1)
+        np.maximum.accumulate(good_idx, out=good_idx)
+        x[bad & (good_idx < 0)] = self._last_valid
+        fill = bad & (good_idx >= 0)
+        x[fill] = x[good_idx[fill]]
+        self._last_valid = float(x[-1])
+        return x
+
+    def _time_of(self, index: float) -> float:
+        return self._anchor_t0_s + index / self._rate_hz
+
+    def _to_beats(self, detections: list[Detection]) -> list[Beat]:
+        beats: list[Beat] = []
+        for d in detections:
+            rr_ms = None
+            if self._prev_index is not None:
+                rr_ms = (d.index - self._prev_index) * 1000.0 / self._rate_hz
+            self._prev_index = d.index
+            beats.append(
+                Beat(
+                    t_s=self._time_of(d.index),
+                    rr_ms=rr_ms,
+                    shape_corr=d.shape_corr,
+                    prominence=d.prominence,
+                    noise_ratio=d.noise_ratio,
+                    searchback=d.searchback,
+                )
+            )
+        return beats
+
+
+def local_maxima(buf: SampleBuffer, a: int, b: int, h: int) -> list[tuple[int, float]]:
+    """Indices ``i`` in ``[a, b)`` where ``buf`` peaks within ``±h`` samples, with values.
+
+    A peak is strictly larger than the ``h`` samples before it and at least as large
+    as the ``h`` after it (so a plateau yields one peak). Samples missing at either
+    edge of the buffer count as ``-inf``. Positive peaks only.
+    """
+    lo = a - h
+    seg = buf.view(lo, b + h)
+    first = max(lo, buf.start)
+    pad_left = first - lo
+    pad_right = (b + h) - (first + seg.size)
+    ext = np.concatenate([np.full(pad_left, -np.inf), seg, np.full(max(0, pad_right), -np.inf)])
+    core = ext[h : h + (b - a)]
+    if core.size == 0:
+        return []
+    cand = np.flatnonzero((core > ext[h - 1 : h - 1 + core.size]) & (core > 0))
+    if cand.size == 0:
+        return []
+    runmax = np.lib.stride_tricks.sliding_window_view(ext, h).max(axis=1)
+    # runmax[j] = max(ext[j : j + h]); left of core[k] = runmax[k], right = runmax[k + h + 1]
+    left = runmax[cand]
+    right = runmax[cand + h + 1]
+    vals = core[cand]
+    keep = (vals > left) & (vals >= right)
+    return [(a + int(k), float(v)) for k, v in zip(cand[keep], vals[keep], strict=True)]
+
+
+def best_lag_corr(template: FloatArray, x: FloatArray) -> tuple[float, int]:
+    """Highest Pearson correlation of ``template`` with any window of ``x``.
+
+    Returns (correlation, offset of the best window in ``x``); ``(nan, 0)`` if
+    ``x`` is shorter than the template.
+    """
+    m = template.size
+    if x.size < m or m < 3:
+        return float("nan"), 0
+    t = template - template.mean()
+    tt = float(t @ t)
+    num = np.correlate(x, t, mode="valid")
+    c1 = np.concatenate(([0.0], np.cumsum(x)))
+    c2 = np.concatenate(([0.0], np.cumsum(x * x)))
+    s1 = c1[m:] - c1[:-m]
+    s2 = c2[m:] - c2[:-m]
+    var = np.maximum(s2 - s1 * s1 / m, 0.0)
+    den = np.sqrt(var * tt)
+    ok = den > 1e-12 * max(1.0, float(np.max(s2)))
+    r = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
+    k = int(np.argmax(r))
+    return float(r[k]), k
+
+
+def zscore(x: FloatArray) -> FloatArray:
+    """``(x - mean) / std`` (zeros for a constant input)."""
+    s = float(x.std())
+    if s <= 0:
+        return np.zeros_like(x)
+    return (x - x.mean()) / s

@@ -1,0 +1,249 @@
+"""Heart rate per sliding window, with a quality flag (streaming, pure).
+
+Windows are ``[t_end - window_s, t_end)`` with ``t_end`` on the grid
+``k * step_s`` of the session clock. A window is emitted once the caller's
+*watermark* (the time before which no further beat can arrive) has passed its
+end, so its content never depends on how the input was chunked.
+
+Interval membership: an interval belongs to a window when both of its beats lie
+inside it. The window's heart rate counts the beats the intervals imply:
+
+* NORMAL and WARMUP intervals are used as they are;
+* a SHORT interval followed by anything but EXTRA is a premature beat: used
+  (a real beat, e.g. an atrial premature beat), and so is the ECTOPIC
+  (compensatory) interval after it;
+* a SHORT + EXTRA pair is one interval split by an extra detection: merged;
+* a MISSED interval of ≈ k references counts as k intervals;
+* LONG, IMPLAUSIBLE and a trailing SHORT interval are left out;
+
+``bpm = 60000 * (number of intervals) / (their total duration)``. RMSSD uses
+adjacent NORMAL (and WARMUP) pairs only. See :mod:`vrexposure.physio.quality`
+for the flag.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from vrexposure.physio.quality import WindowFeatures, WindowQualitySettings, assess_window
+from vrexposure.physio.records import HeartRateEstimate, RrLabel
+from vrexposure.physio.rr import rmssd_ms
+from vrexposure.sensor_api import Quality
+
+__all__ = ["CorrectedIntervals", "HeartRateWindower", "correct_intervals"]
+
+_USABLE = (RrLabel.NORMAL, RrLabel.WARMUP)
+_EPS_S = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    t_start: float
+    t_end: float
+    rr_ms: float
+    label: RrLabel
+    adjacent: bool  # directly follows the previous stored interval
+
+
+@dataclass(frozen=True, slots=True)
+class _BeatMark:
+    t_s: float
+    shape_corr: float
+    noise_ratio: float
+    searchback: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectedIntervals:
+    """Result of :func:`correct_intervals`."""
+
+    duration_ms: float  # total duration of the used intervals
+    count: float  # number of beat intervals they imply
+    n_premature: int
+    n_corrected: int
+    n_excluded: int
+
+
+def correct_intervals(
+    labels: list[RrLabel], rr_ms: list[float], adjacent: list[bool]
+) -> CorrectedIntervals:
+    """Apply the window rules above to one window's intervals (oldest first).
+
+    ``adjacent[i]`` tells whether interval ``i`` directly follows interval ``i - 1``.
+    """
+    normal = [r for r, lab in zip(rr_ms, labels, strict=True) if lab in _USABLE]
+    ref = float(np.median(normal)) if normal else float(np.median(rr_ms)) if rr_ms else 0.0
+    duration = 0.0
+    count = 0.0
+    premature = corrected = excluded = 0
+    n = len(labels)
+    for i, (lab, rr) in enumerate(zip(labels, rr_ms, strict=True)):
+        nxt = labels[i + 1] if i + 1 < n and adjacent[i + 1] else None
+        prev = labels[i - 1] if i > 0 and adjacent[i] else None
+        if lab in _USABLE or lab is RrLabel.ECTOPIC:
+            duration += rr
+            count += 1
+        elif lab is RrLabel.SHORT:
+            if nxt is None:
+                excluded += 1
+            elif nxt is not RrLabel.EXTRA:
+                duration += rr
+                count += 1
+                premature += 1
+        elif lab is RrLabel.EXTRA:
+            if prev is RrLabel.SHORT:
+                duration += rr + rr_ms[i - 1]
+                count += 1
+                corrected += 1
+            else:
+                excluded += 1
+        elif lab is RrLabel.MISSED and ref > 0:
+            duration += rr
+            count += max(2, round(rr / ref))
+            corrected += 1
+        else:
+            excluded += 1
+    return CorrectedIntervals(duration, count, premature, corrected, excluded)
+
+
+class HeartRateWindower:
+    """Collects beats/intervals and emits one :class:`HeartRateEstimate` per window.
+
+    Args:
+        window_s: Window length, seconds.
+        step_s: Spacing of window ends on the session clock, seconds.
+        quality: Thresholds of the quality rule.
+    """
+
+    def __init__(
+        self,
+        window_s: float = 10.0,
+        step_s: float = 1.0,
+        quality: WindowQualitySettings | None = None,
+    ) -> None:
+        if not (window_s > 0 and step_s > 0):
+            raise ValueError("window_s and step_s must be > 0")
+        self.window_s = float(window_s)
+        self.step_s = float(step_s)
+        self.quality = quality or WindowQualitySettings()
+        self._items: deque[_Item] = deque()
+        self._beats: deque[_BeatMark] = deque()
+        self._starts: deque[float] = deque()  # session times where continuous input began
+        self._bad: deque[tuple[float, float]] = deque()
+        self._next_k: int | None = None
+        self._last_item_end: float | None = None
+
+    # -- input -----------------------------------------------------------------------
+
+    def mark_start(self, t_s: float) -> None:
+        """Continuous input (re)starts at ``t_s`` (first input, after a gap or reset)."""
+        if self._next_k is None:
+            self._next_k = math.floor(t_s / self.step_s + _EPS_S) + 1
+        self._starts.append(float(t_s))
+        self._last_item_end = None
+
+    def mark_bad_input(self, t0_s: float, t1_s: float) -> None:
+        """Input in ``[t0_s, t1_s)`` was invalid or flagged bad by the device."""
+        if t1_s <= t0_s:
+            return
+        if self._bad and t0_s <= self._bad[-1][1] + _EPS_S:
+            a, b = self._bad.pop()
+            self._bad.append((min(a, t0_s), max(b, t1_s)))
+        else:
+            self._bad.append((float(t0_s), float(t1_s)))
+
+    def add_beat(
+        self,
+        t_s: float,
+        shape_corr: float = float("nan"),
+        noise_ratio: float = 0.0,
+        searchback: bool = False,
+    ) -> None:
+        """Record a beat (for the beat count and the beat-level quality checks)."""
+        if self._next_k is None:
+            self.mark_start(t_s)
+        self._beats.append(
+            _BeatMark(float(t_s), float(shape_corr), float(noise_ratio), bool(searchback))
+        )
+
+    def add_interval(self, t_end_s: float, rr_ms: float, label: RrLabel) -> None:
+        """Record the interval that ends with the beat at ``t_end_s``."""
+        t_start = t_end_s - rr_ms / 1000.0
+        adjacent = self._last_item_end is not None and abs(self._last_item_end - t_start) < 0.05
+        self._items.append(_Item(t_start, float(t_end_s), float(rr_ms), label, adjacent))
+        self._last_item_end = float(t_end_s)
+
+    def break_sequence(self) -> None:
+        """The next interval does not directly follow the previous one."""
+        self._last_item_end = None
+
+    # -- output ----------------------------------------------------------------------
+
+    def advance(self, watermark_s: float | None) -> list[HeartRateEstimate]:
+        """Emit every window whose end is at or before ``watermark_s``."""
+        out: list[HeartRateEstimate] = []
+        if watermark_s is None or self._next_k is None:
+            return out
+        while self._next_k * self.step_s <= watermark_s + _EPS_S:
+            out.append(self._window(self._next_k * self.step_s))
+            self._next_k += 1
+        self._prune(self._next_k * self.step_s - self.window_s)
+        return out
+
+    def _window(self, t_end: float) -> HeartRateEstimate:
+        w = self.window_s
+        t_start = t_end - w
+        items = [it for it in self._items if it.t_start >= t_start - _EPS_S and it.t_end < t_end]
+        beats = [b for b in self._beats if t_start <= b.t_s < t_end]
+        labels = [it.label for it in items]
+        rr = [it.rr_ms for it in items]
+        adjacent = [it.adjacent for it in items]
+        if adjacent:
+            adjacent[0] = False
+        cor = correct_intervals(labels, rr, adjacent)
+        corrs = [b.shape_corr for b in beats if not math.isnan(b.shape_corr)]
+        bad = 0.0
+        for a, b in self._bad:
+            bad += max(0.0, min(b, t_end) - max(a, t_start))
+        feats = WindowFeatures(
+            window_s=w,
+            n_beats=len(beats),
+            n_used=round(cor.count),
+            n_warmup=sum(1 for lab in labels if lab is RrLabel.WARMUP),
+            n_premature=cor.n_premature,
+            n_corrected=cor.n_corrected,
+            n_excluded=cor.n_excluded,
+            used_coverage=cor.duration_ms / 1000.0 / w,
+            min_shape_corr=float(np.min(corrs)) if corrs else float("nan"),
+            max_noise_ratio=max((b.noise_ratio for b in beats), default=0.0),
+            n_searchback=sum(1 for b in beats if b.searchback),
+            discontinuous=any(t_start < s < t_end for s in self._starts),
+            bad_input_fraction=bad / w,
+        )
+        quality, reasons = assess_window(feats, self.quality)
+        bpm = None
+        if quality is not Quality.BAD and cor.duration_ms > 0:
+            bpm = 60000.0 * cor.count / cor.duration_ms
+        return HeartRateEstimate(
+            t_s=t_end,
+            bpm=bpm,
+            quality=quality,
+            rmssd_ms=rmssd_ms(rr, labels, adjacent) if rr else None,
+            n_beats=len(beats),
+            window_s=w,
+            reasons=reasons,
+        )
+
+    def _prune(self, before_s: float) -> None:
+        while self._items and self._items[0].t_start < before_s - 1.0:
+            self._items.popleft()
+        while self._beats and self._beats[0].t_s < before_s - 1.0:
+            self._beats.popleft()
+        while len(self._starts) > 1 and self._starts[0] < before_s - 1.0:
+            self._starts.popleft()
+        while self._bad and self._bad[0][1] < before_s - 1.0:
+            self._bad.popleft()
