@@ -157,7 +157,8 @@ def test_device_to_subscriber_over_a_pty(name: str, host: SessionHost, sim_facto
     last = max(m.t_s for m in messages)
     assert session_now - 0.6 < last <= session_now + 0.05
     kinds = {m.kind for m in messages}
-    assert all(m.source == "dev" for m in messages)
+    # A device's own heart-rate figure is demoted to "<src>.device" once raw beats arrive.
+    assert {m.source for m in messages} <= {"dev", "dev.device"}
     reference = sim.recording.reference_hr(t_rec0, t_rec1)
     waveform_kind = sim.encoder.waveform_kind
     if waveform_kind is not None:
@@ -179,6 +180,30 @@ def test_device_to_subscriber_over_a_pty(name: str, host: SessionHost, sim_facto
     stats = [p for p in status if p["event"] == "status"]
     assert len(stats) >= 2 and stats[-1]["frames_bad_checksum"] == 0
     sub.close()
+
+
+def test_heart_rate_derived_from_ecg_matches_the_reference_beats(
+        host: SessionHost, sim_factory: Any) -> None:
+    """BITalino ECG (MIT-BIH 100) → pty → beat detection → trusted hr.ecg1 values."""
+    sim = sim_factory("bitalino").start()
+    sub = Subscriber(host.endpoints, topics=("hr.ecg1",), host=False)
+    time.sleep(0.1)
+    runtime = SensorRuntime(driver("bitalino"), sim.path, host.endpoints,
+                            source_id="ecg1").start()
+    try:
+        t_rec0 = sim.recording_time_s
+        messages = collect(sub, 15.0)
+        t_rec1 = sim.recording_time_s
+    finally:
+        runtime.stop()
+        sub.close()
+    trusted = [m for m in messages if m.source == "ecg1" and m.payload["quality"] == "good"]
+    assert trusted, [m.payload for m in messages][:3]
+    assert all(m.payload["origin"] == "ecg" for m in trusted)
+    reference = sim.recording.reference_hr(t_rec0, t_rec1)
+    for message in trusted:
+        assert message.payload["bpm"] == pytest.approx(reference, abs=3)
+        assert message.payload["rmssd_ms"] > 0
 
 
 def test_garbage_is_counted_and_decoding_goes_on(host: SessionHost, sim_factory: Any) -> None:
@@ -290,7 +315,7 @@ def test_sim_device_and_sensor_commands_end_to_end(host: SessionHost, tmp_path: 
                                    "--device", "nonin_df2", "--port", path,
                                    "--source-id", "cli", "--config", str(config)])
         message = sub.recv(8.0)
-        assert message is not None and message.topic == "hr.cli"
+        assert message is not None and message.topic in ("hr.cli", "hr.cli.device")
         assert 40 < message.payload["bpm"] < 100
     finally:
         for process in (sensor, sim):

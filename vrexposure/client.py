@@ -82,8 +82,9 @@ class Publisher:
             return True
         return False
 
-    def publish(self, kind: str, payload: Mapping[str, Any], t_s: float | None = None) -> None:
-        topic = f"{kind}.{self.source}"
+    def publish(self, kind: str, payload: Mapping[str, Any], t_s: float | None = None,
+                source: str | None = None) -> None:
+        topic = f"{kind}.{source or self.source}"
         seq = self._seq[topic]
         self._seq[topic] = seq + 1
         stamp = self._clock() if t_s is None else t_s

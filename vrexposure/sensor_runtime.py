@@ -89,6 +89,70 @@ def samples_to_messages(samples: Sequence[Sample], t_s: float) -> list[Message]:
     return out
 
 
+class HeartRateDeriver:
+    """The heart rate the therapist sees, computed from the device's raw beats (pure).
+
+    A waveform (ECG or PPG) or beat-to-beat intervals go through the streaming
+    physiology pipeline, which flags every window it cannot trust. Once a device
+    has given such raw data, its own heart-rate figure is demoted to the source
+    ``<src>.device`` so that ``hr.<src>`` carries one trustworthy series.
+    """
+
+    def __init__(self) -> None:
+        from .physio import EcgHeartRatePipeline, PpgHeartRatePipeline, RrHeartRatePipeline
+
+        self._ecg = EcgHeartRatePipeline()
+        self._ppg = PpgHeartRatePipeline()
+        self._rr = RrHeartRatePipeline()
+        self.origin: str | None = None  # "ecg", "ppg" or "rr" once raw data has arrived
+
+    @property
+    def active(self) -> bool:
+        return self.origin is not None
+
+    def reset(self) -> None:
+        """After a gap in the data: start new segments (no interval spans the gap)."""
+        for pipeline in (self._ecg, self._ppg, self._rr):
+            pipeline.reset()
+
+    def feed(self, samples: Sequence[Sample], t_s: float) -> list[Message]:
+        estimates: list[Any] = []
+        for sample in samples:
+            if isinstance(sample, Waveform) and sample.kind in ("ecg", "ppg") \
+                    and len(sample.values) and sample.rate_hz > 0:
+                if self.origin in (None, "rr"):
+                    self.origin = sample.kind
+                if sample.kind != self.origin:
+                    continue
+                pipeline = self._ecg if sample.kind == "ecg" else self._ppg
+                t0 = t_s - (len(sample.values) - 1) / sample.rate_hz
+                try:
+                    out = pipeline.feed(sample.values, t0, sample.rate_hz, sample.quality)
+                except ValueError as exc:  # e.g. a rate too low for beat detection
+                    log.warning("heart rate not derived from %s: %s", sample.kind, exc)
+                    continue
+                estimates.extend(out.estimates)
+            elif isinstance(sample, RRIntervals) and self.origin in (None, "rr"):
+                rr = [float(v) for v in sample.rr_ms if _finite_in(float(v), 1e-6, 9_999.0)]
+                if rr:
+                    self.origin = "rr"
+                    estimates.extend(self._rr.feed(rr, t_s, sample.quality).estimates)
+            elif isinstance(sample, SequenceGap):
+                self.reset()
+        messages: list[Message] = []
+        for estimate in estimates:
+            trusted = estimate.bpm is not None and _finite_in(estimate.bpm, 0.0, 400.0)
+            payload: dict[str, Any] = {
+                "bpm": float(estimate.bpm) if trusted and estimate.bpm is not None else 0.0,
+                "quality": estimate.quality.value if trusted else "bad",
+                "origin": self.origin, "n_beats": estimate.n_beats,
+                "window_s": estimate.window_s, "reasons": list(estimate.reasons)}
+            if estimate.rmssd_ms is not None and math.isfinite(estimate.rmssd_ms):
+                payload["rmssd_ms"] = float(estimate.rmssd_ms)
+            messages.append(("hr", payload, estimate.t_s))
+        return messages
+
+
 class SensorRuntime:
     """Reads one serial device and publishes what its driver decodes.
 
@@ -115,6 +179,7 @@ class SensorRuntime:
         self._clock = clock
         self._offset_s = 0.0
         self.decoder = driver.decoder()
+        self.deriver = HeartRateDeriver()
         self.bytes_read = 0
         self.connected = False
         self.disconnects = 0
@@ -233,6 +298,7 @@ class SensorRuntime:
                 if lost_at is not None:
                     event["gap_s"] = time.monotonic() - lost_at
                     lost_at = None
+                    self.deriver.reset()  # no beat interval spans the outage
                 publisher.publish("sensor", event)
                 keepalive = self.driver.keepalive
                 next_keepalive = time.monotonic() + keepalive[1] if keepalive else math.inf
@@ -256,5 +322,11 @@ class SensorRuntime:
                 continue
             t_s = self.now()
             self.bytes_read += len(data)
-            for kind, payload, stamp in samples_to_messages(self.decoder.feed(data), t_s):
+            samples = self.decoder.feed(data)
+            derived = self.deriver.feed(samples, t_s)
+            for kind, payload, stamp in samples_to_messages(samples, t_s):
+                demoted = kind == "hr" and self.deriver.active
+                publisher.publish(kind, payload, stamp,
+                                  source=f"{self.source_id}.device" if demoted else None)
+            for kind, payload, stamp in derived:
                 publisher.publish(kind, payload, stamp)
