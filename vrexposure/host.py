@@ -322,7 +322,8 @@ class SessionHost:
             if not self.recorder.record_raw(frames):
                 self.counters["data_rejected"] += 1
                 continue
-            if frames[0].startswith(b"hr."):
+            if frames[0].startswith(b"hr.") and not frames[0].endswith(b".device"):
+                # A device's own figure is shadowed by the derived, quality-flagged one.
                 message = protocol.decode_data(frames)
                 for name, args in self.monitor.observe(
                         message.t_s, float(message.payload["bpm"]),
