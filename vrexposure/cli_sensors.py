@@ -66,8 +66,16 @@ def sensor_command(device: str | None, port: str | None, source_id: str | None,
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     endpoints = Endpoints.from_config(config, host_address)
+    spec = _driver(device)
+    runtime: Any
     try:
-        runtime = SensorRuntime(_driver(device), port, endpoints, source_id=source_id)
+        if spec.extras.get("transport") == "ble":
+            from .ble import BleHeartRateSource
+
+            # For a Bluetooth LE strap, --port is its address (e.g. from bluetoothctl scan).
+            runtime = BleHeartRateSource(spec, port, endpoints, source_id=source_id)
+        else:
+            runtime = SensorRuntime(spec, port, endpoints, source_id=source_id)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     _exit_on_sigterm()
