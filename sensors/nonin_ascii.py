@@ -26,6 +26,7 @@ from vrexposure.sensor_api import (
     DecoderStats,
     DriverSpec,
     HeartRate,
+    LineSplitter,
     OxygenSaturation,
     PhysioChunk,
     Quality,
@@ -70,38 +71,13 @@ class NoninAsciiDecoder:
 
     def __init__(self) -> None:
         self.stats = DecoderStats()
-        self._line = bytearray()
-        #: The current line overflowed and was dropped; discard up to its newline.
-        self._overflowed = False
+        self._lines = LineSplitter(self.stats, MAX_LINE_BYTES)
 
     def feed(self, data: bytes) -> list[Sample]:
         out: list[Sample] = []
-        start = 0
-        while True:
-            end = data.find(b"\n", start)
-            if end < 0:
-                self._line += data[start:]
-                if len(self._line) > MAX_LINE_BYTES:
-                    self._drop_long_line()
-                return out
-            self._line += data[start : end + 1]
-            start = end + 1
-            if len(self._line) > MAX_LINE_BYTES:
-                self._drop_long_line()
-            line = bytes(self._line)
-            self._line.clear()
-            if self._overflowed:
-                self.stats.bytes_discarded += len(line)
-                self._overflowed = False
-                continue
+        for line in self._lines.feed(data):
             out.extend(self._decode_line(line))
-
-    def _drop_long_line(self) -> None:
-        self.stats.bytes_discarded += len(self._line)
-        if not self._overflowed:
-            self.stats.frames_malformed += 1
-        self._overflowed = True
-        self._line.clear()
+        return out
 
     def _decode_line(self, line: bytes) -> list[Sample]:
         text = line.rstrip(b"\r\n")

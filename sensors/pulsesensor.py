@@ -33,6 +33,7 @@ from vrexposure.sensor_api import (
     DecoderStats,
     DriverSpec,
     HeartRate,
+    LineSplitter,
     PhysioChunk,
     Quality,
     RRIntervals,
@@ -79,39 +80,15 @@ class PulseSensorDecoder:
     def __init__(self, sensor_index: int = 0) -> None:
         self.stats = DecoderStats()
         self._prefixes = {b"", b"a"} if sensor_index == 0 else {bytes((ord("a") + sensor_index,))}
-        self._line = bytearray()
-        self._overflowed = False
+        self._lines = LineSplitter(self.stats, MAX_LINE_BYTES)
         self._signal: list[float] = []
         self._last_plotter_beat: tuple[int, int] | None = None
 
     def feed(self, data: bytes) -> list[Sample]:
         out: list[Sample] = []
-        start = 0
-        while True:
-            end = data.find(b"\n", start)
-            if end < 0:
-                self._line += data[start:]
-                if len(self._line) > MAX_LINE_BYTES:
-                    self._drop_long_line()
-                return out
-            self._line += data[start : end + 1]
-            start = end + 1
-            if len(self._line) > MAX_LINE_BYTES:
-                self._drop_long_line()
-            line = bytes(self._line)
-            self._line.clear()
-            if self._overflowed:
-                self.stats.bytes_discarded += len(line)
-                self._overflowed = False
-                continue
+        for line in self._lines.feed(data):
             out.extend(self._decode_line(line))
-
-    def _drop_long_line(self) -> None:
-        self.stats.bytes_discarded += len(self._line)
-        if not self._overflowed:
-            self.stats.frames_malformed += 1
-        self._overflowed = True
-        self._line.clear()
+        return out
 
     def _malformed(self, line: bytes) -> list[Sample]:
         self.stats.frames_malformed += 1

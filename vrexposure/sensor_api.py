@@ -146,3 +146,48 @@ class DriverSpec:
     extras: dict[str, object] = field(default_factory=dict)
     #: Factory for this protocol's encoder (used by the device simulators).
     encoder: Callable[[], Encoder] | None = None
+
+
+class LineSplitter:
+    """Splits a byte stream into complete lines for text protocols (pure).
+
+    A line longer than ``max_bytes`` is dropped up to its newline and counted
+    once as malformed, with its bytes counted as discarded, so a device stuck
+    sending garbage without newlines cannot grow memory without bound.
+    """
+
+    def __init__(self, stats: DecoderStats, max_bytes: int) -> None:
+        self.stats = stats
+        self.max_bytes = max_bytes
+        self._line = bytearray()
+        self._overflowed = False  # the current line was dropped; discard up to its newline
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Complete lines (each ending in ``\\n``) that ``data`` finishes."""
+        lines: list[bytes] = []
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            if end < 0:
+                self._line += data[start:]
+                if len(self._line) > self.max_bytes:
+                    self._drop_long_line()
+                return lines
+            self._line += data[start:end + 1]
+            start = end + 1
+            if len(self._line) > self.max_bytes:
+                self._drop_long_line()
+            line = bytes(self._line)
+            self._line.clear()
+            if self._overflowed:
+                self.stats.bytes_discarded += len(line)
+                self._overflowed = False
+                continue
+            lines.append(line)
+
+    def _drop_long_line(self) -> None:
+        self.stats.bytes_discarded += len(self._line)
+        if not self._overflowed:
+            self.stats.frames_malformed += 1
+        self._overflowed = True
+        self._line.clear()
