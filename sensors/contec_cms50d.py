@@ -39,13 +39,12 @@ import numpy as np
 from vrexposure.sensor_api import (
     DecoderStats,
     DriverSpec,
-    HeartRate,
-    OxygenSaturation,
     PhysioChunk,
     Quality,
     Sample,
     SerialSettings,
-    Waveform,
+    oximeter_block,
+    worst_quality,
 )
 
 FRAME_LEN = 9
@@ -97,9 +96,6 @@ def frame_quality(frame: bytes) -> Quality:
     return Quality.GOOD
 
 
-_RANK = {Quality.GOOD: 0, Quality.UNCERTAIN: 1, Quality.BAD: 2}
-
-
 class Cms50dDecoder:
     """Incremental decoder for the CMS50D+ firmware 4.6 9-byte live format."""
 
@@ -137,17 +133,12 @@ class Cms50dDecoder:
 
     def _flush(self) -> list[Sample]:
         frames, self._frames = self._frames, []
-        quality = max((frame_quality(f) for f in frames), key=_RANK.__getitem__)
+        quality = worst_quality(frame_quality(f) for f in frames)
         pleth = np.array([f[3] & 0x7F for f in frames], dtype=np.float32)
         last = frames[-1]
         pr, spo2 = last[5] & 0x7F, last[6] & 0x7F
-        return [
-            Waveform("ppg", pleth, FRAME_RATE_HZ, "counts", quality),
-            HeartRate(0.0, Quality.BAD) if pr in (0, 127) else HeartRate(float(pr), quality),
-            OxygenSaturation(0.0, Quality.BAD)
-            if spo2 == 0 or spo2 > 100
-            else OxygenSaturation(float(spo2), quality),
-        ]
+        return oximeter_block(pleth, FRAME_RATE_HZ, None if pr in (0, 127) else pr,
+                              None if spo2 == 0 else spo2, quality)
 
 
 class Cms50dEncoder:

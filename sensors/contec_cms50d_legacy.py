@@ -31,13 +31,12 @@ import numpy as np
 from vrexposure.sensor_api import (
     DecoderStats,
     DriverSpec,
-    HeartRate,
-    OxygenSaturation,
     PhysioChunk,
     Quality,
     Sample,
     SerialSettings,
-    Waveform,
+    oximeter_block,
+    worst_quality,
 )
 
 FRAME_LEN = 5
@@ -98,9 +97,6 @@ def pulse_rate_bpm(frame: bytes) -> int:
     return ((frame[2] & B2_PR_BIT7) << 1) | (frame[3] & 0x7F)
 
 
-_RANK = {Quality.GOOD: 0, Quality.UNCERTAIN: 1, Quality.BAD: 2}
-
-
 class Cms50dLegacyDecoder:
     """Incremental decoder for the old CMS50D+ 5-byte live format."""
 
@@ -137,17 +133,12 @@ class Cms50dLegacyDecoder:
 
     def _flush(self) -> list[Sample]:
         frames, self._frames = self._frames, []
-        quality = max((frame_quality(f) for f in frames), key=_RANK.__getitem__)
+        quality = worst_quality(frame_quality(f) for f in frames)
         pleth = np.array([f[1] for f in frames], dtype=np.float32)
         last = frames[-1]
         pr, spo2 = pulse_rate_bpm(last), last[4]
-        return [
-            Waveform("ppg", pleth, FRAME_RATE_HZ, "counts", quality),
-            HeartRate(0.0, Quality.BAD) if pr in (0, 255) else HeartRate(float(pr), quality),
-            OxygenSaturation(0.0, Quality.BAD)
-            if spo2 == 0 or spo2 > 100
-            else OxygenSaturation(float(spo2), quality),
-        ]
+        return oximeter_block(pleth, FRAME_RATE_HZ, None if pr in (0, 255) else pr,
+                              None if spo2 == 0 else spo2, quality)
 
 
 class Cms50dLegacyEncoder:

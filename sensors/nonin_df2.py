@@ -39,6 +39,7 @@ from vrexposure.sensor_api import (
     SequenceGap,
     SerialSettings,
     Waveform,
+    worst_quality,
 )
 
 START = 0x01
@@ -142,11 +143,8 @@ def status_quality(status: int) -> Quality:
     return Quality.GOOD
 
 
-_RANK = {Quality.GOOD: 0, Quality.UNCERTAIN: 1, Quality.BAD: 2}
 
 
-def worst(qualities: Sequence[Quality]) -> Quality:
-    return max(qualities, key=_RANK.__getitem__, default=Quality.GOOD)
 
 
 class NoninDf2Decoder:
@@ -218,7 +216,7 @@ class NoninDf2Decoder:
         """Emit the frames collected since the last packet boundary."""
         if not self._pleth:
             return []
-        quality = worst([status_quality(s) for s in self._status])
+        quality = worst_quality([status_quality(s) for s in self._status])
         complete = self._aligned and len(self._pleth) == FRAMES_PER_PACKET
         out: list[Sample] = [
             Waveform(

@@ -7,7 +7,7 @@ runtime (``vrexposure sensor``) owns the port; drivers never touch I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
@@ -22,6 +22,14 @@ class Quality(str, Enum):
     GOOD = "good"
     UNCERTAIN = "uncertain"
     BAD = "bad"
+
+
+_QUALITY_RANK = {Quality.GOOD: 0, Quality.UNCERTAIN: 1, Quality.BAD: 2}
+
+
+def worst_quality(qualities: Iterable[Quality]) -> Quality:
+    """The least trustworthy of ``qualities`` (GOOD when there are none)."""
+    return max(qualities, key=_QUALITY_RANK.__getitem__, default=Quality.GOOD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,3 +199,18 @@ class LineSplitter:
             self.stats.frames_malformed += 1
         self._overflowed = True
         self._line.clear()
+
+
+def oximeter_block(pleth: npt.NDArray[np.float32], rate_hz: float, pulse_bpm: int | None,
+                   spo2_pct: int | None, quality: Quality) -> list[Sample]:
+    """The samples of one block of oximeter frames: pleth, pulse rate and SpO2.
+
+    ``None`` means the device sent its "no reading" code, which decodes as 0
+    with quality BAD (the convention of every driver); SpO2 above 100 % is
+    treated the same way.
+    """
+    pulse: Sample = (HeartRate(0.0, Quality.BAD) if pulse_bpm is None
+                     else HeartRate(float(pulse_bpm), quality))
+    spo2: Sample = (OxygenSaturation(0.0, Quality.BAD) if spo2_pct is None or spo2_pct > 100
+                    else OxygenSaturation(float(spo2_pct), quality))
+    return [Waveform("ppg", pleth, rate_hz, "counts", quality), pulse, spo2]
