@@ -28,14 +28,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import free_endpoints  # noqa: E402
 from vrexposure.client import ControlClient, Publisher  # noqa: E402
-from vrexposure.config import Endpoints  # noqa: E402
+from vrexposure.config import Endpoints, write_config  # noqa: E402
 from vrexposure.xdf import read_xdf  # noqa: E402
 
 ECG_CHUNK = 20
@@ -116,11 +115,7 @@ def main() -> None:
     endpoints = free_endpoints()
     workdir = Path(tempfile.mkdtemp(prefix="vrexposure-soak-"))
     config = workdir / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "network": {k: int(getattr(endpoints, e).rsplit(":", 1)[1]) for k, e in (
-            ("publish_port", "publish"), ("feed_port", "feed"),
-            ("host_feed_port", "host_feed"), ("control_port", "control"))},
-        "session": {"recording_dir": str(workdir)}}))
+    write_config(config, endpoints, session={"recording_dir": str(workdir)})
     host = subprocess.Popen([sys.executable, "-m", "vrexposure", "session", "--config",
                              str(config), "--hierarchy", "arachnophobia", "--patient", "S001"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -13,25 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from vrexposure.client import ControlClient, Subscriber
-from vrexposure.config import Endpoints
+from vrexposure.config import Endpoints, write_config
 from vrexposure.xdf import read_xdf
 
 from .conftest import free_endpoints
 
 
 def port_config(tmp_path: Path, endpoints: Endpoints) -> Path:
-    def port(endpoint: str) -> int:
-        return int(endpoint.rsplit(":", 1)[1])
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump({
-        "network": {"publish_port": port(endpoints.publish), "feed_port": port(endpoints.feed),
-                    "host_feed_port": port(endpoints.host_feed),
-                    "control_port": port(endpoints.control)},
-        "session": {"recording_dir": str(tmp_path / "sessions")}}))
-    return path
+    return write_config(tmp_path / "config.yaml", endpoints,
+                        session={"recording_dir": str(tmp_path / "sessions")})
 
 
 def cli(*args: str) -> list[str]:

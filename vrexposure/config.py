@@ -80,3 +80,22 @@ class Endpoints:
     def loopback(base_port: int) -> Endpoints:
         return Endpoints(f"tcp://127.0.0.1:{base_port}", f"tcp://127.0.0.1:{base_port + 1}",
                          f"tcp://127.0.0.1:{base_port + 3}", f"tcp://127.0.0.1:{base_port + 2}")
+
+
+def endpoints_overrides(endpoints: Endpoints) -> dict[str, Any]:
+    """The ``network`` settings that put a process on ``endpoints`` (for a config file)."""
+    def port(endpoint: str) -> int:
+        return int(endpoint.rsplit(":", 1)[1])
+
+    host = endpoints.control.split("://", 1)[1].rsplit(":", 1)[0]
+    return {"network": {"host": host, "publish_port": port(endpoints.publish),
+                        "feed_port": port(endpoints.feed),
+                        "host_feed_port": port(endpoints.host_feed),
+                        "control_port": port(endpoints.control)}}
+
+
+def write_config(path: Path, endpoints: Endpoints, **sections: Mapping[str, Any]) -> Path:
+    """A config file for child processes: these endpoints plus any other sections."""
+    data = {**endpoints_overrides(endpoints), **{k: dict(v) for k, v in sections.items()}}
+    path.write_text(yaml.safe_dump(data, sort_keys=True))
+    return path
