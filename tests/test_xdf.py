@@ -108,3 +108,21 @@ def test_reader_survives_a_writer_killed_with_sigkill(tmp_path: Path) -> None:
     assert ecg.footer is None
     values = ecg.values[:, 0]
     np.testing.assert_array_equal(values, np.repeat(np.arange(len(values) // 20), 20))
+
+
+def test_recorder_merges_contiguous_blocks_and_keeps_gaps(tmp_path: Path) -> None:
+    from vrexposure import protocol
+    from vrexposure.recorder import Recorder
+
+    recorder = Recorder(tmp_path / "r.xdf", {"patient_id": "P001"})
+    block = np.arange(20, dtype=np.float32)
+    starts = [1.0, 1.02, 1.04, 2.0, 2.02]  # a 0.94 s gap after the third block
+    for i, t0 in enumerate(starts):
+        recorder.record(protocol.decode_data(protocol.encode_data(
+            "ecg.a", i, t0, protocol.chunk_payload(block + 20 * i, 1000.0, "mV"))))
+    recorder.close(3.0)
+    stream = read_xdf(tmp_path / "r.xdf").by_name("ecg.a")
+    np.testing.assert_array_equal(stream.values[:, 0], np.arange(100, dtype=np.float32))
+    np.testing.assert_allclose(stream.timestamps[[0, 59, 60, 99]], [1.0, 1.059, 2.0, 2.039])
+    raw = (tmp_path / "r.xdf").read_bytes()
+    assert raw.count(b"ecg1") == 1  # one stream header

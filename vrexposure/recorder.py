@@ -220,10 +220,25 @@ class Recorder:
             log.error("cannot write the recording %s: %s", self.path, self.write_error)
 
     def _write_pending(self) -> None:
-        while self._chunk_queue:
-            stream_id, t0, values = self._chunk_queue[0]
-            self._writer.write_numeric(stream_id, [t0], values, first_stamp_only=True)
-            self._chunk_queue.pop(0)
+        """Compose buffered samples into XDF chunks (in memory; the writer puts them on disk)."""
+        # Waveform blocks that continue the same stream without a gap become one XDF chunk:
+        # fewer, larger chunks make files smaller and much faster to read.
+        latest: dict[int, tuple[float, list[np.ndarray], float]] = {}  # stream -> t0, blocks, end
+        runs: list[tuple[int, float, list[np.ndarray]]] = []
+        for stream_id, t0, values in self._chunk_queue:
+            period = 1.0 / self._writer.streams[stream_id].nominal_srate
+            run = latest.get(stream_id)
+            if run is not None and abs(t0 - run[2]) < period / 2:
+                run[1].append(values)
+                latest[stream_id] = (run[0], run[1], run[2] + len(values) * period)
+            else:
+                blocks = [values]
+                runs.append((stream_id, t0, blocks))
+                latest[stream_id] = (t0, blocks, t0 + len(values) * period)
+        self._chunk_queue.clear()
+        for stream_id, t0, blocks in runs:
+            self._writer.write_numeric(stream_id, [t0], np.concatenate(blocks),
+                                       first_stamp_only=True)
         for stream_id, pending in self._pending.items():
             if not pending.rows:
                 continue
