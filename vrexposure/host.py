@@ -319,18 +319,18 @@ class SessionHost:
             except zmq.Again:
                 return
             self.counters["data_messages"] += 1
-            if not self.recorder.record_raw(frames):
+            message = self.recorder.record_raw(frames)
+            if message is None:
                 self.counters["data_rejected"] += 1
                 continue
-            if frames[0].startswith(b"hr.") and not frames[0].endswith(b".device"):
+            if message.kind == "hr" and not message.source.endswith(".device"):
                 # A device's own figure is shadowed by the derived, quality-flagged one.
-                message = protocol.decode_data(frames)
                 for name, args in self.monitor.observe(
                         message.t_s, float(message.payload["bpm"]),
                         str(message.payload.get("quality", "good"))):
                     self._apply_internal(name, args)
-            elif frames[0].startswith(b"sensor."):
-                self._sensor_status(protocol.decode_data(frames))
+            elif message.kind == "sensor":
+                self._sensor_status(message)
 
     def _drain_router(self, budget: int = 200) -> None:
         for _ in range(budget):

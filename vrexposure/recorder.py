@@ -142,15 +142,18 @@ class Recorder:
                               (kind,))
         return self._add_stream(info)
 
-    def record_raw(self, frames: list[bytes]) -> bool:
-        """Decode and record forwarded frames; malformed input is counted, not recorded."""
+    def record_raw(self, frames: list[bytes]) -> DataMessage | None:
+        """Decode and record forwarded frames; returns the message, or None when it was
+        malformed (counted, not recorded)."""
         try:
             message = protocol.decode_data(frames)
         except protocol.ProtocolError as exc:
             self.rejected += 1
             log.warning("recorder rejected a malformed message: %s", exc)
-            return False
-        return self.record(message)
+            return None
+        if not self.record(message) and message.kind not in UNRECORDED_KINDS:
+            return None
+        return message
 
     def record(self, message: DataMessage) -> bool:
         if message.kind in UNRECORDED_KINDS:
