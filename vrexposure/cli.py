@@ -13,36 +13,11 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import ConfigError, Endpoints, load_config
-from .hierarchy import HierarchyError, load_hierarchy, validate_file
-from .plugins import builtin_dir, builtin_hierarchies
+from .cli_common import config_or_exit, hierarchy_or_exit
+from .config import Endpoints
+from .hierarchy import validate_file
 
 DEFAULT_HIERARCHY = "arachnophobia"
-
-
-def _config(path: str | None) -> dict[str, Any]:
-    try:
-        return load_config(Path(path) if path else None)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _hierarchy_path(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    if path.exists():
-        return path
-    builtin = builtin_dir("hierarchies") / f"{name_or_path}.yaml"
-    if builtin.exists():
-        return builtin
-    names = ", ".join(p.stem for p in builtin_hierarchies())
-    raise click.ClickException(f"no hierarchy file '{name_or_path}' (built-in: {names})")
-
-
-def _load_hierarchy(name_or_path: str) -> Any:
-    try:
-        return load_hierarchy(_hierarchy_path(name_or_path))
-    except HierarchyError as exc:
-        raise click.ClickException(f"invalid hierarchy:\n{exc}") from exc
 
 
 @click.group()
@@ -94,7 +69,7 @@ def session(hierarchy_name: str | None, patient_id: str, config_path: str | None
     """Run the session host (bridge, state machine, recorder, clock)."""
     from .host import HostError, SessionHost
 
-    config = _config(config_path)
+    config = config_or_exit(config_path)
     endpoints = Endpoints.from_config(config, bind_address)
     keys = keys_dir or config.get("security", {}).get("keys_dir")
     try:
@@ -104,7 +79,7 @@ def session(hierarchy_name: str | None, patient_id: str, config_path: str | None
         else:
             if not hierarchy_name or not patient_id:
                 raise click.UsageError("a new session needs --hierarchy and --patient")
-            host = SessionHost(_load_hierarchy(hierarchy_name), patient_id, endpoints, config,
+            host = SessionHost(hierarchy_or_exit(hierarchy_name), patient_id, endpoints, config,
                                recording_dir=recording_dir, keys_dir=keys)
     except HostError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -195,7 +170,7 @@ def ctl(words: tuple[str, ...], config_path: str | None, host_address: str | Non
     from .client import ControlClient, HostUnreachable
 
     name, args = _ctl_command(words)
-    config = _config(config_path)
+    config = config_or_exit(config_path)
     endpoints = Endpoints.from_config(config, host_address)
     client = ControlClient(endpoints.control, role, f"ctl-{role}", curve=client_curve(config))
     try:
@@ -229,7 +204,7 @@ def sim(config_path: str | None, host_address: str | None, no_ecg: bool, no_suds
     """Run the simulated patient against a session host."""
     from .sim import SimSettings, SimulatedPatient
 
-    config = _config(config_path)
+    config = config_or_exit(config_path)
     endpoints = Endpoints.from_config(config, host_address)
     patient = SimulatedPatient(endpoints, SimSettings.from_config(
         config, ecg=not no_ecg, answer_suds=not no_suds, source=source),
@@ -261,9 +236,9 @@ def demo(hierarchy_name: str, duration_s: float, patient_id: str, out_dir: Path,
     from .demo import run_demo
     from .host import HostError
 
-    config = _config(config_path)
+    config = config_or_exit(config_path)
     endpoints = Endpoints.loopback(base_port) if base_port else Endpoints.from_config(config)
-    hierarchy = _load_hierarchy(hierarchy_name)
+    hierarchy = hierarchy_or_exit(hierarchy_name)
     click.echo(f"demo: '{hierarchy.title}' for {duration_s:.0f} s with a simulated patient "
                "(headless)")
     try:
@@ -359,10 +334,13 @@ def keys_revoke(name: str, directory: Path) -> None:
 
 
 def _register_plugins_commands() -> None:
+    from .cli_render import render_command, snapshot_command
     from .cli_sensors import sensor_command, sim_device_command
 
     main.add_command(sensor_command, "sensor")
     main.add_command(sim_device_command, "sim-device")
+    main.add_command(render_command, "render")
+    main.add_command(snapshot_command, "snapshot")
 
 
 _register_plugins_commands()

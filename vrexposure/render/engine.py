@@ -538,7 +538,7 @@ class RenderEngine:
                 self._sound.setVolume(scene.sound_volume * (1.0 - self._fade_alpha))
         self._fix_aspect()
         if self.backend == "desktop":
-            self.base.eventMgr.processEvents()
+            self.base.eventMgr.doEvents()  # window and input events (desktop only)
         self.base.graphicsEngine.renderFrame()
         ended = time.perf_counter()
         self._last_step_wall = ended
