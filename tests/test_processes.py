@@ -171,3 +171,7 @@ def test_demo_command_runs_headless(tmp_path: Path) -> None:
     assert "Baseline heart rate" in result.stdout and str(summary_file) in result.stdout
     recording = read_xdf(Path(summary["path"]))
     assert recording.by_name("ecg.sim").values.shape[0] > 15_000  # 1 kHz for > 15 s
+    # The offscreen renderer took part: it followed the session and published the head.
+    assert summary["renderer"] is not None and summary["renderer"]["fps"] > 0
+    assert len(recording.by_name("pose.head").timestamps) > 20
+    assert "Renderer:" in result.stdout

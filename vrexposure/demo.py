@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .autopilot import AutopilotSettings, AutopilotTherapist
-from .config import Endpoints
+from .config import Endpoints, write_config
 from .hierarchy import Hierarchy
 from .host import SessionHost
 from .sim import SimSettings, SimulatedPatient
@@ -41,23 +46,66 @@ def demo_time_scale(hierarchy: Hierarchy, duration_s: float) -> float:
     return min(1.0, 0.8 * max(1.0, duration_s - DEMO_BASELINE_S) / nominal_s)
 
 
+def display_available() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _start_child(args: list[str], config_file: Path, log_file: Path) -> subprocess.Popen[bytes]:
+    """Another ``vrexposure`` process on the demo's sockets; its output goes to ``log_file``."""
+    with open(log_file, "ab") as log_handle:
+        return subprocess.Popen([sys.executable, "-m", "vrexposure", *args,
+                                 "--config", str(config_file)],
+                                stdout=log_handle, stderr=subprocess.STDOUT)
+
+
+def _stop_child(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
 def run_demo(hierarchy: Hierarchy, config: dict[str, Any], *, duration_s: float,
              out_dir: Path, patient_id: str = "DEMO01", endpoints: Endpoints | None = None,
-             ecg: bool = True) -> DemoResult:
+             ecg: bool = True, renderer: bool = True, panel: bool | None = None) -> DemoResult:
+    """Run a whole session. The renderer runs offscreen unless a display is available,
+    where it opens the patient's window; ``panel`` (default: when a display is
+    available) also opens the therapist's panel."""
     scale = demo_time_scale(hierarchy, duration_s)
     scaled = hierarchy.with_scaled_times(scale, min_baseline_s=DEMO_BASELINE_S)
     endpoints = endpoints or Endpoints.from_config(config)
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     host = SessionHost(scaled, patient_id, endpoints, config, recording_dir=out_dir).start()
-    sim_settings = SimSettings.from_config(config, ecg=ecg)
-    sim_settings.habituation_tau_s *= scale
-    patient = SimulatedPatient(endpoints, sim_settings).start()
-    try:
-        autopilot = AutopilotTherapist(endpoints, AutopilotSettings(
-            suds_interval_s=max(1.0, 30.0 * scale)))
-        autopilot.run(duration_s)
-    finally:
-        patient.stop()
-        host.close()
+    children: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory(prefix="vrexposure-demo-") as scratch:
+        child_config = write_config(Path(scratch) / "config.yaml", endpoints)
+        child_log = Path(scratch) / "children.log"
+        if renderer:
+            backend = "desktop" if display_available() else "offscreen"
+            children.append(_start_child(["render", "--backend", backend, "--fps", "30",
+                                          "--duration", str(duration_s + 10)],
+                                         child_config, child_log))
+        if panel if panel is not None else display_available():
+            children.append(_start_child(["panel"], child_config, child_log))
+        sim_settings = SimSettings.from_config(config, ecg=ecg)
+        sim_settings.habituation_tau_s *= scale
+        patient = SimulatedPatient(endpoints, sim_settings).start()
+        try:
+            autopilot = AutopilotTherapist(endpoints, AutopilotSettings(
+                suds_interval_s=max(1.0, 30.0 * scale)))
+            autopilot.run(duration_s)
+        finally:
+            patient.stop()
+            for child in children:
+                _stop_child(child)
+            host.close()
+        failed = [c.args for c in children if c.returncode not in (0, -signal.SIGTERM)]
+        if failed:
+            log.warning("a demo process ended with an error: %s\n%s", failed,
+                        child_log.read_text(errors="replace")[-2000:])
     summary = summarize(host.recording_path)
     summary_path = host.recording_path.with_suffix(".summary.json")
     summary_path.write_text(json.dumps(summary.to_dict(), indent=2))

@@ -263,7 +263,9 @@ class SimulatedPatient:
                     self.published["ecg"] += 1
                     next_chunk += chunk_period
                 if now >= next_hr:
-                    publisher.publish("hr", {"bpm": round(self.model.hr_bpm, 2),
+                    # Like a chest strap: the rate of the last few beats, with their variability.
+                    recent_rr = (pending_rr or [self.model.next_rr_ms(now)])[-4:]
+                    publisher.publish("hr", {"bpm": round(60_000.0 / np.mean(recent_rr), 2),
                                              "quality": "good"}, now)
                     self.published["hr"] += 1
                     if pending_rr:

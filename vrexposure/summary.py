@@ -38,6 +38,8 @@ class SessionSummary:
     alerts: int
     samples: dict[str, int]
     truncated: bool
+    #: The renderer's last frame statistics (None when no renderer took part).
+    renderer: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,7 +47,7 @@ class SessionSummary:
             "duration_s": round(self.duration_s, 2),
             "baseline_mean_bpm": self.baseline_mean_bpm, "baseline_sd_bpm": self.baseline_sd_bpm,
             "highest_step": self.highest_step, "stops": self.stops, "alerts": self.alerts,
-            "samples": self.samples, "truncated": self.truncated,
+            "samples": self.samples, "truncated": self.truncated, "renderer": self.renderer,
             "steps": [{"step_index": s.step_index, "step_id": s.step_id,
                        "expected_suds": s.expected_suds,
                        "time_in_step_s": round(s.time_in_step_s, 2), "suds": s.suds,
@@ -70,6 +72,10 @@ class SessionSummary:
             lines.append(f"{s.step_index + 1:>2} {s.step_id:<21}{s.expected_suds:>5}"
                          f"{s.time_in_step_s:>8.1f}{hr:>8}{delta:>9}  "
                          f"{' '.join(map(str, s.suds))}")
+        if self.renderer:
+            lines.append(f"Renderer: {self.renderer.get('fps', 0):.0f} frames/s, frame time "
+                         f"p50 {self.renderer.get('frame_ms_p50', 0):.1f} ms on "
+                         f"{self.renderer.get('pipe', '?')}")
         lines.append("Samples: " + ", ".join(f"{k} {v}" for k, v in sorted(self.samples.items())))
         lines.append(f"Recording: {self.path}" + (" (cut short)" if self.truncated else ""))
         return "\n".join(lines)
@@ -138,7 +144,13 @@ def summarize(path: Path, recording: XdfFile | None = None) -> SessionSummary:
                 summary.hr_mean_bpm = float(hr_v[mask].mean())
         step_summaries.append(summary)
     samples = {s.name: len(s.timestamps) for s in recording.streams.values()}
+    renderer = None
+    for stream in recording.streams.values():
+        if stream.name.startswith("render.") and stream.values:
+            stats = [json.loads(v) for v in stream.values]
+            frames = [s for s in stats if "fps" in s]
+            renderer = frames[-1] if frames else None
     return SessionSummary(str(path), str(metadata.get("patient_id", "")),
                           str(metadata.get("hierarchy_id", "")), end_t, baseline_mean,
                           baseline_sd, step_summaries, highest, stops, alerts, samples,
-                          recording.truncated)
+                          recording.truncated, renderer)
