@@ -172,7 +172,9 @@ class EnclosedSpaceScene(SceneBase):
         self._lock.setAlphaScale(1.0)
         self._lock.show() if locked > 0.5 else self._lock.hide()
         self._corridor.show() if open_ > 0.01 else self._corridor.hide()
-        light = self.v("light_level")
+        # Perceived brightness: even the darkest setting leaves the walls faintly visible
+        # (a black screen would show no room at all).
+        light = self.v("light_level") ** 0.5
         g.set_light_color(self._ambient, g.shade((0.32, 0.32, 0.33), light))
         g.set_light_color(self._light, g.shade((1.0, 0.97, 0.9), light * 1.1))
         self._lamp_panel.setColorScale(light, light, light * 0.95, 1)

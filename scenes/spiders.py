@@ -405,9 +405,11 @@ class SpidersScene(SceneBase):
 
     # -- animation ----------------------------------------------------------------------------
 
-    def _anchor(self, i: int, dist: float, contained: float) -> tuple[float, float]:
+    def _anchor(self, i: int, dist: float, contained: float, approach: float = 0.0
+                ) -> tuple[float, float]:
         spread, angle, _phase, mix = _spider_layout(i)
-        r = dist + spread
+        # Approaching spiders close in on the patient: the group tightens around `dist`.
+        r = dist + spread * (1.0 - 0.6 * approach)
         a = math.radians(angle * (0.6 + 0.4 / max(dist, 0.5)))
         fx, fy = r * math.sin(-a) + 0.12, r * math.cos(a)
         tx = (mix - 0.5) * (TANK_W - 0.16) if i else 0.0
@@ -446,7 +448,7 @@ class SpidersScene(SceneBase):
                 spider.root.hide()
                 continue
             spider.root.show()
-            ax, ay = self._anchor(i, dist, contained)
+            ax, ay = self._anchor(i, dist, contained, approach)
             out = math.atan2(ay, ax)
             ox, oy = math.cos(out), math.sin(out)
             wander = 0.3 * (1 - contained) + 0.08 * contained
@@ -514,7 +516,9 @@ class SpidersScene(SceneBase):
         return self._nearest
 
     def view_hpr(self) -> tuple[float, float, float]:
-        dist = max(0.2, self.v("distance_m"))
+        # Look at where the spiders move (from the nearest distance outwards), not at the
+        # nearest point alone: at 0.5 m that would be the patient's feet and miss the rest.
+        dist = max(0.9, self.v("distance_m") + 0.4)
         down = math.degrees(math.atan2(1.15, dist))
         return (0.0, -min(60.0, max(14.0, down * 0.92)), 0.0)
 
