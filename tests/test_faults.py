@@ -156,3 +156,52 @@ def test_killed_panel_pauses_and_a_restarted_panel_regains_control(
         if panel.stdout is not None:
             panel.stdout.close()
         host.close()
+
+
+def test_killed_renderer_is_seen_and_a_restarted_one_joins_the_current_step(
+        host: SessionHost, tmp_path: Path) -> None:
+    from vrexposure.config import write_config
+
+    config_file = write_config(tmp_path / "render.yaml", host.endpoints)
+    stats = Subscriber(host.endpoints, topics=("render.",), host=False)
+    ctl = ControlClient(host.endpoints.control, "therapist", "panel")
+    ctl.send("start_exposure")
+    ctl.send("jump", {"step": 3})
+    ctl.send("intensity", {"value": 0.5})
+
+    def start_renderer() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "vrexposure", "render", "--backend",
+                                 "offscreen", "--width", "320", "--height", "180",
+                                 "--config", str(config_file), "--duration", "60"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def shown_seq(timeout_s: float) -> int:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            message = stats.recv(0.5)
+            if (message is not None and message.payload.get("phase") == "exposure"
+                    and message.payload.get("scene") == "spiders"
+                    and message.payload.get("shown_seq") == host.state.seq):
+                return int(message.payload["shown_seq"])
+        raise AssertionError("the renderer did not show the current state")
+
+    first = start_renderer()
+    try:
+        assert shown_seq(40.0) == host.state.seq
+        first.kill()
+        first.wait()
+        stats.drain()
+        assert stats.recv(2.0) is None  # it is gone: nothing more arrives
+        ctl.send("intensity", {"value": 0.7})  # the session moves on meanwhile
+        second = start_renderer()
+        try:
+            assert shown_seq(40.0) == host.state.seq  # joins at the current step and intensity
+        finally:
+            second.terminate()
+            second.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        stats.close()
+        ctl.close()
