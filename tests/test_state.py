@@ -233,7 +233,8 @@ def test_state_dict_is_complete(hierarchy: Hierarchy) -> None:
     payload = state_to_dict(state, 12.0, discover_scenes())
     assert payload["phase"] == "exposure" and payload["scene"] == "spiders"
     assert payload["time_in_step_s"] == 2.0 and payload["n_steps"] == len(hierarchy.steps)
-    assert payload["baseline"] == {"mean_bpm": 70.0, "sd_bpm": 4.0, "n_values": 60}
+    assert payload["baseline"] == {"mean_bpm": 70.0, "sd_bpm": 4.0, "n_values": 60,
+                                   "threshold_bpm": 90.0}  # mean + max(20 bpm, 3 x 4 bpm)
 
 
 COMMANDS = st.sampled_from([

@@ -334,6 +334,7 @@ def keys_revoke(name: str, directory: Path) -> None:
 
 
 def _register_plugins_commands() -> None:
+    from .cli_panel import panel_command
     from .cli_render import render_command, snapshot_command
     from .cli_sensors import sensor_command, sim_device_command
 
@@ -341,6 +342,7 @@ def _register_plugins_commands() -> None:
     main.add_command(sim_device_command, "sim-device")
     main.add_command(render_command, "render")
     main.add_command(snapshot_command, "snapshot")
+    main.add_command(panel_command, "panel")
 
 
 _register_plugins_commands()

@@ -656,7 +656,12 @@ def state_to_dict(state: SessionState, now: float, scenes: Mapping[str, SceneSpe
         "params": params,
         "baseline": None if state.baseline is None else {
             "mean_bpm": state.baseline.mean_bpm, "sd_bpm": state.baseline.sd_bpm,
-            "n_values": state.baseline.n_values},
+            "n_values": state.baseline.n_values,
+            "threshold_bpm": round(state.hierarchy.alerts.threshold_bpm(
+                state.baseline.mean_bpm, state.baseline.sd_bpm), 2)},
+        "expectancies": [{"t_s": e.t_s, "step_index": e.step_index, "outcome": e.outcome,
+                          "likelihood_pct": e.likelihood_pct, "happened": e.happened}
+                         for e in state.expectancies],
         "baseline_done": state.baseline_done,
         "suds": [[r.t_s, r.step_index, r.value] for r in state.suds],
         "suds_requested": state.suds_requested_at_s is not None,

@@ -1,0 +1,55 @@
+"""``vrexposure panel``: the therapist's control panel (needs the ``panel`` extra)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import click
+
+from .config import ConfigError, Endpoints, load_config
+
+
+def default_client_id() -> str:
+    """A stable id per machine, so a restarted panel is the same controller in the log."""
+    host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
+    return f"panel-{host or 'local'}"[:64]
+
+
+@click.command("panel")
+@click.option("--host", "host_address", default=None,
+              help="Address of the session host (default: the config's network.host).")
+@click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path),
+              default=None, help="Settings file.")
+@click.option("--client-id", default=None,
+              help="This panel's id in the recording (default: panel-<hostname>).")
+@click.option("--observe", is_flag=True,
+              help="Read-only: show the session without controlling it (no heartbeat).")
+def panel_command(host_address: str | None, config_path: Path | None, client_id: str | None,
+                  observe: bool) -> None:
+    """Open the therapist panel: run, steer and stop the session from one window.
+
+    \b
+    Keys: F12 STOP · P pause · Ctrl+Shift+P resume · Ctrl+PgDn/PgUp next/previous
+    step · Ctrl+R repeat · Ctrl+Up/Down intensity · digits + Enter SUDS · F1 all keys.
+    """
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        from .panel.window import run_panel
+    except ImportError as exc:  # PySide6 / pyqtgraph missing
+        raise click.ClickException(
+            f"the panel needs PySide6 and pyqtgraph: pip install 'vrexposure[panel]' ({exc})"
+        ) from exc
+    if sys.platform.startswith("linux") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+            or os.environ.get("QT_QPA_PLATFORM")):
+        raise click.ClickException("no display: set DISPLAY (or QT_QPA_PLATFORM=offscreen)")
+    endpoints = Endpoints.from_config(config, host_address)
+    code = run_panel(endpoints, client_id or default_client_id(), read_only=observe)
+    if code:
+        sys.exit(code)

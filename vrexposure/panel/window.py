@@ -1,0 +1,1837 @@
+"""The therapist panel: one Qt window that runs, steers and stops the session.
+
+The window owns a :class:`~vrexposure.panel.model.PanelModel` (what is known) and
+a :class:`~vrexposure.panel.bridge.Bridge` (the ZeroMQ threads). Messages arrive
+in batches; the model ingests them and marks what changed; the window redraws
+only the changed parts, at most every ``min_refresh_s``. A 4 Hz tick updates the
+clocks and the connection states (a source silent for 3 s shows as lost).
+
+Every control sends a command; the status line and the log show the host's
+answer (acknowledged, or its error text). The keyboard alone runs the session
+(see :data:`SHORTCUTS`, shown on the buttons, in tooltips and with F1).
+"""
+
+from __future__ import annotations
+
+import html
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, QTimer
+from PySide6.QtGui import (
+    QBrush,
+    QCloseEvent,
+    QColor,
+    QFont,
+    QIntValidator,
+    QKeyEvent,
+    QKeySequence,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QPixmap,
+    QPolygonF,
+    QShortcut,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..config import Endpoints
+from .bridge import Bridge, CommandOutcome
+from .model import (
+    BAD,
+    GOOD,
+    MAX_CLOCK_SKEW_S,
+    UNCERTAIN,
+    CommandRecord,
+    Link,
+    PanelModel,
+    command_label,
+    describe_reason,
+    format_bytes,
+    format_duration,
+)
+
+# --- look ------------------------------------------------------------------------------
+
+GREEN, RED, AMBER, GREY, BLUE = "#1b7f3b", "#c62828", "#b76e00", "#7b828c", "#1565c0"
+INK, PAPER, LINE = "#1d2330", "#f4f6f8", "#d5dae0"
+PHASE_LOOK = {  # phase: (text, background)
+    "idle": ("IDLE", "#607d8b"),
+    "baseline": ("BASELINE", "#1565c0"),
+    "exposure": ("EXPOSURE", "#2e7d32"),
+    "paused": ("PAUSED", "#c77700"),
+    "safe": ("STOPPED\ncalm scene", "#b71c1c"),
+    "ended": ("ENDED", "#37474f"),
+}
+LINK_COLOR = {Link.OK: GREEN, Link.LOST: RED, Link.DISCONNECTED: RED, Link.NOT_SEEN: GREY}
+def _colored_tail(text: str, color: str) -> str:
+    return f"<span style='color:{color}'>{text}</span>"
+
+
+#: Trusted heart-rate values further apart than this are not joined by the line.
+HR_GAP_S = 5.0
+LEGEND_TAIL = (f"{_colored_tail('○', '#8a8f98')}&nbsp;uncertain&nbsp;&nbsp; "
+               f"{_colored_tail('×', '#b0b5bb')}&nbsp;bad")
+SOURCE_PENS = ["#c62828", "#1565c0", "#6a1b9a", "#00838f", "#ef6c00"]
+SUDS_COLORS = ["#e8f5e9", "#eef6e4", "#f3f6df", "#f8f5da", "#fcf2d6", "#fdecd2",
+               "#fde4cd", "#fcdac8", "#fbd0c4", "#f9c6c0", "#f7bcbc"]
+
+STYLE = f"""
+QMainWindow, QWidget#central {{ background: {PAPER}; }}
+QWidget {{ color: {INK}; font-size: 10.5pt; }}
+QGroupBox {{ background: white; border: 1px solid {LINE}; border-radius: 6px;
+             margin-top: 14px; padding: 8px 6px 6px 6px; font-weight: 600; }}
+QGroupBox::title {{ subcontrol-origin: margin; left: 8px; padding: 0 4px; color: #455060; }}
+QPushButton {{ background: #ffffff; border: 1px solid #b8c0ca; border-radius: 4px;
+               padding: 5px 9px; }}
+QPushButton:hover {{ background: #eef3f8; }}
+QPushButton:focus {{ border: 2px solid {BLUE}; }}
+QPushButton:disabled {{ color: #a6adb5; border-color: #dde1e6; background: #f7f8f9; }}
+QPushButton#stop {{ background: #d32f2f; color: white; font-size: 22pt; font-weight: 800;
+                    border: 3px solid #8e0000; border-radius: 8px; padding: 4px 18px; }}
+QPushButton#stop:hover {{ background: #e53935; }}
+QPushButton#stop:focus {{ border: 3px solid #ffeb3b; }}
+QPushButton#stop[acked="true"] {{ border: 4px solid #2e7d32; }}
+QPushButton#stop[waiting="true"] {{ border: 4px solid #ffb300; }}
+QPushButton#suds {{ font-weight: 600; padding: 6px 0; min-width: 30px; }}
+QLabel#phase {{ color: white; font-size: 17pt; font-weight: 800; border-radius: 6px;
+                padding: 6px 14px; }}
+QLabel#big {{ font-size: 26pt; font-weight: 700; }}
+QLabel#muted {{ color: #5f6b7a; }}
+QLabel#banner {{ color: white; font-size: 12pt; font-weight: 700; border-radius: 5px;
+                 padding: 6px 10px; }}
+QLabel#status {{ font-size: 11.5pt; font-weight: 600; border-radius: 4px; padding: 5px 8px; }}
+QTableWidget {{ background: white; gridline-color: #eceff2; border: none;
+                selection-background-color: #cfe3fb; selection-color: {INK}; }}
+QHeaderView::section {{ background: #eef1f4; border: none; border-bottom: 1px solid {LINE};
+                        padding: 4px; font-weight: 600; }}
+QListWidget {{ background: white; border: 1px solid {LINE}; font-size: 10pt; }}
+QSlider::groove:horizontal {{ height: 8px; background: #dfe4ea; border-radius: 4px; }}
+QSlider::sub-page:horizontal {{ background: #ef6c00; border-radius: 4px; }}
+QSlider::handle:horizontal {{ background: white; border: 2px solid #ef6c00; width: 20px;
+                              margin: -8px 0; border-radius: 11px; }}
+QSlider:focus {{ background: #eef3f8; }}
+"""
+
+#: Every keyboard shortcut: (keys, what it does). Shown with F1 and in the footer.
+SHORTCUTS: list[tuple[str, str]] = [
+    ("F12", "STOP: calm scene at once (resent until the host acknowledges)"),
+    ("P", "Pause"),
+    ("Ctrl+Shift+P", "Resume"),
+    ("Ctrl+PgDown", "Next step"),
+    ("Ctrl+PgUp", "Previous step"),
+    ("Ctrl+R", "Repeat the current step"),
+    ("Ctrl+L, ↑/↓", "Go to the hierarchy list and choose a step"),
+    ("Ctrl+J", "Jump to the step chosen in the list"),
+    ("Ctrl+Up / Ctrl+Down", "Intensity +10 % / −10 %"),
+    ("0–9 … Enter", "Type a SUDS value (0–100) and record it"),
+    ("A", "Ask the patient for a SUDS rating"),
+    ("E", "Type the patient's prediction (expectancy); Enter records it"),
+    ("Ctrl+Y / Ctrl+N", "The predicted outcome happened / did not happen"),
+    ("M", "Type a marker; Enter records it"),
+    ("Ctrl+G / Ctrl+D", "Accept / dismiss the advance suggestion"),
+    ("Ctrl+B / Ctrl+E", "Start baseline / start exposure"),
+    ("Ctrl+Shift+E", "End the session (asks first)"),
+    ("F1", "This list"),
+]
+
+
+W = TypeVar("W", bound=QWidget)
+
+
+#: The short version of :data:`SHORTCUTS` always shown at the bottom of the window.
+FOOTER_KEYS = [("F12", "STOP"), ("P", "pause"), ("Ctrl+Shift+P", "resume"),
+               ("Ctrl+PgDn / PgUp", "next / previous step"), ("Ctrl+R", "repeat"),
+               ("Ctrl+↑ / ↓", "intensity"), ("0–9 Enter", "SUDS"), ("A", "ask SUDS"),
+               ("E", "prediction"), ("M", "marker"), ("Ctrl+G / D", "accept / dismiss"),
+               ("F1", "all keys")]
+
+
+def _named(widget: W, name: str) -> W:
+    widget.setObjectName(name)
+    return widget
+
+
+def _colored(text: str, color: str) -> str:
+    return f"<span style='color:{color}'>{html.escape(text)}</span>"
+
+
+def _set_text(label: QLabel, text: str) -> None:
+    if label.text() != text:
+        label.setText(text)
+
+
+def _set_style(widget: QWidget, style: str) -> None:
+    if widget.styleSheet() != style:
+        widget.setStyleSheet(style)
+
+
+def _clock_text(seconds: float | None) -> str:
+    return format_duration(seconds)
+
+
+class SessionTimeAxis(pg.AxisItem):
+    """Ticks on the session clock as m:ss."""
+
+    def tickStrings(self, values: Sequence[float], scale: float, spacing: float
+                    ) -> list[str]:
+        return [format_duration(v) if v >= 0 else "" for v in values]
+
+
+class DigitEdit(QLineEdit):
+    """A number field that takes digits but lets letter shortcuts (P, A, …) through."""
+
+    PASS_KEYS = frozenset({Qt.Key.Key_Backspace, Qt.Key.Key_Delete, Qt.Key.Key_Left,
+                           Qt.Key.Key_Right, Qt.Key.Key_Home, Qt.Key.Key_End})
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent):
+            key = Qt.Key(event.key())
+            if not (event.text().isdigit() or key in self.PASS_KEYS):
+                event.ignore()
+                return False
+        return super().event(event)
+
+
+class HeadCompass(QWidget):
+    """Top-down view of the head: where it points relative to the stimulus (straight up)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.yaw_deg: float | None = None
+        self.look_angle_deg: float | None = None
+        self.looking_away: bool | None = None
+        self.setFixedSize(QSize(96, 96))
+        self.setToolTip("Head direction seen from above; the orange mark is the stimulus")
+
+    def set_pose(self, yaw_deg: float | None, look_angle_deg: float | None,
+                 looking_away: bool | None) -> None:
+        if (yaw_deg, look_angle_deg, looking_away) != (self.yaw_deg, self.look_angle_deg,
+                                                       self.looking_away):
+            self.yaw_deg, self.look_angle_deg, self.looking_away = (yaw_deg, look_angle_deg,
+                                                                    looking_away)
+            self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        side = min(self.width(), self.height()) - 8
+        cx, cy, r = self.width() / 2, self.height() / 2, side / 2
+        painter.setPen(QPen(QColor(LINE), 2))
+        painter.setBrush(QBrush(QColor("white")))
+        painter.drawEllipse(QPointF(cx, cy), r, r)
+        # the stimulus, straight ahead
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QBrush(QColor("#ef6c00")))
+        painter.drawPolygon(QPolygonF([QPointF(cx, cy - r + 1), QPointF(cx - 7, cy - r - 8 + 12),
+                                       QPointF(cx + 7, cy - r - 8 + 12)]))
+        if self.yaw_deg is None:
+            painter.setPen(QColor(GREY))
+            painter.drawText(QRectF(0, 0, self.width(), self.height()),
+                             Qt.AlignmentFlag.AlignCenter, "no pose")
+            painter.end()
+            return
+        color = QColor(RED if self.looking_away else GREEN)
+        angle = np.radians(-self.yaw_deg)  # yaw is counter-clockwise seen from above
+        tip = QPointF(cx + 0.8 * r * np.sin(angle), cy - 0.8 * r * np.cos(angle))
+        painter.setPen(QPen(color, 4, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
+        painter.drawLine(QPointF(cx, cy), tip)
+        painter.setBrush(QBrush(color))
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.drawEllipse(QPointF(cx, cy), 6, 6)
+        painter.end()
+
+
+class MirrorView(QWidget):
+    """The renderer's preview of what the patient sees, with its state drawn over it."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.pixmap: QPixmap | None = None
+        self.caption = ""
+        self.overlay = "No preview from the renderer yet"
+        self.looking_away = False
+        self.setMinimumSize(QSize(320, 180))
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        return max(180, int(width * 9 / 16))
+
+    def sizeHint(self) -> QSize:
+        return QSize(400, 225)
+
+    def set_frame(self, pixmap: QPixmap | None, caption: str, overlay: str,
+                  looking_away: bool) -> None:
+        self.pixmap, self.caption, self.overlay = pixmap, caption, overlay
+        self.looking_away = looking_away
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        rect = QRectF(self.rect())
+        painter.fillRect(rect, QColor("#263238"))
+        if self.pixmap is not None and not self.pixmap.isNull():
+            size = self.pixmap.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            target = QRectF((self.width() - size.width()) / 2,
+                            (self.height() - size.height()) / 2, size.width(), size.height())
+            painter.drawPixmap(target, self.pixmap, QRectF(self.pixmap.rect()))
+        font = painter.font()
+        font.setPointSizeF(9.5)
+        painter.setFont(font)
+        if self.caption:
+            painter.fillRect(QRectF(0, 0, self.width(), 22), QColor(0, 0, 0, 130))
+            painter.setPen(QColor("white"))
+            painter.drawText(QRectF(8, 0, self.width() - 16, 22),
+                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                             self.caption)
+        if self.overlay:
+            painter.fillRect(rect, QColor(0, 0, 0, 110 if self.pixmap is not None else 0))
+            font.setPointSizeF(13)
+            font.setBold(True)
+            painter.setFont(font)
+            painter.setPen(QColor("#ffcdd2" if self.pixmap is not None else "#cfd8dc"))
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                             self.overlay)
+        if self.looking_away:
+            painter.setPen(QPen(QColor("#ff9800"), 6))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRect(rect.adjusted(3, 3, -3, -3))
+        painter.end()
+
+
+# --- the window --------------------------------------------------------------------
+
+class PanelWindow(QMainWindow):
+    """The therapist's control panel for one session host."""
+
+    def __init__(self, endpoints: Endpoints, client_id: str = "panel", *,
+                 read_only: bool = False, min_refresh_s: float = 1 / 30,
+                 hr_window_s: float = 300.0, ecg_window_s: float = 5.0,
+                 start: bool = True) -> None:
+        super().__init__()
+        self.endpoints = endpoints
+        self.read_only = read_only
+        self.min_refresh_s = min_refresh_s
+        self.hr_window_s = hr_window_s
+        self.ecg_window_s = ecg_window_s
+        self.model = PanelModel(client_id)
+        self.bridge = Bridge(endpoints, client_id, role="observer" if read_only else "therapist",
+                             controlling=not read_only)
+        self.bridge.signals.messages_ready.connect(self._on_messages)
+        self.bridge.signals.command_done.connect(self._on_command_done)
+        self.bridge.signals.heartbeat_done.connect(self._on_heartbeat)
+        #: Asked before consequential actions; tests replace it.
+        self.confirm: Callable[[str, str], bool] = self._ask
+        #: publication → plot latency of samples carrying ``sent_ns`` (benchmarks only)
+        self.display_latency_ms: deque[float] = deque(maxlen=100_000)
+        self._last_refresh = 0.0
+        self._log_shown = 0
+        self._preview_shown = -1
+        self._steps_key: tuple[Any, ...] = ()
+        self._row_cache = {}
+        self._timeline_shown = 0
+        self._timeline_items: list[pg.InfiniteLine] = []
+        self._hr_items: dict[str, tuple[Any, Any, Any, Any]] = {}
+        self._session_shown: str | None = None
+        self._prompt_for_step: int | None = None
+        self._closed = False
+
+        self.setWindowTitle("vrexposure — therapist panel")
+        self.setStyleSheet(STYLE)
+        self.resize(1600, 1000)
+        central = _named(QWidget(), "central")
+        self.setCentralWidget(central)
+        root = QVBoxLayout(central)
+        root.setContentsMargins(10, 8, 10, 6)
+        root.setSpacing(6)
+        root.addWidget(self._build_header())
+        self.banners = QVBoxLayout()  # placed above the heart-rate plot (it stretches)
+        self.banners.setSpacing(4)
+        self._build_banners()
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.setChildrenCollapsible(False)
+        splitter.addWidget(self._build_left())
+        splitter.addWidget(self._build_center())
+        splitter.addWidget(self._build_right())
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
+        splitter.setStretchFactor(2, 0)
+        splitter.setSizes([520, 640, 420])
+        root.addWidget(splitter, 1)
+        root.addWidget(self._build_footer())
+        self._build_shortcuts()
+
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.timeout.connect(self._refresh)
+        self._tick_timer = QTimer(self)
+        self._tick_timer.setInterval(250)
+        self._tick_timer.timeout.connect(self._tick)
+        self._intensity_timer = QTimer(self)
+        self._intensity_timer.setSingleShot(True)
+        self._intensity_timer.setInterval(300)
+        self._intensity_timer.timeout.connect(self._send_intensity)
+        self._update_controls()
+        self._update_expectancy()
+        self.hr_plot.setXRange(0.0, hr_window_s, padding=0.0)
+        self._tick()
+        if read_only:
+            self._set_status("Read-only: this panel observes the session and sends nothing",
+                             "info")
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        self.bridge.start()
+        self._tick_timer.start()
+        self.table.setFocus()
+
+    # --- building -----------------------------------------------------------------
+
+    def _build_header(self) -> QWidget:
+        bar = QFrame()
+        bar.setStyleSheet(f"QFrame#header {{ background: white; border: 1px solid {LINE};"
+                          " border-radius: 6px; }")
+        bar.setObjectName("header")
+        layout = QHBoxLayout(bar)
+        layout.setContentsMargins(10, 6, 10, 6)
+        layout.setSpacing(14)
+        self.phase_label = _named(QLabel("NO HOST"), "phase")
+        self.phase_label.setFixedWidth(210)
+        self.phase_label.setWordWrap(True)
+        self.phase_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.phase_label)
+
+        info = QVBoxLayout()
+        info.setSpacing(2)
+        self.session_label = QLabel("Waiting for the session host …")
+        self.session_label.setStyleSheet("font-size: 12pt; font-weight: 600;")
+        self.step_label = QLabel("")
+        self.step_label.setStyleSheet("font-size: 12pt;")
+        self.step_label.setWordWrap(True)
+        self.step_label.setMinimumWidth(300)
+        self.clock_label = QLabel("")
+        self.clock_label.setWordWrap(True)
+        self.clock_label.setMinimumWidth(300)
+        self.clock_label.setStyleSheet("font-size: 12pt;")
+        info.addWidget(self.session_label)
+        info.addWidget(self.step_label)
+        info.addWidget(self.clock_label)
+        layout.addLayout(info, 1)
+
+        status = QVBoxLayout()
+        status.setSpacing(2)
+        self.links_label = QLabel("")
+        self.links_label.setTextFormat(Qt.TextFormat.RichText)
+        self.links_label.setWordWrap(True)
+        self.links_label.setMinimumWidth(260)
+        self.links_label.setToolTip("Connection of the session host, this panel's control, "
+                                    "the renderer and each sensor; lost = silent for 3 s")
+        self.sensors_label = QLabel("")
+        self.sensors_label.setTextFormat(Qt.TextFormat.RichText)
+        self.sensors_label.setWordWrap(True)
+        self.sensors_label.setMinimumWidth(260)
+        self.recording_label = QLabel("")
+        self.recording_label.setTextFormat(Qt.TextFormat.RichText)
+        status.addWidget(self.links_label)
+        status.addWidget(self.sensors_label)
+        status.addWidget(self.recording_label)
+        layout.addLayout(status, 1)
+
+        stop_box = QVBoxLayout()
+        stop_box.setSpacing(2)
+        self.stop_button = _named(QPushButton("STOP   [F12]"), "stop")
+        self.stop_button.setMinimumSize(QSize(250, 72))
+        self.stop_button.setToolTip("STOP (F12): the patient sees the calm scene at once. "
+                                    "Resent until the host acknowledges it.")
+        self.stop_button.clicked.connect(self.do_stop)
+        # F12 is its key; never focused, so a stray Space or Enter cannot press it
+        self.stop_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.stop_status = _named(QLabel("not pressed this session"), "muted")
+        self.stop_status.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        stop_box.addWidget(self.stop_button)
+        stop_box.addWidget(self.stop_status)
+        layout.addLayout(stop_box)
+        return bar
+
+    def _build_banners(self) -> None:
+        self.host_banner = self._banner(RED)
+        self.control_banner = self._banner(AMBER)
+        self.alert_banner = self._banner(RED)
+        self.recording_banner = self._banner(RED)
+        self.suggestion_box = QFrame()
+        self.suggestion_box.setStyleSheet(
+            "QFrame { background: #e3f0fd; border: 2px solid #1565c0; border-radius: 6px; }"
+            " QLabel { border: none; background: transparent; }")
+        row = QHBoxLayout(self.suggestion_box)
+        row.setContentsMargins(10, 4, 10, 4)
+        self.suggestion_label = QLabel("")
+        self.suggestion_label.setStyleSheet("font-size: 12pt; font-weight: 600;")
+        self.suggestion_label.setWordWrap(True)
+        self.suggestion_label.setMinimumWidth(240)
+        self.accept_button = QPushButton("Accept  [Ctrl+G]")
+        self.accept_button.setToolTip("Accept the suggestion and go to the next step (Ctrl+G)")
+        self.accept_button.clicked.connect(lambda: self.send("accept_suggestion"))
+        self.dismiss_button = QPushButton("Dismiss  [Ctrl+D]")
+        self.dismiss_button.setToolTip("Dismiss the suggestion and stay in this step (Ctrl+D)")
+        self.dismiss_button.clicked.connect(lambda: self.send("dismiss_suggestion"))
+        row.addWidget(self.suggestion_label, 1)
+        row.addWidget(self.accept_button)
+        row.addWidget(self.dismiss_button)
+        self.suggestion_box.hide()
+        self.banners.addWidget(self.suggestion_box)
+
+    def _banner(self, color: str) -> QLabel:
+        label = _named(QLabel(""), "banner")
+        label.setStyleSheet(f"background: {color};")
+        label.setWordWrap(True)
+        label.setMinimumWidth(300)  # wrapped text must not widen the window
+        label.hide()
+        self.banners.addWidget(label)
+        return label
+
+    def _build_left(self) -> QWidget:
+        column = QWidget()
+        column.setMinimumWidth(480)
+        layout = QVBoxLayout(column)
+        layout.setContentsMargins(0, 0, 0, 0)
+        hierarchy = QGroupBox("Hierarchy — current step highlighted")
+        box = QVBoxLayout(hierarchy)
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["#", "Step", "Exp.", "SUDS recorded", "Away"])
+        self.table.verticalHeader().hide()
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setToolTip("Ctrl+L: go here; ↑/↓ choose a step; Ctrl+J (or double-click) "
+                              "jumps to it")
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        for col in (2, 3, 4):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.doubleClicked.connect(lambda _index: self.do_jump())
+        self.table.verticalHeader().setDefaultSectionSize(26)
+        self.table.setMinimumHeight(26 * 10 + 30)
+        box.addWidget(self.table)
+        steps = QGridLayout()
+        self.prev_button = self._button("◀ Previous", "Ctrl+PgUp", "Go back one step",
+                                        lambda: self.send("previous"))
+        self.repeat_button = self._button("↻ Repeat", "Ctrl+R", "Start this step again",
+                                          lambda: self.send("repeat"))
+        self.next_button = self._button("Next ▶", "Ctrl+PgDn", "Go to the next step",
+                                        lambda: self.send("next"))
+        self.jump_button = self._button("Jump to chosen", "Ctrl+J",
+                                        "Jump to the step chosen in the list", self.do_jump)
+        steps.addWidget(self.prev_button, 0, 0)
+        steps.addWidget(self.repeat_button, 0, 1)
+        steps.addWidget(self.next_button, 0, 2)
+        steps.addWidget(self.jump_button, 0, 3)
+        box.addLayout(steps)
+        layout.addWidget(hierarchy, 1)
+
+        exposure = QGroupBox("Exposure")
+        grid = QGridLayout(exposure)
+        intensity_row = QHBoxLayout()
+        self.intensity_title = QLabel("Intensity")
+        self.intensity_title.setStyleSheet("font-weight: 600;")
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 100)
+        self.slider.setSingleStep(5)
+        self.slider.setPageStep(10)
+        self.slider.setTickInterval(10)
+        self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.slider.setMinimumHeight(30)
+        self.slider.setToolTip("Within-step intensity (the renderer eases to it). "
+                               "Ctrl+Up / Ctrl+Down: ±10 %; arrows when focused: ±5 %")
+        self.slider.valueChanged.connect(self._on_slider_value)
+        self.slider.sliderReleased.connect(self._send_intensity)
+        self.intensity_value = QLabel("–")
+        self.intensity_value.setMinimumWidth(150)
+        self.intensity_value.setStyleSheet("font-size: 12pt; font-weight: 600;")
+        intensity_row.addWidget(self.intensity_title)
+        intensity_row.addWidget(self.slider, 1)
+        intensity_row.addWidget(self.intensity_value)
+        grid.addLayout(intensity_row, 0, 0, 1, 3)
+        self.baseline_button = self._button("Start baseline", "Ctrl+B",
+                                            "Record the resting heart rate in the calm scene",
+                                            lambda: self.send("start_baseline"))
+        self.exposure_button = self._button("Start exposure", "Ctrl+E",
+                                            "Start exposure at the step chosen in the list",
+                                            self.do_start_exposure)
+        self.pause_button = self._button("Pause", "P", "Pause exposure (calm scene)",
+                                         lambda: self.send("pause"))
+        self.resume_button = self._button("Resume", "Ctrl+Shift+P",
+                                          "Resume where the session was paused or stopped",
+                                          lambda: self.send("resume"))
+        self.end_button = self._button("End session…", "Ctrl+Shift+E",
+                                       "End the session (asks first)", self.do_end)
+        self.auto_check = QCheckBox("Auto-advance when the rule suggests it")
+        self.auto_check.setToolTip("When on, the host moves to the next step by itself "
+                                   "when it suggests advancing (logged)")
+        self.auto_check.clicked.connect(
+            lambda checked: self.send("auto_advance", {"enabled": bool(checked)}))
+        grid.addWidget(self.baseline_button, 1, 0)
+        grid.addWidget(self.exposure_button, 1, 1)
+        grid.addWidget(self.end_button, 1, 2)
+        grid.addWidget(self.pause_button, 2, 0)
+        grid.addWidget(self.resume_button, 2, 1, 1, 2)
+        grid.addWidget(self.auto_check, 3, 0, 1, 3)
+        layout.addWidget(exposure)
+        marker = QGroupBox("Marker")
+        marker_box = QHBoxLayout(marker)
+        self.marker_edit = QLineEdit()
+        self.marker_edit.setPlaceholderText("Note for the recording  [M]")
+        self.marker_edit.setToolTip("M: type a marker; Enter records it with the time")
+        self.marker_edit.returnPressed.connect(self.send_marker)
+        add = QPushButton("Add  [Enter]")
+        add.clicked.connect(self.send_marker)
+        self.marker_button = add
+        marker_box.addWidget(self.marker_edit, 1)
+        marker_box.addWidget(add)
+        layout.addWidget(marker)
+        return column
+
+    def _button(self, text: str, keys: str, tip: str, slot: Callable[[], object]
+                ) -> QPushButton:
+        button = QPushButton(f"{text}\n{keys}")
+        button.setToolTip(f"{tip} ({keys})")
+        button.clicked.connect(lambda _checked=False: slot())
+        return button
+
+    def _build_center(self) -> QWidget:
+        column = QWidget()
+        layout = QVBoxLayout(column)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self.banners)
+        group = QGroupBox("Heart rate")
+        box = QVBoxLayout(group)
+        numbers = QHBoxLayout()
+        self.hr_value = _named(QLabel("–"), "big")
+        self.hr_value.setMinimumWidth(150)
+        self.hr_detail = _named(QLabel("no heart rate yet"), "muted")
+        self.hrv_value = QLabel("HRV –")
+        self.hrv_value.setStyleSheet("font-size: 15pt; font-weight: 600;")
+        self.hrv_value.setToolTip("RMSSD of the RR intervals over the last 60 s "
+                                  "(artefacts over 20 % left out)")
+        self.band_label = _named(QLabel("baseline: not yet"), "muted")
+        self.band_label.setWordWrap(True)
+        self.band_label.setMinimumWidth(150)
+        hr_col = QVBoxLayout()
+        hr_col.setSpacing(0)
+        hr_col.addWidget(self.hr_value)
+        hr_col.addWidget(self.hr_detail)
+        hrv_col = QVBoxLayout()
+        hrv_col.setSpacing(0)
+        hrv_col.addWidget(self.hrv_value)
+        hrv_col.addWidget(self.band_label)
+        numbers.addLayout(hr_col)
+        numbers.addSpacing(16)
+        numbers.addLayout(hrv_col, 1)
+        window_col = QVBoxLayout()
+        self.window_combo = QComboBox()
+        for minutes in (2, 5, 10, 30, 120):
+            self.window_combo.addItem(f"last {minutes} min", minutes * 60.0)
+        self.window_combo.setCurrentIndex(1)
+        self.window_combo.setToolTip("How much of the session the heart-rate plot shows")
+        self.window_combo.currentIndexChanged.connect(self._on_window_changed)
+        self.legend = QLabel(LEGEND_TAIL)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setWordWrap(True)
+        self.legend.setMinimumWidth(200)
+        self.legend.setToolTip("Filled points and the line: trusted values; hollow grey: "
+                               "uncertain; grey ×: bad (the line skips both)")
+        window_col.addWidget(self.window_combo)
+        window_col.addWidget(self.legend)
+        numbers.addLayout(window_col)
+        box.addLayout(numbers)
+
+        self.hr_plot = pg.PlotWidget(background="w",
+                                     axisItems={"bottom": SessionTimeAxis("bottom")})
+        self.hr_plot.setMinimumHeight(240)
+        item = self.hr_plot.getPlotItem()
+        item.setMenuEnabled(False)
+        item.hideButtons()
+        item.setMouseEnabled(x=False, y=False)
+        item.showGrid(x=True, y=True, alpha=0.18)
+        item.setLabel("left", "bpm")
+        item.setLabel("bottom", "session time")
+        for axis in ("left", "bottom"):
+            item.getAxis(axis).setTextPen(pg.mkPen("#455060"))
+            item.getAxis(axis).setPen(pg.mkPen("#9aa3ad"))
+        self.band = pg.LinearRegionItem(orientation="horizontal", movable=False,
+                                        brush=pg.mkBrush(46, 125, 50, 38),
+                                        pen=pg.mkPen(None))
+        self.band.setZValue(-10)
+        self.mean_line = pg.InfiniteLine(angle=0, movable=False,
+                                         pen=pg.mkPen("#2e7d32", width=1,
+                                                      style=Qt.PenStyle.DashLine))
+        self.threshold_line = pg.InfiniteLine(
+            angle=0, movable=False, pen=pg.mkPen("#c62828", width=1.5,
+                                                 style=Qt.PenStyle.DashLine),
+            label="alert above {value:.0f} bpm",
+            labelOpts={"position": 0.02, "color": "#c62828", "anchors": [(0, 1), (0, 1)]})
+        for band_item in (self.band, self.mean_line, self.threshold_line):
+            band_item.hide()
+            self.hr_plot.addItem(band_item)
+        self.hr_plot.setYRange(50, 120)
+        box.addWidget(self.hr_plot, 3)
+
+        self.ecg_title = _named(QLabel("ECG: no ECG stream"), "muted")
+        box.addWidget(self.ecg_title)
+        self.ecg_plot = pg.PlotWidget(background="w")
+        self.ecg_plot.setMinimumHeight(110)
+        self.ecg_plot.setMaximumHeight(170)
+        ecg = self.ecg_plot.getPlotItem()
+        ecg.setMenuEnabled(False)
+        ecg.hideButtons()
+        ecg.setMouseEnabled(x=False, y=False)
+        ecg.hideAxis("bottom")
+        ecg.setXRange(-self.ecg_window_s, 0.0, padding=0.0)
+        self._ecg_y = (0.0, 0.0)
+        ecg.getAxis("left").setWidth(40)
+        ecg.getAxis("left").setTextPen(pg.mkPen("#455060"))
+        ecg.setLabel("left", "mV")
+        self.ecg_curve = ecg.plot(pen=pg.mkPen("#263238", width=1))
+        self.ecg_curve.setDownsampling(auto=True, method="peak")
+        self.ecg_curve.setClipToView(True)
+        box.addWidget(self.ecg_plot, 1)
+        self.ecg_plot.hide()  # until an ECG stream arrives
+        layout.addWidget(group, 1)
+        return column
+
+    def _build_right(self) -> QWidget:
+        column = QWidget()
+        column.setMinimumWidth(390)
+        column.setMaximumWidth(440)
+        layout = QVBoxLayout(column)
+        layout.setContentsMargins(0, 0, 0, 0)
+
+        view = QGroupBox("Patient's view")
+        view_box = QVBoxLayout(view)
+        self.mirror = MirrorView()
+        self.mirror.setMinimumHeight(212)
+        self.mirror.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        view_box.addWidget(self.mirror)
+        gaze = QHBoxLayout()
+        self.compass = HeadCompass()
+        gaze.addWidget(self.compass)
+        gaze_text = QVBoxLayout()
+        self.gaze_now = QLabel("Head: no pose yet")
+        self.gaze_now.setStyleSheet("font-size: 11pt; font-weight: 600;")
+        self.gaze_now.setWordWrap(True)
+        self.gaze_now.setMinimumWidth(150)
+        self.gaze_share = QLabel("Looking away this step: –")
+        self.gaze_share.setStyleSheet("font-size: 11pt;")
+        self.gaze_share.setWordWrap(True)
+        self.gaze_share.setMinimumWidth(150)
+        self.gaze_share.setToolTip("Share of this step's exposure time with the head turned "
+                                   "away from the stimulus (from the head pose)")
+        self.render_label = _named(QLabel(""), "muted")
+        self.render_label.setWordWrap(True)
+        self.render_label.setMinimumWidth(150)
+        gaze_text.addWidget(self.gaze_now)
+        gaze_text.addWidget(self.gaze_share)
+        gaze_text.addWidget(self.render_label)
+        gaze_text.addStretch(1)
+        gaze.addLayout(gaze_text, 1)
+        view_box.addLayout(gaze)
+        layout.addWidget(view)
+
+        suds = QGroupBox("SUDS — distress 0–100")
+        suds_box = QVBoxLayout(suds)
+        quick = QGridLayout()
+        quick.setSpacing(3)
+        self.suds_buttons: dict[int, QPushButton] = {}
+        for i, value in enumerate(range(0, 101, 10)):
+            button = _named(QPushButton(str(value)), "suds")
+            button.setStyleSheet(f"background: {SUDS_COLORS[i]};")
+            button.setToolTip(f"Record SUDS {value} now (or type the number and press Enter)")
+            button.clicked.connect(lambda _c=False, v=value: self.send_suds(v))
+            quick.addWidget(button, 0, i)
+            self.suds_buttons[value] = button
+        suds_box.addLayout(quick)
+        entry = QHBoxLayout()
+        self.suds_edit = DigitEdit()
+        self.suds_edit.setValidator(QIntValidator(0, 100, self))
+        self.suds_edit.setPlaceholderText("type 0–100, Enter")
+        self.suds_edit.setMaximumWidth(130)
+        self.suds_edit.setToolTip("Digit keys anywhere type here; Enter records the value")
+        self.suds_edit.returnPressed.connect(self._record_typed_suds)
+        record = QPushButton("Record  [Enter]")
+        record.clicked.connect(self._record_typed_suds)
+        self.suds_record_button = record
+        self.ask_button = self._button("Ask patient", "A",
+                                       "Show the SUDS prompt to the patient",
+                                       lambda: self.send("request_suds"))
+        entry.addWidget(self.suds_edit)
+        entry.addWidget(record)
+        entry.addWidget(self.ask_button)
+        suds_box.addLayout(entry)
+        self.suds_status = _named(QLabel("No SUDS yet"), "muted")
+        suds_box.addWidget(self.suds_status)
+        layout.addWidget(suds)
+
+        expectancy = QGroupBox("Expectancy — before the step, then after")
+        exp_box = QGridLayout(expectancy)
+        self.expect_edit = QLineEdit()
+        self.expect_edit.setPlaceholderText("What does the patient fear will happen?  [E]")
+        self.expect_edit.setToolTip("E: type the predicted outcome; Enter records it")
+        self.expect_edit.returnPressed.connect(self.send_expectancy)
+        self.likelihood = QSpinBox()
+        self.likelihood.setRange(0, 100)
+        self.likelihood.setValue(70)
+        self.likelihood.setSuffix(" %")
+        self.likelihood.setToolTip("How likely the patient thinks it is (0–100 %)")
+        self.likelihood.lineEdit().returnPressed.connect(self.send_expectancy)
+        predict = QPushButton("Record  [Enter]")
+        predict.clicked.connect(self.send_expectancy)
+        self.predict_button = predict
+        self.open_expectancy = _named(QLabel("No open prediction for this step"), "muted")
+        self.open_expectancy.setWordWrap(True)
+        self.open_expectancy.setMinimumWidth(200)
+        self.happened_button = self._button("Happened", "Ctrl+Y",
+                                            "The predicted outcome happened",
+                                            lambda: self.send_outcome(True))
+        self.not_happened_button = self._button("Did not happen", "Ctrl+N",
+                                                "The predicted outcome did not happen",
+                                                lambda: self.send_outcome(False))
+        exp_box.addWidget(self.expect_edit, 0, 0, 1, 2)
+        exp_box.addWidget(self.likelihood, 0, 2)
+        exp_box.addWidget(predict, 0, 3)
+        exp_box.addWidget(self.open_expectancy, 1, 0, 1, 4)
+        exp_box.addWidget(self.happened_button, 2, 0, 1, 2)
+        exp_box.addWidget(self.not_happened_button, 2, 2, 1, 2)
+        layout.addWidget(expectancy)
+
+        layout.addStretch(1)
+        return column
+
+    def _build_footer(self) -> QWidget:
+        footer = QWidget()
+        layout = QVBoxLayout(footer)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(3)
+        self.status_line = _named(QLabel(""), "status")
+        self.status_line.setWordWrap(True)
+        self.status_line.setMinimumWidth(300)
+        self._set_status("Connecting to the session host …", "info")
+        layout.addWidget(self.status_line)
+        self.log_list = QListWidget()
+        self.log_list.setMaximumHeight(100)
+        self.log_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.log_list.setToolTip("Every command with the host's answer, and the session's "
+                                 "events")
+        layout.addWidget(self.log_list)
+        keys = QLabel("   ".join(f"<b>{html.escape(k)}</b>&nbsp;{html.escape(v)}"
+                                   for k, v in FOOTER_KEYS))
+        keys.setWordWrap(True)
+        keys.setObjectName("muted")
+        keys.setTextFormat(Qt.TextFormat.RichText)
+        layout.addWidget(keys)
+        return footer
+
+    def _build_shortcuts(self) -> None:
+        bindings: list[tuple[str, Callable[[], object]]] = [
+            ("F12", self.do_stop),
+            ("P", lambda: self.send("pause")),
+            ("Ctrl+Shift+P", lambda: self.send("resume")),
+            ("Ctrl+PgDown", lambda: self.send("next")),
+            ("Ctrl+PgUp", lambda: self.send("previous")),
+            ("Ctrl+R", lambda: self.send("repeat")),
+            ("Ctrl+J", self.do_jump),
+            ("Ctrl+L", lambda: self.table.setFocus()),
+            ("Ctrl+Up", lambda: self.nudge_intensity(+10)),
+            ("Ctrl+Down", lambda: self.nudge_intensity(-10)),
+            ("A", lambda: self.send("request_suds")),
+            ("E", lambda: self.expect_edit.setFocus()),
+            ("M", lambda: self.marker_edit.setFocus()),
+            ("Ctrl+Y", lambda: self.send_outcome(True)),
+            ("Ctrl+N", lambda: self.send_outcome(False)),
+            ("Ctrl+G", lambda: self.send("accept_suggestion")),
+            ("Ctrl+D", lambda: self.send("dismiss_suggestion")),
+            ("Ctrl+B", lambda: self.send("start_baseline")),
+            ("Ctrl+E", self.do_start_exposure),
+            ("Ctrl+Shift+E", self.do_end),
+            ("F1", self.show_shortcuts),
+            ("Esc", self._clear_entry),
+        ]
+        for digit in range(10):
+            bindings.append((str(digit), self._digit_slot(digit)))
+            bindings.append((f"Num+{digit}", self._digit_slot(digit)))
+        self.shortcuts: dict[str, QShortcut] = {}
+        for keys, slot in bindings:
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(slot)
+            self.shortcuts[keys] = shortcut
+
+    # --- actions --------------------------------------------------------------------
+
+    def send(self, name: str, args: Mapping[str, Any] | None = None) -> str | None:
+        """Send a command; its answer appears in the status line and the log."""
+        label = command_label(name, args or {})
+        if self.read_only:
+            self._set_status(f"✗ {label}: this panel is read-only", "error")
+            return None
+        command_id = self.bridge.send(name, args)
+        self.model.command_sent(command_id, name, args or {}, time.monotonic())
+        self._set_status(f"… {label}: sent, waiting for the host", "pending")
+        return command_id
+
+    def do_stop(self) -> None:
+        if self.read_only:
+            self._set_status("✗ STOP: this panel is read-only (observer)", "error")
+            return
+        command_id = self.bridge.stop("STOP (panel)")
+        self.model.command_sent(command_id, "stop", {"reason": "STOP (panel)"},
+                                time.monotonic())
+        self._set_status("… STOP sent — waiting for the host's acknowledgement", "pending")
+        self._update_stop_status(time.monotonic())
+
+    def send_suds(self, value: int) -> None:
+        self.send("suds", {"value": int(value)})
+
+    def _record_typed_suds(self) -> None:
+        text = self.suds_edit.text().strip()
+        if not text:
+            self._set_status("Type a SUDS value 0–100 first", "error")
+            return
+        value = int(text)
+        if not 0 <= value <= 100:
+            self._set_status(f"SUDS {value} is outside 0–100: not sent", "error")
+            return
+        self.suds_edit.clear()
+        self.send_suds(value)
+        self.table.setFocus()
+
+    def _digit_slot(self, digit: int) -> Callable[[], None]:
+        return lambda: self._type_suds_digit(digit)
+
+    def _type_suds_digit(self, digit: int) -> None:
+        if not self.suds_edit.hasFocus():
+            self.suds_edit.setFocus()
+            self.suds_edit.selectAll()
+        self.suds_edit.insert(str(digit))
+
+    def _clear_entry(self) -> None:
+        self.suds_edit.clear()
+        self.table.setFocus()
+
+    def send_expectancy(self) -> None:
+        outcome = self.expect_edit.text().strip()
+        if not outcome:
+            self._set_status("Type the predicted outcome first", "error")
+            return
+        self.send("expectancy", {"outcome": outcome, "likelihood_pct": self.likelihood.value()})
+        self.table.setFocus()
+
+    def send_outcome(self, happened: bool) -> None:
+        self.send("expectancy_outcome", {"happened": happened})
+
+    def send_marker(self) -> None:
+        text = self.marker_edit.text().strip()
+        if not text:
+            self._set_status("Type the marker text first", "error")
+            return
+        self.marker_edit.clear()
+        self.send("marker", {"text": text})
+        self.table.setFocus()
+
+    def chosen_step(self) -> int | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() \
+            else []
+        return rows[0].row() if rows else None
+
+    def do_jump(self) -> None:
+        target = self.chosen_step()
+        state = self.model.state
+        if target is None or state is None:
+            self._set_status("Choose a step in the list first (Ctrl+L, ↑/↓)", "error")
+            return
+        current = int(state.get("step_index", 0))
+        if target == current:
+            self._set_status(f"Step {current + 1} is the current step: choose another one "
+                             "(↑/↓) or use Repeat (Ctrl+R)", "info")
+            return
+        if target > current + 1 and not self.confirm(
+                "Jump ahead", f"Jump from step {current + 1} to step {target + 1}, "
+                              f"skipping {target - current - 1} step(s)?"):
+            self._set_status("Jump cancelled", "info")
+            return
+        self.send("jump", {"step": target})
+
+    def do_start_exposure(self) -> None:
+        target = self.chosen_step()
+        self.send("start_exposure", {"step": target} if target else {})
+
+    def do_end(self) -> None:
+        if self.confirm("End the session", "End the session now? This cannot be undone; "
+                                           "the recording is closed."):
+            self.send("end", {"reason": "ended from the panel"})
+        else:
+            self._set_status("End cancelled", "info")
+
+    def nudge_intensity(self, delta_pct: int) -> None:
+        self.slider.setValue(max(0, min(100, self.slider.value() + delta_pct)))
+        self._intensity_timer.start()
+
+    def _on_slider_value(self, value: int) -> None:
+        if self._updating_slider:
+            return
+        self._set_intensity_label(f"→ {value} %")
+        if not self.slider.isSliderDown():
+            self._intensity_timer.start()
+
+    _updating_slider = False
+
+    def _send_intensity(self) -> None:
+        self._intensity_timer.stop()
+        value = self.slider.value()
+        self.send("intensity", {"value": round(value / 100, 2)})
+        self._set_intensity_label(f"→ {value} % sending…")
+
+    def _set_intensity_label(self, text: str) -> None:
+        _set_text(self.intensity_value, text)
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{html.escape(k)}</b>&nbsp;&nbsp;</td>"
+                       f"<td>{html.escape(v)}</td></tr>" for k, v in SHORTCUTS)
+        box = QMessageBox(self)
+        box.setWindowTitle("Keyboard shortcuts")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setText(f"<table>{rows}</table>")
+        box.setModal(False)
+        box.show()
+
+    def _ask(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(self, title, text,
+                                      QMessageBox.StandardButton.Yes
+                                      | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    # --- incoming -----------------------------------------------------------------
+
+    def _on_messages(self) -> None:
+        # The messages stay queued in the bridge until the next refresh takes them all:
+        # one wake-up of the GUI thread per frame, not one per message.
+        self._schedule_refresh()
+
+    def _schedule_refresh(self) -> None:
+        wait = self.min_refresh_s - (time.monotonic() - self._last_refresh)
+        if wait <= 0:
+            self._refresh()
+        elif not self._refresh_timer.isActive():
+            self._refresh_timer.start(max(1, int(wait * 1000)))
+
+    def _on_command_done(self, outcome: CommandOutcome) -> None:
+        now = time.monotonic()
+        if outcome.unreachable:
+            record = self.model.command_unreachable(outcome.id, outcome.error, now,
+                                                    still_trying=outcome.still_trying)
+        else:
+            record = self.model.command_answered(
+                outcome.id, outcome.ok, outcome.error, outcome.state_seq,
+                [str(e) for e in outcome.result.get("events", [])], now)
+        if record is None:
+            return
+        label = command_label(record.name, record.args)
+        if record.status == "ok":
+            what = ", ".join(e.replace("_", " ") for e in record.events) or "no change"
+            self._set_status(f"✓ {label} — acknowledged by the host ({what})", "ok")
+        elif record.status == "refused":
+            self._set_status(f"✗ {label} — refused by the host: {record.error}", "error")
+        elif record.status == "unreachable":
+            self._set_status(f"✗ {label} — no answer from the host ({record.error}); "
+                             "it may not have been applied", "error")
+        elif record.name == "stop":
+            self._set_status(f"… STOP not acknowledged yet — resending "
+                             f"({record.attempts_s:.0f} s)", "pending")
+        if record.name == "intensity" and record.done:
+            # refused or unanswered: back to the host's value; acknowledged: show it
+            self._sync_slider(force=record.status != "ok")
+        self._schedule_refresh()
+        self._update_stop_status(now)
+
+    def _on_heartbeat(self, ok: bool, _rtt_s: float) -> None:
+        self.model.heartbeat_result(ok, time.monotonic())
+
+    # --- drawing --------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        self._last_refresh = now
+        self.model.ingest_many(self.bridge.take_messages())
+        dirty = self.model.take_dirty()
+        if self.model.session_id != self._session_shown:
+            self._reset_session_view()
+            dirty |= {"state", "hr", "ecg", "rr", "pose", "preview", "events"}
+        if "state" in dirty:
+            self._update_state(now)
+        if dirty & {"hr", "state", "alerts"}:
+            self._update_hr_plot(now)
+        if "ecg" in dirty:
+            self._update_ecg()
+        probes = self.model.take_probes()
+        if probes:
+            stamp = time.monotonic_ns()
+            self.display_latency_ms.extend((stamp - p) / 1e6 for p in probes)
+        if dirty & {"hr", "rr"}:
+            self._update_hr_numbers()
+        if dirty & {"pose", "state"}:
+            self._update_pose(now)
+        if "preview" in dirty:
+            self._update_preview(now)
+        if "events" in dirty:
+            self._update_timeline()
+            self._update_expectancy()
+        if "log" in dirty:
+            self._update_log()
+        if dirty & {"sources", "state"}:
+            self._update_links(now)
+            self._update_banners(now)
+        if "commands" in dirty:
+            self._update_stop_status(now)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        self._refresh()
+        self._update_clock(now)
+        self._update_links(now)
+        self._update_banners(now)
+        self._update_stop_status(now)
+        self._update_preview(now, overlay_only=True)
+        self._update_pose_text()
+        self._update_phase_badge(now)
+        self._update_staleness(now)
+        session = self.model.session
+        if session:
+            self._update_recording(session)
+        self._ticks += 1
+        if self._ticks % 4 == 0:  # once a second: the heart-rate plot moves on
+            self._scroll_hr(now)
+
+    _ticks = 0
+
+    def _reset_session_view(self) -> None:
+        self._session_shown = self.model.session_id
+        for items in self._hr_items.values():
+            for item in items:
+                self.hr_plot.removeItem(item)
+        self._hr_items.clear()
+        for line in self._timeline_items:
+            self.hr_plot.removeItem(line)
+        self._timeline_items.clear()
+        self._timeline_shown = 0
+        self._steps_key = ()
+        self._preview_shown = -1
+        self.mirror.set_frame(None, "", "No preview from the renderer yet", False)
+        self.ecg_curve.setData([], [])
+        self.ecg_plot.hide()
+        self.ecg_title.setText("ECG: no ECG stream")
+
+    def _update_state(self, now: float) -> None:
+        state = self.model.state
+        if state is None:
+            return
+        session = self.model.session
+        self._update_phase_badge(now)
+        _set_text(self.session_label,
+                  f"Patient {session.get('patient_id', '?')} · {state.get('hierarchy_id', '')}")
+        self.session_label.setToolTip(f"session {session.get('session_id', '')}")
+        index = int(state.get("step_index", 0))
+        n_steps = int(state.get("n_steps", 0) or 0)
+        _set_text(self.step_label, f"Step {index + 1} of {n_steps}: {state.get('step_label', '')}"
+                                   f"  (expected SUDS {state.get('step_expected_suds', '–')})")
+        self._update_table(state)
+        self._sync_slider()
+        self.auto_check.blockSignals(True)
+        self.auto_check.setChecked(bool(state.get("auto_advance")))
+        self.auto_check.blockSignals(False)
+        self._update_suds_status(state)
+        self._update_suggestion(state)
+        self._update_controls()
+        self._update_expectancy()
+        prompt = state.get("step_expectancy_prompt")
+        if self._prompt_for_step != index:
+            self._prompt_for_step = index
+            if not self.expect_edit.hasFocus():
+                self.expect_edit.setText(str(prompt) if prompt else "")
+                self.expect_edit.setCursorPosition(0)
+        self._update_recording(session)
+        self._update_clock(now)
+
+    def _update_phase_badge(self, now: float) -> None:
+        """The phase in its colour; grey with "last known" while the host is silent."""
+        state = self.model.state
+        if state is None:
+            _set_text(self.phase_label, "NO HOST")
+            _set_style(self.phase_label, f"background: {GREY};")
+            return
+        phase = str(state.get("phase", "idle"))
+        text, color = PHASE_LOOK.get(phase, (phase.upper(), GREY))
+        if self.model.host_link(now) != Link.OK:
+            text, color = f"{text.splitlines()[0]}?\nlast known", GREY
+        _set_text(self.phase_label, text)
+        _set_style(self.phase_label, f"background: {color};")
+
+    def _update_table(self, state: Mapping[str, Any]) -> None:
+        steps = self.model.steps()
+        key = tuple((s.get("id"), s.get("label")) for s in steps)
+        table = self.table
+        if key != self._steps_key:
+            self._steps_key = key
+            self._row_cache.clear()
+            table.setRowCount(len(steps))
+            for row, step in enumerate(steps):
+                label_item = self._cell(row, 1)
+                label_item.setText(str(step.get("label") or step.get("id") or ""))
+                label_item.setToolTip(f"{step.get('id')}: {step.get('label')}")
+                expected = step.get("expected_suds")
+                exp_item = self._cell(row, 2)
+                exp_item.setText("" if expected is None else str(expected))
+                exp_item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+        current = int(state.get("step_index", 0))
+        highest = int(state.get("highest_step", 0))
+        suds = self.model.suds_by_step()
+        bold = QFont(table.font())
+        bold.setBold(True)
+        normal = QFont(table.font())
+        for row in range(table.rowCount()):
+            values = suds.get(row, [])
+            shown = " · ".join(str(v) for v in values[-5:])
+            if len(values) > 5:
+                shown = "… " + shown
+            marker = "▶" if row == current else ("✓" if row <= highest else "")
+            share = self.model.look_away.get(row)
+            share_value = share.share if share is not None else None
+            away = "" if share_value is None else f"{100 * share_value:.0f} %"
+            row_key = (marker, tuple(values), away)
+            if self._row_cache.get(row) == row_key:
+                continue  # unchanged: touching the items would repaint the table
+            self._row_cache[row] = row_key
+            items = [self._cell(row, col) for col in range(5)]
+            items[0].setText(f"{marker} {row + 1}")
+            items[3].setText(shown)
+            items[3].setToolTip(", ".join(str(v) for v in values) or "no SUDS yet")
+            items[4].setText(away)
+            items[4].setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+            background = QColor("#fff3c4") if row == current else QColor("white")
+            for item in items:
+                item.setBackground(QBrush(background))
+                item.setFont(bold if row == current else normal)
+        if self._shown_current_step != current:
+            self._shown_current_step = current
+            table.selectRow(current)
+            if current < table.rowCount():
+                table.scrollToItem(self._cell(current, 0))
+
+    _shown_current_step: int | None = None
+    _row_cache: dict[int, tuple[Any, ...]]
+
+    def _cell(self, row: int, col: int) -> QTableWidgetItem:
+        item = self.table.item(row, col)
+        if item is None:
+            item = QTableWidgetItem("")
+            self.table.setItem(row, col, item)
+        return item
+
+    def _sync_slider(self, force: bool = False) -> None:
+        state = self.model.state
+        if state is None:
+            return
+        host_pct = round(100 * float(state.get("intensity", 0.0)))
+        busy = (self.slider.isSliderDown() or self._intensity_timer.isActive()
+                or self.model.pending("intensity"))
+        if force or not busy:
+            if self.slider.value() != host_pct:
+                self._updating_slider = True
+                self.slider.setValue(host_pct)
+                self._updating_slider = False
+            self._set_intensity_label(f"{host_pct} %")
+
+    def _update_suds_status(self, state: Mapping[str, Any]) -> None:
+        last = self.model.last_suds
+        suds = state.get("suds") or []
+        if last is None and suds:
+            t_s, step, value = suds[-1]
+            last = (float(t_s), int(step), int(value), "")
+        text = "No SUDS yet this session"
+        if last is not None:
+            by = f" by {last[3].split(':')[0]}" if last[3] else ""
+            text = (f"Last: <b>{last[2]}</b> at step {last[1] + 1}, "
+                    f"{format_duration(last[0])}{html.escape(by)}")
+        if state.get("suds_requested"):
+            text = "<b style='color:#1565c0'>Waiting for the patient's rating…</b>  " + text
+        self.suds_status.setTextFormat(Qt.TextFormat.RichText)
+        _set_text(self.suds_status, text)
+
+    def _update_suggestion(self, state: Mapping[str, Any]) -> None:
+        suggestion = state.get("suggestion")
+        if not suggestion or suggestion.get("step_index") != state.get("step_index"):
+            self.suggestion_box.hide()
+            return
+        n_steps = int(state.get("n_steps", 0) or 0)
+        index = int(state.get("step_index", 0))
+        last = index >= n_steps - 1
+        target = "the hierarchy is complete" if last else f"go to step {index + 2}"
+        _set_text(self.suggestion_label,
+                  f"Advance suggested ({target}): {describe_reason(suggestion)}")
+        self.accept_button.setEnabled(not last and not self.read_only)
+        self.suggestion_box.show()
+
+    def _update_controls(self) -> None:
+        state = self.model.state
+        phase = None if state is None else str(state.get("phase"))
+        live = phase not in (None, "ended") and not self.read_only
+        moving = phase in ("exposure", "paused", "safe") and not self.read_only
+        index = 0 if state is None else int(state.get("step_index", 0))
+        n_steps = 0 if state is None else int(state.get("n_steps", 0) or 0)
+        self.baseline_button.setEnabled(phase == "idle" and not self.read_only)
+        self.exposure_button.setEnabled(phase in ("idle", "baseline") and not self.read_only)
+        self.pause_button.setEnabled(phase in ("baseline", "exposure", "safe")
+                                     and not self.read_only)
+        self.resume_button.setEnabled(phase in ("paused", "safe") and not self.read_only)
+        self.end_button.setEnabled(live)
+        self.prev_button.setEnabled(moving and index > 0)
+        self.next_button.setEnabled(moving and index < n_steps - 1)
+        self.repeat_button.setEnabled(moving)
+        self.jump_button.setEnabled(moving)
+        self.slider.setEnabled(moving)
+        self.auto_check.setEnabled(live)
+        for widget in (*self.suds_buttons.values(), self.ask_button, self.suds_edit,
+                       self.suds_record_button):
+            widget.setEnabled(phase in ("baseline", "exposure", "paused", "safe")
+                              and not self.read_only)
+        for widget in (self.expect_edit, self.likelihood, self.marker_edit,
+                       self.predict_button, self.marker_button):
+            widget.setEnabled(live)
+        self.stop_button.setEnabled(not self.read_only)
+
+    def _update_recording(self, session: Mapping[str, Any]) -> None:
+        path = str(session.get("recording") or "")
+        name = path.rsplit("/", 1)[-1] if path else "–"
+        error = session.get("recording_error")
+        size = format_bytes(session.get("recording_bytes"))
+        metrics = self.recording_label.fontMetrics()
+        name = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, 300)
+        error_text = metrics.elidedText(str(error or ""), Qt.TextElideMode.ElideRight, 300)
+        if error:
+            text = _colored(f"● Recording ERROR: {error_text}", RED)
+            self.recording_banner.setText(f"Recording error: {error} — the session is not being "
+                                          "saved correctly")
+            self.recording_banner.show()
+        else:
+            text = _colored("● REC ", RED) + html.escape(f"{name}  ({size})")
+            self.recording_banner.hide()
+        _set_text(self.recording_label, text)
+        self.recording_label.setToolTip(path)
+
+    def _update_clock(self, now: float) -> None:
+        state = self.model.state
+        if state is None:
+            return
+        phase = str(state.get("phase"))
+        session_t = self.model.session_time(now)
+        parts = [f"Session <b>{_clock_text(session_t)}</b>",
+                 f"in step <b>{_clock_text(self.model.time_in_step(now))}</b>"]
+        if phase in ("paused", "safe", "baseline"):
+            in_phase = float(state.get("time_in_phase_s", 0.0)) + min(
+                max(0.0, now - (self.model.state_received_s or now)), 3.0)
+            parts.append(f"{phase} for <b>{_clock_text(in_phase)}</b>")
+        parts.append(f"intensity <b>{round(100 * float(state.get('intensity', 0.0)))} %</b>")
+        self.clock_label.setTextFormat(Qt.TextFormat.RichText)
+        _set_text(self.clock_label, "  ·  ".join(parts))
+
+    def _update_links(self, now: float) -> None:
+        model = self.model
+        host = model.host_link(now)
+        silent = model.host_silent_s(now)
+        host_text = {Link.OK: "Host ●", Link.LOST: f"Host LOST ({silent or 0:.0f} s)",
+                     Link.NOT_SEEN: "Host: not connected"}.get(host, "Host")
+        chips = [_colored(host_text, LINK_COLOR[host])]
+        if self.read_only:
+            chips.append(_colored("read-only", GREY))
+        elif host != Link.OK:
+            chips.append(_colored("Control: unknown", GREY))
+        elif model.is_controller():
+            chips.append(_colored("In control ●", GREEN))
+        else:
+            controller = model.session.get("controller")
+            if controller and controller != model.client_id:
+                chips.append(_colored(f"Control: {controller}", AMBER))
+            else:
+                chips.append(_colored("Not in control", AMBER if host == Link.OK else GREY))
+        renderer = model.renderer_link(now)
+        renderer_text = {Link.OK: "Renderer ●", Link.NOT_SEEN: "Renderer: not seen",
+                         Link.LOST: "Renderer LOST", Link.DISCONNECTED: "Renderer LOST"}
+        chips.append(_colored(renderer_text[renderer], LINK_COLOR[renderer]))
+        _set_text(self.links_label, "&nbsp;&nbsp;&nbsp;".join(chips))
+        sensors = []
+        for source in sorted(model.sensor_sources(), key=lambda s: s.name):
+            link = source.link(now, model.lost_after_s)
+            kinds = "/".join(k for k in ("hr", "rr", "ecg", "ppg", "spo2", "pose")
+                             if k in source.counts)
+            label = f"{source.name} ({kinds})" if kinds else source.name
+            skew = source.clock_skew_s
+            if link == Link.LOST:
+                label += f" LOST {source.silent_s(now):.0f} s"
+            elif link == Link.DISCONNECTED:
+                label += " device disconnected"
+            elif skew is not None and abs(skew) > MAX_CLOCK_SKEW_S:
+                label += f" ● clock off by {format_duration(abs(skew))}"
+                link = Link.DISCONNECTED  # drawn red: its samples fall outside the plot
+            else:
+                label += " ●"
+            sensors.append(_colored(label, LINK_COLOR[link]))
+        _set_text(self.sensors_label, "Sensors: " + ("&nbsp;&nbsp;&nbsp;".join(sensors)
+                                                     or _colored("none seen", GREY)))
+
+    def _update_banners(self, now: float) -> None:
+        model = self.model
+        host = model.host_link(now)
+        if host == Link.LOST:
+            self.host_banner.setText(
+                f"Session host not responding for {model.host_silent_s(now) or 0:.0f} s — "
+                "reconnecting by itself. Commands get an answer or an error; STOP is resent "
+                "until acknowledged.")
+            self.host_banner.show()
+        elif host == Link.NOT_SEEN:
+            self.host_banner.setText(f"No session host at {self.endpoints.host_feed} yet — "
+                                     "waiting for it (start it with 'vrexposure session').")
+            self.host_banner.show()
+        else:
+            self.host_banner.hide()
+        controller = model.session.get("controller")
+        if self.read_only or host != Link.OK:
+            self.control_banner.hide()
+        elif controller and controller != model.client_id and model.session.get(
+                "controller_connected"):
+            self.control_banner.setText(f"Another panel ('{controller}') controls this "
+                                        "session; this panel's heartbeat takes over.")
+            self.control_banner.show()
+        elif not self.bridge.heartbeat_enabled:
+            self.control_banner.setText("This panel's heartbeat is off: the host will pause "
+                                        "exposure.")
+            self.control_banner.show()
+        else:
+            self.control_banner.hide()
+        alerts = (model.state or {}).get("alerts_active") or []
+        if alerts:
+            texts = []
+            for name in alerts:
+                record = next((a for a in reversed(model.alerts) if a.alert == name), None)
+                texts.append(record.text + f" (since {format_duration(record.t_s)})"
+                             if record else str(name).replace("_", " "))
+            self.alert_banner.setText("⚠ " + "; ".join(texts))
+            self.alert_banner.show()
+        else:
+            self.alert_banner.hide()
+
+    def _update_stop_status(self, now: float) -> None:
+        record = self.model.stop_status()
+        acked = waiting = False
+        if record is None:
+            text = "not pressed this session"
+        elif record.status == "ok":
+            acked = True
+            text = (f"✓ acknowledged by the host at {self._session_clock_at(record)} "
+                    f"({1000 * ((record.answered_s or now) - record.sent_s):.0f} ms)")
+        elif record.status == "pending":
+            waiting = True
+            text = f"sent — waiting for the host ({now - record.sent_s:.0f} s)…"
+        elif record.status == "refused":
+            text = f"✗ refused: {record.error}"
+        else:
+            text = "✗ NOT acknowledged — press STOP again"
+        color = GREEN if acked else (AMBER if waiting else (RED if record else GREY))
+        self.stop_status.setStyleSheet(f"color: {color}; font-weight: 600;")
+        _set_text(self.stop_status, text)
+        for name, value in (("acked", acked), ("waiting", waiting)):
+            if bool(self.stop_button.property(name)) != value:
+                self.stop_button.setProperty(name, value)
+                self.stop_button.style().unpolish(self.stop_button)
+                self.stop_button.style().polish(self.stop_button)
+
+    def _session_clock_at(self, record: CommandRecord) -> str:
+        stamp = record.answered_s or record.sent_s
+        t = self.model.session_time(stamp)
+        return format_duration(t) if t is not None else "?"
+
+    def _update_hr_plot(self, now: float) -> None:
+        model = self.model
+        t_now = model.session_time(now)
+        since = None if t_now is None else t_now - self.hr_window_s
+        lows: list[float] = []
+        highs: list[float] = []
+        for i, (source, ring) in enumerate(sorted(model.hr.items())):
+            items = self._hr_items.get(source)
+            if items is None:
+                color = SOURCE_PENS[i % len(SOURCE_PENS)]
+                line = pg.PlotDataItem(pen=pg.mkPen(color, width=2), connect="finite",
+                                       antialias=True)
+                good = pg.ScatterPlotItem(size=6, pen=pg.mkPen(None), brush=pg.mkBrush(color))
+                unsure = pg.ScatterPlotItem(size=8, pen=pg.mkPen("#8a8f98", width=1.5),
+                                            brush=pg.mkBrush(None))
+                bad = pg.ScatterPlotItem(size=7, symbol="x", pen=pg.mkPen("#b0b5bb"),
+                                         brush=pg.mkBrush("#b0b5bb"))
+                items = (line, good, unsure, bad)
+                for item in items:
+                    self.hr_plot.addItem(item)
+                self._hr_items[source] = items
+            t, bpm, quality = ring.arrays(since)
+            line_item, good_item, unsure_item, bad_item = items
+            is_good = quality == GOOD
+            line_t, line_v = t[is_good], bpm[is_good]
+            gaps = np.flatnonzero(np.diff(line_t) > HR_GAP_S) + 1  # lost data: break the line
+            line_item.setData(np.insert(line_t, gaps, np.nan), np.insert(line_v, gaps, np.nan))
+            good_item.setData(t[is_good], bpm[is_good])
+            unsure_item.setData(t[quality == UNCERTAIN], bpm[quality == UNCERTAIN])
+            bad_item.setData(t[quality == BAD], bpm[quality == BAD])
+            if bpm.size:
+                lows.append(float(bpm.min()))
+                highs.append(float(bpm.max()))
+        legend = "&nbsp;&nbsp; ".join(
+            _colored("●", SOURCE_PENS[i % len(SOURCE_PENS)]) + f"&nbsp;{html.escape(name)}"
+            for i, name in enumerate(sorted(model.hr)))
+        _set_text(self.legend, (legend + "&nbsp;&nbsp; " if legend else "") + LEGEND_TAIL)
+        band = model.baseline_band()
+        if band is None:
+            for item in (self.band, self.mean_line, self.threshold_line):
+                item.hide()
+            _set_text(self.band_label, "baseline: not yet" if not (model.state or {}).get(
+                "baseline_done") else "baseline: none (no trustworthy heart rate)")
+        else:
+            mean, low, high, known = band
+            self.band.setRegion((low, high))
+            self.mean_line.setValue(mean)
+            self.threshold_line.setValue(high)
+            self.threshold_line.label.setFormat(f"alert above {high:.0f} bpm")
+            for item in (self.band, self.mean_line, self.threshold_line):
+                item.show()
+            lows.append(low)
+            highs.append(high)
+            _set_text(self.band_label,
+                      f"baseline {mean:.0f} bpm, band ± {high - mean:.0f}"
+                      + ("" if known else " (default rule)"))
+        if lows:
+            low_y = 10 * np.floor((min(lows) - 5) / 10)
+            high_y = 10 * np.ceil((max(highs) + 5) / 10)
+            self.hr_plot.setYRange(low_y, high_y, padding=0)
+        self._scroll_hr(now)
+
+    def _scroll_hr(self, now: float) -> None:
+        t_now = self.model.session_time(now)
+        if t_now is None:
+            return
+        self.hr_plot.setXRange(max(0.0, t_now - self.hr_window_s),
+                               max(t_now, self.hr_window_s * 0.05), padding=0.01)
+
+    def _on_window_changed(self) -> None:
+        self.hr_window_s = float(self.window_combo.currentData())
+        self._update_hr_plot(time.monotonic())
+
+    def _update_ecg(self) -> None:
+        source = self.model.primary_source(self.model.ecg)
+        if source is None:
+            return
+        self.ecg_plot.show()
+        ring = self.model.ecg[source]
+        last = ring.last_t()
+        assert last is not None
+        t, v, _ = ring.arrays(last - self.ecg_window_s)
+        # Drawn against time before the newest sample: the axes stay still (repainting
+        # pyqtgraph axes is what costs most), only the trace moves.
+        self.ecg_curve.setData(t - last, v, skipFiniteCheck=True)
+        if v.size:
+            low, high = float(v.min()), float(v.max())
+            margin = max(0.1, 0.1 * (high - low))
+            shown_low, shown_high = self._ecg_y
+            # change the range only when the trace leaves it or uses under half of it
+            if (low < shown_low or high > shown_high
+                    or (high - low + 2 * margin) < 0.5 * (shown_high - shown_low)):
+                self._ecg_y = (low - margin, high + margin)
+                self.ecg_plot.setYRange(*self._ecg_y, padding=0)
+        rate = self.model.ecg_rate_hz.get(source, 0.0)
+        self.ecg_title.setTextFormat(Qt.TextFormat.PlainText)
+        _set_text(self.ecg_title, f"ECG ({source}, {rate:.0f} Hz) — last "
+                                  f"{self.ecg_window_s:.0f} s")
+
+    def _update_hr_numbers(self) -> None:
+        latest = self.model.latest_hr()
+        if latest is not None:
+            source, t_s, bpm, quality = latest
+            quality_text = {GOOD: "good", UNCERTAIN: "uncertain", BAD: "bad"}[quality]
+            _set_text(self.hr_value, f"{bpm:.0f} bpm")
+            _set_style(self.hr_value, f"color: {INK if quality == GOOD else '#8a8f98'};")
+            _set_text(self.hr_detail, f"{source}, {quality_text}, at {format_duration(t_s)}")
+        self._update_staleness(time.monotonic())
+
+    def _update_staleness(self, now: float) -> None:
+        """Grey the heart rate and say so in the ECG title when their source falls silent."""
+        latest = self.model.latest_hr()
+        if latest is not None:
+            source = self.model.sources.get(latest[0])
+            silent = source.silent_s(now) if source is not None else 0.0
+            stale = silent > self.model.lost_after_s
+            if stale:
+                _set_style(self.hr_value, "color: #a6adb5;")
+                _set_text(self.hr_detail, f"{latest[0]}: no value for {silent:.0f} s")
+            elif self.hr_value.styleSheet() == "color: #a6adb5;":
+                _set_style(self.hr_value, f"color: {INK if latest[3] == GOOD else '#8a8f98'};")
+                _set_text(self.hr_detail, f"{latest[0]}, at {format_duration(latest[1])}")
+        ecg_source = self.model.primary_source(self.model.ecg)
+        if ecg_source is not None:
+            status = self.model.sources.get(ecg_source)
+            silent = status.silent_s(now) if status is not None else 0.0
+            rate = self.model.ecg_rate_hz.get(ecg_source, 0.0)
+            if silent > self.model.lost_after_s:
+                self.ecg_title.setTextFormat(Qt.TextFormat.RichText)
+                _set_text(self.ecg_title, _colored(f"ECG ({ecg_source}): no signal for "
+                                                   f"{silent:.0f} s", RED))
+            else:
+                _set_text(self.ecg_title, f"ECG ({ecg_source}, {rate:.0f} Hz) — last "
+                                          f"{self.ecg_window_s:.0f} s")
+        rmssd, n = self.model.hrv()
+        if rmssd is not None:
+            _set_text(self.hrv_value, f"HRV {rmssd:.0f} ms")
+            self.hrv_value.setToolTip(f"RMSSD over the last {self.model.rr_window_s:.0f} s "
+                                      f"({n} RR intervals)")
+        elif n:
+            _set_text(self.hrv_value, "HRV –")
+            self.hrv_value.setToolTip(f"RMSSD needs more clean RR intervals ({n} so far)")
+
+    def _update_pose(self, now: float) -> None:
+        """The compass, at the refresh rate (whole degrees, so noise does not repaint it)."""
+        source = self.model.pose_source(now)
+        pose = self.model.pose.get(source) if source else None
+        if pose is None:
+            self.compass.set_pose(None, None, None)
+        else:
+            self.compass.set_pose(None if pose.yaw_deg is None else round(pose.yaw_deg),
+                                  None if pose.look_angle_deg is None
+                                  else round(pose.look_angle_deg), pose.looking_away)
+
+    def _update_pose_text(self) -> None:
+        """Where the head points and the look-away share, in words (4 Hz)."""
+        now = time.monotonic()
+        source = self.model.pose_source(now)
+        pose = self.model.pose.get(source) if source else None
+        if pose is not None:
+            lost = now - pose.received_s > self.model.lost_after_s
+            if lost:
+                text = _colored(f"Head pose lost ({now - pose.received_s:.0f} s)", RED)
+            elif pose.looking_away:
+                text = _colored("Looking AWAY from the stimulus", RED)
+            else:
+                text = _colored("Looking at the stimulus", GREEN)
+            angle = (f" ({pose.look_angle_deg:.0f}° off)"
+                     if pose.look_angle_deg is not None and not lost else "")
+            self.gaze_now.setTextFormat(Qt.TextFormat.RichText)
+            _set_text(self.gaze_now, text + html.escape(angle))
+        current = self.model.current_look_away()
+        phase = (self.model.state or {}).get("phase")
+        if current is not None:
+            index, share = current
+            if share.share is None:
+                text = f"Looking away in step {index + 1}: –" + (
+                    "" if phase == "exposure" else " (counted during exposure only)")
+            else:
+                text = (f"Looking away in step {index + 1}: <b>{100 * share.share:.0f} %</b> "
+                        f"({format_duration(share.away_s)} of "
+                        f"{format_duration(share.total_s)})")
+            self.gaze_share.setTextFormat(Qt.TextFormat.RichText)
+            _set_text(self.gaze_share, text)
+        state = self.model.state
+        if state is not None:
+            row = int(state.get("step_index", 0))
+            item = self.table.item(row, 4)
+            look = self.model.look_away.get(row)
+            if item is not None and look is not None and look.share is not None:
+                text = f"{100 * look.share:.0f} %"
+                if item.text() != text:
+                    item.setText(text)
+                    self._row_cache.pop(row, None)
+
+    def _update_preview(self, now: float, overlay_only: bool = False) -> None:
+        model = self.model
+        frame = model.preview
+        renderer = model.renderer_link(now)
+        pose_source = model.pose_source(now)
+        pose = model.pose.get(pose_source) if pose_source else None
+        away = bool(pose and pose.looking_away and
+                    now - pose.received_s <= model.lost_after_s)
+        overlay = ""
+        if frame is None:
+            overlay = "No preview from the renderer yet"
+        elif now - frame.received_s > model.lost_after_s:
+            overlay = (f"Renderer preview lost\n(last frame "
+                       f"{now - frame.received_s:.0f} s ago)")
+        if frame is not None and frame.source in model.render_stats:
+            stats = model.render_stats[frame.source]
+            parts = [f"{float(stats['fps']):.0f} fps" if "fps" in stats else "",
+                     f"p99 {float(stats['frame_ms_p99']):.1f} ms"
+                     if "frame_ms_p99" in stats else "",
+                     f"scene {stats.get('scene')}" if stats.get("scene") else "",
+                     "FAILSAFE (calm)" if stats.get("failsafe") else ""]
+            _set_text(self.render_label, "Renderer: " + ", ".join(p for p in parts if p))
+        elif renderer == Link.NOT_SEEN:
+            _set_text(self.render_label, "Renderer: not seen yet")
+        pixmap = self.mirror.pixmap
+        if frame is not None and model.preview_version != self._preview_shown \
+                and not overlay_only:
+            self._preview_shown = model.preview_version
+            loaded = QPixmap()
+            if loaded.loadFromData(frame.jpeg, "JPG"):
+                pixmap = loaded
+        caption = ""
+        if frame is not None:
+            caption = (f"{frame.source} · frame {frame.frame if frame.frame is not None else '?'}"
+                       f" · {format_duration(frame.t_s)}")
+        if (pixmap is not self.mirror.pixmap or caption != self.mirror.caption
+                or overlay != self.mirror.overlay or away != self.mirror.looking_away):
+            self.mirror.set_frame(pixmap, caption, overlay, away)
+
+    def _update_timeline(self) -> None:
+        timeline = self.model.timeline
+        for t_s, kind, label in timeline[self._timeline_shown:]:
+            color = "#78909c" if kind == "step" else "#6a1b9a"
+            line = pg.InfiniteLine(
+                pos=t_s, angle=90, movable=False,
+                pen=pg.mkPen(color, width=1, style=Qt.PenStyle.DotLine),
+                label=label, labelOpts={"position": 0.96 if kind == "step" else 0.06,
+                                        "color": color, "rotateAxis": None})
+            self.hr_plot.addItem(line)
+            self._timeline_items.append(line)
+        self._timeline_shown = len(timeline)
+
+    def _update_expectancy(self) -> None:
+        exp = self.model.open_expectancy()
+        if exp is None:
+            _set_text(self.open_expectancy, "No open prediction for this step")
+            self.happened_button.setEnabled(False)
+            self.not_happened_button.setEnabled(False)
+        else:
+            _set_text(self.open_expectancy,
+                      f"Open prediction: “{exp.get('outcome')}” ({exp.get('likelihood_pct')} %)"
+                      " — after the step, did it happen?")
+            enabled = not self.read_only
+            self.happened_button.setEnabled(enabled)
+            self.not_happened_button.setEnabled(enabled)
+
+    def _update_log(self) -> None:
+        colors = {"ok": GREEN, "error": RED, "warn": AMBER, "alert": RED, "info": "#455060",
+                  "event": INK}
+        new = [e for e in self.model.log if e.number > self._log_shown]
+        for entry in new:
+            stamp = format_duration(entry.session_t_s)
+            item = QListWidgetItem(f"{stamp:>8}  {entry.text}")
+            item.setForeground(QBrush(QColor(colors.get(entry.level, INK))))
+            if entry.level in ("error", "alert"):
+                font = item.font()
+                font.setBold(True)
+                item.setFont(font)
+            self.log_list.addItem(item)
+            self._log_shown = entry.number
+        while self.log_list.count() > 500:
+            self.log_list.takeItem(0)
+        if new:
+            self.log_list.scrollToBottom()
+
+    def _set_status(self, text: str, level: str) -> None:
+        styles = {"ok": "background: #e3f4e8; color: #14532d;",
+                  "error": "background: #fde2e2; color: #8e0000;",
+                  "pending": "background: #fff4d6; color: #6b4a00;",
+                  "info": "background: #e8eef5; color: #24405e;"}
+        _set_text(self.status_line, text)
+        _set_style(self.status_line, styles.get(level, styles["info"]))
+
+    def status_text(self) -> str:
+        return self.status_line.text()
+
+    # --- closing --------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        phase = (self.model.state or {}).get("phase")
+        if (not self._closed and not self.read_only and phase in ("baseline", "exposure")
+                and not self.confirm("Close the panel",
+                                     "Exposure is running. Closing the panel pauses it "
+                                     "(the host loses this panel's heartbeat). Close?")):
+            event.ignore()
+            return
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """Stop the timers and the I/O threads (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._tick_timer.stop()
+        self._refresh_timer.stop()
+        self._intensity_timer.stop()
+        self.bridge.close()
+
+
+def run_panel(endpoints: Endpoints, client_id: str, *, read_only: bool = False,
+              argv: Sequence[str] | None = None) -> int:
+    """Open the panel and run the Qt event loop until it is closed; returns the exit code."""
+    app = QApplication.instance() or QApplication(list(argv or ["vrexposure-panel"]))
+    pg.setConfigOptions(antialias=False, foreground="#455060")
+    window = PanelWindow(endpoints, client_id, read_only=read_only)
+    window.show()
+    # Ctrl-C or SIGTERM closes the window (asking first while exposure runs). Python only
+    # runs signal handlers between bytecodes, so a timer lets the interpreter run now and then.
+    previous = {sig: signal.signal(sig, lambda *_: window.close())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+    try:
+        code = app.exec()
+    finally:
+        wake.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        window.shutdown()
+    return int(code)
+
+
+__all__ = ["SHORTCUTS", "HeadCompass", "MirrorView", "PanelWindow", "run_panel"]
