@@ -126,3 +126,16 @@ def test_recorder_merges_contiguous_blocks_and_keeps_gaps(tmp_path: Path) -> Non
     np.testing.assert_allclose(stream.timestamps[[0, 59, 60, 99]], [1.0, 1.059, 2.0, 2.039])
     raw = (tmp_path / "r.xdf").read_bytes()
     assert raw.count(b"ecg1") == 1  # one stream header
+
+
+def test_rr_intervals_are_stamped_at_the_beats_that_end_them(tmp_path: Path) -> None:
+    from vrexposure import protocol
+    from vrexposure.recorder import Recorder
+
+    recorder = Recorder(tmp_path / "rr.xdf", {"patient_id": "P001"})
+    recorder.record(protocol.decode_data(protocol.encode_data(
+        "rr.strap", 0, 10.0, {"rr_ms": [800.0, 1000.0, 600.0], "quality": "good"})))
+    recorder.close(11.0)
+    stream = read_xdf(tmp_path / "rr.xdf").by_name("rr.strap")
+    np.testing.assert_allclose(stream.timestamps, [8.4, 9.4, 10.0])  # beats at 8.4, 9.4, 10.0
+    np.testing.assert_array_equal(stream.values[:, 0], [800.0, 1000.0, 600.0])

@@ -336,6 +336,13 @@ def keys_revoke(name: str, directory: Path) -> None:
 def _register_plugins_commands() -> None:
     from .cli_panel import panel_command
     from .cli_render import render_command, snapshot_command
+    from .cli_research import (
+        export_command,
+        lsl_command,
+        progress_command,
+        replay_command,
+        report_command,
+    )
     from .cli_sensors import sensor_command, sim_device_command
 
     main.add_command(sensor_command, "sensor")
@@ -343,6 +350,11 @@ def _register_plugins_commands() -> None:
     main.add_command(render_command, "render")
     main.add_command(snapshot_command, "snapshot")
     main.add_command(panel_command, "panel")
+    main.add_command(replay_command, "replay")
+    main.add_command(report_command, "report")
+    main.add_command(progress_command, "progress")
+    main.add_command(export_command, "export")
+    main.add_command(lsl_command, "lsl")
 
 
 _register_plugins_commands()

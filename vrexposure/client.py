@@ -226,6 +226,8 @@ class ControlClient:
 
     def sync_clock(self, rounds: int = 8, timeout_s: float = 2.0) -> float:
         """Estimate session time minus local monotonic time; returns the offset in s."""
+        # Start afresh: after a host restart old round trips describe another clock.
+        self.clock = OffsetEstimator()
         for _ in range(rounds):
             t0 = time.monotonic()
             reply = self.send("ping", timeout_s=timeout_s)

@@ -173,8 +173,9 @@ class Recorder:
                 stamps = [message.t_s]
             elif kind == "rr":
                 rr = [float(v) for v in payload["rr_ms"]]
-                # each interval ends at a beat; the last beat is at the message time
-                ends_ms = np.cumsum(rr[::-1])[::-1] - rr[-1] if rr else np.empty(0)
+                # each interval ends at a beat; the last beat is at the message time, and
+                # interval i ends before it by the sum of the intervals after i
+                ends_ms = np.cumsum(rr[::-1])[::-1] - np.asarray(rr) if rr else np.empty(0)
                 stamps = [message.t_s - float(e) / 1000.0 for e in ends_ms]
                 rows = [[v] for v in rr]
             elif kind == "spo2":
