@@ -60,6 +60,8 @@ PATIENT_ID_RE = re.compile(r"^(?=.*\d)[A-Za-z0-9_-]{2,32}$")
 REPLY_CACHE_SIZE = 2048
 ALERT_RECORDING = "recording_failed"
 ALERT_SENSOR_LOST = "sensor_lost"
+#: How often forwarded data is drained into the recorder and the heart-rate monitor.
+CAPTURE_BATCH_S = 0.02
 LOOPBACK_PREFIXES = ("127.", "localhost", "[::1]", "::1")
 
 
@@ -295,24 +297,27 @@ class SessionHost:
             sock.close(linger=0)
 
     def _loop(self) -> None:
+        # Commands wake the loop at once. Recorded data is drained in batches every
+        # CAPTURE_BATCH_S instead: waking for each forwarded sample would put this
+        # thread on a core exactly when producers and consumers need it (the data
+        # plane itself is forwarded in C and never waits for this thread).
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
-        poller.register(self._recorder_in, zmq.POLLIN)
-        next_tick_s = 0.0
+        next_tick_s = next_capture_s = 0.0
         while not self._stop.is_set():
             now = self.clock.now()
-            timeout_ms = max(0, int((next_tick_s - now) * 1000))
-            for sock, _ in poller.poll(timeout_ms):
-                if sock is self._router:
-                    self._drain_router()
-                else:
-                    self._drain_capture()
+            wake_s = min(next_tick_s, next_capture_s)
+            if poller.poll(max(0, int((wake_s - now) * 1000))):
+                self._drain_router()
             now = self.clock.now()
+            if now >= next_capture_s:
+                self._drain_capture()
+                next_capture_s = now + CAPTURE_BATCH_S
             if now >= next_tick_s:
                 self._timers(now)
                 next_tick_s = now + min(0.05, self.state_interval_s)
 
-    def _drain_capture(self, budget: int = 1000) -> None:
+    def _drain_capture(self, budget: int = 100_000) -> None:
         for _ in range(budget):
             try:
                 frames = self._recorder_in.recv_multipart(zmq.NOBLOCK)
