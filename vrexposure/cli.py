@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .cli_common import config_or_exit, hierarchy_or_exit
+from .cli_common import client_curve, config_or_exit, hierarchy_or_exit
 from .config import Endpoints
 from .hierarchy import validate_file
 
@@ -248,19 +248,6 @@ def demo(hierarchy_name: str, duration_s: float, patient_id: str, out_dir: Path,
         raise click.ClickException(str(exc)) from exc
     click.echo(result.summary.text())
     click.echo(f"Summary: {result.summary_path}")
-
-
-def client_curve(config: dict[str, Any]) -> Any:
-    """This machine's CurveZMQ credentials from config, or None on a loopback set-up."""
-    from .security import KeyStoreError, client_credentials
-
-    sec = config.get("security", {})
-    if not sec.get("keys_dir") or not sec.get("client_name"):
-        return None
-    try:
-        return client_credentials(Path(sec["keys_dir"]), str(sec["client_name"]))
-    except KeyStoreError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 @main.group()

@@ -37,3 +37,16 @@ def hierarchy_or_exit(name_or_path: str) -> Hierarchy:
         return load_hierarchy(hierarchy_path(name_or_path))
     except HierarchyError as exc:
         raise click.ClickException(f"invalid hierarchy:\n{exc}") from exc
+
+
+def client_curve(config: dict[str, Any]) -> Any:
+    """This machine's CurveZMQ credentials from config, or None on a loopback set-up."""
+    from .security import KeyStoreError, client_credentials
+
+    sec = config.get("security", {})
+    if not sec.get("keys_dir") or not sec.get("client_name"):
+        return None
+    try:
+        return client_credentials(Path(sec["keys_dir"]), str(sec["client_name"]))
+    except KeyStoreError as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from .cli_common import client_curve
 from .config import ConfigError, Endpoints, load_config
 
 
@@ -278,18 +279,6 @@ def export_command(file: Path, fmt: str, out_dir: Path, session: str | None) -> 
 # --------------------------------------------------------------------------- LSL
 
 
-def _client_curve(config: dict[str, Any]) -> Any:
-    from .security import KeyStoreError, client_credentials
-
-    sec = config.get("security", {})
-    if not sec.get("keys_dir") or not sec.get("client_name"):
-        return None
-    try:
-        return client_credentials(Path(sec["keys_dir"]), str(sec["client_name"]))
-    except KeyStoreError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
 @click.command("lsl")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               help="Settings file.")
@@ -315,7 +304,7 @@ def lsl_command(config_path: str | None, host_address: str | None, base_port: in
     try:
         gateway = LslGateway(endpoints, topics=parse_topics(topics), source_prefix=source_prefix,
                              on_outlet=lambda spec: click.echo(describe(spec), err=True),
-                             curve=_client_curve(config))
+                             curve=client_curve(config))
     except LslUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"LSL gateway: forwarding {endpoints.feed} and {endpoints.host_feed} "

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import time
 from collections import Counter
@@ -46,7 +45,7 @@ from .client import CommandFailed, ControlClient, HostUnreachable, Subscriber
 from .clock import OffsetEstimator
 from .config import Endpoints
 from .protocol import DataMessage
-from .recorder import NUMERIC_LAYOUTS, QUALITY_CODE, WAVEFORM_TYPES, pose_row
+from .recorder import NUMERIC_LAYOUTS, QUALITY_CODE, WAVEFORM_TYPES, jsonable, pose_row
 
 log = logging.getLogger(__name__)
 
@@ -114,27 +113,15 @@ def outlet_spec(message: DataMessage) -> OutletSpec | None:
     return OutletSpec(topic, "JSON", 1, 0.0, "string", f"vrexposure-{topic}", (kind,), ("",))
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def message_samples(message: DataMessage) -> tuple[Any, list[float]]:
     """(samples, session times) of a message: a 2-D array (chunks; the time of the last
     sample only) or a list of rows with one time each."""
     kind, p = message.kind, message.payload
     if message.topic in (protocol.TOPIC_EVENT, protocol.TOPIC_ALERT):
-        record = {"type": "event", **_jsonable(p)}
+        record = {"type": "event", **jsonable(p)}
         return [[json.dumps(record, sort_keys=True)]], [message.t_s]
     if message.topic == protocol.TOPIC_STATE:
-        return [[json.dumps(_jsonable(p), sort_keys=True)]], [message.t_s]
+        return [[json.dumps(jsonable(p), sort_keys=True)]], [message.t_s]
     if kind in WAVEFORM_TYPES:
         values = protocol.chunk_values(p)
         last = message.t_s + (len(values) - 1) / float(p["rate_hz"])
@@ -150,7 +137,7 @@ def message_samples(message: DataMessage) -> tuple[Any, list[float]]:
         return [[v] for v in rr], [message.t_s - a / 1000.0 for a in after]
     if kind == "pose":
         return [pose_row(p)], [message.t_s]
-    return [[json.dumps(_jsonable(p), sort_keys=True)]], [message.t_s]
+    return [[json.dumps(jsonable(p), sort_keys=True)]], [message.t_s]
 
 
 # --------------------------------------------------------------------------- the gateway

@@ -185,7 +185,7 @@ class Recorder:
             elif kind == "pose":
                 rows, stamps = [pose_row(payload)], [message.t_s]
             else:
-                rows = [json.dumps(_jsonable(payload), sort_keys=True)]
+                rows = [json.dumps(jsonable(payload), sort_keys=True)]
                 stamps = [message.t_s]
         except (KeyError, TypeError, ValueError, protocol.ProtocolError) as exc:
             self.rejected += 1
@@ -200,12 +200,12 @@ class Recorder:
         """An event, command, reply or clock report, as one JSON marker."""
         pending = self._pending[self._stream_ids[EVENTS_STREAM]]
         pending.stamps.append(t_s)
-        pending.rows.append(json.dumps(_jsonable(record), sort_keys=True))
+        pending.rows.append(json.dumps(jsonable(record), sort_keys=True))
 
     def record_state(self, t_s: float, state: Mapping[str, Any]) -> None:
         pending = self._pending[self._stream_ids[STATE_STREAM]]
         pending.stamps.append(t_s)
-        pending.rows.append(json.dumps(_jsonable(state), sort_keys=True))
+        pending.rows.append(json.dumps(jsonable(state), sort_keys=True))
 
     def flush(self, now_s: float, force: bool = False) -> None:
         """Write buffered samples; fsync when ``sync_interval_s`` has passed (or ``force``)."""
@@ -267,11 +267,12 @@ class Recorder:
             self._writer.close()
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` made JSON-safe: bytes summarised, non-finite floats as null."""
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     if isinstance(value, float) and not math.isfinite(value):

@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import __version__
+from .replay import parse_json_records
 from .xdf import XdfFile, XdfStream, read_xdf
 
 log = logging.getLogger(__name__)
@@ -99,16 +100,12 @@ def recording_metadata(header: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def json_records(stream: XdfStream) -> list[dict[str, Any]]:
-    out = []
-    for t, text in zip(stream.timestamps, stream.values, strict=False):
-        try:
-            record = json.loads(text)
-        except (TypeError, json.JSONDecodeError):
-            continue
-        if isinstance(record, dict):
-            record.setdefault("t_s", float(t))
-            out.append(record)
-    return out
+    """The JSON records of a marker stream, each with its time as ``t_s`` if it has none."""
+    records = []
+    for when, record in parse_json_records(stream):
+        record.setdefault("t_s", when)
+        records.append(record)
+    return records
 
 
 def _stream(recording: XdfFile, name: str) -> XdfStream | None:
