@@ -17,6 +17,7 @@ from vrexposure.client import ControlClient, Publisher, Subscriber
 from vrexposure.config import Endpoints
 from vrexposure.hierarchy import Hierarchy
 from vrexposure.host import SessionHost
+from vrexposure.panel.model import Link, PanelModel
 from vrexposure.plugins import discover_sensors
 from vrexposure.sensor_runtime import SensorRuntime
 from vrexposure.sim_device import SimDevice
@@ -175,10 +176,14 @@ def test_killed_renderer_is_seen_and_a_restarted_one_joins_the_current_step(
                                  "--config", str(config_file), "--duration", "60"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+    panel = PanelModel()  # what the therapist's panel makes of the renderer's messages
+
     def shown_seq(timeout_s: float) -> int:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             message = stats.recv(0.5)
+            if message is not None:
+                panel.ingest(message, time.monotonic())
             if (message is not None and message.payload.get("phase") == "exposure"
                     and message.payload.get("scene") == "spiders"
                     and message.payload.get("shown_seq") == host.state.seq):
@@ -188,10 +193,15 @@ def test_killed_renderer_is_seen_and_a_restarted_one_joins_the_current_step(
     first = start_renderer()
     try:
         assert shown_seq(40.0) == host.state.seq
+        assert panel.renderer_link(time.monotonic()) == Link.OK
         first.kill()
+        killed_at = time.monotonic()
         first.wait()
-        stats.drain()
+        for message in stats.drain():
+            panel.ingest(message, killed_at)
         assert stats.recv(2.0) is None  # it is gone: nothing more arrives
+        # The panel shows it lost within its 3 s window of silence.
+        assert panel.renderer_link(killed_at + panel.lost_after_s + 0.1) == Link.LOST
         ctl.send("intensity", {"value": 0.7})  # the session moves on meanwhile
         second = start_renderer()
         try:
