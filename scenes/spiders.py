@@ -405,6 +405,13 @@ class SpidersScene(SceneBase):
 
     # -- animation ----------------------------------------------------------------------------
 
+    def reset_motion(self) -> None:
+        """A cut into this scene starts every spider at its resting place in its walk."""
+        for spider in self._spiders:
+            spider.phi = _spider_layout(spider.index)[2]
+            spider.gait = spider.index * 0.7
+            spider.initialised = False
+
     def _anchor(self, i: int, dist: float, contained: float, approach: float = 0.0
                 ) -> tuple[float, float]:
         spread, angle, _phase, mix = _spider_layout(i)

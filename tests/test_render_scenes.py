@@ -74,8 +74,10 @@ def stimulus_pixels(eng: Any, params: dict[str, Any]) -> int:
 
 
 def test_spiders_closer_larger_and_more_cover_more_pixels(engine: Any) -> None:
-    far_small = stimulus_pixels(engine, {"count": 1, "size_cm": 8.0, "distance_m": 2.5})
-    far_large = stimulus_pixels(engine, {"count": 1, "size_cm": 15.0, "distance_m": 2.5})
+    # 1.5 m rather than farther: a small spider must cover whole pixels at the test's
+    # 320x180, or sub-pixel animation decides the count.
+    far_small = stimulus_pixels(engine, {"count": 1, "size_cm": 8.0, "distance_m": 1.5})
+    far_large = stimulus_pixels(engine, {"count": 1, "size_cm": 15.0, "distance_m": 1.5})
     near_large = stimulus_pixels(engine, {"count": 1, "size_cm": 15.0, "distance_m": 0.5})
     many = stimulus_pixels(engine, {"count": 10, "size_cm": 15.0, "distance_m": 0.5})
     assert 0 < far_small < far_large < near_large < many
