@@ -215,3 +215,23 @@ def test_killed_renderer_is_seen_and_a_restarted_one_joins_the_current_step(
             first.wait()
         stats.close()
         ctl.close()
+
+
+def test_unwritable_recording_directory_is_a_clear_error(
+        hierarchy: Hierarchy, endpoints: Endpoints, config: dict[str, Any], tmp_path: Path
+        ) -> None:
+    from vrexposure.host import HostError
+
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    # A read-only filesystem refuses even root (chmod would not: tests run as root in CI).
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs",
+                             str(read_only)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    try:
+        with pytest.raises(HostError, match=r"cannot create the recording in .*ro/sessions: "
+                                            r"Read-only file system"):
+            SessionHost(hierarchy, "P001", endpoints, config,
+                        recording_dir=read_only / "sessions")
+    finally:
+        subprocess.run(["umount", "-l", str(read_only)], check=False)

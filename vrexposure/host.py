@@ -139,11 +139,18 @@ class SessionHost:
             self.clock = SessionClock()
             self.state = initial_state(hierarchy)
             directory = Path(recording_dir or session_cfg["recording_dir"])
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.recording_path = directory / recording_name(self.patient_id, hierarchy.id,
                                                              started)
-            self.recorder = Recorder(self.recording_path, self._metadata(started),
-                                     sync_interval_s=float(session_cfg["sync_interval_s"]))
+            try:
+                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self.recorder = Recorder(self.recording_path, self._metadata(started),
+                                         sync_interval_s=float(session_cfg["sync_interval_s"]))
+            except OSError as exc:
+                # No session without its recording: say where and why, before anything runs.
+                if self.security is not None:
+                    self.security.stop()
+                raise HostError(f"cannot create the recording in {directory}: "
+                                f"{exc.strerror or exc}") from exc
         self.monitor = HeartRateMonitor(self.hierarchy.alerts)
         if self.state.baseline is not None:
             self.monitor.set_baseline(self.state.baseline.mean_bpm, self.state.baseline.sd_bpm)
