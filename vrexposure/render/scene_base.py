@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -152,7 +153,7 @@ def coerce_param(spec: SceneSpec, name: str, value: object, previous: ParamValue
 # --------------------------------------------------------------------------- base class
 
 
-class SceneBase:
+class SceneBase(ABC):
     """A procedural scene: build once, then eased parameters and animation every frame.
 
     Subclasses implement :meth:`build` and usually :meth:`animate`, read eased
@@ -192,9 +193,9 @@ class SceneBase:
         self.update(0.0, self.time_s)
         return self.root
 
+    @abstractmethod
     def build(self, parent: NodePath) -> None:
         """Build the node graph procedurally under ``parent``."""
-        raise NotImplementedError
 
     def destroy(self) -> None:
         if self.root is not None:
@@ -220,7 +221,7 @@ class SceneBase:
         if immediate:
             self.reset_motion()
 
-    def reset_motion(self) -> None:
+    def reset_motion(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """Forget accumulated motion (creeping walls, walk phases); override as needed."""
 
     def channel_targets(self, params: Mapping[str, ParamValue]) -> dict[str, float]:
@@ -274,7 +275,7 @@ class SceneBase:
         if self.root is not None:
             self.animate(dt_s, time_s)
 
-    def animate(self, dt_s: float, time_s: float) -> None:
+    def animate(self, dt_s: float, time_s: float) -> None:  # noqa: B027 - optional hook
         """Apply eased values to the node graph and move what moves (override)."""
 
     # -- what the engine asks ----------------------------------------------------------
