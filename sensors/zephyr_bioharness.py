@@ -46,6 +46,8 @@ from vrexposure.sensor_api import (
     SequenceGap,
     SerialSettings,
     Waveform,
+    accept_frame,
+    crc8_maxim,
 )
 
 STX = 0x02
@@ -88,12 +90,7 @@ _PAYLOAD_LEN = {ID_ECG: ECG_PAYLOAD_LEN, ID_RTOR: RTOR_PAYLOAD_LEN, ID_SUMMARY: 
 
 def crc8(data: bytes) -> int:
     """Zephyr CRC-8: polynomial 0x8C (reflected 0x31), init 0 — CRC-8/MAXIM-DOW."""
-    crc = 0
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8C if crc & 1 else crc >> 1
-    return crc
+    return crc8_maxim(data)
 
 
 def encode_message(msg_id: int, payload: bytes = b"", fin: int = ETX) -> bytes:
@@ -222,15 +219,8 @@ class BioHarnessDecoder:
                 break
             frame = bytes(buf[:total])
             payload = frame[3 : 3 + dlc]
-            if frame[-1] not in FINS:
-                # A false STX (0x02 is common inside payloads): skip it and rescan.
-                self.stats.frames_malformed += 1
-                self.stats.bytes_discarded += 1
-                del buf[:1]
-                continue
-            if crc8(payload) != frame[-2]:
-                self.stats.frames_bad_checksum += 1
-                self.stats.bytes_discarded += 1
+            # A false STX (0x02 is common inside payloads): skip it and rescan.
+            if not accept_frame(self.stats, payload, frame[-2], frame[-1] in FINS):
                 del buf[:1]
                 continue
             del buf[:total]

@@ -34,6 +34,8 @@ from vrexposure.sensor_api import (
     Sample,
     SequenceGap,
     SerialSettings,
+    accept_frame,
+    crc8_maxim,
 )
 
 STX = 0x02
@@ -51,12 +53,7 @@ HR_RANGE_BPM = (30, 240)
 
 def crc8(data: bytes) -> int:
     """Zephyr CRC-8: polynomial 0x8C (reflected 0x31), init 0 — CRC-8/MAXIM-DOW."""
-    crc = 0
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8C if crc & 1 else crc >> 1
-    return crc
+    return crc8_maxim(data)
 
 
 def encode_packet(
@@ -125,15 +122,8 @@ class HxmDecoder:
                 break
             packet = bytes(buf[:PACKET_LEN])
             payload = packet[3 : 3 + DLC]
-            if packet[-1] != ETX:
-                # STX 26 37 can occur inside a payload: skip one byte and rescan.
-                self.stats.frames_malformed += 1
-                self.stats.bytes_discarded += 1
-                del buf[:1]
-                continue
-            if crc8(payload) != packet[-2]:
-                self.stats.frames_bad_checksum += 1
-                self.stats.bytes_discarded += 1
+            # STX 26 37 can occur inside a payload: on a bad frame skip one byte and rescan.
+            if not accept_frame(self.stats, payload, packet[-2], packet[-1] == ETX):
                 del buf[:1]
                 continue
             del buf[:PACKET_LEN]

@@ -214,3 +214,32 @@ def oximeter_block(pleth: npt.NDArray[np.float32], rate_hz: float, pulse_bpm: in
     spo2: Sample = (OxygenSaturation(0.0, Quality.BAD) if spo2_pct is None or spo2_pct > 100
                     else OxygenSaturation(float(spo2_pct), quality))
     return [Waveform("ppg", pleth, rate_hz, "counts", quality), pulse, spo2]
+
+
+def crc8_maxim(data: bytes) -> int:
+    """CRC-8/MAXIM-DOW (polynomial 0x8C reflected, init 0), as Zephyr devices use."""
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8C if crc & 1 else crc >> 1
+    return crc
+
+
+def accept_frame(stats: DecoderStats, payload: bytes, crc_byte: int, end_ok: bool,
+                 crc: Callable[[bytes], int] = crc8_maxim) -> bool:
+    """Check a candidate ``STX … CRC END`` frame; count what is wrong with it.
+
+    A wrong end byte means the start byte was a false one (it also occurs inside
+    payloads): counted as malformed. A wrong CRC is counted as a bad checksum. In
+    both cases the caller drops one byte and rescans.
+    """
+    if not end_ok:
+        stats.frames_malformed += 1
+        stats.bytes_discarded += 1
+        return False
+    if crc(payload) != crc_byte:
+        stats.frames_bad_checksum += 1
+        stats.bytes_discarded += 1
+        return False
+    return True
