@@ -17,9 +17,7 @@ import json
 import multiprocessing as mp
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,9 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._host import start_host  # noqa: E402
 from tests.conftest import free_endpoints  # noqa: E402
 from vrexposure.client import Publisher, Subscriber  # noqa: E402
-from vrexposure.config import Endpoints, write_config  # noqa: E402
+from vrexposure.config import Endpoints  # noqa: E402
 
 ECG_CHUNK = 20
 RATES_HZ = {"ecg": 1000 / ECG_CHUNK, "pose": 90.0, "hr": 1.0}
@@ -175,14 +174,7 @@ def main() -> None:
     args = parser.parse_args()
 
     endpoints = free_endpoints()
-    workdir = Path(tempfile.mkdtemp(prefix="vrexposure-bench-"))
-    config = workdir / "config.yaml"
-    write_config(config, endpoints, session={"recording_dir": str(workdir)})
-    host = subprocess.Popen([sys.executable, "-m", "vrexposure", "session", "--config",
-                             str(config), "--hierarchy", "arachnophobia", "--patient", "B001"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert host.stdout is not None
-    host.stdout.readline()
+    host, _workdir = start_host(endpoints, "B001", "vrexposure-bench-")
     try:
         ours = measure_bridge(endpoints, args.seconds)
         throughput, lost = measure_throughput(endpoints, args.flood)

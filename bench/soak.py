@@ -21,9 +21,7 @@ import argparse
 import json
 import multiprocessing as mp
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,9 +30,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._host import start_host  # noqa: E402
 from tests.conftest import free_endpoints  # noqa: E402
 from vrexposure.client import ControlClient, Publisher  # noqa: E402
-from vrexposure.config import Endpoints, write_config  # noqa: E402
+from vrexposure.config import Endpoints  # noqa: E402
 from vrexposure.xdf import read_xdf  # noqa: E402
 
 ECG_CHUNK = 20
@@ -113,14 +112,7 @@ def main() -> None:
     args = parser.parse_args()
 
     endpoints = free_endpoints()
-    workdir = Path(tempfile.mkdtemp(prefix="vrexposure-soak-"))
-    config = workdir / "config.yaml"
-    write_config(config, endpoints, session={"recording_dir": str(workdir)})
-    host = subprocess.Popen([sys.executable, "-m", "vrexposure", "session", "--config",
-                             str(config), "--hierarchy", "arachnophobia", "--patient", "S001"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert host.stdout is not None
-    host.stdout.readline()
+    host, workdir = start_host(endpoints, "S001", "vrexposure-soak-")
     time.sleep(1.0)
     rss_start = rss_mb(host.pid)
     ctx = mp.get_context("spawn")
