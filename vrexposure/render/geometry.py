@@ -329,18 +329,30 @@ class MeshBuilder:
             nrm = -nrm
         self.add(pos, nrm, uvs, tris, color, mat)
 
+    def add_rows(self, rows: NDArray[np.float32], triangles: NDArray[np.integer]) -> None:
+        """Add vertex rows already in this builder's layout (see :meth:`arrays`)."""
+        self._verts.append(np.asarray(rows, np.float32).reshape(-1, 12))
+        self._tris.append(np.asarray(triangles, np.uint32).reshape(-1) + self._count)
+        self._count += len(self._verts[-1])
+
     # -- output ----------------------------------------------------------------------
 
-    def node(self, name: str = "mesh") -> GeomNode:
+    def arrays(self) -> tuple[NDArray[np.float32], NDArray[np.uint32]]:
+        """The vertex rows (n, 12: position, normal, RGBA, uv) and the triangle indices."""
+        if self.empty:
+            return np.zeros((0, 12), np.float32), np.zeros(0, np.uint32)
+        return np.vstack(self._verts).astype(np.float32), np.concatenate(self._tris)
+
+    def node(self, name: str = "mesh", usage: int = Geom.UH_static) -> GeomNode:
+        """One GeomNode holding every triangle added (``usage``: a ``Geom.UH_*`` hint)."""
         node = GeomNode(name)
         if self.empty:
             return node
-        verts = np.vstack(self._verts)
-        tris = np.concatenate(self._tris)
-        vdata = GeomVertexData(name, _vertex_format(), Geom.UH_static)
+        verts, tris = self.arrays()
+        vdata = GeomVertexData(name, _vertex_format(), usage)
         vdata.uncleanSetNumRows(len(verts))
         memoryview(vdata.modifyArray(0)).cast("B")[:] = verts.astype(np.float32).tobytes()
-        prim = GeomTriangles(Geom.UH_static)
+        prim = GeomTriangles(Geom.UH_static)  # the triangles never change, only vertices
         prim.setIndexType(Geom.NT_uint32)
         handle = prim.modifyVertices()
         handle.uncleanSetNumRows(len(tris))
