@@ -34,6 +34,12 @@ HEAD_LOCKED_DISTANCE_M = 1.4
 #: … with one overlay unit (aspect2d's half height) this many metres.
 HEAD_LOCKED_UNIT_M = 0.55
 
+#: Text sizes in overlay units. The default font's digits are only ~0.55 of the scale
+#: tall, so scale labels sit at 0.09: about 1° on a 1440 px-wide, 90° headset eye
+#: (the smallest a rating scale should be; tests/test_render_legibility.py measures it).
+LABEL_TEXT_SCALE = 0.09
+SMALL_TEXT_SCALE = 0.074
+
 StatusKind = Literal["info", "pending", "ok", "error"]
 
 STATUS_COLORS: dict[str, tuple[float, float, float, float]] = {
@@ -255,21 +261,22 @@ class PatientOverlay:
         self.suds_root.setPos(0, 0, -0.12)
         self._card(self.suds_root, "suds-card", (-hw, hw, -0.62, 0.5), (0.02, 0.03, 0.06, 0.85))
         self._text(self.suds_root, "suds-title", 0.1, (0.0, 0.34), text=SUDS_TITLE)
-        self._text(self.suds_root, "suds-subtitle", 0.058, (0.0, 0.22), (0.85, 0.88, 0.95, 1),
-                   SUDS_SUBTITLE)
+        self._text(self.suds_root, "suds-subtitle", SMALL_TEXT_SCALE, (0.0, 0.21),
+                   (0.85, 0.88, 0.95, 1), SUDS_SUBTITLE)
         stops = [(0.3, 0.75, 0.4), (0.95, 0.85, 0.3), (0.95, 0.5, 0.25), (0.85, 0.22, 0.2)]
         _gradient_bar("suds-bar", -bar, bar, -0.04, 0.04, stops).reparentTo(self.suds_root)
         for tick in range(SUDS_MIN, SUDS_MAX + 1, 10):
             x = suds_marker_x(tick, bar)
             self._card(self.suds_root, f"tick-{tick}", (x - 0.006, x + 0.006, -0.07, 0.07),
                        (0.95, 0.95, 0.95, 1))
-            self._text(self.suds_root, f"label-{tick}", 0.058, (x, -0.15), text=str(tick))
+            self._text(self.suds_root, f"label-{tick}", LABEL_TEXT_SCALE, (x, -0.17),
+                       text=str(tick))
         self._bar_half = bar
         self._marker = self.suds_root.attachNewNode("marker")
         self._card(self._marker, "marker-stem", (-0.012, 0.012, -0.09, 0.11), (1, 1, 1, 1))
         self._card(self._marker, "marker-head", (-0.045, 0.045, 0.11, 0.17), (1, 1, 1, 1))
         self.suds_value_text = self._text(self.suds_root, "suds-value", 0.15, (0.0, -0.36))
-        self.suds_hint_text = self._text(self.suds_root, "suds-hint", 0.056, (0.0, -0.52),
+        self.suds_hint_text = self._text(self.suds_root, "suds-hint", SMALL_TEXT_SCALE, (0.0, -0.53),
                                          (0.8, 0.84, 0.92, 1), SUDS_HINT)
         self.suds_root.hide()
 
