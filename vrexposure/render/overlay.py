@@ -276,8 +276,8 @@ class PatientOverlay:
         self._card(self._marker, "marker-stem", (-0.012, 0.012, -0.09, 0.11), (1, 1, 1, 1))
         self._card(self._marker, "marker-head", (-0.045, 0.045, 0.11, 0.17), (1, 1, 1, 1))
         self.suds_value_text = self._text(self.suds_root, "suds-value", 0.15, (0.0, -0.36))
-        self.suds_hint_text = self._text(self.suds_root, "suds-hint", SMALL_TEXT_SCALE, (0.0, -0.53),
-                                         (0.8, 0.84, 0.92, 1), SUDS_HINT)
+        self.suds_hint_text = self._text(self.suds_root, "suds-hint", SMALL_TEXT_SCALE,
+                                         (0.0, -0.53), (0.8, 0.84, 0.92, 1), SUDS_HINT)
         self.suds_root.hide()
 
     # -- state -----------------------------------------------------------------------
