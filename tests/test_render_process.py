@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -286,6 +287,44 @@ def test_stop_reaches_the_calm_scene_within_one_second(
     assert took <= 1.0, f"calm after {took:.2f} s"
     calm = engine.read_pixels()
     assert changed_fraction(calm, snap(engine, "calm", {}), threshold=40) < 0.1
+
+
+@pytest.mark.slow
+def test_a_paced_renderer_draws_a_command_at_once_not_at_its_next_slot(
+        host: SessionHost, renderer: RendererProcess, therapist: ControlClient,
+        endpoints: Endpoints) -> None:
+    """Frames capped at 1 Hz; a command 0.3 s into a slot is on screen long before the next."""
+    settled_view(renderer, therapist.send("start_exposure", {"step": 2}).state_seq, 0.2)
+    renderer.frame_interval_s = 1.0
+    sub = Subscriber(endpoints, topics=("render.main",))
+    sent: list[tuple[float, int]] = []
+
+    def send_mid_slot() -> None:
+        time.sleep(1.3)
+        started = time.monotonic()
+        sent.append((started, therapist.send("intensity", {"value": 0.9}).state_seq))
+
+    worker = threading.Thread(target=send_mid_slot)
+    try:
+        time.sleep(0.3)  # the subscription reaches the host
+        worker.start()
+        frames_before = renderer.frame
+        renderer.run(duration_s=2.6)
+        worker.join(5)
+        assert sent, "the command was not sent"
+        sent_s, seq = sent[0]
+        shown_s = None
+        while (message := sub.recv(1.0)) is not None:
+            payload = message.payload
+            if payload.get("event") == "state_shown" and payload["seq"] >= seq:
+                shown_s = payload["shown_monotonic_s"]
+                break
+        assert shown_s is not None, "the command never reached the screen"
+        # Without waking it would wait for the slot at 2.0 s: 0.7 s after the command.
+        assert shown_s - sent_s < 0.5
+        assert renderer.frame - frames_before <= 5  # still paced: 3 slots + the early frame
+    finally:
+        sub.close()
 
 
 @pytest.mark.slow

@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 from vrexposure.client import HostUnreachable, Publisher, Subscriber
 from vrexposure.clock import OffsetEstimator
 from vrexposure.config import Endpoints
+from vrexposure.protocol import DataMessage
 
 from .overlay import PatientOverlay, StatusKind, clamp_suds
 from .scene_base import look_at_angle_deg
@@ -609,6 +610,7 @@ class RendererProcess:
         self._next_stats_s = now + STATS_INTERVAL_S
         self._next_preview_s = now
         self._buttons: list[str] = []
+        self._early: list[DataMessage] = []  # read while idling between frames
         self._mouse_ready = False
         self._sub = Subscriber(endpoints, topics=("state", "event", f"pose.{sim_source}"),
                                context=context)
@@ -816,7 +818,8 @@ class RendererProcess:
 
     def _drain(self, now: float) -> None:
         latest_pose: Mapping[str, Any] | None = None
-        for message in self._sub.drain():
+        early, self._early = self._early, []
+        for message in [*early, *self._sub.drain()]:
             if message.topic == "state":
                 self.counters["states"] += 1
                 self.director.on_state(message.payload, now)
@@ -931,9 +934,27 @@ class RendererProcess:
             if self.frame_interval_s:
                 next_frame = max(next_frame + self.frame_interval_s,
                                  self.clock() - self.frame_interval_s)
-                pause = next_frame - self.clock()
-                if pause > 0:
-                    time.sleep(pause)
+                if self.wait_for_frame(next_frame):
+                    next_frame = self.clock()  # drawn early: the next slot counts from now
+
+    def wait_for_frame(self, until_s: float) -> bool:
+        """Idle until ``until_s`` (renderer clock), or until a changed state arrives.
+
+        A command the therapist sends while the renderer idles between paced
+        frames is drawn at once instead of at the next frame slot, so the patient
+        sees it one frame after it arrives, not up to two. Returns True when woken
+        early. Messages read while waiting are kept for the next frame.
+        """
+        socket = self._sub.socket
+        while (remaining_s := until_s - self.clock()) > 0:
+            if not socket.poll(max(1, round(remaining_s * 1000))):
+                continue  # poll rounds to whole ms: re-check the clock
+            messages = self._sub.drain()
+            self._early.extend(messages)
+            if any(m.topic == "state" and m.payload.get("seq") != self.director.applied_seq
+                   for m in messages):
+                return True
+        return False
 
     def close(self) -> None:
         """Stop the worker, close the sockets and (if opened here) the engine. Idempotent."""
