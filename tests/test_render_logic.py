@@ -208,3 +208,24 @@ def test_ambient_sounds_loop_and_cache(tmp_path: Path, monkeypatch: pytest.Monke
         assert wav.getframerate() == audio.SAMPLE_RATE_HZ and wav.getnframes() > 0
     with pytest.raises(KeyError):
         audio.sound_path("thunder")
+
+
+def test_audio_output_available_follows_sound_servers_and_devices(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import glob
+
+    from vrexposure.render.engine import audio_output_available
+
+    monkeypatch.delenv("PULSE_SERVER", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.setattr(glob, "glob", lambda pattern: [])
+    assert audio_output_available() is False  # no server, no device: run silent
+    (tmp_path / "pulse").mkdir()
+    (tmp_path / "pulse" / "native").touch()
+    assert audio_output_available() is True
+    (tmp_path / "pulse" / "native").unlink()
+    monkeypatch.setattr(glob, "glob", lambda pattern: ["/dev/snd/pcmC0D0p"])
+    assert audio_output_available() is True
+    monkeypatch.setattr(glob, "glob", lambda pattern: [])
+    monkeypatch.setenv("PULSE_SERVER", "unix:/run/pulse")
+    assert audio_output_available() is True

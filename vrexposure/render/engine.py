@@ -116,6 +116,27 @@ def fade_alpha(phase: str, progress: float) -> float:
     return eased if phase == "out" else 1.0 - eased
 
 
+def audio_output_available() -> bool:
+    """Whether a sound server or playback device exists (Linux; elsewhere assume one).
+
+    Without one OpenAL still opens and fills the log with ALSA errors; the renderer
+    then runs silent instead.
+    """
+    import glob
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return True
+    if os.environ.get("PULSE_SERVER"):
+        return True
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if runtime and any(os.path.exists(os.path.join(runtime, name))
+                       for name in ("pulse/native", "pipewire-0")):
+        return True
+    return bool(glob.glob("/dev/snd/pcmC*D*p"))
+
+
 def prc_config(
     backend: Backend,
     pipe: str,
@@ -235,7 +256,7 @@ class RenderEngine:
         self._sound_name: str | None = None
         self._sounds: dict[str, Any] = {}
         self._closed = False
-        use_audio = (backend == "desktop") if audio is None else audio
+        use_audio = (backend == "desktop" and audio_output_available()) if audio is None else audio
         self._open(use_audio, pipe, multisamples, interocular_m)
 
     # -- setup -----------------------------------------------------------------------
