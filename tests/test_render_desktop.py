@@ -15,8 +15,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from PIL import Image
 from vrexposure.client import ControlClient, Subscriber
 from vrexposure.config import Endpoints, write_config
 from vrexposure.host import SessionHost
+from vrexposure.protocol import DataMessage
 from vrexposure.state import Phase
 
 pytestmark = [pytest.mark.render, pytest.mark.slow]
@@ -65,11 +67,12 @@ def xdotool(display: str, *args: str) -> str:
     return done.stdout.strip()
 
 
-def wait_for(sub: Subscriber, test: object, timeout_s: float) -> dict[str, object]:
+def wait_for(sub: Subscriber, test: Callable[[DataMessage], bool],
+             timeout_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         message = sub.recv(0.5)
-        if message is not None and test(message):  # type: ignore[operator]
+        if message is not None and test(message):
             return dict(message.payload)
     raise AssertionError("timed out")
 
