@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -248,6 +248,9 @@ class RenderEngine:
         self._fade: tuple[str, float, float] | None = None  # (phase, elapsed, half duration)
         self._fade_next: tuple[str, dict[str, Any]] | None = None
         self._fade_alpha = 0.0
+        #: Called with the fade's opacity each frame before drawing (views that do not
+        #: draw render2d, such as a headset's eye buffers, show the fade themselves).
+        self.fade_listeners: list[Callable[[float], None]] = []
         self._last_step_wall: float | None = None
         self._frames: deque[tuple[float, float]] = deque(maxlen=2000)
         self._over_budget_total = 0
@@ -551,6 +554,8 @@ class RenderEngine:
         dt_s = max(0.0, float(dt_s))
         self.time_s += dt_s
         self._advance_fade(dt_s)
+        for listener in self.fade_listeners:
+            listener(self._fade_alpha)
         scene = self.current
         if scene is not None:
             scene.update(dt_s, self.time_s)

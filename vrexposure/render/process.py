@@ -470,15 +470,26 @@ class OpenVRHead:
     the SUDS rating, touchpad/joystick press left/right = lower/raise it.
     """
 
-    def __init__(self, engine: RenderEngine, on_button: Callable[[str], None]) -> None:
-        import openvr
-        from p3dopenvr.p3dopenvr import P3DOpenVR
+    def __init__(self, engine: RenderEngine, on_button: Callable[[str], None], *,
+                 openvr_module: Any = None, p3d_openvr: Callable[..., Any] | None = None
+                 ) -> None:
+        """``openvr_module``/``p3d_openvr``: the ``openvr`` module and the ``P3DOpenVR``
+        class (default: imported); tests pass stand-ins, as no headset exists there."""
         from panda3d.core import CardMaker, TransparencyAttrib
 
+        if openvr_module is None:
+            import openvr as real_openvr
+
+            openvr_module = real_openvr
+        if p3d_openvr is None:
+            from p3dopenvr.p3dopenvr import P3DOpenVR
+
+            p3d_openvr = P3DOpenVR
+        openvr = openvr_module
         self._openvr = openvr
         self.engine = engine
         self.on_button = on_button
-        self.ovr = P3DOpenVR(base=engine.base, verbose=False)
+        self.ovr = p3d_openvr(base=engine.base, verbose=False)
         try:
             self.ovr.init(near=0.05, far=1500.0, root=engine.view, msaa=0,
                           replicate=1 if engine.backend == "desktop" else 0)
@@ -500,16 +511,31 @@ class OpenVRHead:
         self.fade.setLightOff(1000)
         self.fade.setFogOff(1000)
         self.fade.hide()
+        engine.fade_listeners.append(self._show_fade)
 
     def update(self) -> None:
         """Wait for the compositor, read poses and button events (before rendering)."""
         self.ovr.update_poses_task(_Task)
-        alpha = float(getattr(self.engine, "_fade_alpha", 0.0))  # the engine's fade opacity
+
+    def _show_fade(self, alpha: float) -> None:
+        """The engine's fade opacity of this frame, on the card in front of the eyes."""
         if alpha > 0.0:
             self.fade.show()
             self.fade.setAlphaScale(alpha)
         else:
             self.fade.hide()
+
+    def close(self) -> None:
+        """Remove the fade card and let go of the runtime (the headset shows its own home)."""
+        if self._show_fade in self.engine.fade_listeners:
+            self.engine.fade_listeners.remove(self._show_fade)
+        self.fade.removeNode()
+        shutdown = getattr(self._openvr, "shutdown", None)
+        if shutdown is not None:
+            try:
+                shutdown()
+            except Exception as exc:  # closing must not fail on a runtime that is already gone
+                log.warning("openvr: shutdown failed: %s", exc)
 
     def _event(self, event: Any) -> None:
         vr = self._openvr
@@ -549,7 +575,9 @@ class RendererProcess:
     ``frame_rate_hz``: cap for :meth:`run` (None: as fast as the back-end allows).
     ``finish_frames``: end every frame with ``glFinish`` (Panda3D's ``gl-finish``), so
     frame times and ``state_shown`` mean "drawn", not "queued"; default: offscreen only
-    (a window's buffer swap already waits for the frame).
+    (a window's buffer swap already waits for the frame). ``headset``: makes the
+    :class:`OpenVRHead` of the ``openvr`` back-end (default: the real one, after
+    :func:`probe_openvr`).
     """
 
     def __init__(
@@ -569,6 +597,7 @@ class RendererProcess:
         finish_frames: bool | None = None,
         patient_controls: bool = True,
         context: zmq.Context[Any] | None = None,
+        headset: Callable[[RenderEngine, Callable[[str], None]], OpenVRHead] | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -585,7 +614,7 @@ class RendererProcess:
         self.preview_width_px = int(renderer_cfg["preview_width_px"])
         self.frame_interval_s = frame_interval(frame_rate_hz)
         self.finish_frames = backend == "offscreen" if finish_frames is None else finish_frames
-        if backend == "openvr":
+        if backend == "openvr" and headset is None:
             probe_openvr()  # a clear OpenVRUnavailable before any window opens
         self._offset_s = 0.0
         self._own_engine = engine is None
@@ -625,7 +654,7 @@ class RendererProcess:
                                         on_offset=self._set_offset, context=context).start()
         self.vr: OpenVRHead | None = None
         if backend == "openvr":
-            self.vr = OpenVRHead(engine, self._buttons.append)
+            self.vr = (headset or OpenVRHead)(engine, self._buttons.append)
         head = self.vr.head if self.vr is not None else (
             engine.base.camera if self.stereo else None)
         eye_w = engine.width / 2 if self.stereo else engine.width
@@ -963,6 +992,8 @@ class RendererProcess:
         self._closed = True
         if self.remote is not None:
             self.remote.close()
+        if self.vr is not None:
+            self.vr.close()
         for name in ("space", "escape", "s", "arrow_left", "arrow_right", "enter",
                      *(str(d) for d in range(10))):
             self.engine.base.ignore(name)
