@@ -85,6 +85,7 @@ def test_batch_draws_the_same_pixels_as_separate_nodes(engine) -> None:  # noqa:
     """Three boxes drawn by a batch and by three ordinary nodes look the same."""
     eng = engine
     eng.show("calm", {})
+    eng.step(0.0)  # the calm scene's eye point and gaze are applied by a frame
     stage = eng.base.render.attachNewNode("batch-test")
     stage.setLightOff(1)
     stage.setFogOff(1)

@@ -81,6 +81,25 @@ class _Template:
     parts: list[int]  # part ids using this template, in vertex-buffer order
 
 
+@dataclass
+class _Block:
+    """The vertices of every part of one template, contiguous in the buffer."""
+
+    parts: NDArray[np.intp]  # part ids, in buffer order
+    start: int  # first vertex row
+    count: int  # parts
+    rows: int  # vertices per part
+    positions: FloatArray  # (rows, 3) in the part's own space
+    normals: FloatArray
+    colors: FloatArray  # (rows, 4)
+
+
+def _cofactors(lin: FloatArray) -> FloatArray:
+    """det(M) · inverse(M)ᵀ of each 3×3 ``lin`` (…, 3, 3): rows are cross products of rows."""
+    a, b, c = lin[..., 0, :], lin[..., 1, :], lin[..., 2, :]
+    return np.stack([np.cross(b, c), np.cross(c, a), np.cross(a, b)], axis=-2)
+
+
 class RigidBatch:
     """Rigid parts that share one vertex buffer and one draw call.
 
@@ -94,10 +113,10 @@ class RigidBatch:
         self.name = name
         self._templates: list[_Template] = []
         self._part_template: list[int] = []
-        self._order: NDArray[np.intp] | None = None  # part ids in vertex-buffer order
+        self._blocks: list[_Block] = []
         self._node: GeomNode | None = None
-        self._rest: FloatArray | None = None
-        self._out: FloatArray | None = None
+        self._positions = np.zeros((0, 3), np.float32)  # work buffers, one row per vertex
+        self._normals = np.zeros((0, 3), np.float32)
 
     @property
     def num_parts(self) -> int:
@@ -128,17 +147,21 @@ class RigidBatch:
         if self._node is not None:
             raise RuntimeError("RigidBatch: already attached")
         builder = MeshBuilder()
-        rest: list[FloatArray] = []
-        order: list[int] = []
+        start = 0
         for template in self._templates:
+            k, n = len(template.parts), len(template.rows)
             for _part in template.parts:
                 builder.add_rows(template.rows, template.triangles)
-            rest.append(np.tile(template.rows, (len(template.parts), 1)))
-            order.extend(template.parts)
+            if k and n:
+                rows = template.rows
+                self._blocks.append(_Block(
+                    np.asarray(template.parts, np.intp), start, k, n,
+                    np.ascontiguousarray(rows[:, _POS]), np.ascontiguousarray(rows[:, _NRM]),
+                    np.ascontiguousarray(rows[:, _COL])))
+            start += k * n
         self._node = builder.node(self.name, usage=Geom.UH_dynamic)
-        self._rest = np.vstack(rest) if rest else np.zeros((0, 12), np.float32)
-        self._out = self._rest.copy()
-        self._order = np.asarray(order, np.intp)
+        self._positions = np.zeros((start, 3), np.float32)
+        self._normals = np.zeros((start, 3), np.float32)
         # The parts move anywhere; one bound that never culls avoids recomputing it per frame.
         self._node.setBounds(OmniBoundingVolume())
         self._node.setFinal(True)
@@ -146,7 +169,7 @@ class RigidBatch:
 
     def update(self, mats: ArrayLike, colors: ArrayLike | None = None) -> None:
         """Move every part: ``mats`` (parts, 4, 4) row-vector; ``colors`` (parts, 4) multipliers."""
-        if self._node is None or self._rest is None or self._out is None or self._order is None:
+        if self._node is None:
             raise RuntimeError("RigidBatch: attach() before update()")
         mats_a = np.asarray(mats, np.float32)
         if mats_a.shape != (self.num_parts, 4, 4):
@@ -156,30 +179,27 @@ class RigidBatch:
         if colors_a is not None and colors_a.shape != (self.num_parts, 4):
             raise ValueError(f"RigidBatch.update: colors shape {colors_a.shape}, "
                              f"expected ({self.num_parts}, 4)")
-        start = 0
-        for template in self._templates:
-            k, n = len(template.parts), len(template.rows)
-            if not k or not n:
-                continue
-            ids = np.asarray(template.parts, np.intp)
-            rest = self._rest[start:start + k * n].reshape(k, n, 12)
-            out = self._out[start:start + k * n].reshape(k, n, 12)
-            m = mats_a[ids]
+        rows = np.frombuffer(memoryview(self._node.modifyGeom(0).modifyVertexData()
+                                        .modifyArray(0)).cast("B"), np.float32).reshape(-1, 12)
+        for block in self._blocks:
+            m = mats_a[block.parts]
             lin = m[:, :3, :3]
-            out[..., _POS] = np.matmul(rest[..., _POS], lin) + m[:, None, 3, :3]
-            # Normals take the inverse transpose; a collapsed (hidden) part keeps its own.
-            det = np.linalg.det(lin)
-            safe = np.where(np.abs(det)[:, None, None] > 1e-12, lin, np.eye(3, dtype=np.float32))
-            normals = np.matmul(rest[..., _NRM], np.linalg.inv(safe).transpose(0, 2, 1))
-            normals /= np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-12)
-            out[..., _NRM] = normals
+            span = slice(block.start, block.start + block.count * block.rows)
+            positions = self._positions[span].reshape(block.count, block.rows, 3)
+            np.matmul(block.positions, lin, out=positions)
+            positions += m[:, None, 3, :3]
+            # Normals take the inverse transpose; the cofactor matrix is that times the
+            # determinant (which normalising removes) and is zero, not singular, for a
+            # collapsed (hidden) part.
+            normals = self._normals[span].reshape(block.count, block.rows, 3)
+            np.matmul(block.normals, _cofactors(lin), out=normals)
+            length = np.sqrt(np.maximum(np.einsum("kni,kni->kn", normals, normals), 1e-30))
+            normals /= length[..., None]
             if colors_a is not None:
-                out[..., _COL] = rest[..., _COL] * colors_a[ids][:, None, :]
-            start += k * n
-        geom = self._node.modifyGeom(0)
-        vdata = geom.modifyVertexData()
-        view = np.asarray(memoryview(vdata.modifyArray(0))).view(np.float32).reshape(-1, 12)
-        view[:] = self._out
+                tinted = block.colors[None] * colors_a[block.parts][:, None, :]
+                rows[span, _COL] = tinted.reshape(-1, 4)
+        rows[:, _POS] = self._positions
+        rows[:, _NRM] = self._normals
 
     @staticmethod
     def hidden(count: int) -> FloatArray:
