@@ -1,9 +1,20 @@
-"""Spiders: a living room where spiders sit, walk and approach the seated patient."""
+"""Spiders: a living room where spiders sit, walk and approach the seated patient.
+
+All spiders' moving parts (cephalothorax with eyes, abdomen, 8 legs of femur, tibia
+and knee band) share one :class:`~vrexposure.render.batch.RigidBatch` and their soft
+shadows another: two draw calls instead of ~28 Panda3D nodes per spider, each of
+which cost cull time and a draw call on the software renderer. The walk and the gait
+are computed for all spiders × legs at once with numpy.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from vrexposure.render.scene_base import DEFAULT_EASE_TIME_S, SceneBase
 from vrexposure.scene_api import (
@@ -18,11 +29,42 @@ from vrexposure.scene_api import (
 if TYPE_CHECKING:
     from panda3d.core import NodePath
 
+    from vrexposure.render.geometry import MeshBuilder
+
+Floats = NDArray[np.float64]
+
 MAX_SPIDERS = 20
+# Spiders per batch set (see _SpiderBatches): most steps show one spider, the top step 20.
+BATCH_CAPACITIES = (1, 6, MAX_SPIDERS)
 ROOM_X, ROOM_Y0, ROOM_Y1, ROOM_H = 2.6, -1.5, 6.0, 2.6
 TANK_W, TANK_D, TANK_H = 0.7, 0.45, 0.42  # terrarium (m)
+TANK_FLOOR_M = 0.08  # top of the substrate the contained spiders walk on
+# Rug (m): spiders walk on it, not buried in it (a 3 cm spider is lower than the rug).
+RUG_X, RUG_Y0, RUG_Y1, RUG_TOP_M = 1.1, 0.4, 3.2, 0.014
+RUG_RAMP_M = 0.03  # a spider climbs onto the rug over this much of its path
+# Approaching spiders (on the floor) walk loops reaching out 2 * APPROACH_OUT_M beyond
+# their anchor and APPROACH_SIDE_M sideways; the group's spread shrinks by APPROACH_TIGHTEN.
+APPROACH_OUT_M, APPROACH_SIDE_M, APPROACH_TIGHTEN = 0.35, 0.2, 0.8
+
+# Spider model space: +Y forward, 1 unit = leg span (scaled by size_cm / 100 to metres).
 # Leg base headings (degrees from forward) of the four legs on the left side.
 LEG_ANGLES = (38.0, 72.0, 108.0, 148.0)
+LEGS = 2 * len(LEG_ANGLES)
+FEMUR_LEN, TIBIA_LEN = 0.3, 0.42  # the tibia and the knee band hang from the femur's end
+HIP_Z = 0.07
+HIP_PITCH_DEG, KNEE_PITCH_DEG = 38.0, -95.0  # resting pose: femur up, tibia down
+SWING_DEG, LIFT_DEG = 14.0, 14.0  # gait: leg swing forward/back, lift while stepping
+STRIDE = 0.45  # model units walked per gait cycle
+BOB = 0.02  # body bob amplitude (model units)
+_TIP_Z = (
+    HIP_Z
+    + FEMUR_LEN * math.sin(math.radians(HIP_PITCH_DEG))
+    + TIBIA_LEN * math.sin(math.radians(HIP_PITCH_DEG + KNEE_PITCH_DEG))
+)
+# The body stands on its legs: resting leg tips on the floor, not 10 % of the span
+# below it (which hid the tips and made the spider look smaller than its size).
+BODY_LIFT = -_TIP_Z - 0.01
+
 # species -> (leg radius, abdomen scale, cephalothorax scale, body rgb, leg rgb, band rgb)
 SPECIES: dict[
     str,
@@ -49,37 +91,214 @@ def _spider_layout(index: int) -> tuple[float, float, float, float]:
     return spread, angle, (index * 2.39996) % (2 * math.pi), golden
 
 
-class _Spider:
-    """One spider's nodes: body parts and 8 legs (hip -> femur -> knee -> tibia)."""
+# Per-spider constants (arrays over spiders).
+_INDEX = np.arange(MAX_SPIDERS)
+_SPREAD_M, _ANGLE_DEG, _LOOP_PHASE, _TANK_MIX = np.array(
+    [_spider_layout(i) for i in range(MAX_SPIDERS)]
+).T
+_VARIETY = np.where(_INDEX > 0, 0.75 + 0.5 * ((_INDEX * 0.53) % 1.0), 1.0)  # size factor
+_REST_TURN_DEG = (_INDEX * 47 % 80 - 40).astype(np.float64)  # resting heading offset
+_TANK_V_M = (((_INDEX * 0.41) % 1.0) - 0.5) * (TANK_D - 0.16)
+# Per-leg constants (arrays over the 8 legs: one side front to back, then the other).
+_LEG_SIDE = np.repeat([1.0, -1.0], len(LEG_ANGLES))
+_LEG_ANGLE = np.radians(np.tile(LEG_ANGLES, 2))
+_LEG_BASE_DEG = _LEG_SIDE * np.degrees(_LEG_ANGLE)
+_HIP_POS = np.stack(
+    [
+        0.045 * _LEG_SIDE * np.sin(_LEG_ANGLE),
+        0.05 + 0.045 * np.cos(_LEG_ANGLE),
+        np.full(LEGS, HIP_Z),
+    ],
+    axis=1,
+)
+# Alternating tetrapod gait: neighbouring legs, and the two legs of a pair, step in
+# opposite phase.
+_LEG_PHASE = np.pi * ((np.tile(np.arange(len(LEG_ANGLES)), 2) + (_LEG_SIDE > 0)) % 2)
 
-    def __init__(self, parent: NodePath, parts: dict[str, NodePath], index: int) -> None:
-        self.index = index
-        self.root = parent.attachNewNode(f"spider{index}")
-        self.body = self.root.attachNewNode("body")
-        self.ceph = parts["ceph"].copyTo(self.body)
-        self.abdomen = parts["abdomen"].copyTo(self.body)
-        self.eyes = parts["eyes"].copyTo(self.ceph)
-        self.shadow = parts["shadow"].copyTo(self.root)
-        self.legs: list[tuple[NodePath, NodePath, NodePath, NodePath, NodePath, float, int]] = []
-        for side in (1, -1):
-            for k, base in enumerate(LEG_ANGLES):
-                hip = self.body.attachNewNode("hip")
-                hip.setPos(
-                    0.045 * side * math.sin(math.radians(base)),
-                    0.05 + 0.045 * math.cos(math.radians(base)),
-                    0.07,
-                )
-                femur = parts["femur"].copyTo(hip)
-                knee = hip.attachNewNode("knee")
-                knee.setY(0.3)
-                tibia = parts["tibia"].copyTo(knee)
-                band = parts["band"].copyTo(knee)
-                self.legs.append((hip, femur, knee, tibia, band, side * base, (k + (side > 0)) % 2))
-        self.phi = _spider_layout(index)[2]
-        self.gait = index * 0.7
-        self.pos = (0.0, 0.0, 0.0)
-        self.heading = 180.0
-        self.initialised = False
+
+def _anchors(dist_m: float, contained: float, approach: float) -> tuple[Floats, Floats]:
+    """Where each spider's walking loop is anchored (x, y in m), on the floor or in the tank."""
+    # Approaching spiders close in on the patient: the group tightens around `dist_m`.
+    r = dist_m + _SPREAD_M * (1.0 - APPROACH_TIGHTEN * approach)
+    a = np.radians(_ANGLE_DEG * (0.6 + 0.4 / max(dist_m, 0.5)))
+    fx, fy = r * np.sin(-a) + 0.12, r * np.cos(a)
+    tx = np.where(_INDEX > 0, (_TANK_MIX - 0.5) * (TANK_W - 0.16), 0.0)
+    ty = np.where(_INDEX > 0, dist_m + TANK_D / 2 + _TANK_V_M, dist_m + 0.12)
+    return fx * (1 - contained) + tx * contained, fy * (1 - contained) + ty * contained
+
+
+def _floor_height(x: Floats, y: Floats, contained: float) -> Floats:
+    """Height (m) of what each spider stands on: floor, rug or the terrarium substrate."""
+    inside_m = np.minimum(np.minimum(x + RUG_X, RUG_X - x), np.minimum(y - RUG_Y0, RUG_Y1 - y))
+    rug = RUG_TOP_M * np.clip((inside_m + RUG_RAMP_M) / RUG_RAMP_M, 0.0, 1.0)
+    return rug * (1 - contained) + TANK_FLOOR_M * contained
+
+
+def _leg_angles(gait: Floats, walking: NDArray[np.bool_]) -> tuple[Floats, Floats, Floats]:
+    """Hip heading, hip pitch and knee pitch (degrees, spiders × legs) for the gait phases."""
+    phase = gait[:, None] + _LEG_PHASE[None, :]
+    swing = np.sin(phase) * SWING_DEG
+    lift = np.where(walking[:, None], np.maximum(0.0, np.cos(phase)) * LIFT_DEG, 0.0)
+    return _LEG_BASE_DEG + swing, HIP_PITCH_DEG + lift, KNEE_PITCH_DEG - 0.6 * lift
+
+
+@dataclass
+class _Swarm:
+    """Walking state of every spider (arrays over spiders)."""
+
+    loop_phase: Floats  # rad, position along each spider's walking loop
+    gait: Floats  # rad, leg cycle
+    pos: Floats  # (spiders, 3) m, where the spider stands
+    heading_deg: Floats
+    placed: NDArray[np.bool_]  # has a position from a previous frame
+
+    @classmethod
+    def at_rest(cls, approach: float = 0.0) -> _Swarm:
+        """Spiders at their starting points; approaching ones at the far end of their loop."""
+        return cls(
+            (_LOOP_PHASE + math.pi * approach) % (2 * math.pi),
+            (_INDEX * 0.7).astype(np.float64),
+            np.zeros((MAX_SPIDERS, 3)),
+            np.full(MAX_SPIDERS, 180.0),
+            np.zeros(MAX_SPIDERS, bool),
+        )
+
+
+def _scale_rows(mats: NDArray[np.float32], radius: float, length: float) -> NDArray[np.float32]:
+    """``mats`` with a (radius, length, radius) scale applied first (a tube along +Y)."""
+    out = mats.copy()
+    out[..., 0, :] *= radius
+    out[..., 1, :] *= length
+    out[..., 2, :] *= radius
+    return out
+
+
+# Special cases of pos_hpr_scale_mats for the per-frame poses: ~6x cheaper than the
+# general heading/pitch/roll path, which matters at 90 frames a second.
+def _heading_mats(pos: Floats, heading_deg: Floats, scale: Floats) -> NDArray[np.float32]:
+    """(n, 4, 4): uniform ``scale``, turn by ``heading_deg`` about Z, move to ``pos``."""
+    h = np.radians(heading_deg)
+    c, s = np.cos(h) * scale, np.sin(h) * scale
+    m = np.zeros((len(h), 4, 4), np.float32)
+    m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = c, s, -s, c
+    m[:, 2, 2] = scale
+    m[:, 3, :3] = pos
+    m[:, 3, 3] = 1.0
+    return m
+
+
+def _knee_mats(pitch_deg: Floats) -> NDArray[np.float32]:
+    """(…, 4, 4): a knee at the femur's end (+Y), bent by ``pitch_deg`` about X."""
+    p = np.radians(pitch_deg)
+    c, s = np.cos(p), np.sin(p)
+    m = np.zeros((*p.shape, 4, 4), np.float32)
+    m[..., 0, 0] = 1.0
+    m[..., 1, 1], m[..., 1, 2], m[..., 2, 1], m[..., 2, 2] = c, s, -s, c
+    m[..., 3, 1] = FEMUR_LEN
+    m[..., 3, 3] = 1.0
+    return m
+
+
+def _pos_scale_mat(pos: tuple[float, float, float], scale: float) -> NDArray[np.float32]:
+    """Row-vector matrix of a uniform ``scale`` then a move to ``pos`` (no rotation)."""
+    m = np.diag(np.array([scale, scale, scale, 1.0], np.float32))
+    m[3, :3] = pos
+    return m
+
+
+def _spider_shapes() -> dict[str, MeshBuilder]:
+    """Spider part shapes in their own space, white (tinted per species by the batch)."""
+    from vrexposure.render import geometry as g
+
+    shapes = {name: g.MeshBuilder() for name in ("ceph", "abdomen", "leg", "band", "shadow")}
+    shapes["ceph"].sphere((0.075, 0.09, 0.05), (1, 1, 1, 1), rings=6, segments=10)
+    shapes["ceph"].sphere(
+        (0.03, 0.03, 0.02), (1, 1, 1, 1), rings=3, segments=6, center=(0, 0.09, 0.0)
+    )
+    shapes["abdomen"].sphere((0.1, 0.14, 0.09), (1, 1, 1, 1), rings=7, segments=12)
+    # Eyes ride on the cephalothorax: near-black vertices, tinted like it (as before).
+    # Not shiny any more: a material needs a Geom of its own, and its batch update cost
+    # ~0.4 ms a frame for specular highlights of a pixel or two. Few vertices: an eye
+    # is a few pixels wide at most, and every vertex is rewritten every frame.
+    for x, y, z, r in (
+        (-0.022, 0.088, 0.025, 0.012),
+        (0.022, 0.088, 0.025, 0.012),
+        (-0.045, 0.07, 0.03, 0.008),
+        (0.045, 0.07, 0.03, 0.008),
+    ):
+        shapes["ceph"].sphere(r, (0.02, 0.02, 0.02, 1), rings=2, segments=5, center=(x, y, z))
+    # Femur and tibia: one unit tube along +Y (one template is cheaper to update than
+    # two), scaled per part to its length and to the species' leg radius. No end caps
+    # (half a tube's vertices): the ends sit in the body, in the knee band or on the floor.
+    shapes["leg"].tube((0, 0, 0), (0, 1, 0), 1.0, 0.75, (1, 1, 1, 1), segments=6, caps=False)
+    shapes["band"].tube((0, -0.02, 0), (0, 0.05, 0), 1.25, 1.2, (1, 1, 1, 1), segments=6)
+    shapes["shadow"].quad(
+        [(-0.4, -0.45, 0.004), (0.4, -0.45, 0.004), (0.4, 0.35, 0.004), (-0.4, 0.35, 0.004)],
+        (0.0, 0.0, 0.0, 0.55),
+    )
+    return shapes
+
+
+class _SpiderBatches:
+    """All moving parts of the first ``capacity`` spiders: two batches, two draw calls.
+
+    A batch rewrites every vertex each frame, shown spiders or not, so the scene keeps
+    sets for a few spiders and for all of them and draws the smallest that fits.
+    """
+
+    def __init__(self, parent: NodePath, shapes: dict[str, MeshBuilder], capacity: int) -> None:
+        from vrexposure.render import geometry as g
+        from vrexposure.render.batch import RigidBatch
+
+        self.capacity = n = capacity
+        self.node = parent.attachNewNode(f"spiders-{n}")
+        # Part ids are handed out in order, so each block is one contiguous range of the
+        # matrices passed to update(): ceph, abdomen, femurs, tibias, bands (spider-major).
+        self.body = RigidBatch("spider-bodies")
+        for name, parts in (
+            ("ceph", n),
+            ("abdomen", n),
+            ("leg", 2 * n * LEGS),  # femurs then tibias
+            ("band", n * LEGS),
+        ):
+            template = self.body.add_template(shapes[name], name)
+            for _ in range(parts):
+                self.body.add_part(template)
+        self.body.attach(self.node)
+        self.shadows = RigidBatch("spider-shadows")  # blended and unlit
+        template = self.shadows.add_template(shapes["shadow"], "shadow")
+        for _ in range(n):
+            self.shadows.add_part(template)
+        shadows = self.shadows.attach(self.node)
+        shadows.setTexture(g.radial_texture(32, 1.2))
+        g.set_transparent(shadows)
+        g.set_unlit(shadows)
+        self.colors_key: tuple[float, ...] | None = None  # species colours last written
+
+    def update(
+        self,
+        body_mats: NDArray[np.float32],
+        shadow_mats: NDArray[np.float32],
+        rgb: tuple[tuple[float, float, float], ...],
+    ) -> None:
+        """Move every part; ``rgb`` = (body, abdomen, leg, band) colours."""
+        n = self.capacity
+        key = tuple(c for color in rgb for c in color)
+        if key == self.colors_key:  # colours change only while the species cross-fades
+            self.body.update(body_mats)
+        else:
+            self.colors_key = key
+            body, abdomen, leg, band = ((*c, 1.0) for c in rgb)
+            colors = np.concatenate(
+                [
+                    np.tile(body, (n, 1)),
+                    np.tile(abdomen, (n, 1)),
+                    np.tile(leg, (2 * n * LEGS, 1)),  # femur and tibia
+                    np.tile(band, (n * LEGS, 1)),
+                ]
+            )
+            self.body.update(body_mats, colors)
+        self.shadows.update(shadow_mats)
 
 
 class SpidersScene(SceneBase):
@@ -90,7 +309,8 @@ class SpidersScene(SceneBase):
 
     def __init__(self, spec: SceneSpec | None = None, ease_time_s: float = DEFAULT_EASE_TIME_S):
         super().__init__(spec or SCENE, ease_time_s)
-        self._spiders: list[_Spider] = []
+        self._swarm = _Swarm.at_rest()
+        self._present_names = [f"present{i}" for i in range(MAX_SPIDERS)]
         self._nearest: tuple[float, float, float] | None = None
 
     def channel_targets(self, params: Any) -> dict[str, float]:
@@ -116,11 +336,7 @@ class SpidersScene(SceneBase):
         room = parent.attachNewNode("room")
         self._build_room(room)
         self._build_tank(parent)
-        parts = self._spider_parts(parent)
-        swarm = parent.attachNewNode("spiders")
-        self._spiders = [_Spider(swarm, parts, i) for i in range(MAX_SPIDERS)]
-        for node in parts.values():
-            node.removeNode()
+        self._build_spiders(parent)
 
         self._ambient = g.ambient_light(parent, (0.4, 0.38, 0.36))
         self._sun = g.sun_light(parent, (0.9, 0.88, 0.8), (160, -35, 0))
@@ -129,7 +345,10 @@ class SpidersScene(SceneBase):
         )
 
     def _build_room(self, room: NodePath) -> None:
+        """Floor, rug, walls and furniture (flattened, never change) and the window."""
         from vrexposure.render import geometry as g
+
+        static = room.attachNewNode("static")
 
         floor = g.MeshBuilder()
         floor.quad(
@@ -143,12 +362,20 @@ class SpidersScene(SceneBase):
             uv_m=0.8,
             subdiv=(10, 14),
         )
-        node = floor.attach(room, "floor")
+        node = floor.attach(static, "floor")
         node.setTexture(g.planks_texture((0.62, 0.45, 0.3)))
         rug = g.MeshBuilder()
-        rug.box((-1.1, 1.6, 0.0), (1.1, 4.4, 0.012), (0.5, 0.56, 0.6, 1), uv_m=0.6)
-        rug.box((-1.0, 1.7, 0.0), (1.0, 4.3, 0.014), (0.9, 0.87, 0.8, 1), faces="Z", uv_m=0.6)
-        rug.attach(room, "rug").setTexture(g.fabric_texture((1.0, 1.0, 1.0), 9))
+        rug.box(
+            (-RUG_X, RUG_Y0, 0.0), (RUG_X, RUG_Y1, RUG_TOP_M - 0.002), (0.5, 0.56, 0.6, 1), uv_m=0.6
+        )
+        rug.box(
+            (-RUG_X + 0.1, RUG_Y0 + 0.1, 0.0),
+            (RUG_X - 0.1, RUG_Y1 - 0.1, RUG_TOP_M),
+            (0.9, 0.87, 0.8, 1),
+            faces="Z",
+            uv_m=0.6,
+        )
+        rug.attach(static, "rug").setTexture(g.fabric_texture((1.0, 1.0, 1.0), 9))
 
         walls = g.MeshBuilder()
         wall = (0.86, 0.8, 0.7, 1)
@@ -208,7 +435,7 @@ class SpidersScene(SceneBase):
             normal=(0, 0, -1),
             subdiv=(4, 6),
         )
-        node = walls.attach(room, "walls")
+        node = walls.attach(static, "walls")
         node.setTexture(g.noise_texture(41, (0.9, 0.9, 0.9), (1.0, 1.0, 1.0), 8, 128))
 
         wood = (0.35, 0.22, 0.13, 1)
@@ -226,8 +453,6 @@ class SpidersScene(SceneBase):
         trim.box((-1.5, ROOM_Y1 - 0.1, 2.4), (0.7, ROOM_Y1 - 0.06, 2.45), wood)
         # Bookshelf right of the window.
         trim.box((1.0, ROOM_Y1 - 0.35, 0), (2.2, ROOM_Y1 - 0.02, 2.0), wood)
-        import numpy as np
-
         rng = np.random.default_rng(3)
         for shelf in range(5):
             z = 0.08 + shelf * 0.38
@@ -307,14 +532,16 @@ class SpidersScene(SceneBase):
                 (tone[0], tone[1], tone[2], 1.0),
                 faces="X",
             )
-        trim.attach(room, "furniture")
+        trim.attach(static, "furniture")
 
         glow = g.MeshBuilder()
         glow.cylinder(
             0.22, 0.3, (1.0, 0.92, 0.75, 1), g.transform((1.9, 4.8, 1.4)), top_radius=0.15
         )
-        self._lamp_shade = glow.attach(room, "lamp-shade")
-        g.set_unlit(self._lamp_shade)
+        g.set_unlit(glow.attach(static, "lamp-shade"))
+        # One node with one Geom per render state (planks, fabric, walls, furniture, glow):
+        # nothing under it moves or is recoloured, so culling and state sorting happen once.
+        static.flattenStrong()
         sky = g.MeshBuilder()
         sky.quad(
             [
@@ -329,10 +556,11 @@ class SpidersScene(SceneBase):
         )
         sky.box((-0.52, ROOM_Y1 - 0.08, 0.9), (-0.48, ROOM_Y1 - 0.065, 2.2), (0.95, 0.95, 0.92, 1))
         sky.box((-1.3, ROOM_Y1 - 0.08, 1.53), (0.3, ROOM_Y1 - 0.065, 1.57), (0.95, 0.95, 0.92, 1))
-        self._window = sky.attach(room, "window")
+        self._window = sky.attach(room, "window")  # recoloured with the light level
         g.set_unlit(self._window)
 
     def _build_tank(self, parent: NodePath) -> None:
+        """The terrarium (frame, substrate, glass) at the origin; animate() places it."""
         from vrexposure.render import geometry as g
 
         tank = parent.attachNewNode("terrarium")
@@ -359,69 +587,20 @@ class SpidersScene(SceneBase):
         g.set_transparent(gnode)
         g.set_shiny(gnode, 0.9, 80)
         gnode.setTwoSided(True)
+        tank.flattenStrong()  # frame + glass: one node, moved and faded as a whole
         self._tank = tank
 
-    def _spider_parts(self, parent: NodePath) -> dict[str, NodePath]:
-        """Unit-leg-span spider parts (white, tinted per species with colour scales)."""
-        from vrexposure.render import geometry as g
-
-        parts: dict[str, NodePath] = {}
-        builder = g.MeshBuilder()
-        builder.sphere((0.075, 0.09, 0.05), (1, 1, 1, 1), rings=6, segments=10)
-        builder.sphere((0.03, 0.03, 0.02), (1, 1, 1, 1), rings=3, segments=6, center=(0, 0.09, 0.0))
-        parts["ceph"] = builder.attach(parent, "ceph")
-        parts["ceph"].setPos(0, 0.05, 0.075)
-        builder = g.MeshBuilder()
-        builder.sphere((0.1, 0.14, 0.09), (1, 1, 1, 1), rings=7, segments=12)
-        parts["abdomen"] = builder.attach(parent, "abdomen")
-        parts["abdomen"].setPos(0, -0.16, 0.1)
-        builder = g.MeshBuilder()
-        for x, y, z, r in (
-            (-0.022, 0.088, 0.025, 0.012),
-            (0.022, 0.088, 0.025, 0.012),
-            (-0.045, 0.07, 0.03, 0.008),
-            (0.045, 0.07, 0.03, 0.008),
-        ):
-            builder.sphere(r, (0.02, 0.02, 0.02, 1), rings=3, segments=6, center=(x, y, z))
-        parts["eyes"] = builder.attach(parent, "eyes")
-        g.set_shiny(parts["eyes"], 1.0, 90)
-        for name, length in (("femur", 0.3), ("tibia", 0.42)):
-            builder = g.MeshBuilder()
-            builder.tube((0, 0, 0), (0, length, 0), 1.0, 0.75, (1, 1, 1, 1), segments=6)
-            parts[name] = builder.attach(parent, name)
-        builder = g.MeshBuilder()
-        builder.tube((0, -0.02, 0), (0, 0.05, 0), 1.25, 1.2, (1, 1, 1, 1), segments=6)
-        parts["band"] = builder.attach(parent, "band")
-        builder = g.MeshBuilder()
-        builder.quad(
-            [(-0.4, -0.45, 0.004), (0.4, -0.45, 0.004), (0.4, 0.35, 0.004), (-0.4, 0.35, 0.004)],
-            (0.0, 0.0, 0.0, 0.55),
-        )
-        parts["shadow"] = builder.attach(parent, "shadow")
-        parts["shadow"].setTexture(g.radial_texture(32, 1.2))
-        g.set_transparent(parts["shadow"])
-        g.set_unlit(parts["shadow"])
-        return parts
+    def _build_spiders(self, parent: NodePath) -> None:
+        shapes = _spider_shapes()
+        self._spiders = parent.attachNewNode("spiders")
+        self._batch_sets = [_SpiderBatches(self._spiders, shapes, n) for n in BATCH_CAPACITIES]
 
     # -- animation ----------------------------------------------------------------------------
 
     def reset_motion(self) -> None:
         """A cut into this scene starts every spider at its resting place in its walk."""
-        for spider in self._spiders:
-            spider.phi = _spider_layout(spider.index)[2]
-            spider.gait = spider.index * 0.7
-            spider.initialised = False
-
-    def _anchor(self, i: int, dist: float, contained: float, approach: float = 0.0
-                ) -> tuple[float, float]:
-        spread, angle, _phase, mix = _spider_layout(i)
-        # Approaching spiders close in on the patient: the group tightens around `dist`.
-        r = dist + spread * (1.0 - 0.6 * approach)
-        a = math.radians(angle * (0.6 + 0.4 / max(dist, 0.5)))
-        fx, fy = r * math.sin(-a) + 0.12, r * math.cos(a)
-        tx = (mix - 0.5) * (TANK_W - 0.16) if i else 0.0
-        ty = dist + TANK_D / 2 + (((i * 0.41) % 1.0) - 0.5) * (TANK_D - 0.16) if i else dist + 0.12
-        return fx * (1 - contained) + tx * contained, fy * (1 - contained) + ty * contained
+        # Approaching spiders start far and walk in first, not away from the patient.
+        self._swarm = _Swarm.at_rest(min(1.0, max(0.0, self.v("approach"))))
 
     def animate(self, dt_s: float, time_s: float) -> None:
         from vrexposure.render import geometry as g
@@ -429,8 +608,6 @@ class SpidersScene(SceneBase):
         dist = self.v("distance_m")
         contained = min(1.0, max(0.0, self.v("contained")))
         approach = min(1.0, max(0.0, self.v("approach")))
-        speed = max(0.0, self.v("speed_cm_s")) / 100.0
-        size = max(0.004, self.v("size_cm") / 100.0)
         light = self.v("light_level")
 
         self._tank.setPos(0, dist + TANK_D / 2 - 0.05, 0)
@@ -442,78 +619,134 @@ class SpidersScene(SceneBase):
             self._tank.show()
             self._tank.setTransparency(glass_alpha < 0.99)
 
-        body = (self.v("body_r"), self.v("body_g"), self.v("body_b"))
-        leg = (self.v("legc_r"), self.v("legc_g"), self.v("legc_b"))
-        band = (self.v("band_r"), self.v("band_g"), self.v("band_b"))
-        leg_r, abd, ceph = self.v("leg_r"), self.v("abd"), self.v("ceph")
-
-        nearest: tuple[float, tuple[float, float, float]] | None = None
-        for spider in self._spiders:
-            i = spider.index
-            present = self.v(f"present{i}")
-            if present < 0.02:
-                spider.root.hide()
-                continue
-            spider.root.show()
-            ax, ay = self._anchor(i, dist, contained, approach)
-            out = math.atan2(ay, ax)
-            ox, oy = math.cos(out), math.sin(out)
-            wander = 0.3 * (1 - contained) + 0.08 * contained
-            a_len = wander * (1 - approach) + (0.6 * (1 - contained) + 0.12 * contained) * approach
-            b_len = wander * (1 - approach) + (0.3 * (1 - contained) + 0.1 * contained) * approach
-            radius = max(0.05, (a_len + b_len) / 2)
-            inward = math.pi < spider.phi % (2 * math.pi)
-            rate = speed / radius * (1.0 if inward else 1.0 + 1.5 * approach)
-            spider.phi = (spider.phi + rate * dt_s) % (2 * math.pi)
-            radial = a_len * (1 - math.cos(spider.phi))
-            side = b_len * math.sin(spider.phi)
-            floor_z = 0.08 * contained
-            x = ax + ox * radial - oy * side
-            y = ay + oy * radial + ox * side
-            px, py, _pz = spider.pos
-            moved = math.hypot(x - px, y - py) if spider.initialised else 0.0
-            if moved > 1e-5 and spider.initialised:
-                target_h = math.degrees(math.atan2(-(x - px), y - py))
-            else:
-                target_h = math.degrees(math.atan2(x, -y)) + (i * 47 % 80 - 40)
-            turn = (target_h - spider.heading + 180) % 360 - 180
-            spider.heading += turn * min(1.0, dt_s * 6.0) if spider.initialised else turn
-            spider.pos = (x, y, floor_z)
-            spider.initialised = True
-            variety = 0.75 + 0.5 * ((i * 0.53) % 1.0) if i else 1.0
-            s = size * variety * present
-            spider.root.setPos(x, y, floor_z)
-            spider.root.setH(spider.heading)
-            spider.root.setScale(s)
-            spider.gait += moved / max(0.002, 0.45 * s) * 2 * math.pi
-            spider.ceph.setScale(ceph)
-            spider.abdomen.setScale(abd)
-            spider.abdomen.setZ(0.1 * abd)
-            spider.body.setZ(0.02 * math.sin(time_s * 1.3 + i))
-            spider.ceph.setColorScale(*body, 1)
-            spider.abdomen.setColorScale(*g.shade(body, 1.15)[:3], 1)
-            for hip, femur, knee, tibia, knee_band, base, group in spider.legs:
-                phase = spider.gait + (math.pi if group else 0.0)
-                swing = math.sin(phase) * 14.0
-                lift = max(0.0, math.cos(phase)) * 14.0 if moved > 1e-5 else 0.0
-                hip.setH(base + swing)
-                hip.setP(38.0 + lift)
-                knee.setP(-95.0 - lift * 0.6)
-                femur.setScale(leg_r, 1.0, leg_r)
-                tibia.setScale(leg_r * 0.85, 1.0, leg_r * 0.85)
-                knee_band.setScale(leg_r, 1.0, leg_r)
-                femur.setColorScale(*leg, 1)
-                tibia.setColorScale(*leg, 1)
-                knee_band.setColorScale(*band, 1)
-            d = math.hypot(x, y)
-            if nearest is None or d < nearest[0]:
-                nearest = (d, (x, y, floor_z + 0.05 * s))
-        self._nearest = nearest[1] if nearest else None
+        present = np.array([self.v(name) for name in self._present_names])
+        shown = present >= 0.02
+        used = int(np.flatnonzero(shown)[-1]) + 1 if shown.any() else 0
+        chosen = (
+            next((bs for bs in self._batch_sets if bs.capacity >= used), None) if used else None
+        )
+        for batch_set in self._batch_sets:
+            if batch_set is not chosen:
+                batch_set.node.hide()  # hidden: no draw call, and not updated
+        if chosen is not None:
+            chosen.node.show()
+            size_m = max(0.004, self.v("size_cm") / 100.0) * _VARIETY * present
+            walking = self._walk(dt_s, shown, size_m, dist, contained, approach)
+            self._pose(chosen, time_s, shown, walking, size_m)
+            sw = self._swarm
+            nearest = int(np.argmin(np.where(shown, np.hypot(sw.pos[:, 0], sw.pos[:, 1]), np.inf)))
+            x, y, z = sw.pos[nearest]
+            self._nearest = (float(x), float(y), float(z + (BODY_LIFT + 0.1) * size_m[nearest]))
+        else:
+            self._nearest = None
 
         g.set_light_color(self._ambient, g.shade((0.42, 0.4, 0.38), 0.35 + 0.65 * light))
         g.set_light_color(self._sun, g.shade((0.95, 0.92, 0.82), light))
         g.set_light_color(self._lamp, g.shade((1.0, 0.78, 0.5), 0.9 - 0.5 * light))
         self._window.setColorScale(0.3 + 0.7 * light, 0.3 + 0.7 * light, 0.35 + 0.65 * light, 1)
+
+    def _walk(
+        self,
+        dt_s: float,
+        shown: NDArray[np.bool_],
+        size_m: Floats,
+        dist_m: float,
+        contained: float,
+        approach: float,
+    ) -> NDArray[np.bool_]:
+        """Advance the shown spiders along their loops; returns which ones are walking."""
+        sw = self._swarm
+        speed_m_s = max(0.0, self.v("speed_cm_s")) / 100.0
+        ax, ay = _anchors(dist_m, contained, approach)
+        out = np.arctan2(ay, ax)
+        ox, oy = np.cos(out), np.sin(out)
+        # Each spider walks a loop: out along `out` by up to 2*a_len and sideways by b_len.
+        wander = 0.3 * (1 - contained) + 0.08 * contained
+        out_m = APPROACH_OUT_M * (1 - contained) + 0.12 * contained
+        side_m = APPROACH_SIDE_M * (1 - contained) + 0.1 * contained
+        a_len = wander * (1 - approach) + out_m * approach
+        b_len = wander * (1 - approach) + side_m * approach
+        radius = max(0.05, (a_len + b_len) / 2)
+        # Approaching spiders hurry back out and walk in slowly: most of the time inwards.
+        inward = sw.loop_phase % (2 * math.pi) > math.pi
+        rate = speed_m_s / radius * np.where(inward, 1.0, 1.0 + 1.5 * approach)
+        phase = np.where(shown, (sw.loop_phase + rate * dt_s) % (2 * math.pi), sw.loop_phase)
+        radial = a_len * (1 - np.cos(phase))
+        side = b_len * np.sin(phase)
+        x = ax + ox * radial - oy * side
+        y = ay + oy * radial + ox * side
+        dx, dy = x - sw.pos[:, 0], y - sw.pos[:, 1]
+        moved = np.where(sw.placed, np.hypot(dx, dy), 0.0)
+        walking = shown & (moved > 1e-5)
+        target_h = np.where(
+            walking,
+            np.degrees(np.arctan2(-dx, dy)),
+            np.degrees(np.arctan2(x, -y)) + _REST_TURN_DEG,  # at rest: roughly facing you
+        )
+        turn = (target_h - sw.heading_deg + 180) % 360 - 180
+        ease = np.where(sw.placed, min(1.0, dt_s * 6.0), 1.0)
+        sw.heading_deg = np.where(shown, sw.heading_deg + turn * ease, sw.heading_deg)
+        sw.gait = sw.gait + np.where(
+            shown, moved / np.maximum(0.002, STRIDE * size_m) * 2 * math.pi, 0.0
+        )
+        sw.loop_phase = phase
+        sw.pos = np.where(
+            shown[:, None], np.stack([x, y, _floor_height(x, y, contained)], axis=1), sw.pos
+        )
+        sw.placed = sw.placed | shown
+        return walking
+
+    def _pose(
+        self,
+        batches: _SpiderBatches,
+        time_s: float,
+        shown: NDArray[np.bool_],
+        walking: NDArray[np.bool_],
+        size_m: Floats,
+    ) -> None:
+        """Every part's matrix (as the node tree was: root > body > hip > knee) into batches."""
+        from vrexposure.render.batch import compose, pos_hpr_scale_mats
+
+        sw = self._swarm
+        n = batches.capacity  # the spiders beyond are all hidden
+        # root: on the floor, turned and scaled to the leg span; shadows hang here.
+        root = _heading_mats(sw.pos[:n], sw.heading_deg[:n], size_m[:n])
+        root[~shown[:n]] = 0.0  # a zero matrix collapses every part of a hidden spider
+        # body: raised onto its legs and bobbing (root's Z row is the scaled up axis).
+        lift = BODY_LIFT + BOB * np.sin(time_s * 1.3 + _INDEX[:n])
+        body = root.copy()
+        body[:, 3, :3] += lift[:, None] * root[:, 2, :3]
+
+        abd, ceph_scale, leg_r = self.v("abd"), self.v("ceph"), self.v("leg_r")
+        ceph = compose(_pos_scale_mat((0.0, 0.05, 0.075), ceph_scale), body)
+        abdomen = compose(_pos_scale_mat((0.0, -0.16, 0.1 * abd), abd), body)
+        hip_h, hip_p, knee_p = _leg_angles(sw.gait[:n], walking[:n])
+        leg_zeros = np.zeros((n, LEGS))
+        hip = compose(
+            pos_hpr_scale_mats(_HIP_POS, np.stack([hip_h, hip_p, leg_zeros], -1)),
+            body[:, None],
+        )
+        knee = compose(_knee_mats(knee_p), hip)
+        legs = (
+            _scale_rows(hip, leg_r, FEMUR_LEN),
+            _scale_rows(knee, 0.85 * leg_r, TIBIA_LEN),  # the tibia is thinner
+            _scale_rows(knee, leg_r, 1.0),  # knee band
+        )
+        body_rgb = (self.v("body_r"), self.v("body_g"), self.v("body_b"))
+        batches.update(
+            np.concatenate([ceph, abdomen, *(m.reshape(-1, 4, 4) for m in legs)]),
+            root,
+            (
+                body_rgb,
+                (
+                    min(1.0, body_rgb[0] * 1.15),
+                    min(1.0, body_rgb[1] * 1.15),
+                    min(1.0, body_rgb[2] * 1.15),
+                ),
+                (self.v("legc_r"), self.v("legc_g"), self.v("legc_b")),
+                (self.v("band_r"), self.v("band_g"), self.v("band_b")),
+            ),
+        )
 
     # -- engine queries --------------------------------------------------------------------------
 
@@ -531,8 +764,6 @@ class SpidersScene(SceneBase):
 
 
 def _sky_colors(p: Any) -> Any:
-    import numpy as np
-
     t = np.clip((p[:, 2:3] - 0.9) / 1.3, 0, 1)
     rgb = np.array([0.78, 0.86, 0.9]) * (1 - t) + np.array([0.55, 0.72, 0.92]) * t
     return np.hstack([rgb, np.ones((len(p), 1))]).astype(np.float32)
