@@ -178,7 +178,11 @@ class RigidBatch:
         return parent.attachNewNode(self._node)
 
     def update(self, mats: ArrayLike, colors: ArrayLike | None = None) -> None:
-        """Move every part: ``mats`` (parts, 4, 4) row-vector; ``colors`` (parts, 4) multipliers."""
+        """Move every part: ``mats`` (parts, 4, 4) row-vector; ``colors`` (parts, 4) multipliers.
+
+        Without ``colors`` the vertices keep the colours of the last update that had
+        them (at first the templates' own), so colours need only be sent when they change.
+        """
         if self._node is None:
             raise RuntimeError("RigidBatch: attach() before update()")
         mats_a = np.asarray(mats, np.float32)
