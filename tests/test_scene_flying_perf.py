@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from tests.render_fixtures import changed_fraction, engine, settle, snap
 from vrexposure.hierarchy import load_hierarchy
 from vrexposure.plugins import builtin_dir, discover_scenes
+from vrexposure.render.engine import count_geometry
 
 pytestmark = [pytest.mark.render, pytest.mark.slow]
 __all__ = ["engine"]
@@ -34,26 +35,11 @@ def step_params(index: int) -> dict[str, Any]:
     return dict(hierarchy.step_params(index % len(hierarchy.steps), 1.0, discover_scenes()))
 
 
-def geoms_and_triangles(eng: Any) -> tuple[int, int]:
-    """Non-hidden Geoms and their triangles under the current scene's root (one eye)."""
-    geoms = triangles = 0
-    for path in eng.current.root.findAllMatches("**/+GeomNode"):
-        if path.isHidden():
-            continue
-        node = path.node()
-        for i in range(node.getNumGeoms()):
-            geom = node.getGeom(i)
-            geoms += 1
-            triangles += sum(geom.getPrimitive(k).getNumFaces()
-                             for k in range(geom.getNumPrimitives()))
-    return geoms, triangles
-
-
 @pytest.mark.parametrize("step", [0, -1], ids=["boarding", "top-step"])
 def test_draw_calls_and_triangles_fit_the_budget(engine: Any, step: int) -> None:
     snap(engine, "flying", step_params(step))
     settle(engine, "flying", step_params(step), seconds=2.0, dt_s=0.5)
-    geoms, triangles = geoms_and_triangles(engine)
+    geoms, triangles = count_geometry(engine.current.root)
     assert geoms * STEREO_EYES <= MAX_DRAW_CALLS_STEREO, geoms
     assert triangles * STEREO_EYES <= MAX_TRIANGLES_STEREO, triangles
     # No TextNodes (they draw but are not GeomNodes, so no count would see them).

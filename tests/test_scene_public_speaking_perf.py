@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from tests.render_fixtures import changed_fraction, engine, settle, snap
 from vrexposure.hierarchy import load_hierarchy
 from vrexposure.plugins import builtin_dir, discover_scenes
+from vrexposure.render.engine import count_geometry
 
 pytestmark = [pytest.mark.render, pytest.mark.slow]
 __all__ = ["engine"]
@@ -35,20 +36,6 @@ def full(params: dict[str, Any]) -> dict[str, Any]:
 def top_step_params() -> dict[str, Any]:
     hierarchy = load_hierarchy(builtin_dir("hierarchies") / "public_speaking.yaml")
     return hierarchy.step_params(len(hierarchy.steps) - 1, 1.0, discover_scenes())
-
-
-def drawn_geoms(eng: Any) -> tuple[int, int]:
-    """Geoms (draw calls) and triangles of the current scene's non-hidden GeomNodes."""
-    geoms = tris = 0
-    for path in eng.current.root.findAllMatches("**/+GeomNode"):
-        if path.isHidden():
-            continue
-        node = path.node()
-        for i in range(node.getNumGeoms()):
-            geom = node.getGeom(i)
-            geoms += 1
-            tris += sum(geom.getPrimitive(k).getNumFaces() for k in range(geom.getNumPrimitives()))
-    return geoms, tris
 
 
 def audience_triangles(eng: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -129,7 +116,7 @@ def eyes_off_speaker_deg(eng: Any) -> NDArray[np.float64]:
 
 def test_top_step_fits_the_draw_call_and_triangle_budget(engine: Any) -> None:
     settle(engine, SCENE, full(top_step_params()), seconds=2.0)
-    geoms, tris = drawn_geoms(engine)
+    geoms, tris = count_geometry(engine.current.root)
     assert geoms <= MAX_DRAW_CALLS_PER_EYE, geoms
     assert tris <= MAX_TRIANGLES_PER_EYE, tris
     # The budget holds with everybody there: 80 people, all of them drawn.
@@ -139,9 +126,9 @@ def test_top_step_fits_the_draw_call_and_triangle_budget(engine: Any) -> None:
 
 def test_a_small_audience_costs_fewer_draw_calls_and_triangles(engine: Any) -> None:
     snap(engine, SCENE, {"audience_size": 3})
-    few = drawn_geoms(engine)
+    few = count_geometry(engine.current.root)
     snap(engine, SCENE, {"audience_size": 80})
-    full = drawn_geoms(engine)
+    full = count_geometry(engine.current.root)
     assert few[0] < full[0] and few[1] < full[1] * 0.7, (few, full)
 
 

@@ -19,6 +19,7 @@ import pytest
 from tests.render_fixtures import changed_fraction, engine, settle, snap
 from vrexposure.hierarchy import load_hierarchy
 from vrexposure.plugins import builtin_dir, discover_scenes
+from vrexposure.render.engine import count_geometry
 
 pytestmark = pytest.mark.render
 __all__ = ["engine"]
@@ -48,16 +49,6 @@ def spiders_module() -> ModuleType:
     return sys.modules[discover_scenes()["spiders"].factory.__module__]
 
 
-def geoms_drawn(eng: Any) -> int:
-    """Geoms under the scene root that are not hidden (each one a draw call per eye)."""
-    root = eng.current.root
-    return sum(
-        path.node().getNumGeoms()
-        for path in root.findAllMatches("**/+GeomNode")
-        if not path.isHidden()
-    )
-
-
 def collapsed_rows(batch_node: Any) -> tuple[int, int]:
     """(vertices at exactly the origin, all vertices) of a batch's GeomNode.
 
@@ -72,11 +63,11 @@ def test_top_step_fits_the_draw_call_budget(engine: Any) -> None:
     params = top_step_params()
     assert params["count"] == 20  # the step this budget is about
     settle(engine, "spiders", params, seconds=1.0)
-    many = geoms_drawn(engine)
+    many = count_geometry(engine.current.root)[0]
     assert many <= DRAW_CALLS_PER_EYE_BUDGET, f"{many} Geoms drawn per eye"
     # Batching: the number of draw calls does not grow with the number of spiders.
     settle(engine, "spiders", dict(params, count=1), seconds=4.0)
-    assert geoms_drawn(engine) == many
+    assert count_geometry(engine.current.root)[0] == many
 
 
 def test_no_spiders_draw_no_spider_geoms(engine: Any) -> None:

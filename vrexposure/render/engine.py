@@ -109,6 +109,20 @@ def frame_stats_from(
     )
 
 
+def count_geometry(root: Any) -> tuple[int, int]:
+    """Geoms (≈ draw calls per eye) and triangles under ``root`` that are not hidden."""
+    geoms = tris = 0
+    for path in root.findAllMatches("**/+GeomNode"):
+        if path.isHidden():
+            continue
+        node = path.node()
+        for i in range(node.getNumGeoms()):
+            geom = node.getGeom(i)
+            geoms += 1
+            tris += sum(geom.getPrimitive(k).getNumFaces() for k in range(geom.getNumPrimitives()))
+    return geoms, tris
+
+
 def fade_alpha(phase: str, progress: float) -> float:
     """Black overlay opacity in a fade ``phase`` ("out" to black, "in" from black)."""
     p = min(1.0, max(0.0, progress))
@@ -656,15 +670,6 @@ class RenderEngine:
         cached = self._geom_counts.get(scene.name)
         if cached is not None and now - cached[0] < 1.0:
             return cached[1], cached[2]
-        geoms = tris = 0
-        for path in scene.root.findAllMatches("**/+GeomNode"):
-            if path.isHidden():
-                continue
-            node = path.node()
-            for i in range(node.getNumGeoms()):
-                geom = node.getGeom(i)
-                geoms += 1
-                for k in range(geom.getNumPrimitives()):
-                    tris += geom.getPrimitive(k).getNumFaces()
+        geoms, tris = count_geometry(scene.root)
         self._geom_counts[scene.name] = (now, geoms, tris)
         return geoms, tris
