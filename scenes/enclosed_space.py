@@ -1,25 +1,205 @@
-"""Enclosed space: a small room whose walls, ceiling, light and door are controlled."""
+"""Enclosed space: a small room whose walls, ceiling, light and door are controlled.
+
+The room is drawn exactly as large as it is: floor, walls and ceiling are
+meshes whose vertices follow the wall distance and ceiling height
+(:class:`RoomMesh`). Fixed panels as large as the largest room would be mostly
+hidden behind each other, and a software rasteriser (llvmpipe) pays for hidden
+pixels too: in a small room that is about three screens of them per frame.
+"""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from vrexposure.render.scene_base import DEFAULT_EASE_TIME_S, SceneBase
 from vrexposure.scene_api import SceneSpec, choice_param, float_param
 
 if TYPE_CHECKING:
-    from panda3d.core import NodePath
+    import numpy as np
+    from numpy.typing import NDArray
+    from panda3d.core import GeomNode, NodePath
+
+    from vrexposure.render.geometry import Color, MeshBuilder
 
 MIN_WALL_M = 0.4
 #: Walls return to the set distance at this speed once creeping stops.
 CREEP_RETURN_M_S = 0.02
 DOOR_W, DOOR_H = 0.9, 2.0
+#: Floor tiles: metres per texture repeat (two tiles); plaster: metres per repeat.
+FLOOR_TEX_M = 0.6
+PLASTER_TEX_M = 1.0
+WALL_COLOR = (0.78, 0.77, 0.72, 1.0)
+#: Floor, walls and ceiling reach this far past each other: their seams cannot crack open.
+SEAM_M = 0.01
+#: Room sizes (wall distance, ceiling height in metres) the room meshes are probed at.
+PROBE_WALL_M = (1.0, 2.0)
+PROBE_CEILING_M = (2.0, 3.0)
 
 
 def crept_distance(set_distance_m: float, creep_m: float) -> float:
     """Wall distance after ``creep_m`` of creeping, never closer than :data:`MIN_WALL_M`."""
     return max(MIN_WALL_M, set_distance_m - creep_m)
+
+
+class RoomMesh:
+    """One Geom whose vertices follow the room size, moved with numpy.
+
+    ``build(wall_m, ceiling_m)`` must make the same triangles for every size with
+    positions and uvs affine in both (walls slide, their far edges stretch). Three
+    builds at probe sizes then give ``rows = base + wall_m * per_wall_m +
+    ceiling_m * per_ceiling_m`` for every vertex, evaluated when the size changes.
+    Scaling nodes instead would stretch the textures as the walls move.
+    """
+
+    def __init__(self, name: str, build: Callable[[float, float], MeshBuilder]) -> None:
+        import numpy as np
+
+        (d0, d1), (c0, c1) = PROBE_WALL_M, PROBE_CEILING_M
+        rows00, tris = build(d0, c0).arrays()
+        rows10, tris10 = build(d1, c0).arrays()
+        rows01, tris01 = build(d0, c1).arrays()
+        if not (np.array_equal(tris, tris10) and np.array_equal(tris, tris01)):
+            raise ValueError(f"RoomMesh {name}: the triangles depend on the room size")
+        at00, at10, at01 = (r.astype(np.float64) for r in (rows00, rows10, rows01))
+        self._per_wall_m = (at10 - at00) / (d1 - d0)
+        self._per_ceiling_m = (at01 - at00) / (c1 - c0)
+        self._base = at00 - d0 * self._per_wall_m - c0 * self._per_ceiling_m
+        self._name = name
+        self._tris = tris
+        self._rows = rows00.astype(np.float32)
+        self._size: tuple[float, float] = (d0, c0)
+        self._node: GeomNode | None = None
+
+    def attach(self, parent: NodePath) -> NodePath:
+        from panda3d.core import Geom, OmniBoundingVolume
+
+        from vrexposure.render import geometry as g
+
+        builder = g.MeshBuilder()
+        builder.add_rows(self._rows, self._tris)
+        self._node = builder.node(self._name, usage=Geom.UH_dynamic)
+        # The room surrounds the eye: never culled, and no bounds to recompute as it moves.
+        self._node.setBounds(OmniBoundingVolume())
+        self._node.setFinal(True)
+        return parent.attachNewNode(self._node)
+
+    def rows(self, wall_m: float, ceiling_m: float) -> NDArray[np.float32]:
+        """Vertex rows (MeshBuilder layout) of the room at this size."""
+        rows = self._base + wall_m * self._per_wall_m + ceiling_m * self._per_ceiling_m
+        return rows.astype("float32")
+
+    def update(self, wall_m: float, ceiling_m: float) -> None:
+        """Move the vertices to a room ``wall_m`` from the eye with a ``ceiling_m`` ceiling."""
+        import numpy as np
+
+        if self._node is None or (wall_m, ceiling_m) == self._size:
+            return
+        self._size = (wall_m, ceiling_m)
+        vdata = self._node.modifyGeom(0).modifyVertexData()
+        # Through a byte view: numpy reads Panda3D's per-row struct format slowly.
+        raw = memoryview(vdata.modifyArray(0)).cast("B")
+        np.frombuffer(raw, np.float32).reshape(-1, 12)[:] = self.rows(wall_m, ceiling_m)
+
+
+def _plane(
+    dest: MeshBuilder,
+    corners: list[tuple[float, float, float]],
+    color: Color,
+    subdiv: tuple[int, int],
+    uv_axes: tuple[int, int],
+    uv_m: float,
+    normal: tuple[float, float, float] | None = None,
+) -> None:
+    """A quad whose uvs are its own coordinates (axes ``uv_axes``) / ``uv_m``.
+
+    Textures stay put in space while a wall slides or stretches, instead of
+    being anchored at a moving corner.
+    """
+    from vrexposure.render import geometry as g
+
+    quad = g.MeshBuilder()
+    quad.quad(corners, color, normal=normal, subdiv=subdiv)
+    rows, tris = quad.arrays()
+    rows[:, 10] = rows[:, uv_axes[0]] / uv_m
+    rows[:, 11] = rows[:, uv_axes[1]] / uv_m
+    dest.add_rows(rows, tris)
+
+
+def floor_mesh(wall_m: float, ceiling_m: float) -> MeshBuilder:
+    """The floor between the walls (subdivided: the lamp lights it per vertex)."""
+    from vrexposure.render import geometry as g
+
+    d = wall_m + SEAM_M  # under the walls' feet
+    floor = g.MeshBuilder()
+    _plane(floor, [(-d, -d, 0), (d, -d, 0), (d, d, 0), (-d, d, 0)], (1, 1, 1, 1), (12, 12),
+           (0, 1), FLOOR_TEX_M)
+    return floor
+
+
+def _wall(k: int, d: float, c: float) -> MeshBuilder:
+    """Wall ``k`` (heading k·90°) in its own frame: plane y = 0 facing -y, x across, z up.
+
+    ``d``: the wall distance; ``c``: the ceiling height. The plaster reaches SEAM_M
+    into the neighbouring walls and above the ceiling.
+    """
+    from vrexposure.render import geometry as g
+
+    panel = g.MeshBuilder()
+    skirting = d  # the skirting board stops at the corner
+    d, c = d + SEAM_M, c + SEAM_M
+    col = WALL_COLOR
+    if k == 0:  # front wall with the door opening
+        x0, x1 = -DOOR_W / 2, DOOR_W / 2
+        _plane(panel, [(-d, 0, 0), (x0, 0, 0), (x0, 0, c), (-d, 0, c)], col, (4, 4), (0, 2),
+               PLASTER_TEX_M)
+        _plane(panel, [(x1, 0, 0), (d, 0, 0), (d, 0, c), (x1, 0, c)], col, (4, 4), (0, 2),
+               PLASTER_TEX_M)
+        _plane(panel, [(x0, 0, DOOR_H), (x1, 0, DOOR_H), (x1, 0, c), (x0, 0, c)], col, (1, 1),
+               (0, 2), PLASTER_TEX_M)
+        trim = (0.35, 0.33, 0.3, 1)
+        panel.box((x0 - 0.08, -0.04, 0), (x0, 0.02, DOOR_H + 0.08), trim)
+        panel.box((x1, -0.04, 0), (x1 + 0.08, 0.02, DOOR_H + 0.08), trim)
+        panel.box((x0, -0.04, DOOR_H), (x1, 0.02, DOOR_H + 0.08), trim)
+        panel.box((x0, 0.0, 0), (x1, 0.15, 0.002), (0.3, 0.3, 0.3, 1), faces="Z")
+        panel.box((x1 + 0.25, -0.03, 1.15), (x1 + 0.37, 0.0, 1.35), (0.85, 0.85, 0.82, 1))
+    else:
+        _plane(panel, [(-d, 0, 0), (d, 0, 0), (d, 0, c), (-d, 0, c)], col, (8, 6), (0, 2),
+               PLASTER_TEX_M)
+    panel.box((-skirting, -0.02, 0), (skirting, 0.0, 0.1), (0.3, 0.28, 0.26, 1))
+    if k == 1:  # ventilation grille
+        panel.box((-0.3, -0.03, 1.9), (0.3, 0.0, 2.2), (0.6, 0.6, 0.6, 1))
+        for j in range(6):
+            panel.box(
+                (-0.28, -0.035, 1.92 + j * 0.05),
+                (0.28, -0.03, 1.94 + j * 0.05),
+                (0.25, 0.25, 0.25, 1),
+            )
+    if k == 3:  # a framed picture
+        panel.box((-0.45, -0.02, 1.2), (0.45, 0.0, 1.8), (0.9, 0.88, 0.8, 1))
+        panel.box((-0.4, -0.025, 1.25), (0.4, -0.02, 1.75), (0.4, 0.55, 0.65, 1), faces="y")
+    return panel
+
+
+def walls_mesh(wall_m: float, ceiling_m: float) -> MeshBuilder:
+    """The four walls (with their fixtures) and the ceiling: all plaster, one Geom."""
+    import numpy as np
+
+    from vrexposure.render import geometry as g
+
+    d, c = wall_m, ceiling_m
+    room = g.MeshBuilder()
+    for k in range(4):
+        rows, tris = _wall(k, d, c).arrays()
+        # Into the room: out to the wall distance, then turned to face the centre.
+        rot = g.transform(hpr=(k * 90.0, 0.0, 0.0))[:3, :3]
+        rows[:, 0:3] = (rows[:, 0:3] + np.array([0.0, d, 0.0])) @ rot
+        rows[:, 3:6] = rows[:, 3:6] @ rot
+        room.add_rows(rows, tris)
+    e = d + SEAM_M  # over the walls' tops
+    _plane(room, [(-e, -e, c), (-e, e, c), (e, e, c), (e, -e, c)], (0.9, 0.9, 0.88, 1), (8, 8),
+           (1, 0), PLASTER_TEX_M, normal=(0, 0, -1))
+    return room
 
 
 class EnclosedSpaceScene(SceneBase):
@@ -29,71 +209,29 @@ class EnclosedSpaceScene(SceneBase):
     sound_param = "ventilation_volume"
     near_far = (0.03, 80.0)
     background_color = (0.0, 0.0, 0.0)
-    channel_ease_s: ClassVar[dict[str, float]] = {"door=open": 1.5, "door=closed": 1.5, "door=locked": 1.5}
+    channel_ease_s: ClassVar[dict[str, float]] = {
+        "door=open": 1.5,
+        "door=closed": 1.5,
+        "door=locked": 1.5,
+    }
 
     def __init__(self, spec: SceneSpec | None = None, ease_time_s: float = DEFAULT_EASE_TIME_S):
         super().__init__(spec or SCENE, ease_time_s)
         self._creep_m = 0.0
-        self._walls: list[tuple[NodePath, float]] = []
 
     def build(self, parent: NodePath) -> None:
         from vrexposure.render import geometry as g
 
-        floor = g.MeshBuilder()
-        floor.quad(
-            [(-6, -6, 0), (6, -6, 0), (6, 6, 0), (-6, 6, 0)],
-            (1, 1, 1, 1),
-            uv_m=0.6,
-            subdiv=(12, 12),
-        )
-        fnode = floor.attach(parent, "floor")
-        fnode.setTexture(g.tiles_texture((0.55, 0.52, 0.48), (0.3, 0.29, 0.27), 2, 13))
-
+        self._floor = RoomMesh("floor", floor_mesh)
+        floor = self._floor.attach(parent)
+        floor.setTexture(g.tiles_texture((0.55, 0.52, 0.48), (0.3, 0.29, 0.27), 2, 13))
+        self._room = RoomMesh("walls", walls_mesh)
+        walls = self._room.attach(parent)
         plaster = g.noise_texture(61, (0.82, 0.82, 0.82), (1.0, 1.0, 1.0), 8, 128)
-        for k in range(4):
-            wall_np = parent.attachNewNode(f"wall{k}")
-            wall_np.setH(k * 90)
-            panel = g.MeshBuilder()
-            col = (0.78, 0.77, 0.72, 1)
-            if k == 0:  # front wall with the door opening
-                x0, x1 = -DOOR_W / 2, DOOR_W / 2
-                panel.quad(
-                    [(-6, 0, 0), (x0, 0, 0), (x0, 0, 6), (-6, 0, 6)], col, uv_m=1.0, subdiv=(4, 4)
-                )
-                panel.quad(
-                    [(x1, 0, 0), (6, 0, 0), (6, 0, 6), (x1, 0, 6)], col, uv_m=1.0, subdiv=(4, 4)
-                )
-                panel.quad(
-                    [(x0, 0, DOOR_H), (x1, 0, DOOR_H), (x1, 0, 6), (x0, 0, 6)], col, uv_m=1.0
-                )
-                trim = (0.35, 0.33, 0.3, 1)
-                panel.box((x0 - 0.08, -0.04, 0), (x0, 0.02, DOOR_H + 0.08), trim)
-                panel.box((x1, -0.04, 0), (x1 + 0.08, 0.02, DOOR_H + 0.08), trim)
-                panel.box((x0, -0.04, DOOR_H), (x1, 0.02, DOOR_H + 0.08), trim)
-                panel.box((x0, 0.0, 0), (x1, 0.15, 0.002), (0.3, 0.3, 0.3, 1), faces="Z")
-                panel.box((x1 + 0.25, -0.03, 1.15), (x1 + 0.37, 0.0, 1.35), (0.85, 0.85, 0.82, 1))
-            else:
-                panel.quad(
-                    [(-6, 0, 0), (6, 0, 0), (6, 0, 6), (-6, 0, 6)], col, uv_m=1.0, subdiv=(8, 6)
-                )
-            panel.box((-6, -0.02, 0), (6, 0.0, 0.1), (0.3, 0.28, 0.26, 1))
-            if k == 1:
-                panel.box((-0.3, -0.03, 1.9), (0.3, 0.0, 2.2), (0.6, 0.6, 0.6, 1))
-                for j in range(6):
-                    panel.box(
-                        (-0.28, -0.035, 1.92 + j * 0.05),
-                        (0.28, -0.03, 1.94 + j * 0.05),
-                        (0.25, 0.25, 0.25, 1),
-                    )
-            if k == 3:
-                panel.box((-0.45, -0.02, 1.2), (0.45, 0.0, 1.8), (0.9, 0.88, 0.8, 1))
-                panel.box((-0.4, -0.025, 1.25), (0.4, -0.02, 1.75), (0.4, 0.55, 0.65, 1), faces="y")
-            node = panel.attach(wall_np, "panel")
-            node.setTexture(plaster)
-            node.setTwoSided(False)
-            self._walls.append((wall_np, k * 90.0))
-        front = self._walls[0][0]
-        # Beyond the door: a lit corridor.
+        walls.setTexture(plaster)
+
+        # The door, its sign and the corridor beyond move with the front wall.
+        front = self._front = parent.attachNewNode("front-wall")
         corridor = g.MeshBuilder()
         corridor.box((-1.0, 0.05, 0), (1.0, 6.0, 2.6), (0.9, 0.88, 0.8, 1), faces="xXYZz")
         corridor.quad(
@@ -103,6 +241,8 @@ class EnclosedSpaceScene(SceneBase):
         cnode = corridor.attach(front, "corridor")
         cnode.setTwoSided(True)
         g.set_unlit(cnode)
+        # Drawn after the room: only the pixels seen through the doorway are shaded.
+        cnode.setBin("fixed", 0)
         self._corridor = cnode
         hinge = front.attachNewNode("door-hinge")
         hinge.setPos(-DOOR_W / 2, 0.0, 0)
@@ -114,7 +254,8 @@ class EnclosedSpaceScene(SceneBase):
         self._door = hinge
         lock = g.MeshBuilder()
         lock.box((DOOR_W - 0.14, -0.06, 1.2), (DOOR_W - 0.02, -0.02, 1.36), (0.2, 0.2, 0.22, 1))
-        lock.box((DOOR_W - 0.35, -0.08, 1.5), (DOOR_W + 0.12, -0.02, 1.56), (0.55, 0.55, 0.58, 1))
+        # The bolt bar sits clear of 1.5 m, a ceiling height the hierarchy uses (z-fighting).
+        lock.box((DOOR_W - 0.35, -0.08, 1.51), (DOOR_W + 0.12, -0.02, 1.57), (0.55, 0.55, 0.58, 1))
         self._lock = lock.attach(hinge, "lock")
         led = g.MeshBuilder()
         led.box((DOOR_W - 0.11, -0.066, 1.29), (DOOR_W - 0.05, -0.06, 1.33), (1.0, 0.12, 0.05, 1))
@@ -124,19 +265,10 @@ class EnclosedSpaceScene(SceneBase):
         g.set_unlit(led.attach(self._lock, "led"))
         g.set_shiny(self._lock, 0.8, 50)
 
-        ceiling = g.MeshBuilder()
-        ceiling.quad(
-            [(-6, -6, 0), (-6, 6, 0), (6, 6, 0), (6, -6, 0)],
-            (0.9, 0.9, 0.88, 1),
-            normal=(0, 0, -1),
-            subdiv=(8, 8),
-            uv_m=1.0,
-        )
-        self._ceiling = ceiling.attach(parent, "ceiling")
-        self._ceiling.setTexture(plaster)
         lamp = g.MeshBuilder()
         lamp.box((-0.3, -0.3, -0.04), (0.3, 0.3, 0.0), (1.0, 0.98, 0.92, 1))
-        self._lamp_panel = lamp.attach(self._ceiling, "lamp")
+        self._lamp_panel = lamp.attach(parent, "lamp")
+        self._lamp_panel.setTexture(plaster)  # a diffuser with the ceiling's texture, as before
         g.set_unlit(self._lamp_panel)
         exit_sign = g.MeshBuilder()
         exit_sign.box((-0.18, -0.03, 0), (0.18, 0.0, 0.14), (0.1, 0.75, 0.3, 1))
@@ -161,10 +293,10 @@ class EnclosedSpaceScene(SceneBase):
             self._creep_m = max(0.0, self._creep_m - CREEP_RETURN_M_S * dt_s)
         dist = crept_distance(set_d, self._creep_m)
         ceiling = max(1.3, self.v("ceiling_height_m"))
-        for wall, heading in self._walls:
-            a = math.radians(heading)
-            wall.setPos(-math.sin(a) * dist, math.cos(a) * dist, 0)
-        self._ceiling.setZ(ceiling)
+        self._floor.update(dist, ceiling)
+        self._room.update(dist, ceiling)
+        self._front.setY(dist)
+        self._lamp_panel.setZ(ceiling)
         self._light.setZ(ceiling - 0.3)
         open_ = min(1.0, max(0.0, self.v("door=open")))
         locked = min(1.0, max(0.0, self.v("door=locked")))

@@ -2,18 +2,107 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import TYPE_CHECKING, Any
 
 from vrexposure.render.scene_base import DEFAULT_EASE_TIME_S, SceneBase
+from vrexposure.render.seated import SwayParts, box_corners, facing_only
 from vrexposure.scene_api import SceneSpec, bool_param, choice_param, float_param
 
 if TYPE_CHECKING:
     from panda3d.core import NodePath
 
+    from vrexposure.render.geometry import MeshBuilder
+
 BALCONY_M = 1.5  # the last metres before the edge overhang the facade (glass floor section)
 RAIL_HEIGHT = {"full": 1.1, "low": 0.45, "none": 0.0}
 STOREY_M = 3.2
+#: Streets run along both axes every STREET_PITCH_M; each is STREET_HALF_W_M either side.
+STREET_PITCH_M = 48.0
+STREET_HALF_W_M = 7.0
+#: City trees closer than this (horizontal metres from the eye) keep round canopies.
+NEAR_TREE_M = 80.0
+#: Metres per repeat of the ground texture.
+GROUND_TEX_M = 40.0
+#: Draw order ("fixed" bin) after the terrace and our building (opaque bin): nearest and
+#: tallest first, so the ground hidden behind buildings and the sky behind everything are
+#: rejected by the depth test instead of shaded (llvmpipe pays for every shaded pixel).
+#: The see-through floor comes last: it blends over whatever lies below it.
+DRAW_ORDER = ("buildings", "roofs", "trees", "cars", "ground", "streets", "sky", "slab", "glass")
+
+
+def _icosahedron() -> tuple[Any, Any]:
+    """Unit icosahedron: 12 vertices and 20 outward-facing (counter-clockwise) triangles."""
+    import numpy as np
+
+    t = (1 + 5**0.5) / 2
+    verts = np.array(
+        [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t),
+         (0, -1, -t), (0, 1, -t), (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)],
+        float,
+    )
+    verts /= np.linalg.norm(verts, axis=1, keepdims=True)
+    faces = np.array(
+        [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4),
+         (11, 10, 2), (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8),
+         (3, 8, 9), (4, 9, 5), (2, 4, 11), (6, 2, 10), (8, 6, 7), (9, 8, 1)]
+    )
+    a, b, c = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
+    inward = (np.cross(b - a, c - a) * (a + b + c)).sum(axis=1) < 0
+    faces[inward] = faces[inward][:, ::-1]
+    return verts, faces
+
+
+def add_blob(
+    builder: MeshBuilder, radius_m: tuple[float, float, float], color: Any, center: Any
+) -> None:
+    """A 20-triangle ellipsoid (icosahedron, smooth normals): a tree crown seen from afar."""
+    import numpy as np
+
+    unit, faces = _icosahedron()
+    radii = np.asarray(radius_m, float)
+    normals = unit / radii
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    builder.add(unit * radii + np.asarray(center, float), normals, np.zeros((12, 2)), faces, color)
+
+
+def add_ground(builder: MeshBuilder, half_x_m: float, y_range_m: tuple[float, float],
+               streets_x: list[float], streets_y: list[float],
+               street_extent: tuple[float, float, float, float]) -> None:
+    """The ground as rectangles around the streets (not under them: no pixel drawn twice).
+
+    ``streets_x``: centre lines of streets along y (spanning street_extent y0..y1);
+    ``streets_y``: centre lines of streets along x (spanning x0..x1). Uvs are world
+    metres / GROUND_TEX_M so the texture runs on across the gaps.
+    """
+    x0s, x1s, y0s, y1s = street_extent
+    w = STREET_HALF_W_M
+    xs = sorted({-half_x_m, half_x_m, x0s, x1s, *(c + d for c in streets_x for d in (-w, w))})
+    ys = sorted({*y_range_m, y0s, y1s, *(c + d for c in streets_y for d in (-w, w))})
+    for ya, yb in itertools.pairwise(ys):
+        cy = (ya + yb) / 2
+        run_start: float | None = None
+        for xa, xb in itertools.pairwise(xs):
+            cx = (xa + xb) / 2
+            street = (y0s < cy < y1s and any(abs(cx - c) < w for c in streets_x)) or (
+                x0s < cx < x1s and any(abs(cy - c) < w for c in streets_y)
+            )
+            if not street and run_start is None:
+                run_start = xa
+            if street and run_start is not None:
+                _ground_quad(builder, run_start, xa, ya, yb)
+                run_start = None
+        if run_start is not None:
+            _ground_quad(builder, run_start, xs[-1], ya, yb)
+
+
+def _ground_quad(builder: MeshBuilder, xa: float, xb: float, ya: float, yb: float) -> None:
+    import numpy as np
+
+    pos = np.array([(xa, ya, 0.0), (xb, ya, 0.0), (xb, yb, 0.0), (xa, yb, 0.0)])
+    builder.add(pos, np.tile([0.0, 0.0, 1.0], (4, 1)), pos[:, :2] / GROUND_TEX_M,
+                np.array([[0, 1, 2], [0, 2, 3]]), (0.38, 0.42, 0.3, 1))
 
 
 class HeightsScene(SceneBase):
@@ -26,7 +115,6 @@ class HeightsScene(SceneBase):
 
     def __init__(self, spec: SceneSpec | None = None, ease_time_s: float = DEFAULT_EASE_TIME_S):
         super().__init__(spec or SCENE, ease_time_s)
-        self._cars: list[tuple[NodePath, bool, float, float, float]] = []
         self._sway = 0.0
 
     def channel_targets(self, params: Any) -> dict[str, float]:
@@ -52,11 +140,12 @@ class HeightsScene(SceneBase):
             rgb = np.array([0.8, 0.87, 0.94]) * (1 - t) + np.array([0.3, 0.52, 0.85]) * t
             return np.hstack([rgb, np.ones((len(p), 1))]).astype(np.float32)
 
-        sky.sphere(2000.0, sky_color, rings=12, segments=24, inside=True, z_min=-0.6)
+        # Down to 17° below the horizon: the ground's far edge at 200 m up, looking back.
+        sky.sphere(2000.0, sky_color, rings=10, segments=24, inside=True, z_min=-0.3)
         dome = sky.attach(parent, "sky")
         g.set_unlit(dome)
         dome.setFogOff(1)
-        dome.setBin("background", 0)
+        dome.setBin("fixed", DRAW_ORDER.index("sky"))
         dome.setDepthWrite(False)
 
         # The terrace (on the building) and the balcony slab that overhangs the facade.
@@ -83,7 +172,8 @@ class HeightsScene(SceneBase):
             )
         props.cylinder(0.035, 6.0, (0.85, 0.85, 0.85, 1), g.transform((8.5, -2.0, 0)))
         props.attach(self._terrace, "props")
-        self._plants: list[NodePath] = []
+        # The potted bushes sway on their own: three parts of one Geom (one draw call).
+        self._plants = SwayParts("bushes")
         for x, y in ((-7.5, -3.0), (6.5, -4.5), (-4.0, -9.0)):
             bush = g.MeshBuilder()
             for _ in range(6):
@@ -95,9 +185,8 @@ class HeightsScene(SceneBase):
                     segments=8,
                     center=c,
                 )
-            node = bush.attach(self._terrace, "bush")
-            node.setPos(x, y, 0.62)
-            self._plants.append(node)
+            self._plants.add(bush, (x, y, 0.62))
+        self._plants.attach(self._terrace)
         flag = g.MeshBuilder()
         flag.quad(
             [(0, 0, 0), (1.2, 0, 0), (1.2, 0, 0.8), (0, 0, 0.8)],
@@ -119,6 +208,7 @@ class HeightsScene(SceneBase):
             glass.box((x - 0.03, 0, -0.08), (x + 0.03, 1, 0.005), (0.25, 0.27, 0.3, 1))
         self._glass = glass.attach(self._balcony, "glass")
         g.set_transparent(self._glass)
+        self._glass.setBin("fixed", DRAW_ORDER.index("glass"))
         g.set_shiny(self._glass, 0.9, 80)
         kerb = g.MeshBuilder()
         kerb.box((-10, -0.12, 0), (10, 0.0, 0.07), (0.55, 0.55, 0.53, 1))
@@ -152,29 +242,39 @@ class HeightsScene(SceneBase):
         fog = Fog("haze")
         fog.setColor(0.78, 0.85, 0.92)
         fog.setExpDensity(0.0009)
-        w.setFog(fog)
+        # Haze only where it shows: under 30 m (the terrace) it would add < 3 % per pixel.
+        self._city.setFog(fog)
+        self._facade.setFog(fog)
 
     def _build_city(self, city: NodePath, rng: Any) -> None:
+        import numpy as np
+        from panda3d.core import SamplerState
+
         from vrexposure.render import geometry as g
 
+        # Far surfaces are minified: bilinear within the nearest mip level costs half of
+        # trilinear on llvmpipe and shows no seams on these soft textures.
+        far_sampler = SamplerState()
+        far_sampler.setWrapU(SamplerState.WM_repeat)
+        far_sampler.setWrapV(SamplerState.WM_repeat)
+        far_sampler.setMagfilter(SamplerState.FT_linear)
+        far_sampler.setMinfilter(SamplerState.FT_linear_mipmap_nearest)
+
+        pitch = STREET_PITCH_M
+        self._street_lines: list[float] = [k * pitch + 24.0 for k in range(-8, 9)]
         ground = g.MeshBuilder()
-        ground.quad(
-            [(-1500, -800, 0), (1500, -800, 0), (1500, 1800, 0), (-1500, 1800, 0)],
-            (0.38, 0.42, 0.3, 1),
-            uv_m=40.0,
-        )
+        add_ground(ground, 1500.0, (-800.0, 1800.0), self._street_lines, self._street_lines,
+                   (-400.0, 400.0, -400.0, 900.0))
         gnode = ground.attach(city, "ground")
-        gnode.setTexture(g.noise_texture(71, (0.75, 0.75, 0.75), (1.0, 1.0, 1.0), 8, 128))
+        gnode.setBin("fixed", DRAW_ORDER.index("ground"))
+        ground_tex = g.noise_texture(71, (0.75, 0.75, 0.75), (1.0, 1.0, 1.0), 8, 128)
+        gnode.setTexture(ground_tex, far_sampler)
         streets = g.MeshBuilder()
         walls = g.MeshBuilder()
         roofs = g.MeshBuilder()
         trees = g.MeshBuilder()
         asphalt = (0.27, 0.27, 0.28, 1)
-        pitch = 48.0
-        self._street_lines: list[float] = []
-        for k in range(-8, 9):
-            c = k * pitch + 24.0
-            self._street_lines.append(c)
+        for c in self._street_lines:
             streets.quad(
                 [(c - 7, -400, 0.05), (c + 7, -400, 0.05), (c + 7, 900, 0.05), (c - 7, 900, 0.05)],
                 asphalt,
@@ -197,7 +297,7 @@ class HeightsScene(SceneBase):
             [(-0.15, -400, 0.08), (0.15, -400, 0.08), (0.15, 900, 0.08), (-0.15, 900, 0.08)],
             (0.9, 0.85, 0.5, 1),
         )
-        streets.attach(city, "streets")
+        streets.attach(city, "streets").setBin("fixed", DRAW_ORDER.index("streets"))
         palette = [
             (0.75, 0.72, 0.66),
             (0.6, 0.62, 0.66),
@@ -206,22 +306,23 @@ class HeightsScene(SceneBase):
             (0.7, 0.74, 0.78),
             (0.9, 0.88, 0.84),
         ]
+        bark = (0.35, 0.25, 0.15, 1)
         for bx in range(-8, 8):
             for by in range(-3, 12):
                 x0, y0 = bx * pitch + 24 + 9, by * pitch + 24 + 9
                 if x0 < 12 and x0 + 30 > -12 and y0 < 8 and y0 + 30 > -70:
                     continue  # our own block
-                if rng.random() < 0.12:  # a park
+                if rng.random() < 0.12:  # a park: trees far below, a few pixels each
                     for _ in range(10):
                         cx, cy = x0 + rng.uniform(2, 28), y0 + rng.uniform(2, 28)
-                        trees.cylinder(0.3, 3.0, (0.35, 0.25, 0.15, 1), g.transform((cx, cy, 0)), 5)
-                        trees.sphere(
-                            rng.uniform(2.5, 4),
-                            g.shade((0.25, 0.45, 0.2), rng.uniform(0.8, 1.1)),
-                            rings=4,
-                            segments=7,
-                            center=(cx, cy, 5),
-                        )
+                        # A three-sided trunk under the crown; its ends never show.
+                        trees.cylinder(0.3, 3.0, bark, g.transform((cx, cy, 0)), 3, caps=False)
+                        r = rng.uniform(2.5, 4)
+                        leaf = g.shade((0.25, 0.45, 0.2), rng.uniform(0.8, 1.1))
+                        if math.hypot(cx, cy) < NEAR_TREE_M:
+                            trees.sphere(r, leaf, rings=4, segments=7, center=(cx, cy, 5))
+                        else:
+                            add_blob(trees, (r, r, r), leaf, (cx, cy, 5))
                     continue
                 far = math.hypot(x0, y0)
                 for part in range(int(rng.integers(1, 4))):
@@ -234,25 +335,34 @@ class HeightsScene(SceneBase):
                     col = (*palette[int(rng.integers(0, len(palette)))], 1.0)
                     walls.box(lo, hi, col, uv_m=12.0, faces="xXyY")
                     roofs.box(lo, hi, g.shade(col, 0.7), faces="Z")
-                    roofs.box(
+                    roofs.box(  # a stair housing; its floor lies on the roof
                         (lo[0] + 2, lo[1] + 2, h),
                         (lo[0] + 6, lo[1] + 5, h + 2.5),
                         (0.55, 0.55, 0.55, 1),
+                        faces="xXyYZ",
                     )
+        # In the city's frame the eye is above (0, 0): from 0.5 m + eye height to 200 m up.
+        eyes = box_corners((-2.0, -2.0, 0.5), (2.0, 2.0, 203.0))
+        walls = facing_only(walls, eyes)
+        roofs = facing_only(roofs, eyes)
         wn = walls.attach(city, "buildings")
-        wn.setTexture(g.facade_texture((0.95, 0.95, 0.95), (0.3, 0.38, 0.48), 4, 4, 12, 0.08))
-        roofs.attach(city, "roofs")
+        wn.setBin("fixed", DRAW_ORDER.index("buildings"))
+        wn.setTexture(
+            g.facade_texture((0.95, 0.95, 0.95), (0.3, 0.38, 0.48), 4, 4, 12, 0.08), far_sampler
+        )
+        roofs.attach(city, "roofs").setBin("fixed", DRAW_ORDER.index("roofs"))
         for x in (-16.0, 16.0):
             for y in range(-60, 200, 12):
-                trees.cylinder(0.2, 3.0, (0.35, 0.25, 0.15, 1), g.transform((x, y, 0)), 5)
-                trees.sphere(
-                    (2.2, 2.2, 2.6),
-                    g.shade((0.25, 0.45, 0.2), rng.uniform(0.8, 1.1)),
-                    rings=4,
-                    segments=7,
-                    center=(x, y, 4.6),
-                )
-        trees.attach(city, "trees")
+                leaf = g.shade((0.25, 0.45, 0.2), rng.uniform(0.8, 1.1))
+                if math.hypot(x, y) < NEAR_TREE_M:  # beside our building: as before
+                    trees.cylinder(0.2, 3.0, bark, g.transform((x, y, 0)), 5, caps=False)
+                    trees.sphere((2.2, 2.2, 2.6), leaf, rings=4, segments=7, center=(x, y, 4.6))
+                else:
+                    trees.cylinder(0.2, 3.0, bark, g.transform((x, y, 0)), 3, caps=False)
+                    add_blob(trees, (2.2, 2.2, 2.6), leaf, (x, y, 4.6))
+        facing_only(trees, eyes).attach(city, "trees").setBin("fixed", DRAW_ORDER.index("trees"))
+
+        # Cars: parts of one Geom (one draw call) that slide along their streets.
         colors = [
             (0.75, 0.1, 0.1),
             (0.9, 0.9, 0.9),
@@ -260,32 +370,36 @@ class HeightsScene(SceneBase):
             (0.1, 0.1, 0.1),
             (0.85, 0.7, 0.1),
         ]
+        self._cars = SwayParts("cars")
+        along: list[bool] = []
+        lanes: list[float] = []
+        starts: list[float] = []
+        speeds: list[float] = []
         for i in range(36):
-            car = g.MeshBuilder()
-            col = (*colors[i % len(colors)], 1.0)
-            car.box((-0.9, -2.2, 0.3), (0.9, 2.2, 1.0), col)
-            car.box((-0.8, -1.2, 1.0), (0.8, 1.0, 1.45), (0.2, 0.25, 0.3, 1))
-            node = car.attach(city, f"car{i}")
+            car = g.MeshBuilder()  # no floors: cars are only seen from above
+            car.box((-0.9, -2.2, 0.3), (0.9, 2.2, 1.0), (*colors[i % len(colors)], 1.0),
+                    faces="xXyYZ")
+            car.box((-0.8, -1.2, 1.0), (0.8, 1.0, 1.45), (0.2, 0.25, 0.3, 1), faces="xXyYZ")
             along_y = i % 3 != 0
+            self._cars.add(car, (0.0, 0.0, 0.0), 0.0 if along_y else 90.0)
             street = (
                 self._street_lines[int(rng.integers(5, 12))]
                 if along_y
                 else 24.0 + pitch * int(rng.integers(-1, 6))
             )
-            lane = 3.5 if i % 2 else -3.5
-            self._cars.append(
-                (
-                    node,
-                    along_y,
-                    street + lane,
-                    float(rng.uniform(-300, 800)),
-                    float(rng.uniform(6, 13)) * (1 if i % 2 else -1),
-                )
-            )
-            node.setH(0 if along_y else 90)
+            along.append(along_y)
+            lanes.append(street + (3.5 if i % 2 else -3.5))
+            starts.append(float(rng.uniform(-300, 800)))
+            speeds.append(float(rng.uniform(6, 13)) * (1 if i % 2 else -1))
+        self._cars.attach(city).setBin("fixed", DRAW_ORDER.index("cars"))
+        self._car_along_y = np.array(along)
+        self._car_lane_m = np.array(lanes)
+        self._car_start_m = np.array(starts)
+        self._car_speed_m_s = np.array(speeds)
         self._city_root = city
 
     def animate(self, dt_s: float, time_s: float) -> None:
+        import numpy as np
         from panda3d.core import TextureStage
 
         height = max(0.5, self.v("height_m"))
@@ -303,7 +417,7 @@ class HeightsScene(SceneBase):
         if glass > 0.01:
             self._slab.setTransparency(True)
             self._slab.setDepthWrite(glass < 0.5)
-            self._slab.setBin("transparent" if glass > 0.01 else "opaque", 5)
+            self._slab.setBin("fixed", DRAW_ORDER.index("slab"))
         else:
             self._slab.setTransparency(False)
             self._slab.setDepthWrite(True)
@@ -336,11 +450,12 @@ class HeightsScene(SceneBase):
         self._flag.setH(200 + math.sin(time_s * (1 + 0.3 * wind)) * (5 + 2.5 * wind))
         self._flag.setShear(0, 0, math.sin(time_s * (2 + 0.4 * wind)) * 0.05 * wind)
         self._flag.setSz(1.0 - min(0.5, 0.6 / (1 + wind)))
-        for k, plant in enumerate(self._plants):
-            plant.setR(math.sin(time_s * (1.5 + 0.2 * wind) + k) * (0.5 + 0.6 * wind))
-        for node, along_y, street, start, speed in self._cars:
-            s = (start + speed * time_s + 300) % 1100 - 300
-            node.setPos((street, s, 0) if along_y else (s, street, 0))
+        self._plants.update(np.sin(time_s * (1.5 + 0.2 * wind) + np.arange(3)) * (0.5 + 0.6 * wind))
+        along = (self._car_start_m + self._car_speed_m_s * time_s + 300) % 1100 - 300
+        pos = np.zeros((len(along), 3))
+        pos[:, 0] = np.where(self._car_along_y, self._car_lane_m, along)
+        pos[:, 1] = np.where(self._car_along_y, along, self._car_lane_m)
+        self._cars.update(None, pos)
 
     def stimulus_world_position(self) -> tuple[float, float, float] | None:
         return (0.0, max(0.0, self.v("edge_distance_m")), 0.0)

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from panda3d.core import Geom, GeomNode, NodePath, OmniBoundingVolume
 
-from .geometry import MeshBuilder
+from .geometry import MeshBuilder, vertex_rows
 
 FloatArray = NDArray[np.float32]
 
@@ -193,8 +193,7 @@ class RigidBatch:
         if colors_a is not None and colors_a.shape != (self.num_parts, 4):
             raise ValueError(f"RigidBatch.update: colors shape {colors_a.shape}, "
                              f"expected ({self.num_parts}, 4)")
-        rows = np.frombuffer(memoryview(self._node.modifyGeom(0).modifyVertexData()
-                                        .modifyArray(0)).cast("B"), np.float32).reshape(-1, 12)
+        rows = vertex_rows(self._node)
         for block in self._blocks:
             m = mats_a[block.parts]
             lin = m[:, :3, :3]

@@ -367,6 +367,14 @@ class MeshBuilder:
         return parent.attachNewNode(self.node(name))
 
 
+def vertex_rows(node: GeomNode) -> NDArray[np.float32]:
+    """The writable vertex rows (n, 12 float32: position, normal, RGBA, uv) of a one-Geom node."""
+    vdata = node.modifyGeom(0).modifyVertexData()
+    # Through a byte view: numpy reads Panda3D's per-row struct format slowly.
+    raw = memoryview(vdata.modifyArray(0)).cast("B")
+    return np.frombuffer(raw, np.float32).reshape(-1, 12)
+
+
 def _grid_triangles(nu: int, nv: int) -> NDArray[np.int64]:
     """Triangles of a (nu+1)×(nv+1) vertex grid stored row by row (v rows of u)."""
     i, j = np.meshgrid(np.arange(nu), np.arange(nv))
