@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -33,7 +33,7 @@ FAKE_OPENVR = SimpleNamespace(
 class StandInHeadset:
     """What P3DOpenVR offers the renderer: an anchor that follows the head, events, state."""
 
-    instances: list[StandInHeadset] = []
+    instances: ClassVar[list[StandInHeadset]] = []
 
     def __init__(self, base: Any, verbose: bool = False) -> None:
         self.base = base
