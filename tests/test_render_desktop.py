@@ -27,6 +27,7 @@ from vrexposure.client import ControlClient, Subscriber
 from vrexposure.config import Endpoints, write_config
 from vrexposure.host import SessionHost
 from vrexposure.protocol import DataMessage
+from vrexposure.render.process import MOUSE_DEG_PER_PX
 from vrexposure.state import Phase
 
 pytestmark = [pytest.mark.render, pytest.mark.slow]
@@ -85,7 +86,7 @@ def test_desktop_window_draws_the_scene_and_takes_the_patients_keys(
     env = {**os.environ, "DISPLAY": display,
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH"))
                                          if p)}
-    sub = Subscriber(endpoints, topics=("render.main", "preview.main"))
+    sub = Subscriber(endpoints, topics=("render.main", "preview.main", "pose.head"))
     therapist = ControlClient(endpoints.control, "therapist", "t-desktop")
     renderer = subprocess.Popen(
         [sys.executable, "-m", "vrexposure", "render", "--backend", "desktop", "--config",
@@ -110,6 +111,19 @@ def test_desktop_window_draws_the_scene_and_takes_the_patients_keys(
 
         window = xdotool(display, "search", "--sync", "--name", "vrexposure").split()[0]
         xdotool(display, "windowfocus", "--sync", window)
+
+        # Mouse-look: the pointer is re-centred every frame; moving it right turns the head.
+        def yaw_now() -> float:
+            sub.drain()
+            return float(wait_for(sub, lambda m: m.topic == "pose.head", 5)["yaw_deg"])
+
+        before = yaw_now()
+        xdotool(display, "mousemove", "--window", window, str(320 + 100), "180")
+        deadline = time.monotonic() + 10
+        while (turned := yaw_now() - before) > -5.0:
+            assert time.monotonic() < deadline, f"yaw moved {turned:.1f}° after the mouse"
+        assert turned == pytest.approx(-100 * MOUSE_DEG_PER_PX, abs=3.0)
+
         xdotool(display, "key", "--window", window, "space")
         deadline = time.monotonic() + 15
         while host.state.phase != Phase.PAUSED:
