@@ -365,17 +365,19 @@ class SpidersScene(SceneBase):
         node = floor.attach(static, "floor")
         node.setTexture(g.planks_texture((0.62, 0.45, 0.3)))
         rug = g.MeshBuilder()
+        # A light field (dark spiders stand out on it) in a dark woven border.
         rug.box(
-            (-RUG_X, RUG_Y0, 0.0), (RUG_X, RUG_Y1, RUG_TOP_M - 0.002), (0.5, 0.56, 0.6, 1), uv_m=0.6
+            (-RUG_X, RUG_Y0, 0.0), (RUG_X, RUG_Y1, RUG_TOP_M - 0.002), (0.5, 0.24, 0.2, 1), uv_m=0.6
         )
         rug.box(
-            (-RUG_X + 0.1, RUG_Y0 + 0.1, 0.0),
-            (RUG_X - 0.1, RUG_Y1 - 0.1, RUG_TOP_M),
-            (0.9, 0.87, 0.8, 1),
+            (-RUG_X + 0.12, RUG_Y0 + 0.12, 0.0),
+            (RUG_X - 0.12, RUG_Y1 - 0.12, RUG_TOP_M),
+            (1.0, 1.0, 1.0, 1),
             faces="Z",
-            uv_m=0.6,
+            uv_m=0.55,
         )
-        rug.attach(static, "rug").setTexture(g.fabric_texture((1.0, 1.0, 1.0), 9))
+        rug.attach(static, "rug").setTexture(
+            g.rug_texture((0.88, 0.82, 0.7), (0.7, 0.48, 0.4), 9))
 
         walls = g.MeshBuilder()
         wall = (0.86, 0.8, 0.7, 1)

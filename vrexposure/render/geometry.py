@@ -487,6 +487,22 @@ def fabric_texture(base: Color, seed: int = 3) -> Texture:
 
 
 @cache
+def rug_texture(field: Color, trellis: Color, seed: int = 5) -> Texture:
+    """A tileable woven rug: a diamond trellis of thin lines on a mottled field."""
+    size = 128
+    y, x = (np.mgrid[0:size, 0:size] + 0.5) / size
+    diamond = np.abs(x - 0.5) + np.abs(y - 0.5)  # 0 at the tile centre, 0.5 on the trellis
+    line = np.clip(1.0 - np.abs(diamond - 0.5) * 24.0, 0.0, 1.0)
+    motif = np.clip(1.0 - np.abs(diamond - 0.16) * 30.0, 0.0, 1.0) * 0.7  # a small inner diamond
+    weave = 0.94 + 0.06 * ((np.mgrid[0:size, 0:size].sum(axis=0)) % 2)
+    mottle = 0.9 + 0.2 * value_noise(size, 4, seed, 2)
+    mix_t = np.maximum(line, motif)[..., None]
+    img = (np.asarray(rgba(field)[:3]) * (1 - mix_t) + np.asarray(rgba(trellis)[:3]) * mix_t)
+    img = img * (weave * mottle)[..., None]
+    return texture_from_array(f"rug{seed}", (np.clip(img, 0, 1) * 255).astype(np.uint8))
+
+
+@cache
 def facade_texture(
     wall: Color, glass: Color, cols: int = 4, rows: int = 4, seed: int = 4, lit: float = 0.15
 ) -> Texture:
