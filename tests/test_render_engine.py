@@ -115,3 +115,35 @@ def test_side_by_side_stereo_renders_two_different_eyes(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "calm.png").stat().st_size > 1000
+
+
+def test_mirror_is_a_small_copy_of_the_view_drawn_only_when_asked(engine: Any) -> None:
+    """The therapist's preview: the same view (fade included) from a small second buffer."""
+    from PIL import Image
+
+    eng = engine
+    eng.show("calm", {})
+    eng.step(0.0)
+    assert eng.open_mirror(160)
+    try:
+        eng.mirror_next_frame()
+        eng.step(0.0)
+        mirror = eng.mirror_pixels()
+        assert mirror is not None and mirror.shape == (90, 160, 3)
+        full = np.asarray(Image.fromarray(eng.read_pixels()).resize((160, 90),
+                                                                    Image.Resampling.BOX))
+        assert np.abs(mirror.astype(int) - full.astype(int)).mean() < 12  # the same picture
+        eng.step(0.0)
+        assert eng.mirror_pixels() is None  # not drawn on frames without a preview
+
+        eng.fade_to("spiders", {}, duration_s=1.0)
+        eng.step(0.4)  # most of the way to black
+        eng.mirror_next_frame()
+        eng.step(0.0)
+        faded = eng.mirror_pixels()
+        assert faded is not None and faded.mean() < 0.5 * mirror.mean()  # the fade shows
+        for _ in range(6):
+            eng.step(0.25)
+    finally:
+        eng.close_mirror()
+    assert eng.mirror_pixels() is None

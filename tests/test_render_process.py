@@ -363,6 +363,7 @@ def test_pose_stats_preview_and_state_shown_are_published(
     assert stats[-1]["fps"] > 0 and stats[-1]["frame_ms_p99"] >= stats[-1]["frame_ms_p50"] > 0
     assert stats[-1]["failsafe"] is False and stats[-1]["shown_seq"] == reply.state_seq
     previews = [m.payload for m in messages if m.topic == "preview.main"]
+    assert renderer.mirror_preview  # from the small mirror camera, not a full read-back
     assert len(previews) >= 3
     image = Image.open(io.BytesIO(previews[-1]["jpeg"]))
     assert image.format == "JPEG" and image.size == (160, 90)

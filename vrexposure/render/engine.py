@@ -265,6 +265,7 @@ class RenderEngine:
         #: Called with the fade's opacity each frame before drawing (views that do not
         #: draw render2d, such as a headset's eye buffers, show the fade themselves).
         self.fade_listeners: list[Callable[[float], None]] = []
+        self._mirror: tuple[Any, Any, Any] | None = None  # (buffer, texture, camera)
         self._last_step_wall: float | None = None
         self._frames: deque[tuple[float, float]] = deque(maxlen=2000)
         self._over_budget_total = 0
@@ -614,6 +615,69 @@ class RenderEngine:
     def _place_view(self, scene: SceneBase) -> None:
         self.view.setPos(*scene.eye_position())
         self.view.setHpr(*(scene.view_hpr() if self.auto_frame else (0.0, 0.0, 0.0)))
+
+    # -- the therapist's mirror -----------------------------------------------------------
+
+    def open_mirror(self, width_px: int, parent: Any = None) -> bool:
+        """A small copy of the patient's view for the therapist, drawn only when asked.
+
+        Reading back the full headset-size frame stalls the frame for 30–100 ms on
+        a software renderer (a visible judder several times a second); a second
+        camera on the same head drawing into a ``width_px``-wide buffer costs a few
+        milliseconds, and only on the frames that make a preview. It shows the
+        centre view (between the eyes) and the 2-D layer: the fade and a monitor's
+        overlay. ``parent``: the head it follows (default: the engine's camera).
+        Returns False when the pipe cannot make the buffer (then read the frame).
+        """
+        from panda3d.core import Texture
+
+        self.close_mirror()
+        eye_w = self.width / 2 if self.stereo else self.width
+        height_px = max(1, round(width_px * self.height / eye_w))
+        texture = Texture("mirror")
+        buffer = self.base.win.makeTextureBuffer("mirror", int(width_px), height_px, texture, True)
+        if buffer is None:
+            log.warning("render: no mirror buffer on pipe %s; previews read the frame",
+                        self.pipe_name)
+            return False
+        buffer.setClearColor(self.base.win.getClearColor())
+        camera = self.base.makeCamera(buffer, lens=self.base.camLens, camName="mirror-cam")
+        camera.reparentTo(parent if parent is not None else self.base.cam)
+        overlay = buffer.makeDisplayRegion()
+        overlay.setSort(20)
+        overlay.setCamera(self.base.cam2d)
+        buffer.setActive(False)
+        self._mirror = (buffer, texture, camera)
+        return True
+
+    def mirror_next_frame(self) -> None:
+        """Draw the mirror in the next :meth:`step` (read it with :meth:`mirror_pixels`)."""
+        if self._mirror is not None:
+            self._mirror[0].setActive(True)
+
+    def mirror_pixels(self) -> NDArray[np.uint8] | None:
+        """The mirror drawn by the last step as (H, W, 3) RGB, or None when none was drawn."""
+        if self._mirror is None:
+            return None
+        buffer, texture, _camera = self._mirror
+        if not buffer.isActive():
+            return None
+        buffer.setActive(False)
+        if not texture.hasRamImage():
+            return None
+        data = bytes(texture.getRamImageAs("RGB"))
+        image = np.frombuffer(data, np.uint8).reshape(texture.getYSize(), texture.getXSize(), 3)
+        return np.ascontiguousarray(image[::-1])
+
+    def close_mirror(self) -> None:
+        if self._mirror is None:
+            return
+        buffer, _texture, camera = self._mirror
+        self._mirror = None
+        if camera.node() in self.base.camList:
+            self.base.camList.remove(camera)
+        camera.removeNode()
+        self.base.graphicsEngine.removeWindow(buffer)
 
     # -- pixels ------------------------------------------------------------------------
 

@@ -660,6 +660,9 @@ class RendererProcess:
         eye_w = engine.width / 2 if self.stereo else engine.width
         self.overlay = PatientOverlay(engine.base.aspect2d, head,
                                       aspect_ratio=eye_w / max(1, engine.height))
+        # The therapist's preview comes from a small mirror camera on the patient's head.
+        self.mirror_preview = bool(self.preview_interval_s) and engine.open_mirror(
+            self.preview_width_px, parent=self.vr.head if self.vr is not None else None)
         self._bind_keys()
         if backend == "desktop":
             self._setup_desktop()
@@ -799,6 +802,9 @@ class RendererProcess:
             self._apply(directive)
         self._update_suds_prompt()
         self.overlay.update(now)
+        preview_due = bool(self.preview_interval_s) and now >= self._next_preview_s
+        if preview_due and self.mirror_preview:
+            self.engine.mirror_next_frame()
         self.engine.step(dt)
         self.frame += 1
         seq = self.director.applied_seq
@@ -812,7 +818,7 @@ class RendererProcess:
         if now >= self._next_stats_s:
             self._next_stats_s = max(self._next_stats_s + STATS_INTERVAL_S, now)
             self._publish_stats()
-        if self.preview_interval_s and now >= self._next_preview_s:
+        if preview_due:
             self._next_preview_s = max(self._next_preview_s + self.preview_interval_s, now)
             self._publish_preview()
         if self.director.session_id != self._session_id:
@@ -941,8 +947,12 @@ class RendererProcess:
         self.counters["stats"] += 1
 
     def _publish_preview(self) -> None:
-        jpeg, width, height = preview_jpeg(self.engine.read_pixels(), self.stereo,
-                                           self.preview_width_px)
+        mirrored = self.engine.mirror_pixels() if self.mirror_preview else None
+        if mirrored is not None:
+            jpeg, width, height = preview_jpeg(mirrored, False, self.preview_width_px)
+        else:
+            jpeg, width, height = preview_jpeg(self.engine.read_pixels(), self.stereo,
+                                               self.preview_width_px)
         self._pub.publish("preview", {"jpeg": jpeg, "width_px": width, "height_px": height,
                                       "frame": self.frame})
         self.counters["previews"] += 1
@@ -994,6 +1004,7 @@ class RendererProcess:
             self.remote.close()
         if self.vr is not None:
             self.vr.close()
+        self.engine.close_mirror()
         for name in ("space", "escape", "s", "arrow_left", "arrow_right", "enter",
                      *(str(d) for d in range(10))):
             self.engine.base.ignore(name)
