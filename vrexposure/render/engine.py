@@ -674,7 +674,7 @@ class RenderEngine:
             return
         buffer, _texture, camera = self._mirror
         self._mirror = None
-        if camera.node() in self.base.camList:
+        if camera in self.base.camList:
             self.base.camList.remove(camera)
         camera.removeNode()
         self.base.graphicsEngine.removeWindow(buffer)
