@@ -63,3 +63,20 @@ def host(hierarchy: Hierarchy, endpoints: Endpoints, config: dict[str, Any],
                                recording_dir=tmp_path / "sessions").start()
     yield session_host
     session_host.close()
+
+
+@pytest.fixture(autouse=True)
+def _render_tests_start_at_the_same_scene_time() -> Iterator[None]:
+    """Every test sees the shared render engine at scene time 0 with the head level.
+
+    One engine serves the whole run (Panda3D allows one window system per process);
+    without this, time-driven motion (clouds, walking spiders, the view outside a
+    cabin) would depend on which tests ran before.
+    """
+    from tests import render_fixtures
+
+    engine = render_fixtures._ENGINE
+    if engine is not None:
+        engine.time_s = 0.0
+        engine.set_head_pose((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+    yield
