@@ -49,14 +49,13 @@ from typing import Any
 os.environ.pop("DISPLAY", None)  # no X display: pandagl falls back to EGL
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import free_endpoints  # noqa: E402
 from vrexposure.client import ControlClient, Subscriber  # noqa: E402
-from vrexposure.config import Endpoints, load_config  # noqa: E402
+from vrexposure.config import Endpoints, load_config, write_config  # noqa: E402
 from vrexposure.hierarchy import load_hierarchy  # noqa: E402
 from vrexposure.plugins import builtin_dir, discover_scenes  # noqa: E402
 
@@ -155,20 +154,6 @@ def open_engine(width: int, height: int, stereo: bool) -> Any:
     return engine
 
 
-def port_config(directory: Path, endpoints: Endpoints) -> Path:
-    def port(endpoint: str) -> int:
-        return int(endpoint.rsplit(":", 1)[1])
-
-    path = directory / "config.yaml"
-    path.write_text(yaml.safe_dump({
-        "network": {"publish_port": port(endpoints.publish), "feed_port": port(endpoints.feed),
-                    "host_feed_port": port(endpoints.host_feed),
-                    "control_port": port(endpoints.control)},
-        "session": {"recording_dir": str(directory / "sessions")},
-        "renderer": {"preview_rate_hz": 4}}))
-    return path
-
-
 def floors(engine: Any, frames: int) -> dict[str, float]:
     """What any frame costs at this size before a scene adds anything (p50 ms).
 
@@ -227,7 +212,10 @@ def command_to_photon(engine: Any, commands: int, rate_hz: float = 90.0
 
     endpoints = free_endpoints()
     with tempfile.TemporaryDirectory() as tmp:
-        config_path = port_config(Path(tmp), endpoints)
+        config_path = write_config(
+            Path(tmp) / "config.yaml", endpoints,
+            session={"recording_dir": str(Path(tmp) / "sessions")},
+            renderer={"preview_rate_hz": 4})
         host = subprocess.Popen(
             [sys.executable, "-m", "vrexposure", "session", "--config", str(config_path),
              "--hierarchy", "arachnophobia", "--patient", "B001"],

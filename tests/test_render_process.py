@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
 from tests.render_fixtures import changed_fraction, shared_engine, snap
 from vrexposure.client import ControlClient, Publisher, Subscriber
-from vrexposure.config import Endpoints, load_config
+from vrexposure.config import Endpoints, load_config, write_config
 from vrexposure.host import SessionHost
 from vrexposure.render.overlay import StatusLine, SudsInput, suds_marker_x
 from vrexposure.render.process import (
@@ -59,17 +58,9 @@ def renderer_config(preview_width_px: int = 160) -> dict[str, Any]:
 
 
 def config_file(tmp_path: Path, endpoints: Endpoints) -> Path:
-    def port(endpoint: str) -> int:
-        return int(endpoint.rsplit(":", 1)[1])
-
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump({
-        "network": {"publish_port": port(endpoints.publish), "feed_port": port(endpoints.feed),
-                    "host_feed_port": port(endpoints.host_feed),
-                    "control_port": port(endpoints.control)},
-        "session": {"recording_dir": str(tmp_path / "sessions")},
-        "renderer": {"failsafe_timeout_s": FAILSAFE_S, "stop_fade_s": FADE_S}}))
-    return path
+    return write_config(tmp_path / "config.yaml", endpoints,
+                        session={"recording_dir": str(tmp_path / "sessions")},
+                        renderer={"failsafe_timeout_s": FAILSAFE_S, "stop_fade_s": FADE_S})
 
 
 def cli(*args: str) -> list[str]:
