@@ -65,6 +65,39 @@ def host(hierarchy: Hierarchy, endpoints: Endpoints, config: dict[str, Any],
     session_host.close()
 
 
+#: Length of the demo session recorded once for the research-tool tests.
+DEMO_SECONDS = 20.0
+
+
+def shared_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Record the demo session once per test run (modules share it; none modifies it)."""
+    from vrexposure.demo import run_demo
+
+    shared = tmp_path_factory.getbasetemp() / "research-demo"
+    marker = shared / "recording.txt"
+    if not marker.exists():
+        shared.mkdir(exist_ok=True)
+        demo_hierarchy = load_hierarchy(HIERARCHIES / "arachnophobia.yaml")
+        result = run_demo(demo_hierarchy, load_config(), duration_s=DEMO_SECONDS,
+                          out_dir=shared / "sessions", endpoints=free_endpoints())
+        marker.write_text(str(result.recording))
+    return Path(marker.read_text())
+
+
+@pytest.fixture(scope="module")
+def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared demo recording (see :func:`shared_demo`)."""
+    return shared_demo(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def demo(demo_file: Path) -> Any:
+    """The shared demo recording, read (an ``XdfFile``)."""
+    from vrexposure.xdf import read_xdf
+
+    return read_xdf(demo_file)
+
+
 @pytest.fixture(autouse=True)
 def _render_tests_start_at_the_same_scene_time() -> Iterator[None]:
     """Every test sees the shared render engine at scene time 0 with the head level.

@@ -25,13 +25,6 @@ from vrexposure.export import (
 from vrexposure.report import compute_report
 from vrexposure.xdf import read_xdf
 
-from .test_replay import shared_demo
-
-
-@pytest.fixture(scope="module")
-def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return shared_demo(tmp_path_factory)
-
 
 @pytest.fixture(scope="module")
 def by_pyxdf(demo_file: Path) -> dict[str, dict[str, Any]]:

@@ -22,17 +22,12 @@ from vrexposure.lsl_gateway import (
 )
 from vrexposure.protocol import DataMessage
 from vrexposure.replay import Replayer
-from vrexposure.xdf import XdfFile, read_xdf
+from vrexposure.xdf import XdfFile
 
 from .conftest import free_endpoints
-from .test_replay import events_of, shared_demo
+from .test_replay import events_of
 
 START_S, END_S = 10.0, 15.0
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> XdfFile:
-    return read_xdf(shared_demo(tmp_path_factory))
 
 
 def pull_all(inlet: Any, quiet_s: float = 0.5) -> tuple[list[Any], list[float]]:

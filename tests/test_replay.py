@@ -21,17 +21,14 @@ from click.testing import CliRunner
 
 from vrexposure import protocol
 from vrexposure.client import ControlClient, Subscriber
-from vrexposure.config import Endpoints, load_config
-from vrexposure.demo import run_demo
-from vrexposure.hierarchy import load_hierarchy
+from vrexposure.config import Endpoints
 from vrexposure.protocol import DataMessage
 from vrexposure.replay import READ_ONLY_ERROR, Replayer, ReplayError, chunk_bounds
 from vrexposure.xdf import XdfFile, read_xdf
 
-from .conftest import HIERARCHIES, free_endpoints
+from .conftest import free_endpoints
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO_SECONDS = 20.0
 #: Real-time replay, stated tolerance: 99 % of messages arrive within 20 ms of their
 #: recorded time (scaled onto the replay's clock), the median within 5 ms, and not one
 #: later than 100 ms — on a shared, loaded 2-core machine (typical: p50 0.4 ms, p99 2–8 ms,
@@ -39,29 +36,6 @@ DEMO_SECONDS = 20.0
 TOLERANCE_S = 0.020
 MEDIAN_S = 0.005
 MAX_LATE_S = 0.100
-
-
-def shared_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Record the demo session once per test run (modules share it; none modifies it)."""
-    shared = tmp_path_factory.getbasetemp() / "research-demo"
-    marker = shared / "recording.txt"
-    if not marker.exists():
-        shared.mkdir(exist_ok=True)
-        hierarchy = load_hierarchy(HIERARCHIES / "arachnophobia.yaml")
-        result = run_demo(hierarchy, load_config(), duration_s=DEMO_SECONDS,
-                          out_dir=shared / "sessions", endpoints=free_endpoints())
-        marker.write_text(str(result.recording))
-    return Path(marker.read_text())
-
-
-@pytest.fixture(scope="module")
-def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return shared_demo(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def demo(demo_file: Path) -> XdfFile:
-    return read_xdf(demo_file)
 
 
 def events_of(recording: XdfFile) -> list[dict[str, Any]]:

@@ -33,19 +33,9 @@ from vrexposure.xdf import XdfFile, read_xdf
 
 from .conftest import HIERARCHIES, free_endpoints
 from .test_processes import port_config, start_host, stop_process
-from .test_replay import events_of, shared_demo
+from .test_replay import events_of
 
 HIERARCHY = load_hierarchy(HIERARCHIES / "arachnophobia.yaml")
-
-
-@pytest.fixture(scope="module")
-def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return shared_demo(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def demo(demo_file: Path) -> XdfFile:
-    return read_xdf(demo_file)
 
 
 # --------------------------------------------------------------------------- synthetic
