@@ -68,6 +68,23 @@ def collect(sub: Subscriber, replayer: Replayer, idle_s: float = 0.5
         got.append((time.monotonic(), message))
 
 
+def replay_and_collect(source: Any, topics: tuple[str, ...] = ("",), idle_s: float = 0.5,
+                       **options: Any) -> tuple[Replayer, list[tuple[float, DataMessage]]]:
+    """Replay ``source`` to a subscriber of ``topics`` and :func:`collect` what arrives."""
+    endpoints = free_endpoints()
+    replayer = Replayer(source, endpoints, wait_for_subscriber=True, wait_timeout_s=10,
+                        **options)
+    sub = Subscriber(endpoints, topics=topics)
+    try:
+        replayer.start()
+        got = collect(sub, replayer, idle_s=idle_s)
+        replayer.wait(5)
+    finally:
+        sub.close()
+        replayer.close()
+    return replayer, got
+
+
 # --------------------------------------------------------------------------- pure
 
 
@@ -94,17 +111,7 @@ def test_replay_refuses_bad_windows_and_addresses(demo: XdfFile) -> None:
 
 
 def test_as_fast_as_possible_delivers_every_sample_in_order(demo: XdfFile) -> None:
-    endpoints = free_endpoints()
-    replayer = Replayer(demo, endpoints, as_fast_as_possible=True, wait_for_subscriber=True,
-                        wait_timeout_s=10)
-    sub = Subscriber(endpoints)
-    try:
-        replayer.start()
-        got = collect(sub, replayer)
-        replayer.wait(5)
-    finally:
-        sub.close()
-        replayer.close()
+    replayer, got = replay_and_collect(demo, as_fast_as_possible=True)
     by_topic: dict[str, list[DataMessage]] = defaultdict(list)
     for _, message in got:
         by_topic[message.topic].append(message)
@@ -169,17 +176,7 @@ def test_as_fast_as_possible_delivers_every_sample_in_order(demo: XdfFile) -> No
 
 def test_real_time_excerpt_keeps_the_recorded_timing(demo: XdfFile) -> None:
     start, end = 11.0, 16.0
-    endpoints = free_endpoints()
-    replayer = Replayer(demo, endpoints, start_s=start, end_s=end, wait_for_subscriber=True,
-                        wait_timeout_s=10)
-    sub = Subscriber(endpoints)
-    try:
-        replayer.start()
-        got = collect(sub, replayer)
-        replayer.wait(5)
-    finally:
-        sub.close()
-        replayer.close()
+    replayer, got = replay_and_collect(demo, start_s=start, end_s=end)
     assert replayer.started_at is not None
     # every sample of the excerpt, none outside it
     for name in ("hr.sim", "pose.sim", "rr.sim"):
@@ -213,16 +210,8 @@ def test_real_time_excerpt_keeps_the_recorded_timing(demo: XdfFile) -> None:
 
 
 def test_speed_scales_the_timing(demo: XdfFile) -> None:
-    endpoints = free_endpoints()
-    replayer = Replayer(demo, endpoints, start_s=12.0, end_s=16.0, speed=4.0,
-                        wait_for_subscriber=True, wait_timeout_s=10)
-    sub = Subscriber(endpoints, topics=("hr.", "pose."))
-    try:
-        replayer.start()
-        got = collect(sub, replayer, idle_s=0.3)
-    finally:
-        sub.close()
-        replayer.close()
+    replayer, got = replay_and_collect(demo, ("hr.", "pose."), idle_s=0.3, start_s=12.0,
+                                       end_s=16.0, speed=4.0)
     assert replayer.stats.wall_s == pytest.approx(1.0, abs=0.1)
     arrived = np.array([a for a, _ in got])
     recorded = np.array([m.t_s for _, m in got])
@@ -268,16 +257,8 @@ def test_a_recording_cut_short_replays(demo_file: Path, tmp_path: Path) -> None:
     cut.write_bytes(raw[: int(len(raw) * 0.7)])
     recording = read_xdf(cut)
     assert recording.truncated
-    endpoints = free_endpoints()
-    replayer = Replayer(cut, endpoints, as_fast_as_possible=True, wait_for_subscriber=True,
-                        wait_timeout_s=10)
-    sub = Subscriber(endpoints, topics=("hr.", "pose.", "state"))
-    try:
-        replayer.start()
-        got = collect(sub, replayer, idle_s=0.3)
-    finally:
-        sub.close()
-        replayer.close()
+    replayer, got = replay_and_collect(cut, ("hr.", "pose.", "state"), idle_s=0.3,
+                                       as_fast_as_possible=True)
     assert sum(m.topic == "pose.sim" for _, m in got) == len(recording.by_name("pose.sim")
                                                              .timestamps)
     assert all(m.payload["session"]["recording_cut_short"] for _, m in got
