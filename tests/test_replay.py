@@ -257,7 +257,7 @@ def test_a_recording_cut_short_replays(demo_file: Path, tmp_path: Path) -> None:
     cut.write_bytes(raw[: int(len(raw) * 0.7)])
     recording = read_xdf(cut)
     assert recording.truncated
-    replayer, got = replay_and_collect(cut, ("hr.", "pose.", "state"), idle_s=0.3,
+    _, got = replay_and_collect(cut, ("hr.", "pose.", "state"), idle_s=0.3,
                                        as_fast_as_possible=True)
     assert sum(m.topic == "pose.sim" for _, m in got) == len(recording.by_name("pose.sim")
                                                              .timestamps)
