@@ -258,7 +258,7 @@ def test_a_recording_cut_short_replays(demo_file: Path, tmp_path: Path) -> None:
     recording = read_xdf(cut)
     assert recording.truncated
     _, got = replay_and_collect(cut, ("hr.", "pose.", "state"), idle_s=0.3,
-                                       as_fast_as_possible=True)
+                          as_fast_as_possible=True)
     assert sum(m.topic == "pose.sim" for _, m in got) == len(recording.by_name("pose.sim")
                                                              .timestamps)
     assert all(m.payload["session"]["recording_cut_short"] for _, m in got
