@@ -650,6 +650,11 @@ class RenderEngine:
         self._mirror = (buffer, texture, camera)
         return True
 
+    @property
+    def mirror_open(self) -> bool:
+        """Whether :meth:`open_mirror` made a mirror (previews come from it)."""
+        return self._mirror is not None
+
     def mirror_next_frame(self) -> None:
         """Draw the mirror in the next :meth:`step` (read it with :meth:`mirror_pixels`)."""
         if self._mirror is not None:

@@ -661,8 +661,9 @@ class RendererProcess:
         self.overlay = PatientOverlay(engine.base.aspect2d, head,
                                       aspect_ratio=eye_w / max(1, engine.height))
         # The therapist's preview comes from a small mirror camera on the patient's head.
-        self.mirror_preview = bool(self.preview_interval_s) and engine.open_mirror(
-            self.preview_width_px, parent=self.vr.head if self.vr is not None else None)
+        if self.preview_interval_s:
+            engine.open_mirror(self.preview_width_px,
+                               parent=self.vr.head if self.vr is not None else None)
         self._bind_keys()
         if backend == "desktop":
             self._setup_desktop()
@@ -915,6 +916,11 @@ class RendererProcess:
                                (hpr.x, hpr.y, hpr.z), angle)
         self.last_pose = payload
         self._pose_pub.publish("pose", payload)
+
+    @property
+    def mirror_preview(self) -> bool:
+        """Previews come from the engine's small mirror camera (not a full read-back)."""
+        return self.engine.mirror_open
 
     def stats_payload(self) -> dict[str, Any]:
         stats = self.engine.frame_stats()
