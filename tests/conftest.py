@@ -17,7 +17,22 @@ from vrexposure.host import SessionHost
 
 ROOT = Path(__file__).resolve().parents[1]
 HIERARCHIES = ROOT / "hierarchies"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+#: The shared recordings (MIT-BIH, NSTDB, ...): ``$VREXPOSURE_SHARED_DATA`` or
+#: ``../shared/data`` beside the checkout.
+SHARED_DATA = Path(os.environ.get("VREXPOSURE_SHARED_DATA") or ROOT.parent / "shared" / "data")
+
+
+def require_shared_data(*parts: str) -> Path:
+    """A path inside the shared data set. Without it a developer's run skips with the reason;
+    CI (``CI=true``), which always has the data, fails instead of hiding the tests."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        message = (f"shared data not found: {path} (put the shared data set at ../shared/data "
+                   "beside the checkout, or set VREXPOSURE_SHARED_DATA to its folder)")
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 

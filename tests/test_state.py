@@ -131,7 +131,7 @@ def test_roles_limit_commands(hierarchy: Hierarchy, role: Role, allowed: set[str
     ("jump", {"step": "nope"}, "no step with id 'nope'"),
     ("marker", {"text": "x" * 501}, "longer than 500"),
     ("expectancy_outcome", {"happened": False}, "no open expectancy"),
-    ("frobnicate", {}, "may not send 'frobnicate'"),
+    ("frobnicate", {}, "unknown command 'frobnicate'"),
     ("previous", {}, "already at the first step"),
     ("start_baseline", {}, "not possible while exposure"),
 ])

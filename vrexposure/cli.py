@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
+import math
 import signal
 import sys
 import time
@@ -13,8 +15,14 @@ from typing import Any
 import click
 
 from . import __version__
-from .cli_common import client_curve, config_or_exit, hierarchy_or_exit
-from .config import Endpoints
+from .cli_common import (
+    base_port_option,
+    client_curve,
+    config_or_exit,
+    endpoints_from,
+    hierarchy_or_exit,
+    network_options,
+)
 from .hierarchy import validate_file
 
 DEFAULT_HIERARCHY = "arachnophobia"
@@ -62,15 +70,21 @@ def validate(paths: tuple[Path, ...], strict: bool) -> None:
               help="Address to listen on (off loopback only with --keys).")
 @click.option("--keys", "keys_dir", type=click.Path(path_type=Path), default=None,
               help="Key directory: require CurveZMQ and the allow-list.")
-@click.option("--recording-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--recording-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder for the recording (default: the config's session.recording_dir).")
+@base_port_option
 def session(hierarchy_name: str | None, patient_id: str, config_path: str | None,
             resume_path: Path | None, bind_address: str | None, keys_dir: Path | None,
-            recording_dir: Path | None) -> None:
-    """Run the session host (bridge, state machine, recorder, clock)."""
+            recording_dir: Path | None, base_port: int | None) -> None:
+    """Run the session host (bridge, state machine, recorder, clock).
+
+    The host runs until the session is ended (`vrexposure ctl end`, or End in the panel),
+    then closes the recording and exits; Ctrl-C or SIGTERM also close it cleanly.
+    """
     from .host import HostError, SessionHost
 
     config = config_or_exit(config_path)
-    endpoints = Endpoints.from_config(config, bind_address)
+    endpoints = endpoints_from(config, bind_address, base_port)
     keys = keys_dir or config.get("security", {}).get("keys_dir")
     try:
         if resume_path is not None:
@@ -89,7 +103,7 @@ def session(hierarchy_name: str | None, patient_id: str, config_path: str | None
     click.echo(f"listening: publish {endpoints.publish}, feed {endpoints.feed}, "
                f"host feed {endpoints.host_feed}, control {endpoints.control}", err=True)
     try:
-        host.run()
+        host.run(exit_after_end_s=1.0)
     except KeyboardInterrupt:
         pass
     click.echo(f"recording closed: {host.recording_path}")
@@ -98,18 +112,45 @@ def session(hierarchy_name: str | None, patient_id: str, config_path: str | None
 _CTL_HELP = """Send a command to the session host and print its answer.
 
 \b
-Commands:
+Commands (steps are numbered from 1, as in the panel and the reports):
   state | ping | start-baseline | start-exposure [STEP] | pause | resume | stop
   next | previous | repeat | jump STEP | intensity X (0-1) | suds N (0-100)
   request-suds | expectancy LIKELIHOOD OUTCOME... | outcome yes|no
-  marker TEXT... | accept | dismiss | auto-advance on|off | end
+  marker TEXT... | accept | dismiss | auto-advance on|off
+  end   (ends the session: the host closes the recording and exits)
 """
+
+#: Every word ``ctl`` understands, and the host command it sends.
+CTL_COMMANDS: dict[str, str] = {
+    "state": "get_state", "ping": "ping", "start_baseline": "start_baseline",
+    "start_exposure": "start_exposure", "pause": "pause", "resume": "resume", "stop": "stop",
+    "next": "next", "previous": "previous", "repeat": "repeat", "jump": "jump",
+    "intensity": "intensity", "suds": "suds", "request_suds": "request_suds",
+    "expectancy": "expectancy", "outcome": "expectancy_outcome", "marker": "marker",
+    "accept": "accept_suggestion", "dismiss": "dismiss_suggestion",
+    "auto_advance": "auto_advance", "end": "end",
+}
+
+
+def _step_arg(text: str) -> int | str:
+    """A step as a person types it: its number from 1, or its id. Sent as a 0-based index."""
+    if text.isascii() and text.isdigit():
+        number = int(text)
+        if number < 1:
+            raise click.UsageError(f"steps are numbered from 1, not {text}")
+        return number - 1
+    return text
 
 
 def _ctl_command(words: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
     if not words:
         raise click.UsageError("name a command (see --help)")
-    name, rest = words[0].replace("-", "_"), list(words[1:])
+    word, rest = words[0].replace("-", "_"), list(words[1:])
+    if word not in CTL_COMMANDS:
+        close = difflib.get_close_matches(word, CTL_COMMANDS, n=1)
+        hint = f" (did you mean '{close[0].replace('_', '-')}'?)" if close else ""
+        raise click.UsageError(f"unknown command '{words[0]}'{hint}; see 'vrexposure ctl --help'")
+    name = CTL_COMMANDS[word]
 
     def need(count: int) -> None:
         if len(rest) < count:
@@ -117,63 +158,72 @@ def _ctl_command(words: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
 
     def number(text: str) -> float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise click.UsageError(f"not a number: {text}") from None
+        if not math.isfinite(value):
+            raise click.UsageError(f"not a number: {text}")
+        return value
 
-    if name == "state":
-        return "get_state", {}
-    if name in ("jump",):
+    if name == "jump":
         need(1)
-        return "jump", {"step": int(rest[0]) if rest[0].isdigit() else rest[0]}
+        return name, {"step": _step_arg(rest[0])}
     if name == "start_exposure" and rest:
-        return name, {"step": int(rest[0]) if rest[0].isdigit() else rest[0]}
+        return name, {"step": _step_arg(rest[0])}
     if name == "intensity":
         need(1)
-        return "intensity", {"value": number(rest[0])}
+        return name, {"value": number(rest[0])}
     if name == "suds":
         need(1)
         value = number(rest[0])
-        return "suds", {"value": int(value) if value.is_integer() else value}
+        return name, {"value": int(value) if value.is_integer() else value}
     if name == "expectancy":
         need(2)
-        return "expectancy", {"likelihood_pct": int(number(rest[0])),
-                              "outcome": " ".join(rest[1:])}
-    if name == "outcome":
+        return name, {"likelihood_pct": int(number(rest[0])), "outcome": " ".join(rest[1:])}
+    if name == "expectancy_outcome":
         need(1)
-        return "expectancy_outcome", {"happened": rest[0].lower() in ("yes", "y", "true", "1")}
+        return name, {"happened": rest[0].lower() in ("yes", "y", "true", "1")}
     if name == "marker":
         need(1)
-        return "marker", {"text": " ".join(rest)}
-    if name == "accept":
-        return "accept_suggestion", {}
-    if name == "dismiss":
-        return "dismiss_suggestion", {}
+        return name, {"text": " ".join(rest)}
     if name == "auto_advance":
         need(1)
-        return "auto_advance", {"enabled": rest[0].lower() in ("on", "yes", "true", "1")}
+        return name, {"enabled": rest[0].lower() in ("on", "yes", "true", "1")}
     if name in ("stop", "pause", "end") and rest:
         return name, {"reason": " ".join(rest)}
+    if rest:
+        raise click.UsageError(f"'{words[0]}' takes no arguments")
     return name, {}
 
 
 @main.command(help=_CTL_HELP, context_settings={"ignore_unknown_options": True})
 @click.argument("words", nargs=-1)
-@click.option("--config", "config_path", type=click.Path(exists=True))
-@click.option("--host", "host_address", default=None, help="Session host address.")
-@click.option("--role", default="therapist",
-              type=click.Choice(["therapist", "patient", "observer"]))
+@click.option("--config", "config_path", type=click.Path(exists=True), help="Settings file.")
+@network_options
+@click.option("--role", default="therapist", show_default=True,
+              type=click.Choice(["therapist", "patient", "observer"]),
+              help="The role to send as (a key's role wins off loopback).")
 @click.option("--timeout", "timeout_s", default=5.0, show_default=True,
               help="Seconds to keep retrying (STOP retries for at least 60 s).")
-def ctl(words: tuple[str, ...], config_path: str | None, host_address: str | None, role: str,
-        timeout_s: float) -> None:
+@click.option("--skip-baseline", is_flag=True,
+              help="With start-exposure from idle: start without a baseline (heart-rate "
+                   "alerts stay off; logged).")
+def ctl(words: tuple[str, ...], config_path: str | None, host_address: str | None,
+        base_port: int | None, role: str, timeout_s: float, skip_baseline: bool) -> None:
     from .client import ControlClient, HostUnreachable
 
     name, args = _ctl_command(words)
     config = config_or_exit(config_path)
-    endpoints = Endpoints.from_config(config, host_address)
+    endpoints = endpoints_from(config, host_address, base_port)
     client = ControlClient(endpoints.control, role, f"ctl-{role}", curve=client_curve(config))
     try:
+        if name == "start_exposure" and not skip_baseline:
+            phase = client.request("get_state", {}, timeout_s=timeout_s).result.get("phase")
+            if phase == "idle":
+                raise click.ClickException(
+                    "no baseline yet: run 'vrexposure ctl start-baseline' first (it ends by "
+                    "itself), or add --skip-baseline to start exposure without one "
+                    "(heart-rate alerts stay off)")
         reply = client.request(name, args, timeout_s=max(timeout_s, 60.0)
                                if name == "stop" else timeout_s)
     except HostUnreachable as exc:
@@ -181,55 +231,63 @@ def ctl(words: tuple[str, ...], config_path: str | None, host_address: str | Non
     finally:
         client.close()
     if not reply.ok:
-        raise click.ClickException(f"{name} refused: {reply.error}")
+        raise click.ClickException(f"{words[0]} refused: {reply.error}")
     if name == "get_state":
         click.echo(json.dumps(reply.result, indent=2, sort_keys=True))
     elif name == "ping":
         click.echo(f"session time {reply.result['t_s']:.3f} s")
     else:
-        click.echo(f"ok {name} (state {reply.state_seq}): "
+        click.echo(f"ok {words[0]} (state {reply.state_seq}): "
                    f"{', '.join(reply.result.get('events', [])) or 'no change'}")
+        if name == "end":
+            click.echo("the session has ended: the host closes the recording and exits")
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(exists=True))
-@click.option("--host", "host_address", default=None)
+@click.option("--config", "config_path", type=click.Path(exists=True), help="Settings file.")
+@network_options
 @click.option("--no-ecg", is_flag=True, help="Publish heart rate and RR only.")
 @click.option("--no-suds", is_flag=True, help="Do not answer SUDS prompts.")
 @click.option("--duration", "duration_s", type=float, default=None,
-              help="Stop after this many seconds (default: run until Ctrl-C).")
+              help="Stop after this many seconds (default: until the session ends, the host "
+                   "is gone for 10 s, or Ctrl-C).")
 @click.option("--source", default="sim", show_default=True, help="Source id in topics.")
-def sim(config_path: str | None, host_address: str | None, no_ecg: bool, no_suds: bool,
-        duration_s: float | None, source: str) -> None:
+def sim(config_path: str | None, host_address: str | None, base_port: int | None,
+        no_ecg: bool, no_suds: bool, duration_s: float | None, source: str) -> None:
     """Run the simulated patient against a session host."""
     from .sim import SimSettings, SimulatedPatient
 
     config = config_or_exit(config_path)
-    endpoints = Endpoints.from_config(config, host_address)
+    endpoints = endpoints_from(config, host_address, base_port)
     patient = SimulatedPatient(endpoints, SimSettings.from_config(
         config, ecg=not no_ecg, answer_suds=not no_suds, source=source),
-        curve=client_curve(config)).start()
+        curve=client_curve(config), host_gone_after_s=10.0).start()
     click.echo(f"simulated patient '{source}' publishing to {endpoints.publish}")
+    signal.signal(signal.SIGTERM, lambda *_: patient.stop())
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
-        while deadline is None or time.monotonic() < deadline:
+        while patient.running and (deadline is None or time.monotonic() < deadline):
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:
         patient.stop()
+    if patient.finished_reason:
+        click.echo(f"simulated patient stopped: {patient.finished_reason}")
     click.echo(f"published: {patient.published}")
 
 
 @main.command()
-@click.option("--hierarchy", "hierarchy_name", default=DEFAULT_HIERARCHY, show_default=True)
+@click.option("--hierarchy", "hierarchy_name", default=DEFAULT_HIERARCHY, show_default=True,
+              help="Hierarchy YAML file or built-in name.")
 @click.option("--duration", "duration_s", type=float, default=60.0, show_default=True,
               help="Session length in seconds (the hierarchy's times are scaled to fit).")
-@click.option("--patient", "patient_id", default="DEMO01", show_default=True)
+@click.option("--patient", "patient_id", default="DEMO01", show_default=True,
+              help="Pseudonymous patient id of the demo recording.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("sessions"),
-              show_default=True)
-@click.option("--config", "config_path", type=click.Path(exists=True))
-@click.option("--base-port", type=int, default=None, help="First of four loopback ports.")
+              show_default=True, help="Folder for the recording and its summary.")
+@click.option("--config", "config_path", type=click.Path(exists=True), help="Settings file.")
+@base_port_option
 def demo(hierarchy_name: str, duration_s: float, patient_id: str, out_dir: Path,
          config_path: str | None, base_port: int | None) -> None:
     """Run a whole session with a simulated patient and an autopilot therapist."""
@@ -237,7 +295,7 @@ def demo(hierarchy_name: str, duration_s: float, patient_id: str, out_dir: Path,
     from .host import HostError
 
     config = config_or_exit(config_path)
-    endpoints = Endpoints.loopback(base_port) if base_port else Endpoints.from_config(config)
+    endpoints = endpoints_from(config, None, base_port)
     hierarchy = hierarchy_or_exit(hierarchy_name)
     click.echo(f"demo: '{hierarchy.title}' for {duration_s:.0f} s with a simulated patient "
                "(headless)")
@@ -277,7 +335,9 @@ def keys_init(directory: Path) -> None:
 @keys.command("add")
 @click.argument("name")
 @click.option("--role", required=True,
-              type=click.Choice(["therapist", "patient", "observer", "renderer", "sensor"]))
+              type=click.Choice(["therapist", "patient", "observer", "renderer", "sensor"]),
+              help="What the key may do: therapist (all commands), patient (pause, STOP, "
+                   "SUDS), observer (read only), renderer and sensor (publish data).")
 @_keys_dir_option
 def keys_add(name: str, role: str, directory: Path) -> None:
     """Create a client key pair and allow it with a role."""

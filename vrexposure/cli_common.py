@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .config import ConfigError, load_config
+from .config import ConfigError, Endpoints, load_config
 from .hierarchy import Hierarchy, HierarchyError, load_hierarchy
 from .plugins import builtin_dir, builtin_hierarchies
 
@@ -50,3 +50,37 @@ def client_curve(config: dict[str, Any]) -> Any:
         return client_credentials(Path(sec["keys_dir"]), str(sec["client_name"]))
     except KeyStoreError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+#: Environment variable for ``--base-port``: lets a whole set of commands (a second session
+#: on one machine, the README's own test) move to other ports without a config file.
+BASE_PORT_ENV = "VREXPOSURE_BASE_PORT"
+
+
+def base_port_option(func: Any) -> Any:
+    """``--base-port`` (or ``$VREXPOSURE_BASE_PORT``): the session's four ports from BASE."""
+    return click.option(
+        "--base-port", type=click.IntRange(1024, 65532), default=None, envvar=BASE_PORT_ENV,
+        show_envvar=True,
+        help="First of the session's four ports (publish, feed, control, host feed = "
+             "BASE..BASE+3), to run beside another session; default: the config's ports.",
+    )(func)
+
+
+def network_options(func: Any) -> Any:
+    """``--host`` and ``--base-port`` for every command that talks to a session host."""
+    func = base_port_option(func)
+    return click.option(
+        "--host", "host_address", default=None,
+        help="Address of the session host (default: the config's network.host).",
+    )(func)
+
+
+def endpoints_from(config: dict[str, Any], host_address: str | None,
+                   base_port: int | None) -> Endpoints:
+    """The session's endpoints: the config's, at ``host_address`` and/or ``base_port``."""
+    endpoints = Endpoints.from_config(config, host_address)
+    if base_port is None:
+        return endpoints
+    address = endpoints.control.split("://", 1)[1].rsplit(":", 1)[0]
+    return Endpoints.at(address, base_port)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from .config import ConfigError, Endpoints, load_config
+from .cli_common import endpoints_from, network_options
+from .config import ConfigError, load_config
 
 
 def default_client_id() -> str:
@@ -19,16 +20,15 @@ def default_client_id() -> str:
 
 
 @click.command("panel")
-@click.option("--host", "host_address", default=None,
-              help="Address of the session host (default: the config's network.host).")
+@network_options
 @click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path),
               default=None, help="Settings file.")
 @click.option("--client-id", default=None,
               help="This panel's id in the recording (default: panel-<hostname>).")
 @click.option("--observe", is_flag=True,
               help="Read-only: show the session without controlling it (no heartbeat).")
-def panel_command(host_address: str | None, config_path: Path | None, client_id: str | None,
-                  observe: bool) -> None:
+def panel_command(host_address: str | None, base_port: int | None, config_path: Path | None,
+                  client_id: str | None, observe: bool) -> None:
     """Open the therapist panel: run, steer and stop the session from one window.
 
     \b
@@ -49,7 +49,7 @@ def panel_command(host_address: str | None, config_path: Path | None, client_id:
             os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
             or os.environ.get("QT_QPA_PLATFORM")):
         raise click.ClickException("no display: set DISPLAY (or QT_QPA_PLATFORM=offscreen)")
-    endpoints = Endpoints.from_config(config, host_address)
+    endpoints = endpoints_from(config, host_address, base_port)
     code = run_panel(endpoints, client_id or default_client_id(), read_only=observe)
     if code:
         sys.exit(code)

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import config_or_exit, hierarchy_path
-from .config import Endpoints
+from .cli_common import config_or_exit, endpoints_from, hierarchy_path, network_options
 
 log = logging.getLogger(__name__)
 
@@ -27,21 +26,23 @@ log = logging.getLogger(__name__)
                    "simulated patient), or an OpenVR headset (optional extra).")
 @click.option("--stereo", is_flag=True, help="Side-by-side stereo (desktop, offscreen).")
 @click.option("--config", "config_path", type=click.Path(exists=True), help="Settings file.")
-@click.option("--host", "host_address", default=None, help="Session host address.")
+@network_options
 @click.option("--source", default="main", show_default=True,
               help="Source id of the render.<source> and preview.<source> topics.")
 @click.option("--sim-source", default="sim", show_default=True,
               help="Simulated head pose stream pose.<sim-source> (offscreen back-end).")
 @click.option("--width", type=click.IntRange(16, 8192), default=1280, show_default=True,
               help="Frame width in pixels (both eyes when stereo).")
-@click.option("--height", type=click.IntRange(16, 8192), default=720, show_default=True)
+@click.option("--height", type=click.IntRange(16, 8192), default=720, show_default=True,
+              help="Frame height in pixels.")
 @click.option("--fps", "frame_rate_hz", type=float, default=None,
               help="Frame-rate cap (default: 60 offscreen; the display's rate in a window).")
 @click.option("--duration", "duration_s", type=float, default=None,
               help="Stop after this many seconds (default: until Ctrl-C or the window closes).")
 def render_command(backend: str, stereo: bool, config_path: str | None,
-                   host_address: str | None, source: str, sim_source: str, width: int,
-                   height: int, frame_rate_hz: float | None, duration_s: float | None) -> None:
+                   host_address: str | None, base_port: int | None, source: str,
+                   sim_source: str, width: int, height: int, frame_rate_hz: float | None,
+                   duration_s: float | None) -> None:
     """Show the session's scene to the patient: follow the host, publish pose, stats, preview.
 
     Keys (desktop): Space = pause, Escape or S = STOP; when a SUDS rating is asked
@@ -50,7 +51,7 @@ def render_command(backend: str, stereo: bool, config_path: str | None,
     from .render.process import OpenVRUnavailable, RendererProcess
 
     config = config_or_exit(config_path)
-    endpoints = Endpoints.from_config(config, host_address)
+    endpoints = endpoints_from(config, host_address, base_port)
     if (backend == "desktop" and sys.platform.startswith("linux")
             and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))):
         raise click.ClickException("the desktop back-end needs a display (DISPLAY is not set); "
@@ -88,8 +89,10 @@ def render_command(backend: str, stereo: bool, config_path: str | None,
               help="Within-step intensity from 0 to 1.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
               required=True, help="PNG file to write.")
-@click.option("--width", type=click.IntRange(16, 8192), default=1280, show_default=True)
-@click.option("--height", type=click.IntRange(16, 8192), default=720, show_default=True)
+@click.option("--width", type=click.IntRange(16, 8192), default=1280, show_default=True,
+              help="Picture width in pixels.")
+@click.option("--height", type=click.IntRange(16, 8192), default=720, show_default=True,
+              help="Picture height in pixels.")
 def snapshot_command(hierarchy_name: str, step_number: int, intensity: float, out_path: Path,
                      width: int, height: int) -> None:
     """Render one hierarchy step offscreen and write a PNG."""

@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from .cli_common import client_curve
-from .config import ConfigError, Endpoints, load_config
+from .cli_common import base_port_option, client_curve, endpoints_from, network_options
+from .config import ConfigError, load_config
 
 
 def _config(path: str | None) -> dict[str, Any]:
@@ -67,8 +67,7 @@ def _size(text: str) -> tuple[int, int]:
               help="At the end keep showing the last state until Ctrl-C.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               help="Settings file (network ports).")
-@click.option("--base-port", type=int, default=None,
-              help="First of four loopback ports instead of the configured ones.")
+@base_port_option
 @click.option("--frames", "frames_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Render the patient's view to numbered PNGs in DIR "
                                  "(offscreen; no sockets).")
@@ -96,7 +95,7 @@ def replay_command(file: Path, speed: float, from_s: float | None, to_s: float |
         return
     from .replay import Replayer
 
-    endpoints = Endpoints.loopback(base_port) if base_port else Endpoints.from_config(config)
+    endpoints = endpoints_from(config, None, base_port)
     bar = None
 
     def progress(t_s: float, samples: int) -> None:
@@ -180,30 +179,44 @@ def _render(file: Path, config: dict[str, Any], frames_dir: Path | None,
 
 
 @click.command("report")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Folder for the HTML and JSON (default: beside FILE).")
-def report_command(file: Path, out_dir: Path | None) -> None:
-    """Session report: HTML with plots and a per-step table, plus a JSON summary."""
+              default=None, help="Folder for the HTML and JSON (default: beside each FILE).")
+def report_command(files: tuple[Path, ...], out_dir: Path | None) -> None:
+    """Session report of each FILE: HTML with plots and a per-step table, plus a JSON summary."""
     from .report import write_report
 
     stages = ["reading the recording", "computing the numbers", "drawing the figures",
               "writing the report"]
-    bar = _bar(len(stages), "step", "report")
+    failed = 0
+    for file in files:
+        bar = _bar(len(stages), "step", "report")
 
-    def progress(stage: str) -> None:
-        bar.set_description_str(stage, refresh=False)
-        bar.update(1 if stage != stages[0] else 0)
+        def progress(stage: str, bar: Any = bar) -> None:
+            bar.set_description_str(stage, refresh=False)
+            bar.update(1 if stage != stages[0] else 0)
 
-    try:
-        files = write_report(file, out_dir, progress=progress)
-        bar.update(bar.total - bar.n)
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(f"{file}: {exc}") from exc
-    finally:
-        bar.close()
-    click.echo(files.report.text())
-    click.echo(f"report: {files.html}\nsummary: {files.json}")
+        try:
+            written = write_report(file, out_dir, progress=progress)
+            bar.update(bar.total - bar.n)
+        except (OSError, ValueError) as exc:
+            failed += 1
+            click.echo(f"Error: {_with_path(file, exc)}", err=True)
+            continue
+        finally:
+            bar.close()
+        click.echo(written.report.text())
+        click.echo(f"report: {written.html}\nsummary: {written.json}")
+    if failed:
+        raise click.ClickException(f"{failed} of {len(files)} recording(s) could not be "
+                                   "reported (see above)")
+
+
+def _with_path(file: Path, exc: Exception) -> str:
+    """The error, naming the file once (many of our errors already start with its path)."""
+    text = str(exc)
+    return text if text.startswith(str(file)) else f"{file}: {text}"
 
 
 @click.command("progress")
@@ -252,7 +265,10 @@ def export_command(file: Path, fmt: str, out_dir: Path, session: str | None) -> 
     from .export import export_bids, export_csv
     from .xdf import read_xdf
 
-    recording = read_xdf(file)
+    try:
+        recording = read_xdf(file)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(_with_path(file, exc)) from None
     n_streams = len(recording.streams) + 1
     bar = _bar(n_streams, "stream", f"export {fmt}")
 
@@ -282,10 +298,7 @@ def export_command(file: Path, fmt: str, out_dir: Path, session: str | None) -> 
 @click.command("lsl")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               help="Settings file.")
-@click.option("--host", "host_address", default=None,
-              help="Address of the session host (or replay).")
-@click.option("--base-port", type=int, default=None,
-              help="First of four loopback ports instead of the configured ones.")
+@network_options
 @click.option("--topics", default=None,
               help="Comma-separated topic prefixes to forward, e.g. 'hr,ecg' "
                    "(default: all; events always).")
@@ -299,8 +312,7 @@ def lsl_command(config_path: str | None, host_address: str | None, base_port: in
     from .lsl_gateway import LslGateway, LslUnavailable, describe, parse_topics
 
     config = _config(config_path)
-    endpoints = Endpoints.loopback(base_port) if base_port else \
-        Endpoints.from_config(config, host_address)
+    endpoints = endpoints_from(config, host_address, base_port)
     try:
         gateway = LslGateway(endpoints, topics=parse_topics(topics), source_prefix=source_prefix,
                              on_outlet=lambda spec: click.echo(describe(spec), err=True),

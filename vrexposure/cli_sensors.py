@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from .config import ConfigError, Endpoints, load_config
+from .cli_common import endpoints_from, network_options
+from .config import ConfigError, load_config
 from .plugins import PluginError, discover_sensors
 from .sensor_api import DriverSpec
 
@@ -45,11 +46,11 @@ def _exit_on_sigterm() -> None:
 @click.option("--source-id", help="Source name on the bridge (default: the driver name).")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               help="Configuration file.")
-@click.option("--host", "host_address", help="Address of the session host.")
+@network_options
 @click.option("--list", "list_drivers", is_flag=True, help="List the sensor drivers found.")
 def sensor_command(device: str | None, port: str | None, source_id: str | None,
                    config_path: str | None, host_address: str | None,
-                   list_drivers: bool) -> None:
+                   base_port: int | None, list_drivers: bool) -> None:
     """Read a serial sensor and publish its samples to the session host."""
     if list_drivers:
         for name, spec in sorted(_drivers().items()):
@@ -65,7 +66,7 @@ def sensor_command(device: str | None, port: str | None, source_id: str | None,
         config = load_config(Path(config_path) if config_path else None)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    endpoints = Endpoints.from_config(config, host_address)
+    endpoints = endpoints_from(config, host_address, base_port)
     spec = _driver(device)
     runtime: Any
     try:

@@ -77,9 +77,15 @@ class Endpoints:
         )
 
     @staticmethod
+    def at(address: str, base_port: int) -> Endpoints:
+        """Four consecutive ports from ``base_port``, in the order of ``config/default.yaml``:
+        publish, feed, control, host feed."""
+        return Endpoints(f"tcp://{address}:{base_port}", f"tcp://{address}:{base_port + 1}",
+                         f"tcp://{address}:{base_port + 3}", f"tcp://{address}:{base_port + 2}")
+
+    @staticmethod
     def loopback(base_port: int) -> Endpoints:
-        return Endpoints(f"tcp://127.0.0.1:{base_port}", f"tcp://127.0.0.1:{base_port + 1}",
-                         f"tcp://127.0.0.1:{base_port + 3}", f"tcp://127.0.0.1:{base_port + 2}")
+        return Endpoints.at("127.0.0.1", base_port)
 
 
 def endpoints_overrides(endpoints: Endpoints) -> dict[str, Any]:

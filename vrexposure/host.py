@@ -154,7 +154,18 @@ class SessionHost:
         self.monitor = HeartRateMonitor(self.hierarchy.alerts)
         if self.state.baseline is not None:
             self.monitor.set_baseline(self.state.baseline.mean_bpm, self.state.baseline.sd_bpm)
-        self._open_sockets()
+        try:
+            self._open_sockets()
+        except HostError:
+            # A host that cannot listen records nothing: leave no empty file behind (a
+            # resumed session's file is the patient's record and stays).
+            self.recorder.close(self.clock.now())
+            if resume_from is None:
+                self.recording_path.unlink(missing_ok=True)
+            if self.security is not None:
+                self.security.stop()
+            raise
+        self._exit_when_ended_s: float | None = None
         self._last_state_pub_s = -1.0
         self._last_recorded_seq = -1
 
@@ -257,8 +268,11 @@ class SessionHost:
         self._thread.start()
         return self
 
-    def run(self) -> None:
-        """Run in the calling thread until :meth:`request_stop` (or Ctrl-C)."""
+    def run(self, exit_after_end_s: float | None = None) -> None:
+        """Run in the calling thread until :meth:`request_stop` (or Ctrl-C), or, with
+        ``exit_after_end_s``, until that long after the session has ended (clients see the
+        ended state before the host goes)."""
+        self._exit_when_ended_s = exit_after_end_s
         self._proxy_thread = threading.Thread(target=self._proxy, name="host-proxy",
                                               daemon=True)
         self._proxy_thread.start()
@@ -323,6 +337,10 @@ class SessionHost:
             if now >= next_tick_s:
                 self._timers(now)
                 next_tick_s = now + min(0.05, self.state_interval_s)
+                if (self._exit_when_ended_s is not None and self.state.phase == Phase.ENDED
+                        and now - self.state.phase_since_s >= self._exit_when_ended_s):
+                    log.info("the session has ended: closing the recording")
+                    break
 
     def _drain_capture(self, budget: int = 100_000) -> None:
         for _ in range(budget):

@@ -181,8 +181,14 @@ class SimulatedPatient:
     """Publishes a simulated patient's HR, RR, ECG and head pose; answers SUDS prompts."""
 
     def __init__(self, endpoints: Endpoints, settings: SimSettings,
-                 curve: CurveClient | None = None) -> None:
+                 curve: CurveClient | None = None, host_gone_after_s: float | None = None
+                 ) -> None:
+        """``host_gone_after_s``: stop by itself when the session has ended, or when no state
+        has come from a host that was there for this long (None: run until :meth:`stop`)."""
         self.endpoints = endpoints
+        self.host_gone_after_s = host_gone_after_s
+        #: Why the patient stopped by itself ("" while running or when stopped from outside).
+        self.finished_reason = ""
         self.curve = curve
         self.settings = settings
         self.model = PatientModel(settings.resting_hr_bpm, settings.max_rise_bpm,
@@ -204,6 +210,19 @@ class SimulatedPatient:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _finished(self, state: dict[str, Any], last_state_s: float | None, now_s: float) -> str:
+        if self.host_gone_after_s is None:
+            return ""
+        if state.get("phase") == "ended":
+            return "the session has ended"
+        if last_state_s is not None and now_s - last_state_s > self.host_gone_after_s:
+            return f"no state from the session host for {self.host_gone_after_s:.0f} s"
+        return ""
+
     def run(self) -> None:
         s = self.settings
         control = ControlClient(self.endpoints.control, "patient", f"{s.source}-patient",
@@ -219,6 +238,7 @@ class SimulatedPatient:
                                 curve=self.curve)
         publisher.wait_connected()
         state: dict[str, Any] = {}
+        last_state_s: float | None = None
         pose_period = 1.0 / s.pose_rate_hz
         chunk_period = s.ecg_chunk_samples / s.ecg_rate_hz
         now = publisher.now()
@@ -232,6 +252,7 @@ class SimulatedPatient:
                 for message in subscriber.drain(100):
                     if message.topic == "state":
                         state = dict(message.payload)
+                        last_state_s = time.monotonic()
                     elif (message.topic == "event" and s.answer_suds
                           and message.payload.get("kind") == "suds_requested"):
                         try:
@@ -239,6 +260,9 @@ class SimulatedPatient:
                             self.suds_answers += 1
                         except Exception as exc:  # the session may have moved on
                             log.info("simulated SUDS answer not accepted: %s", exc)
+                self.finished_reason = self._finished(state, last_state_s, time.monotonic())
+                if self.finished_reason:
+                    break
                 now = publisher.now()
                 level = exposure_level(state, float(state.get("step_expected_suds", 0.0)))
                 self.model.update(now - last_update, level, float(state.get("time_in_step_s",

@@ -368,16 +368,15 @@ def _with_advance_rules(state: SessionState, events: list[Event], now: float) ->
 
 def decide(state: SessionState, cmd: Command, now: float) -> list[Event]:
     """The events that ``cmd`` causes at session time ``now``; raises CommandError."""
-    allowed = ROLE_COMMANDS.get(cmd.role, frozenset())
-    if cmd.name not in allowed and cmd.name not in READ_ONLY_COMMANDS:
-        raise CommandError(f"role '{cmd.role.value}' may not send '{cmd.name}'")
     if cmd.name in READ_ONLY_COMMANDS:
         return []
+    handler = _HANDLERS.get(cmd.name)
+    if handler is None:  # before the role check: a typo is not a permission problem
+        raise CommandError(f"unknown command '{cmd.name}'")
+    if cmd.name not in ROLE_COMMANDS.get(cmd.role, frozenset()):
+        raise CommandError(f"role '{cmd.role.value}' may not send '{cmd.name}'")
     if state.phase == Phase.ENDED and cmd.name != "tick":
         raise CommandError("the session has ended")
-    handler = _HANDLERS.get(cmd.name)
-    if handler is None:
-        raise CommandError(f"unknown command '{cmd.name}'")
     events = handler(state, cmd, now)
     if cmd.name in _RULE_TRIGGERS:
         events = _with_advance_rules(state, events, now)
