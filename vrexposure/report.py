@@ -37,7 +37,7 @@ import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -291,6 +291,14 @@ class StepReport:
     alerts: list[str] = field(default_factory=list)
     stops: int = 0
     pauses: int = 0
+    #: Never visited although a later step was reached (a jump over it).
+    skipped: bool = False
+    #: Exposure time at each intensity (intensity → seconds), for dose analyses.
+    intensity_time_s: dict[float, float] = field(default_factory=dict)
+    #: Heart-rate values (one per analysis window) during exposure at the step, any quality.
+    hr_windows: int = 0
+    #: Share of those windows whose heart rate was trusted (quality good).
+    hr_trusted_share: float | None = None
 
 
 @dataclass
@@ -322,17 +330,27 @@ class SessionReport:
     hr_quality: npt.NDArray[np.float64]
     suds_all: list[tuple[float, int, int, str]]  # t, step (-1 baseline), value, phase
     steps_meta: list[dict[str, Any]]
+    #: Time of the ``ended`` record, None when the session has none.
+    ended_s: float | None = None
+    #: Last sample of the recording (may follow the end: sensors keep streaming).
+    recorded_s: float = 0.0
+    #: Recording sources admitted/rejected by the host and data gaps it counted.
+    sources: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON summary: the same numbers as the HTML report."""
         steps = []
         for s in self.steps:
-            d = asdict(s)
+            d = {"step": s.step_index + 1, **asdict(s)}
             d["suds"] = [{"t_s": _r(t, 3), "value": v} for t, v in s.suds]
             for key in ("time_in_step_s", "habituation_s", "hr_mean_bpm", "hr_peak_bpm",
                         "hr_mean_vs_baseline_bpm", "hr_peak_vs_baseline_bpm", "suds_drop_pct",
-                        "look_away_share", "intensity_max"):
-                d[key] = _r(d[key], 4 if key == "look_away_share" else 2)
+                        "look_away_share", "intensity_max", "hr_trusted_share"):
+                d[key] = _r(d[key], 4 if key.endswith("share") else 2)
+            d["suds_drop_note"] = _drop_note(s)
+            d["habituation_note"] = _habituation_note(s, self.drop_pct_rule)
+            d["intensity_time_s"] = [{"intensity": _r(k, 3), "time_s": _r(v, 2)}
+                                     for k, v in sorted(s.intensity_time_s.items())]
             d["expectancies"] = [{"t_s": _r(e.t_s, 3), "outcome": e.outcome,
                                   "likelihood_pct": e.likelihood_pct, "happened": e.happened}
                                  for e in s.expectancies]
@@ -347,15 +365,22 @@ class SessionReport:
                         "hierarchy_id": self.hierarchy_id,
                         "hierarchy_title": self.hierarchy_title,
                         "started_utc": self.started_utc, "software": self.software,
-                        "duration_s": _r(self.duration_s, 2), "n_steps": self.n_steps,
+                        "duration_s": _r(self.duration_s, 2),
+                        "ended_s": _r(self.ended_s, 2), "recorded_s": _r(self.recorded_s, 2),
+                        "n_steps": self.n_steps,
+                        # 1-based, as a person counts steps (highest_step_index: 0-based)
+                        "highest_step": None if self.highest_step is None
+                        else self.highest_step + 1,
                         "highest_step_index": self.highest_step,
                         "highest_step_id": None if self.highest_step is None
                         else self._step_id(self.highest_step),
+                        "skipped_steps": [s.step_index + 1 for s in self.steps if s.skipped],
                         "ended": self.ended, "hierarchy_complete": self.hierarchy_complete,
                         "habituation_drop_pct": self.drop_pct_rule},
             "baseline": self.baseline,
             "totals": self.totals,
             "steps": steps,
+            "sources": self.sources,
             "log": self.log,
         }
 
@@ -475,6 +500,8 @@ def compute_report(recording: XdfFile, path: Path | str = "") -> SessionReport:
     suds_all: list[tuple[float, int, int, str]] = []
     phase, step, started = "idle", 0, False
     ended = complete = False
+    ended_s: float | None = None
+    sources: dict[str, Any] = {"admitted": [], "rejected": [], "gaps": []}
     highest: int | None = None
     counts: dict[str, Any] = {"stops": 0, "alerts": 0, "pauses": 0, "markers": 0,
                               "controller_lost": 0, "suggestions": 0, "suds": 0,
@@ -510,6 +537,16 @@ def compute_report(recording: XdfFile, path: Path | str = "") -> SessionReport:
             phase = "safe"
         elif kind == "ended":
             ended, phase = True, "ended"
+            ended_s = t if ended_s is None else ended_s
+        elif kind in ("source_admitted", "source_rejected"):
+            entry = {k: v for k, v in e.items() if k not in ("type", "kind")}
+            entry["t_s"] = _r(t, 3)
+            sources["admitted" if kind == "source_admitted" else "rejected"].append(entry)
+        elif kind == "data_gap":
+            sources["gaps"].append({"t_s": _r(t, 3), "source": str(e.get("source", "")),
+                                    "count": _int_or_none(e.get("count")),
+                                    "from_seq": _int_or_none(e.get("from_seq")),
+                                    "to_seq": _int_or_none(e.get("to_seq"))})
         elif kind == "suds_recorded":
             counts["suds"] += 1
             value, rated_phase = int(e["value"]), str(e.get("phase", phase))
@@ -548,8 +585,15 @@ def compute_report(recording: XdfFile, path: Path | str = "") -> SessionReport:
             counts["resumed_after_crash"] += 1
         if started:
             highest = step if highest is None else max(highest, step)
-        if kind in _LOGGED:
-            log_rows.append(_log_row(e, where, steps_meta))
+        if kind not in _NOT_LOGGED:
+            log_rows.append(_log_row(e, step if started else None, steps_meta,
+                                     alerts_cfg))
+    log_rows = _fold_suds_requests(log_rows)
+    # a step below the highest one that was never visited was jumped over
+    for index in range(highest or 0):
+        if index not in step_reports or (step_reports[index].visits == 0
+                                          and not step_reports[index].suds):
+            step_report(index).skipped = True
 
     # --- baseline --------------------------------------------------------------------
     hr = heart_rate_stream(recording)
@@ -571,9 +615,10 @@ def compute_report(recording: XdfFile, path: Path | str = "") -> SessionReport:
     base_mean = baseline["mean_bpm"]
     if base_mean is not None:
         sd = float(baseline.get("sd_bpm") or 0.0)
-        rise = float(alerts_cfg.get("rise_bpm", 20.0))
-        rise_sd = float(alerts_cfg.get("rise_sd", 3.0))
-        baseline["threshold_bpm"] = _r(float(base_mean) + max(rise, rise_sd * sd), 2)
+        threshold = alert_line_bpm(float(base_mean), sd, alerts_cfg)
+        baseline["threshold_bpm"] = _r(threshold, 2)
+        # the band drawn around the baseline, the same on the panel: mean ± the alert margin
+        baseline["band_bpm"] = [_r(2 * float(base_mean) - threshold, 2), _r(threshold, 2)]
         baseline["mean_bpm"] = _r(float(base_mean), 2)
         baseline["sd_bpm"] = _r(sd, 2)
 
@@ -595,6 +640,12 @@ def compute_report(recording: XdfFile, path: Path | str = "") -> SessionReport:
         intensities = timeline.intensity[np.array(seg_mask, dtype=bool)] \
             if len(seg_mask) else np.empty(0)
         report.intensity_max = float(intensities.max()) if len(intensities) else None
+        for a, b, p, s, level in zip(timeline.starts, timeline.ends, timeline.phases,
+                                     timeline.steps, timeline.intensity, strict=True):
+            if p == "exposure" and s == index and b > a:
+                key = round(float(level), 3)
+                report.intensity_time_s[key] = report.intensity_time_s.get(key, 0.0) \
+                    + float(b - a)
         if report.suds:
             values = [v for _, v in report.suds]
             report.suds_start, report.suds_peak, report.suds_end = \
@@ -604,7 +655,11 @@ def compute_report(recording: XdfFile, path: Path | str = "") -> SessionReport:
                     / report.suds_peak
         report.habituation_s = _habituation(timeline, index, report.suds, drop_pct)
         if len(hr_t):
-            m = timeline.mask(hr_t, "exposure", index) & good
+            in_step = timeline.mask(hr_t, "exposure", index)
+            report.hr_windows = int(in_step.sum())
+            if report.hr_windows:
+                report.hr_trusted_share = float(good[in_step].mean())
+            m = in_step & good
             report.hr_values = int(m.sum())
             if m.any():
                 report.hr_mean_bpm = float(hr_bpm[m].mean())
@@ -629,13 +684,45 @@ def compute_report(recording: XdfFile, path: Path | str = "") -> SessionReport:
         hierarchy_id=str(meta.get("hierarchy_id", hierarchy.get("id", ""))),
         hierarchy_title=str(hierarchy.get("title", "")),
         started_utc=str(meta.get("started_utc", "")), software=str(meta.get("software", "")),
-        duration_s=end_s, baseline=baseline,
+        duration_s=ended_s if ended_s is not None else end_s, baseline=baseline,
         steps=[step_reports[i] for i in sorted(step_reports)], n_steps=n_steps,
         highest_step=highest, ended=ended, hierarchy_complete=complete, totals=counts,
         log=log_rows, streams=streams, hr_stream=None if hr is None else hr.name,
         pose_stream=None if pose is None else pose.name, drop_pct_rule=drop_pct,
         timeline=timeline, hr_t=hr_t, hr_bpm=hr_bpm, hr_quality=hr_q, suds_all=suds_all,
-        steps_meta=steps_meta)
+        steps_meta=steps_meta, ended_s=ended_s, recorded_s=end_s, sources=sources)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _drop_note(s: StepReport) -> str | None:
+    """Why a step has no SUDS drop, in words (None when it has one)."""
+    if s.skipped:
+        return "skipped"
+    if not s.suds:
+        return "no rating"
+    if len(s.suds) == 1:
+        return "n/a: one rating"
+    if not s.suds_peak:
+        return "n/a: peak 0"
+    return None
+
+
+def _habituation_note(s: StepReport, drop_pct: float) -> str | None:
+    """Why a step has no time to habituation, in words (None when it has one)."""
+    if s.habituation_s is not None:
+        return None
+    return _drop_note(s) or f"never fell to {_level(drop_pct)} the peak"
+
+
+def _level(drop_pct: float) -> str:
+    """The habituation level in words: "half", "30 % of"."""
+    return "half" if abs(drop_pct - 50.0) < 1e-9 else f"{100 - drop_pct:.0f} % of"
 
 
 def _habituation(timeline: Timeline, index: int, suds: Sequence[tuple[float, int]],
@@ -656,56 +743,263 @@ def _habituation(timeline: Timeline, index: int, suds: Sequence[tuple[float, int
     return None
 
 
-_LOGGED = frozenset({"baseline_started", "baseline_completed", "exposure_started",
-                     "step_changed", "paused", "resumed", "stopped", "alert", "alert_cleared",
-                     "marker", "expectancy_recorded", "expectancy_outcome", "controller_lost",
-                     "controller_connected", "session_resumed", "ended", "advance_suggested",
-                     "suggestion_dismissed", "auto_advanced"})
+#: Event kinds left out of the log: none is clinical, each is recorded elsewhere
+#: (``questionnaire_*`` rows come from the questionnaire module).
+_NOT_LOGGED: frozenset[str] = frozenset()
+
+_PAUSE_REASONS = {
+    "panel_heartbeat_lost": "the therapist panel stopped responding",
+    "patient": "the patient asked",
+    "command": "",
+    "recording_failed": "the recording could not be written",
+}
+_ADVANCE_REASONS = {
+    "suds_drop": "SUDS fell",
+    "time_cap": "the step's time limit was reached",
+    "expectancy_violated": "the prediction did not come true",
+}
+_STEP_MOVES = {"next": "moved on to", "previous": "moved back to", "repeat": "repeated",
+               "jump": "jumped to"}
+
+
+def alert_line_bpm(mean_bpm: float, sd_bpm: float, alerts_cfg: Mapping[str, Any]) -> float:
+    """The heart-rate alert line: baseline mean + max(rise_bpm, rise_sd × SD), as the host."""
+    rise = float(alerts_cfg.get("rise_bpm", 20.0))
+    rise_sd = float(alerts_cfg.get("rise_sd", 3.0))
+    return mean_bpm + max(rise, rise_sd * sd_bpm)
+
+
+def _duration(seconds: float) -> str:
+    """A planned length in words: "10 s", "3 min"."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def who(by: str) -> str:
+    """``role:client`` as a person reads it: "patient (remote)", "session host"."""
+    if not by:
+        return ""
+    role, _, client = by.partition(":")
+    if role == "host":
+        return "session host" + (" (automatic)" if client == "auto_advance" else "")
+    return f"{role} ({client})" if client else role
+
+
+def _step_name(index: Any, steps_meta: Sequence[Mapping[str, Any]],
+               step_id: Any = None) -> str:
+    try:
+        number = int(index)
+    except (TypeError, ValueError):
+        return "an unknown step"
+    if step_id is None and 0 <= number < len(steps_meta):
+        step_id = steps_meta[number].get("id")
+    return f"step {number + 1}" + (f" ({step_id})" if step_id else "")
+
+
+def _words(name: str) -> str:
+    return name.replace("_", " ").replace(".", " ").strip()
+
+
+def _bpm(value: Any) -> str:
+    try:
+        return f"{float(value):.0f} bpm"
+    except (TypeError, ValueError):
+        return "? bpm"
+
+
+def _alert_text(e: Mapping[str, Any], alerts_cfg: Mapping[str, Any]) -> str:
+    name = str(e.get("alert", ""))
+    if name == "hr_above_baseline":
+        sustained = e.get("sustained_s", alerts_cfg.get("sustain_s"))
+        text = f"Heart rate {_bpm(e.get('value_bpm'))}"
+        if e.get("threshold_bpm") is not None:
+            text += f", above the alert line of {_bpm(e.get('threshold_bpm'))}"
+        if isinstance(sustained, int | float):
+            text += f" for {float(sustained):.0f} s"
+        if e.get("baseline_mean_bpm") is not None:
+            text += f" (baseline {_bpm(e.get('baseline_mean_bpm'))})"
+        return text
+    if name.startswith("sensor_lost"):
+        return f"Sensor {e.get('source') or name.partition('.')[2] or '?'} lost its connection"
+    if name == "recording_failed":
+        detail = e.get("error") or e.get("message")
+        return "The recording could not be written to disk" + (f": {detail}" if detail else "")
+    return f"Alert: {_words(name)}" + _details(e, ("alert", "step_index", "phase"))
+
+
+def _alert_cleared_text(e: Mapping[str, Any]) -> str:
+    name = str(e.get("alert", ""))
+    if name == "hr_above_baseline":
+        return "Heart rate back below the alert line"
+    if name.startswith("sensor_lost"):
+        return f"Sensor {name.partition('.')[2] or '?'} connected again"
+    if name == "recording_failed":
+        return "The recording is written to disk again"
+    return f"Alert over: {_words(name)}"
+
+
+_SKIP_FIELDS = frozenset({"type", "kind", "t_s", "by"})
+
+
+def _details(e: Mapping[str, Any], skip: Sequence[str] = ()) -> str:
+    """The remaining fields of an event in words: " (source hr.sim, count 3)"."""
+    parts = []
+    for key, value in e.items():
+        if key in _SKIP_FIELDS or key in skip or value is None or value == "":
+            continue
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) \
+            else str(value)
+        parts.append(f"{_words(key)} {shown}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def log_text(e: Mapping[str, Any], steps_meta: Sequence[Mapping[str, Any]] = (),
+             alerts_cfg: Mapping[str, Any] | None = None) -> str:
+    """One event as a sentence a therapist reads without a glossary."""
+    kind = str(e.get("kind"))
+    cfg = alerts_cfg or {}
+    if kind == "baseline_started":
+        planned = e.get("duration_s")
+        return "Baseline started" + (f" ({_duration(float(planned))} planned)"
+                                     if isinstance(planned, int | float) else "")
+    if kind == "baseline_completed":
+        if e.get("mean_bpm") is None:
+            return "Baseline without heart rate" + (f": {e['warning']}" if e.get("warning")
+                                                    else "")
+        sd = float(e.get("sd_bpm") or 0.0)
+        line = alert_line_bpm(float(e["mean_bpm"]), sd, cfg)
+        return (f"Baseline heart rate {float(e['mean_bpm']):.1f} ± {sd:.1f} bpm (SD) "
+                f"from {e.get('n_values') or 0} values; alert line {line:.0f} bpm")
+    if kind == "exposure_started":
+        start = _step_name(e.get("step_index"), steps_meta, e.get("step_id"))
+        return f"Exposure started at {start}"
+    if kind == "step_changed":
+        reason = str(e.get("reason", ""))
+        target = _step_name(e.get("to"), steps_meta, e.get("step_id"))
+        if reason.startswith("accepted:"):
+            why = _ADVANCE_REASONS.get(reason.partition(":")[2], _words(reason.partition(":")[2]))
+            return f"Moved on to {target}: suggestion accepted ({why})"
+        if reason.startswith("auto:"):
+            why = _ADVANCE_REASONS.get(reason.partition(":")[2], _words(reason.partition(":")[2]))
+            return f"Moved on to {target} automatically ({why})"
+        if reason == "jump":
+            return f"Jumped from {_step_name(e.get('from'), steps_meta)} to {target}"
+        move = _STEP_MOVES.get(reason)
+        return f"{move.capitalize()} {target}" if move else \
+            f"Step changed to {target}" + (f" ({_words(reason)})" if reason else "")
+    if kind == "intensity_changed":
+        try:
+            return f"Intensity set to {100 * float(e['intensity']):.0f} %"
+        except (KeyError, TypeError, ValueError):
+            return "Intensity changed" + _details(e, ("step_index",))
+    if kind == "paused":
+        reason = str(e.get("reason", ""))
+        why = _PAUSE_REASONS.get(reason, _words(reason))
+        return "Paused" + (f": {why}" if why else "")
+    if kind == "resumed":
+        return f"Resumed {_words(str(e.get('to', '')))}".strip()
+    if kind == "stopped":
+        reason = str(e.get("reason", "STOP"))
+        text = f"STOP pressed by the {who(str(e.get('by', ''))) or 'unknown sender'}"
+        if reason not in ("STOP", ""):
+            text += f": {reason}"
+        return text + (" (already in the safe place)" if e.get("already_safe") else
+                       "; safe place shown")
+    if kind == "suds_recorded":
+        during = str(e.get("phase", ""))
+        return f"SUDS {e.get('value')}" + (" (baseline)" if during == "baseline" else
+                                           f" ({during})" if during in ("paused", "safe")
+                                           else "")
+    if kind == "suds_requested":
+        return "SUDS asked, no rating given"
+    if kind == "expectancy_recorded":
+        return (f"Prediction: “{e.get('outcome', '')}”, "
+                f"{e.get('likelihood_pct')} % likely")
+    if kind == "expectancy_outcome":
+        return (f"Outcome: “{e.get('outcome', '')}” "
+                + ("happened" if e.get("happened") else "did not happen"))
+    if kind == "marker":
+        return f"Note: {e.get('text', '')}"
+    if kind == "advance_suggested":
+        reason = str(e.get("reason", ""))
+        detail = e.get("detail") if isinstance(e.get("detail"), Mapping) else {}
+        why = _ADVANCE_REASONS.get(reason, _words(reason))
+        if reason == "suds_drop" and detail:
+            why = (f"SUDS fell {float(detail.get('drop_pct', 0)):.0f} % "
+                   f"({detail.get('peak_suds')} → {detail.get('last_suds')})")
+        return ("Last step done" if e.get("hierarchy_complete") else
+                "Suggested moving on") + f": {why}"
+    if kind == "suggestion_accepted":
+        return "Suggestion accepted"
+    if kind == "suggestion_dismissed":
+        return "Suggestion dismissed: stayed at the step"
+    if kind == "auto_advance_set":
+        return "Automatic advancing " + ("on" if e.get("enabled") else "off")
+    if kind == "auto_advanced":
+        return "Advanced automatically"
+    if kind == "alert":
+        return _alert_text(e, cfg)
+    if kind == "alert_cleared":
+        return _alert_cleared_text(e)
+    if kind == "controller_connected":
+        return f"Therapist panel connected ({e.get('client', '?')})"
+    if kind == "controller_lost":
+        return f"Therapist panel stopped responding ({e.get('client', '?')})"
+    if kind == "session_resumed":
+        return "The session host restarted and the session continued"
+    if kind == "ended":
+        reason = str(e.get("reason", ""))
+        return "Session ended" + (f": {reason}" if reason not in ("", "command") else "")
+    if kind == "stimulus_event":
+        return f"Scene event: {e.get('label') or _words(str(e.get('name', '')))}"
+    if kind == "data_gap":
+        return (f"Data gap: {e.get('count', '?')} samples of {e.get('source', '?')} missing"
+                + (f" (numbers {e['from_seq']}–{e['to_seq']})"
+                   if e.get("from_seq") is not None and e.get("to_seq") is not None else ""))
+    if kind == "source_admitted":
+        return f"Source {e.get('source', '?')} recorded"
+    if kind == "source_rejected":
+        return f"Source {e.get('source', '?')} refused" + _details(e, ("source",))
+    # an event this version does not know: its name and fields in words, never dropped
+    return _words(kind).capitalize() + _details(e, ("step_index",))
 
 
 def _log_row(e: Mapping[str, Any], where: int | None,
-             steps_meta: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+             steps_meta: Sequence[Mapping[str, Any]],
+             alerts_cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
     kind = str(e.get("kind"))
     by = str(e.get("by", ""))
-    if kind == "step_changed":
-        text = f"step {int(e['to']) + 1} ({e.get('step_id', '')}): {e.get('reason', '')}"
-    elif kind == "exposure_started":
-        text = f"exposure started at step {int(e['step_index']) + 1} ({e.get('step_id', '')})"
-    elif kind == "stopped":
-        text = f"STOP: {e.get('reason', '')}" + (" (already safe)" if e.get("already_safe")
-                                                   else "")
-    elif kind == "paused":
-        text = f"paused: {e.get('reason', '')}"
-    elif kind == "resumed":
-        text = f"resumed to {e.get('to', '')}"
-    elif kind == "alert":
-        detail = ", ".join(f"{k} {e[k]}" for k in ("value_bpm", "threshold_bpm") if k in e)
-        text = f"alert {e.get('alert', '')}" + (f" ({detail})" if detail else "")
-    elif kind == "alert_cleared":
-        text = f"alert cleared: {e.get('alert', '')}"
-    elif kind == "marker":
-        text = f"marker: {e.get('text', '')}"
-    elif kind == "expectancy_recorded":
-        text = f"expectancy: “{e.get('outcome', '')}” {e.get('likelihood_pct')} % likely"
-    elif kind == "expectancy_outcome":
-        text = f"outcome: “{e.get('outcome', '')}” " + (
-            "happened" if e.get("happened") else "did not happen")
-    elif kind == "baseline_completed":
-        text = ("baseline complete" + (f": {float(e['mean_bpm']):.1f} bpm"
-                                       if e.get("mean_bpm") is not None else "")
-                + (f" — {e['warning']}" if e.get("warning") else ""))
-    elif kind == "advance_suggested":
-        text = f"advance suggested ({e.get('reason', '')})"
-    elif kind == "session_resumed":
-        text = "session resumed after the host stopped"
-    else:
-        text = kind.replace("_", " ")
-    step = None if where is None else where
     step_id = None
-    if step is not None and 0 <= step < len(steps_meta):
-        step_id = str(steps_meta[step].get("id", step))
-    return {"t_s": _r(float(e.get("t_s", 0.0)), 3), "kind": kind, "step_index": step,
-            "step_id": step_id, "text": text, "by": by}
+    if where is not None and 0 <= where < len(steps_meta):
+        step_id = str(steps_meta[where].get("id", where))
+    row = {"t_s": _r(float(e.get("t_s", 0.0)), 3), "kind": kind, "step_index": where,
+           "step": None if where is None else where + 1, "step_id": step_id,
+           "text": log_text(e, steps_meta, alerts_cfg), "by": by, "who": who(by)}
+    if kind == "marker":
+        row["note"] = str(e.get("text", ""))
+    elif kind == "stimulus_event":
+        row["label"] = str(e.get("label") or _words(str(e.get("name", ""))))
+        row["name"] = str(e.get("name", ""))
+    return row
+
+
+def _fold_suds_requests(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A SUDS request answered by a rating becomes part of it ("SUDS 40, asked")."""
+    out: list[dict[str, Any]] = []
+    open_request: dict[str, Any] | None = None
+    for row in rows:
+        if row["kind"] == "suds_requested":
+            if open_request is not None:
+                out.append(open_request)  # asked again before an answer
+            open_request = row
+            continue
+        if row["kind"] == "suds_recorded" and open_request is not None:
+            row = {**row, "text": row["text"] + " (prompted)",
+                   "asked_t_s": open_request["t_s"]}
+            open_request = None
+        out.append(row)
+    if open_request is not None:
+        out.append(open_request)
+    return sorted(out, key=lambda r: r["t_s"])
 
 
 # --------------------------------------------------------------------------- figures
@@ -729,7 +1023,26 @@ def _png(fig: Any) -> str:
 
 
 def _time_axis(duration_s: float) -> tuple[float, str]:
-    return (60.0, "session time (min)") if duration_s > 600 else (1.0, "session time (s)")
+    """(scale, label) of the time axis: seconds, labelled m:ss as on the panel and the log."""
+    return 1.0, "session time (m:ss)"
+
+
+def mss(seconds: float) -> str:
+    """A tick label: m:ss (h:mm:ss from an hour), as the panel shows session time."""
+    sign, seconds = ("−", -seconds) if seconds < 0 else ("", seconds)
+    total = round(seconds)
+    if total >= 3600:
+        return f"{sign}{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
+    return f"{sign}{total // 60}:{total % 60:02d}"
+
+
+def _mss_axis(ax: Any, duration_s: float) -> None:
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
+
+    step = next((s for s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+                 if duration_s / s <= 12), 7200)
+    ax.xaxis.set_major_locator(MultipleLocator(step))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: mss(x)))
 
 
 def timeline_figure(report: SessionReport) -> Any:
@@ -774,14 +1087,14 @@ def timeline_figure(report: SessionReport) -> Any:
         if (~good).any():
             ax_hr.plot(report.hr_t[~good] / scale, report.hr_bpm[~good], ".", color="#999999",
                        ms=3, label="uncertain / bad quality")
-    if base.get("mean_bpm") is not None:
-        mean, sd = float(base["mean_bpm"]), float(base.get("sd_bpm") or 0.0)
-        ax_hr.axhspan(mean - sd, mean + sd, color="#2c7fb8", alpha=0.18, lw=0,
-                      label=f"baseline {mean:.1f} ± {sd:.1f} bpm")
+    if base.get("mean_bpm") is not None and base.get("threshold_bpm") is not None:
+        # the panel's band: baseline mean ± the alert margin, its top the alert line
+        mean, line = float(base["mean_bpm"]), float(base["threshold_bpm"])
+        ax_hr.axhspan(2 * mean - line, line, color="#2c7fb8", alpha=0.14, lw=0,
+                      label=f"baseline {mean:.0f} bpm ± {line - mean:.0f} (alert margin)")
         ax_hr.axhline(mean, color="#2c7fb8", lw=1, ls="--")
-        if base.get("threshold_bpm") is not None:
-            ax_hr.axhline(float(base["threshold_bpm"]), color="#e31a1c", lw=1, ls=":",
-                          label=f"alert threshold {float(base['threshold_bpm']):.0f} bpm")
+        ax_hr.axhline(line, color="#e31a1c", lw=1, ls=":",
+                      label=f"alert line {line:.0f} bpm")
     for row in report.log:
         if row["kind"] == "stopped":
             for ax in (ax_hr, ax_suds, ax_int):
@@ -789,6 +1102,20 @@ def timeline_figure(report: SessionReport) -> Any:
         elif row["kind"] == "alert":
             ax_hr.plot([row["t_s"] / scale], [0.97], marker="v", color="#e31a1c", ms=8,
                        transform=ax_hr.get_xaxis_transform(), clip_on=False)
+    # the therapist's notes (numbered as in the list under the figure) and scene events
+    for number, row in enumerate(_notes(report), start=1):
+        for ax in (ax_hr, ax_suds, ax_int):
+            ax.axvline(row["t_s"] / scale, color="#1b7837", lw=1, ls="--")
+        ax_suds.text(row["t_s"] / scale, 1.0, f" ✎{number}", color="#1b7837", fontsize=8,
+                     transform=ax_suds.get_xaxis_transform(), ha="left", va="top",
+                     fontweight="bold")
+    for row in report.log:
+        if row["kind"] == "stimulus_event":
+            ax_int.plot([row["t_s"] / scale], [0.5], marker="D", color="#6a3d9a", ms=6,
+                        transform=ax_int.get_xaxis_transform(), clip_on=False)
+            ax_int.annotate(row["label"], (row["t_s"] / scale, 0.5),
+                            xycoords=("data", "axes fraction"), xytext=(4, 4),
+                            textcoords="offset points", fontsize=7, color="#6a3d9a")
     ax_hr.set_ylabel("heart rate (bpm)")
     if not len(report.hr_t):
         ax_hr.text(0.5, 0.5, "no heart rate recorded", transform=ax_hr.transAxes,
@@ -811,6 +1138,11 @@ def timeline_figure(report: SessionReport) -> Any:
         extra.append((Line2D([], [], color="#e31a1c", lw=1.5), "STOP"))
     if any(row["kind"] == "alert" for row in report.log):
         extra.append((Line2D([], [], color="#e31a1c", marker="v", ls="none", ms=7), "alert"))
+    if _notes(report):
+        extra.append((Line2D([], [], color="#1b7837", ls="--", lw=1), "therapist's note (✎)"))
+    if any(row["kind"] == "stimulus_event" for row in report.log):
+        extra.append((Line2D([], [], color="#6a3d9a", marker="D", ls="none", ms=6),
+                      "scene event"))
     for handle, label in extra:
         handles.append(handle)
         labels.append(label)
@@ -843,7 +1175,13 @@ def timeline_figure(report: SessionReport) -> Any:
     ax_int.set_ylabel("intensity")
     ax_int.set_xlabel(xlabel)
     ax_int.set_xlim(0, max(report.duration_s, 1e-3) / scale)
+    _mss_axis(ax_int, report.duration_s)
     return fig
+
+
+def _notes(report: SessionReport) -> list[dict[str, Any]]:
+    """The therapist's notes (markers) in the log, in time order."""
+    return [row for row in report.log if row["kind"] == "marker"]
 
 
 def steps_figure(report: SessionReport) -> Any:
@@ -908,7 +1246,9 @@ table{border-collapse:collapse;width:100%;font-size:.88em}
 th,td{border-bottom:1px solid #e3e3e3;padding:4px 6px;text-align:right;vertical-align:top}
 th{background:#f6f6f6;position:sticky;top:0}
 td.l,th.l{text-align:left}td.l div{text-align:left}
-td.step{min-width:170px}td.exp{min-width:190px}
+td.step{min-width:170px}td.exp{min-width:190px}td.suds{white-space:nowrap}
+tr.skipped td{color:#777;background:#fafafa;font-style:italic}
+table.narrow{width:auto}h3{font-size:1em;margin-top:1.2em}
 th{font-weight:600;vertical-align:bottom}
 img{max-width:100%}
 .swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
@@ -929,14 +1269,56 @@ def _card(value: str, label: str) -> str:
     return f'<div class="card"><b>{value}</b><span>{html.escape(label)}</span></div>'
 
 
+def _step_cell(s: StepReport) -> str:
+    return (f'<td class="l step"><span class="swatch" '
+            f'style="background:{_step_colour(s.step_index)}"></span>'
+            f"<b>{s.step_index + 1}. {html.escape(s.step_id)}</b>"
+            f'<div class="note">{html.escape(s.label)}</div></td>')
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _intensity_times(s: StepReport) -> str:
+    return " · ".join(f"{100 * level:.0f} %: {_clock(seconds)}"
+                      for level, seconds in sorted(s.intensity_time_s.items())) or "—"
+
+
+def _sources_html(r: SessionReport) -> str:
+    """Sources admitted to and refused from the recording, and the data gaps counted."""
+    src = r.sources
+    admitted = sorted({str(x.get("source", "?")) for x in src.get("admitted", [])})
+    rejected = src.get("rejected", [])
+    gaps = src.get("gaps", [])
+    parts = []
+    if admitted or rejected:
+        parts.append("<p>Recorded sources: "
+                     + (html.escape(", ".join(admitted)) if admitted else "none") + "</p>")
+        parts.append("<p>Refused sources: " + ("; ".join(
+            html.escape(str(x.get("source", "?")) + _details(x, ("source", "t_s")))
+            + f" at {_clock(x.get('t_s'))}" for x in rejected) if rejected else "none") + "</p>")
+    else:
+        parts.append("<p>The recording lists no admitted or refused sources (recorded before "
+                     "the session host logged them); its streams are listed below.</p>")
+    if gaps:
+        rows = "".join(
+            f"<tr><td>{_e(_clock(g.get('t_s')))}</td><td class='l'>"
+            f"{html.escape(str(g.get('source')))}</td><td>{_e(g.get('count'))}</td>"
+            f"<td>{_e(g.get('from_seq'))}–{_e(g.get('to_seq'))}</td></tr>" for g in gaps)
+        total = sum(int(g.get("count") or 0) for g in gaps)
+        parts.append(f"<p>Data gaps: {_plural(len(gaps), 'gap')}, {total} samples missing.</p>"
+                     "<table class='narrow'><tr><th>time</th><th class='l'>source</th>"
+                     f"<th>samples missing</th><th>sample numbers</th></tr>{rows}</table>")
+    else:
+        parts.append("<p>Data gaps: none recorded.</p>")
+    return "".join(parts)
+
+
 def render_html(report: SessionReport, figures: Mapping[str, str]) -> str:
     """The self-contained report page; ``figures``: name → base64 PNG."""
     r = report
-    started = r.started_utc
-    try:
-        started = datetime.fromisoformat(r.started_utc).strftime("%Y-%m-%d %H:%M UTC")
-    except ValueError:
-        pass
+    started = local_time(r.started_utc)
     base = r.baseline
     notices = []
     if r.truncated or not r.ended:
@@ -955,17 +1337,22 @@ def render_html(report: SessionReport, figures: Mapping[str, str]) -> str:
         notices.append(f"The session host stopped and the session was resumed "
                        f"{r.totals['resumed_after_crash']}×; the outage is hatched (dots) and "
                        "not counted as exposure.")
+    skipped = [s.step_index + 1 for s in r.steps if s.skipped]
     highest = "—" if r.highest_step is None else f"{r.highest_step + 1} of {r.n_steps}"
+    highest_label = "highest step reached" + (
+        f" ({', '.join(map(str, skipped))} skipped)" if skipped else "")
+    line = base.get("threshold_bpm")
     cards = "".join([
-        _card(_e(_clock(r.duration_s)), "session length"),
+        _card(_e(_clock(r.duration_s)), "session length (start to end)"),
         _card(_e(_clock(r.totals.get("exposure_s"))), "in exposure"),
-        _card(_e(highest), "highest step reached"),
+        _card(_e(highest), highest_label),
         _card(_num(base.get("mean_bpm")) + (f" ± {float(base.get('sd_bpm') or 0):.1f}"
                                             if base.get("mean_bpm") is not None else ""),
-              "baseline heart rate (bpm)"),
+              "baseline heart rate (bpm, ± SD)"),
         _card(_e(r.totals["stops"]), "STOP uses"),
         _card(_e(r.totals["alerts"]), "alerts"),
         _card(_e(r.totals["pauses"]), "pauses"),
+        _card(_e(r.totals["markers"]), "notes"),
     ])
     show_intensity = any((s.intensity_max or 0) > 0 for s in r.steps)
     head = ["<th class='l'>step</th>", "<th>expected<br>SUDS</th>", "<th>time in<br>step</th>",
@@ -974,38 +1361,44 @@ def render_html(report: SessionReport, figures: Mapping[str, str]) -> str:
             "<th>HR peak<div class='note'>vs baseline</div></th>", "<th>looking<br>away</th>"]
     if show_intensity:
         head.append("<th>intensity<br>max</th>")
-    head += ["<th class='l'>expectancy → outcome</th>", "<th>alerts</th>", "<th>STOP</th>"]
+    head += ["<th class='l'>prediction → outcome</th>", "<th>alerts</th>", "<th>STOP</th>"]
     table_head = "<tr>" + "".join(head) + "</tr>"
     rows = []
     for s in r.steps:
+        if s.skipped:
+            rows.append(f'<tr class="skipped">{_step_cell(s)}<td>{_e(s.expected_suds)}</td>'
+                        f'<td colspan="{len(head) - 2}" class="l">skipped: not shown in '
+                        "this session (a later step was reached)</td></tr>")
+            continue
         exp = "<br>".join(
             f"“{html.escape(e.outcome)}” {e.likelihood_pct} % → "
             + ("<b>happened</b>" if e.happened else "did not happen" if e.happened is False
                else "no outcome recorded") for e in s.expectancies) or "—"
         suds = "—" if s.suds_peak is None else f"{s.suds_peak} → {s.suds_end}"
+        drop = _drop_note(s)
+        habituation = _habituation_note(s, r.drop_pct_rule)
         cells = [
-            f'<td class="l step"><span class="swatch" '
-            f'style="background:{_step_colour(s.step_index)}"></span>'
-            f"<b>{s.step_index + 1}. {html.escape(s.step_id)}</b>"
-            f'<div class="note">{html.escape(s.label)}</div></td>',
+            _step_cell(s),
             f"<td>{_e(s.expected_suds)}</td>",
             f"<td>{_e(_clock(s.time_in_step_s))}"
             + (f"<div class='note'>{s.visits} visits</div>" if s.visits > 1 else "") + "</td>",
-            f"<td>{html.escape(suds)}"
-            + (f"<div class='note'>{len(s.suds)} ratings</div>" if s.suds else "") + "</td>",
-            f"<td>{_num(s.suds_drop_pct, '{:.0f} %')}</td>",
-            f"<td>{_e(_clock(s.habituation_s)) if s.habituation_s is not None else '—'}</td>",
+            f"<td class='suds'>{html.escape(suds)}"
+            + (f"<div class='note'>{_plural(len(s.suds), 'rating')}</div>" if s.suds else "")
+            + "</td>",
+            f"<td>{html.escape(drop) if drop else _num(s.suds_drop_pct, '{:.0f} %')}</td>",
+            "<td>" + (_e(_clock(s.habituation_s)) if habituation is None
+                      else html.escape(habituation)) + "</td>",
             f"<td>{_num(s.hr_mean_bpm)}<div class='note'>"
             f"{_num(s.hr_mean_vs_baseline_bpm, '{:+.1f}')}</div></td>",
             f"<td>{_num(s.hr_peak_bpm)}<div class='note'>"
             f"{_num(s.hr_peak_vs_baseline_bpm, '{:+.1f}')}</div></td>",
             f"<td>{_num(_pct(s.look_away_share), '{:.0f} %')}</td>"]
         if show_intensity:
-            cells.append(f"<td>{_num(s.intensity_max, '{:.2f}')}</td>")
+            cells.append(f"<td>{_num(_pct(s.intensity_max), '{:.0f} %')}</td>")
         cells += [f'<td class="l exp">{exp}</td>',
                   f"<td>{len(s.alerts)}" + (f"<div class='note'>"
-                                            f"{html.escape(', '.join(s.alerts))}</div>"
-                                            if s.alerts else "") + "</td>",
+                                            f"{html.escape(', '.join(_words(a) for a in s.alerts))}"
+                                            "</div>" if s.alerts else "") + "</td>",
                   f"<td>{s.stops}</td>"]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     if base.get("suds") or base.get("alerts") or base.get("stops") or base.get("duration_s"):
@@ -1015,18 +1408,36 @@ def render_html(report: SessionReport, figures: Mapping[str, str]) -> str:
                        f'<td>{_e(_clock(base.get("duration_s")))}</td>'
                        f'<td colspan="{middle}" class="l">SUDS ratings: {html.escape(suds)}'
                        + (f" · heart rate {float(base['mean_bpm']):.1f} ± "
-                          f"{float(base.get('sd_bpm') or 0):.1f} bpm from "
+                          f"{float(base.get('sd_bpm') or 0):.1f} bpm (SD) from "
                           f"{base.get('n_values') or 0} values"
                           if base.get("mean_bpm") is not None else " · no baseline heart rate")
                        + "</td>"
                        f"<td>{len(base['alerts'])}</td><td>{base['stops']}</td></tr>")
+    research_rows = "".join(
+        f"<tr>{_step_cell(s)}<td>{'skipped' if s.skipped else _e(_clock(s.time_in_step_s))}</td>"
+        f"<td class='l'>{_intensity_times(s)}</td>"
+        f"<td>{_num(_pct(s.hr_trusted_share), '{:.0f} %')}<div class='note'>"
+        f"{s.hr_values} of {_plural(s.hr_windows, 'window')}</div></td>"
+        f"<td>{s.pose_samples}</td></tr>" for s in r.steps)
     log_rows = "".join(
         f"<tr><td>{_e(_clock(row['t_s']))}</td>"
         f"<td>{'—' if row['step_index'] is None else row['step_index'] + 1}</td>"
         f'<td class="l">{html.escape(row["text"])}</td>'
-        f'<td class="l note">{html.escape(row["by"])}</td></tr>'
-        for row in r.log if row["kind"] not in ("controller_connected",))
+        f'<td class="l note">{html.escape(row["who"])}</td></tr>'
+        for row in r.log)
+    notes = _notes(r)
+    notes_html = ("<p class='note'>Notes on the timeline: " + "; ".join(
+        f"<b>✎{n}</b> {_clock(row['t_s'])} {html.escape(row['note'])}"
+        for n, row in enumerate(notes, start=1)) + "</p>") if notes else ""
     streams = ", ".join(f"{html.escape(k)} {v:,}" for k, v in sorted(r.streams.items()))
+    band = ""
+    if base.get("mean_bpm") is not None and line is not None:
+        band = (f"Blue band: the baseline heart rate {float(base['mean_bpm']):.0f} bpm ± the "
+                f"alert margin {float(line) - float(base['mean_bpm']):.0f} bpm (the larger of "
+                "the hierarchy's rise in bpm and its rise in SDs); its top is the alert line "
+                f"{float(line):.0f} bpm, above which a sustained heart rate raises an alert. "
+                "The therapist panel draws the same band.")
+    after_end = r.recorded_s - r.duration_s
     figures_html = "".join(
         f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" '
         f'src="data:image/png;base64,{figures[key]}">'
@@ -1043,31 +1454,60 @@ def render_html(report: SessionReport, figures: Mapping[str, str]) -> str:
 {''.join(f'<div class="warn">{html.escape(n)}</div>' for n in notices)}
 <div class="cards">{cards}</div>
 {figures_html.split('<h2>Per step</h2>')[0]}
+{notes_html}
 <p class="note">Coloured bands: exposure at each step (numbered at the top); grey: baseline;
 hatched: paused (//), safe place after STOP (xx), host outage (..). Red lines: STOP; red
-triangles: heart-rate and other alerts.</p>
+triangles: heart-rate and other alerts; green dashed lines: the therapist's notes (✎).
+{band}</p>
 <h2>Steps</h2>
 <table>{table_head}{''.join(rows)}</table>
 <p class="note">Time in step counts exposure only (not pauses or the safe place).
-Habituation: exposure time at the step until SUDS fell to {100 - r.drop_pct_rule:.0f} % of the
+Drop: (peak − end) / peak of the step's SUDS ratings; it needs two ratings.
+Habituation: exposure time at the step until SUDS fell to {_level(r.drop_pct_rule)} the
 visit's peak (the hierarchy's advance rule, a drop of {r.drop_pct_rule:.0f} %), with at least
 two ratings. Heart rate: good-quality values of {html.escape(r.hr_stream or 'no stream')}
 during exposure, against the baseline mean. Looking away: share of head-pose samples
-({html.escape(r.pose_stream or 'none recorded')}) flagged as looking away from the stimulus.</p>
+({html.escape(r.pose_stream or 'none recorded')}) flagged as looking away from the stimulus.
+Skipped: a step below the highest one reached that was never shown.</p>
 {('<h2>Per step</h2>' + figures_html.split('<h2>Per step</h2>')[1])
  if '<h2>Per step</h2>' in figures_html else ''}
 <h2>Session log</h2>
 <table><tr><th>time</th><th>step</th><th class="l">what happened</th><th class="l">by</th></tr>
 {log_rows}</table>
+<h2>For research</h2>
+<table><tr><th class="l">step</th><th>time in step</th>
+<th class="l">time at each intensity</th><th>trusted heart rate<div class="note">share of
+windows</div></th><th>head-pose samples</th></tr>{research_rows}</table>
+<p class="note">Time at each intensity: exposure time at the step per intensity setting.
+Trusted heart rate: share of the heart-rate windows (values of
+{html.escape(r.hr_stream or 'no stream')}) during exposure at the step whose quality was good;
+only those enter the heart-rate numbers.</p>
+<h3>Sources and data gaps</h3>
+{_sources_html(r)}
 <h2>Recording</h2>
 <p class="note">{html.escape(r.path)}{' (cut short)' if r.truncated else ''}<br>
 Samples: {streams}<br>Heart-rate values of good quality:
 {_num(_pct(r.totals.get('hr_good_share')), '{:.1f} %')}
+{f' · recorded {after_end:.1f} s past the end of the session (not counted in its length)'
+   if after_end > 0.05 else ''}
 · session {html.escape(r.session_id)} · recorded with {html.escape(r.software)}</p>
 <footer>Computed from the recording alone by vrexposure {html.escape(__version__)}.
 The same numbers are in the JSON summary beside this file.</footer>
 </body></html>
 """
+
+
+def local_time(iso_utc: str) -> str:
+    """An ISO UTC time as local date and time ("2026-11-01 11:00 CET"); as is if unreadable."""
+    try:
+        when = datetime.fromisoformat(iso_utc)
+    except ValueError:
+        return iso_utc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    local = when.astimezone()
+    return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")
+
 
 
 # --------------------------------------------------------------------------- files
