@@ -403,10 +403,13 @@ class SessionReport:
         lines.append(f"{'step':<22}{'time':>7}{'SUDS peak→end':>15}{'drop':>7}"
                      f"{'HR mean':>9}{'Δbase':>7}{'away':>6}{'STOP':>5}")
         for s in self.steps:
+            if s.skipped:
+                lines.append(f"{s.step_index + 1:>2} {s.step_id[:19]:<19}  skipped")
+                continue
             suds = "—" if s.suds_peak is None else f"{s.suds_peak}→{s.suds_end}"
             lines.append(
                 f"{s.step_index + 1:>2} {s.step_id[:19]:<19}{_clock(s.time_in_step_s):>7}"
-                f"{suds:>15}{_fmt(s.suds_drop_pct, '{:.0f}%'):>7}"
+                f"{suds:>15}{_fmt(s.suds_drop_pct, '{:.0f}%') if len(s.suds) > 1 else 'n/a':>7}"
                 f"{_fmt(s.hr_mean_bpm, '{:.1f}'):>9}"
                 f"{_fmt(s.hr_mean_vs_baseline_bpm, '{:+.1f}'):>7}"
                 f"{_fmt(_pct(s.look_away_share), '{:.0f}%'):>6}"
@@ -650,7 +653,7 @@ def compute_report(recording: XdfFile, path: Path | str = "") -> SessionReport:
             values = [v for _, v in report.suds]
             report.suds_start, report.suds_peak, report.suds_end = \
                 values[0], max(values), values[-1]
-            if report.suds_peak > 0:
+            if report.suds_peak > 0 and len(values) > 1:  # one rating has no drop
                 report.suds_drop_pct = 100.0 * (report.suds_peak - report.suds_end) \
                     / report.suds_peak
         report.habituation_s = _habituation(timeline, index, report.suds, drop_pct)
@@ -837,6 +840,9 @@ def _alert_cleared_text(e: Mapping[str, Any]) -> str:
     return f"Alert over: {_words(name)}"
 
 
+#: Kinds a client causes; the host's own events have no ``by``.
+_FROM_CLIENTS = frozenset({"controller_connected", "stimulus_event"})
+
 _SKIP_FIELDS = frozenset({"type", "kind", "t_s", "by"})
 
 
@@ -973,7 +979,9 @@ def _log_row(e: Mapping[str, Any], where: int | None,
         step_id = str(steps_meta[where].get("id", where))
     row = {"t_s": _r(float(e.get("t_s", 0.0)), 3), "kind": kind, "step_index": where,
            "step": None if where is None else where + 1, "step_id": step_id,
-           "text": log_text(e, steps_meta, alerts_cfg), "by": by, "who": who(by)}
+           "text": log_text(e, steps_meta, alerts_cfg), "by": by,
+           # events without a sender come from the host itself (monitor, rules, timers)
+           "who": who(by) if by or kind in _FROM_CLIENTS else "session host"}
     if kind == "marker":
         row["note"] = str(e.get("text", ""))
     elif kind == "stimulus_event":
@@ -1254,6 +1262,7 @@ img{max-width:100%}
 .swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
 .note{color:#555;font-size:.85em}
 footer{color:#777;font-size:.8em;margin-top:2em}
+td.muted{color:#888;font-style:italic}
 """
 
 
@@ -1571,6 +1580,7 @@ class SessionProgress:
     started_utc: str
     hierarchy_id: str
     duration_s: float
+    #: 0-based index of the highest step reached (the JSON adds the 1-based ``highest_step``)
     highest_step: int | None
     highest_step_id: str | None
     cut_short: bool
@@ -1579,6 +1589,30 @@ class SessionProgress:
     baseline_bpm: float | None
     stops: int
     alerts: int
+    #: First SUDS rating of each step (with the peak: between-session habituation).
+    first_suds: dict[str, int] = field(default_factory=dict)
+    time_in_step_s: dict[str, float] = field(default_factory=dict)
+    #: Time to habituation as a share of the time in the step.
+    habituation_share: dict[str, float] = field(default_factory=dict)
+    #: Steps shown in the session, and steps jumped over.
+    reached: list[str] = field(default_factory=list)
+    skipped_steps: list[str] = field(default_factory=list)
+    #: Predictions: {step, outcome, likelihood_pct, happened (None: no outcome)}.
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def started_local(self) -> str:
+        return local_time(self.started_utc)
+
+    def step_status(self, key: str) -> str:
+        """What happened at a step, in words: "habituated", "never fell to half" ..."""
+        if key in self.skipped_steps:
+            return "skipped"
+        if key not in self.reached:
+            return "not reached"
+        if key in self.habituation_s:
+            return "habituated"
+        return "no habituation"
 
 
 @dataclass
@@ -1587,15 +1621,43 @@ class PatientProgress:
     sessions: list[SessionProgress]
     step_order: list[str]
     skipped: list[str]
+    drop_pct_rule: float = DEFAULT_DROP_PCT
+
+    def predictions_summary(self) -> dict[str, Any]:
+        """Predictions across sessions: how many came true, did not, or have no outcome."""
+        all_predictions = [p for s in self.sessions for p in s.predictions]
+        failed = [p for p in all_predictions if p["happened"] is False]
+        return {
+            "recorded": len(all_predictions),
+            "did_not_happen": len(failed),
+            "happened": sum(p["happened"] is True for p in all_predictions),
+            "no_outcome": sum(p["happened"] is None for p in all_predictions),
+            "mean_likelihood_pct_of_those_that_did_not_happen":
+                _r(float(np.mean([p["likelihood_pct"] for p in failed])), 1) if failed
+                else None,
+        }
 
     def to_dict(self) -> dict[str, Any]:
+        sessions = []
+        for number, s in enumerate(self.sessions, start=1):
+            d = asdict(s)
+            d.update({
+                "session": number, "started_local": s.started_local,
+                "duration_s": _r(s.duration_s, 2),
+                # 1-based, as a person counts steps (highest_step_index: 0-based)
+                "highest_step": None if s.highest_step is None else s.highest_step + 1,
+                "highest_step_index": s.highest_step,
+                "habituation_s": {k: _r(v, 2) for k, v in s.habituation_s.items()},
+                "time_in_step_s": {k: _r(v, 2) for k, v in s.time_in_step_s.items()},
+                "habituation_share": {k: _r(v, 4) for k, v in s.habituation_share.items()},
+                "step_status": {k: s.step_status(k) for k in self.step_order},
+            })
+            sessions.append(d)
         return {"schema": PROGRESS_SCHEMA, "generated_by": f"vrexposure {__version__}",
                 "patient_id": self.patient_id, "step_order": self.step_order,
-                "skipped": self.skipped,
-                "sessions": [{**asdict(s), "duration_s": _r(s.duration_s, 2),
-                              "habituation_s": {k: _r(v, 2) for k, v in
-                                                s.habituation_s.items()}}
-                             for s in self.sessions]}
+                "habituation_drop_pct": self.drop_pct_rule,
+                "skipped": self.skipped, "predictions": self.predictions_summary(),
+                "sessions": sessions}
 
 
 def find_sessions(folder: Path, patient_id: str
@@ -1617,11 +1679,39 @@ def find_sessions(folder: Path, patient_id: str
     return found, skipped
 
 
+def session_progress(report: SessionReport, prefix: str = "") -> SessionProgress:
+    """One session's line of the progress page, from its report."""
+    steps = [s for s in report.steps if not s.skipped]
+    base = report.baseline.get("mean_bpm")
+    share = {prefix + s.step_id: s.habituation_s / s.time_in_step_s for s in steps
+             if s.habituation_s is not None and s.time_in_step_s > 0}
+    predictions = [{"step": s.step_index + 1, "step_id": prefix + s.step_id,
+                    "outcome": e.outcome, "likelihood_pct": e.likelihood_pct,
+                    "happened": e.happened} for s in steps for e in s.expectancies]
+    return SessionProgress(
+        report.path, report.started_utc, report.hierarchy_id, report.duration_s,
+        report.highest_step,
+        None if report.highest_step is None else report._step_id(report.highest_step),
+        report.truncated,
+        {prefix + s.step_id: int(s.suds_peak) for s in steps if s.suds_peak is not None},
+        {prefix + s.step_id: float(s.habituation_s) for s in steps
+         if s.habituation_s is not None},
+        None if base is None else float(base), int(report.totals["stops"]),
+        int(report.totals["alerts"]),
+        first_suds={prefix + s.step_id: int(s.suds[0][1]) for s in steps if s.suds},
+        time_in_step_s={prefix + s.step_id: s.time_in_step_s for s in steps},
+        habituation_share=share,
+        reached=[prefix + s.step_id for s in steps],
+        skipped_steps=[prefix + s.step_id for s in report.steps if s.skipped],
+        predictions=predictions)
+
+
 def compute_progress(folder: Path, patient_id: str,
                      on_file: Callable[[Path], None] | None = None) -> PatientProgress:
     sessions_found, skipped = find_sessions(folder, patient_id)
     sessions: list[SessionProgress] = []
     order: list[str] = []
+    rules: list[float] = []
     multiple = len({hierarchy for _, _, hierarchy in sessions_found}) > 1
     for _, path, _ in sessions_found:
         if on_file is not None:
@@ -1636,28 +1726,14 @@ def compute_progress(folder: Path, patient_id: str,
             key = prefix + str(m.get("id"))
             if key not in order:
                 order.append(key)
-        peaks = {prefix + s.step_id: s.suds_peak for s in report.steps
-                 if s.suds_peak is not None}
-        habituation = {prefix + s.step_id: s.habituation_s for s in report.steps
-                       if s.habituation_s is not None}
-        base = report.baseline.get("mean_bpm")
-        sessions.append(SessionProgress(
-            str(path), report.started_utc, report.hierarchy_id, report.duration_s,
-            report.highest_step,
-            None if report.highest_step is None else report._step_id(report.highest_step),
-            report.truncated, {k: int(v) for k, v in peaks.items() if v is not None},
-            {k: float(v) for k, v in habituation.items() if v is not None},
-            None if base is None else float(base), int(report.totals["stops"]),
-            int(report.totals["alerts"])))
-    return PatientProgress(patient_id, sessions, order, skipped)
+        rules.append(report.drop_pct_rule)
+        sessions.append(session_progress(report, prefix))
+    rule = rules[-1] if rules else DEFAULT_DROP_PCT
+    return PatientProgress(patient_id, sessions, order, skipped, rule)
 
 
 def _session_label(session: SessionProgress, number: int) -> str:
-    try:
-        day = datetime.fromisoformat(session.started_utc).strftime("%d %b")
-    except ValueError:
-        day = ""
-    return f"{number}\n{day}"
+    return f"{number}\n{session.started_local[:10]}"
 
 
 def progress_figure(progress: PatientProgress) -> Any:
@@ -1671,9 +1747,6 @@ def progress_figure(progress: PatientProgress) -> Any:
     labels = [_session_label(s, i + 1) for i, s in enumerate(sessions)]
     used = [k for k in progress.step_order
             if any(k in s.peak_suds or k in s.habituation_s for s in sessions)]
-    all_hab = [h for s in sessions for h in s.habituation_s.values()]
-    in_minutes = bool(all_hab) and max(all_hab) >= 120
-    unit = 60.0 if in_minutes else 1.0
     spread = min(0.3, 0.6 / max(1, len(used)))
     for n, key in enumerate(used):
         colour = _step_colour(progress.step_order.index(key))
@@ -1682,11 +1755,14 @@ def progress_figure(progress: PatientProgress) -> Any:
         ys = [s.peak_suds.get(key, np.nan) for s in sessions]
         ax_peak.plot(x + offset, ys, "o-", color=colour, ms=5,
                      label=f"{progress.step_order.index(key) + 1}. {key}")
-        hs = [s.habituation_s.get(key, np.nan) / unit for s in sessions]
+        firsts = [s.first_suds.get(key, np.nan) for s in sessions]
+        ax_peak.plot(x + offset, firsts, "o", mfc="white", mec=colour, ms=5, ls="none")
+        hs = [100 * s.habituation_share.get(key, np.nan) for s in sessions]
         ax_hab.plot(x + offset, hs, "s-", color=colour, ms=5)
     ax_peak.set_ylim(0, 105)
-    ax_peak.set_ylabel("peak SUDS")
-    ax_peak.set_title("Peak SUDS per step, session by session", fontsize=10)
+    ax_peak.set_ylabel("SUDS")
+    ax_peak.set_title("SUDS per step, session by session: peak (filled, joined) and first "
+                      "rating (open)", fontsize=10)
     if used:
         fig.legend(*ax_peak.get_legend_handles_labels(), loc="outside lower center",
                    ncol=min(5, len(used)), fontsize=8, frameon=False, title="steps",
@@ -1695,17 +1771,26 @@ def progress_figure(progress: PatientProgress) -> Any:
     ax_high.bar(x, highs, color="#4e79a7", width=0.6)
     for xi, s in zip(x, sessions, strict=True):
         if s.highest_step_id:
-            ax_high.text(xi, (s.highest_step or 0) + 1, s.highest_step_id, ha="center",
-                         va="bottom", fontsize=7)
+            ax_high.text(xi, (s.highest_step or 0) + 1, s.highest_step_id
+                         + (f" ({len(s.skipped_steps)} skipped)" if s.skipped_steps else ""),
+                         ha="center", va="bottom", fontsize=7)
     n_steps = max([len(progress.step_order)] + [int(h) for h in highs if not math.isnan(h)])
     ax_high.set_ylim(0, n_steps + 1.2)
     ax_high.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax_high.set_ylabel("highest step")
     ax_high.set_title("Highest step reached", fontsize=10)
-    ax_hab.set_ylabel("minutes" if in_minutes else "seconds")
-    ax_hab.set_ylim(bottom=0, top=max([1.0] + [h / unit for h in all_hab]) * 1.15)
-    ax_hab.set_title("Time to habituation per step: exposure time until SUDS fell to half "
-                     "the visit's peak (no point: it did not)", fontsize=10)
+    ax_hab.set_ylabel("% of time in step")
+    ax_hab.set_ylim(0, 105)
+    ax_hab.set_title(f"Time to habituation as a share of the time in the step: exposure time "
+                     f"until SUDS fell to {_level(progress.drop_pct_rule)} the peak "
+                     "(no point: it did not)", fontsize=10)
+    if len(sessions) < 2:
+        ax_hab.text(0.5, 0.5, "needs two sessions", transform=ax_hab.transAxes, ha="center",
+                    va="center", fontsize=14, color="#666666")
+    elif not any(s.habituation_share for s in sessions):
+        ax_hab.text(0.5, 0.5, f"SUDS never fell to {_level(progress.drop_pct_rule)} the peak",
+                    transform=ax_hab.transAxes, ha="center", va="center", fontsize=12,
+                    color="#666666")
     for ax in (ax_peak, ax_high, ax_hab):
         ax.set_xticks(x, labels, fontsize=8)
         ax.set_xlim(0.5, len(sessions) + 0.5)
@@ -1714,24 +1799,43 @@ def progress_figure(progress: PatientProgress) -> Any:
     return fig
 
 
+def _progress_cell(s: SessionProgress, key: str, drop_pct: float) -> str:
+    status = s.step_status(key)
+    if status in ("not reached", "skipped"):
+        return f"<td class='muted'>{status}</td>"
+    first, peak = s.first_suds.get(key), s.peak_suds.get(key)
+    suds = "no rating" if peak is None else f"{first} → {peak}"
+    if status == "habituated":
+        note = (f"habituated in {_clock(s.habituation_s[key])}"
+                + (f" ({100 * s.habituation_share[key]:.0f} % of "
+                   f"{_clock(s.time_in_step_s.get(key))})" if key in s.habituation_share
+                   else ""))
+    elif peak is None:
+        note = f"no rating in {_clock(s.time_in_step_s.get(key))}"
+    else:
+        note = f"never fell to {_level(drop_pct)} the peak in {_clock(s.time_in_step_s.get(key))}"
+    return f"<td class='suds'>{html.escape(suds)}<div class='note'>{html.escape(note)}</div></td>"
+
+
 def render_progress_html(progress: PatientProgress, figure_png: str | None) -> str:
     sessions = progress.sessions
-    head = "".join(f"<th>{i + 1}<div class='note'>{html.escape(s.started_utc[:10])}</div></th>"
+    zone = sessions[0].started_local.rsplit(" ", 1)[-1] if sessions else ""
+    head = "".join(f"<th>{i + 1}<div class='note'>{html.escape(s.started_local[:10])}</div></th>"
                    for i, s in enumerate(sessions))
     rows = []
     for key in progress.step_order:
-        if not any(key in s.peak_suds or key in s.habituation_s for s in sessions):
+        if not any(key in s.reached for s in sessions):
             continue
-        cells = "".join(
-            f"<td>{_e(s.peak_suds.get(key))}<div class='note'>"
-            f"{_clock(s.habituation_s[key]) if key in s.habituation_s else ''}</div></td>"
-            for s in sessions)
-        rows.append(f'<tr><td class="l">{html.escape(key)}</td>{cells}</tr>')
+        cells = "".join(_progress_cell(s, key, progress.drop_pct_rule) for s in sessions)
+        rows.append(f'<tr><td class="l">{progress.step_order.index(key) + 1}. '
+                    f"{html.escape(key)}</td>{cells}</tr>")
     summary = "".join(
-        f"<tr><td>{i + 1}</td><td class='l'>{html.escape(s.started_utc)}</td>"
+        f"<tr><td>{i + 1}</td><td class='l'>{html.escape(s.started_local)}</td>"
         f"<td class='l'>{html.escape(s.hierarchy_id)}</td><td>{_clock(s.duration_s)}</td>"
         f"<td>{'—' if s.highest_step is None else s.highest_step + 1}"
-        f" {html.escape(s.highest_step_id or '')}</td><td>{_num(s.baseline_bpm)}</td>"
+        f" {html.escape(s.highest_step_id or '')}"
+        + (f"<div class='note'>{len(s.skipped_steps)} skipped</div>" if s.skipped_steps else "")
+        + f"</td><td>{_num(s.baseline_bpm)}</td>"
         f"<td>{s.stops}</td><td>{s.alerts}</td>"
         f"<td class='l note'>{html.escape(Path(s.path).name)}"
         f"{' (cut short)' if s.cut_short else ''}</td></tr>"
@@ -1744,21 +1848,58 @@ def render_progress_html(progress: PatientProgress, figure_png: str | None) -> s
 <html lang="en"><head><meta charset="utf-8">
 <title>Progress {html.escape(progress.patient_id)}</title><style>{_CSS}</style></head><body>
 <h1>Progress across sessions</h1>
-<p class="sub">Patient <b>{html.escape(progress.patient_id)}</b> · {len(sessions)} session(s)</p>
+<p class="sub">Patient <b>{html.escape(progress.patient_id)}</b> · {len(sessions)} session(s)
+{'· habituation across sessions needs two sessions' if len(sessions) < 2 else ''}</p>
 {skipped}
 {figure}
 <h2>Sessions</h2>
-<table><tr><th>#</th><th class="l">started (UTC)</th><th class="l">hierarchy</th>
-<th>length</th><th>highest step</th><th>baseline HR</th><th>STOP</th><th>alerts</th>
-<th class="l">file</th></tr>{summary}</table>
-<h2>Peak SUDS per step (time to habituation below)</h2>
+<table><tr><th>#</th>
+<th class="l">started (local time{', ' + html.escape(zone) if zone else ''})</th>
+<th class="l">hierarchy</th><th>length</th><th>highest step</th><th>baseline HR</th>
+<th>STOP</th><th>alerts</th><th class="l">file</th></tr>{summary}</table>
+<h2>SUDS per step, session by session: first rating → peak</h2>
 <table><tr><th class="l">step</th>{head}</tr>{''.join(rows)}</table>
-<p class="note">Time to habituation: exposure time at the step until a SUDS rating fell to
-half the visit's peak (the hierarchy's advance rule), with at least two ratings; empty when
-it did not happen.</p>
-<footer>Computed from the recordings alone by vrexposure {html.escape(__version__)}.</footer>
+<p class="note">First → peak: the step's first SUDS rating and its highest, session over
+session (between-session habituation: both fall when fear habituates across sessions).
+Habituated in: exposure time at the step until a SUDS rating fell to
+{_level(progress.drop_pct_rule)} the visit's peak (the hierarchy's advance rule), with at
+least two ratings, and its share of the time in the step, so that a longer session does not
+look worse. "Not reached": the session ended before the step; "skipped": a later step was
+reached without it; "never fell to {_level(progress.drop_pct_rule)} the peak": the step was
+shown but SUDS did not fall that far.</p>
+<h2>Predictions that did not come true</h2>
+{_predictions_html(progress)}
+<footer>Computed from the recordings alone by vrexposure {html.escape(__version__)}.
+The same numbers are in the JSON summary beside this file.</footer>
 </body></html>
 """
+
+
+def _outcome_words(happened: bool | None) -> str:
+    return "did not happen" if happened is False else "<b>happened</b>" if happened \
+        else "no outcome recorded"
+
+
+def _predictions_html(progress: PatientProgress) -> str:
+    """Expectancy violation across sessions: each prediction and whether it came true."""
+    summary = progress.predictions_summary()
+    if not summary["recorded"]:
+        return "<p class='note'>No predictions were recorded in these sessions.</p>"
+    mean = summary["mean_likelihood_pct_of_those_that_did_not_happen"]
+    text = (f"<p>{summary['did_not_happen']} of {summary['recorded']} predictions did not "
+            f"come true" + (f" (predicted as {mean:.0f} % likely on average)"
+                            if mean is not None else "")
+            + f"; {summary['happened']} came true; {summary['no_outcome']} without an "
+            "outcome.</p>")
+    rows = "".join(
+        f"<tr><td>{number}</td><td class='l'>{html.escape(s.started_local[:10])}</td>"
+        f"<td class='l'>{p['step']}. {html.escape(p['step_id'])}</td>"
+        f"<td class='l'>“{html.escape(p['outcome'])}”</td><td>{p['likelihood_pct']} %</td>"
+        f"<td class='l'>{_outcome_words(p['happened'])}</td></tr>"
+        for number, s in enumerate(progress.sessions, start=1) for p in s.predictions)
+    return (text + "<table><tr><th>session</th><th class='l'>date</th><th class='l'>step</th>"
+            "<th class='l'>prediction</th><th>likelihood</th><th class='l'>outcome</th></tr>"
+            f"{rows}</table>")
 
 
 @dataclass
@@ -1766,6 +1907,7 @@ class ProgressFiles:
     html: Path
     json: Path
     progress: PatientProgress
+
 
 
 def write_progress(folder: Path, patient_id: str, out_dir: Path | None = None,
