@@ -113,8 +113,9 @@ def test_a_single_rating_reads_as_one_rating(edge: tuple[dict[str, Any], str]) -
     assert "n/a: one rating" in steps and "1 rating<" in steps
     assert "1 ratings" not in page and "drop 0" not in page
     # peak → end stays on one line
-    assert re.search(r"td\.suds\{white-space:nowrap\}", page)
+    assert re.search(r"td\.suds,td\.nw\{white-space:nowrap\}", page)
     assert "<td class='suds'>40 → 40" in steps
+    assert steps.count("<td class='nw'>n/a: one rating</td>") == 4  # steps 1 and 9
     # the step with two ratings that fell to half: a drop and a time to habituation
     step5 = next(s for s in summary["steps"] if s["step"] == 5)
     assert step5["suds_drop_pct"] == 50.0 and step5["habituation_s"] == 3.0
@@ -134,6 +135,7 @@ def test_skipped_steps_are_shown_as_skipped(edge: tuple[dict[str, Any], str]) ->
     assert page.count('<tr class="skipped">') == 6
     assert "3. " + HIERARCHY.steps[2].id + " " in _text(_section(page, "Steps"))
     assert text.count("skipped: not shown in this session") == 6
+    assert "heart rate high" in _section(page, "Steps")  # step 9's alert, in words
 
 
 def test_session_length_ends_at_the_end(edge: tuple[dict[str, Any], str]) -> None:
@@ -298,7 +300,7 @@ def _progress_folder(folder: Path) -> Path:
     folder.mkdir(exist_ok=True)
     plans: list[list[tuple[list[int], float]]] = [
         # (ratings of each step, seconds between ratings)
-        [([60, 50, 25], 10.0), ([80, 70], 2.0)],
+        [([50, 60, 25], 10.0), ([80, 70], 2.0)],
         [([40, 15], 2.0), ([60, 50, 40], 2.0)],
         [([20, 5], 1.0), ([30, 10], 1.0), ([40, 15], 1.0)],
     ]
@@ -370,7 +372,7 @@ def test_progress_reads_without_a_glossary(tmp_path: Path, berlin: None) -> None
     assert table.count(">not reached<") == 2 and "—" not in table
     # between-session habituation: first → peak of the same step, session over session
     assert [(s["first_suds"]["jar-far"], s["peak_suds"]["jar-far"]) for s in sessions] == [
-        (60, 60), (40, 40), (20, 20)]
+        (50, 60), (40, 40), (20, 20)]
     assert [s["first_suds"].get("jar-near") for s in sessions] == [80, 60, 30]
     row = next(r for r in re.findall(r"<tr>.*?</tr>", page, re.S) if "2. jar-near" in r)
     assert re.findall(r"(\d+ → \d+)", row) == ["80 → 80", "60 → 60", "30 → 30"]

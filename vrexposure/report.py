@@ -809,6 +809,17 @@ def _bpm(value: Any) -> str:
         return "? bpm"
 
 
+def alert_name(name: str) -> str:
+    """An alert's name in words: "heart rate high", "sensor hr.polar lost"."""
+    if name == "hr_above_baseline":
+        return "heart rate high"
+    if name.startswith("sensor_lost"):
+        return f"sensor {name.partition('.')[2] or '?'} lost"
+    if name == "recording_failed":
+        return "recording failed"
+    return _words(name)
+
+
 def _alert_text(e: Mapping[str, Any], alerts_cfg: Mapping[str, Any]) -> str:
     name = str(e.get("alert", ""))
     if name == "hr_above_baseline":
@@ -1220,11 +1231,14 @@ def steps_figure(report: SessionReport) -> Any:
     ax_suds.legend(fontsize=8, loc="upper left")
     share = [np.nan if s.look_away_share is None else 100 * s.look_away_share for s in steps]
     ax_away.bar(x, share, 0.6, color=colours)
-    for xi, value in zip(x, share, strict=True):
-        label = "no pose" if math.isnan(value) else (
+    for xi, value, s in zip(x, share, steps, strict=True):
+        label = "skipped" if s.skipped else "no pose" if math.isnan(value) else (
             f"{value:.1f}%" if 0 < value < 9.95 else f"{value:.0f}%")
         ax_away.text(xi, 0 if math.isnan(value) else value, label, ha="center",
-                     va="bottom", fontsize=8)
+                     va="bottom", fontsize=8, rotation=90 if many and label != "0%" else 0)
+        if s.skipped:
+            ax_suds.text(xi, 1, "skipped", ha="center", va="bottom", fontsize=8,
+                         rotation=90, color="#777777")
     ax_away.set_xticks(x, names, fontsize=8, rotation=35 if many else 0,
                        ha="right" if many else "center", rotation_mode="anchor")
     top = np.nanmax(share) if len(share) and not np.all(np.isnan(share)) else 10.0
@@ -1254,7 +1268,7 @@ table{border-collapse:collapse;width:100%;font-size:.88em}
 th,td{border-bottom:1px solid #e3e3e3;padding:4px 6px;text-align:right;vertical-align:top}
 th{background:#f6f6f6;position:sticky;top:0}
 td.l,th.l{text-align:left}td.l div{text-align:left}
-td.step{min-width:170px}td.exp{min-width:190px}td.suds{white-space:nowrap}
+td.step{min-width:170px}td.exp{min-width:190px}td.suds,td.nw{white-space:nowrap}
 tr.skipped td{color:#777;background:#fafafa;font-style:italic}
 table.narrow{width:auto}h3{font-size:1em;margin-top:1.2em}
 th{font-weight:600;vertical-align:bottom}
@@ -1394,8 +1408,9 @@ def render_html(report: SessionReport, figures: Mapping[str, str]) -> str:
             f"<td class='suds'>{html.escape(suds)}"
             + (f"<div class='note'>{_plural(len(s.suds), 'rating')}</div>" if s.suds else "")
             + "</td>",
-            f"<td>{html.escape(drop) if drop else _num(s.suds_drop_pct, '{:.0f} %')}</td>",
-            "<td>" + (_e(_clock(s.habituation_s)) if habituation is None
+            f"<td class='nw'>{html.escape(drop) if drop else _num(s.suds_drop_pct, '{:.0f} %')}"
+            "</td>",
+            "<td class='nw'>" + (_e(_clock(s.habituation_s)) if habituation is None
                       else html.escape(habituation)) + "</td>",
             f"<td>{_num(s.hr_mean_bpm)}<div class='note'>"
             f"{_num(s.hr_mean_vs_baseline_bpm, '{:+.1f}')}</div></td>",
@@ -1406,7 +1421,7 @@ def render_html(report: SessionReport, figures: Mapping[str, str]) -> str:
             cells.append(f"<td>{_num(_pct(s.intensity_max), '{:.0f} %')}</td>")
         cells += [f'<td class="l exp">{exp}</td>',
                   f"<td>{len(s.alerts)}" + (f"<div class='note'>"
-                                            f"{html.escape(', '.join(_words(a) for a in s.alerts))}"
+                                            f"{html.escape(', '.join(map(alert_name, s.alerts)))}"
                                             "</div>" if s.alerts else "") + "</td>",
                   f"<td>{s.stops}</td>"]
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -1752,17 +1767,19 @@ def progress_figure(progress: PatientProgress) -> Any:
         colour = _step_colour(progress.step_order.index(key))
         offset = (n - (len(used) - 1) / 2) * spread / max(1, len(used) - 1) if len(used) > 1 \
             else 0.0
+        # the first rating as a ring under the peak's dot: a ring around it when equal
+        firsts = [s.first_suds.get(key, np.nan) for s in sessions]
+        ax_peak.plot(x + offset, firsts, "o", mfc="white", mec=colour, ms=9, mew=1.5,
+                     ls="none")
         ys = [s.peak_suds.get(key, np.nan) for s in sessions]
         ax_peak.plot(x + offset, ys, "o-", color=colour, ms=5,
                      label=f"{progress.step_order.index(key) + 1}. {key}")
-        firsts = [s.first_suds.get(key, np.nan) for s in sessions]
-        ax_peak.plot(x + offset, firsts, "o", mfc="white", mec=colour, ms=5, ls="none")
         hs = [100 * s.habituation_share.get(key, np.nan) for s in sessions]
         ax_hab.plot(x + offset, hs, "s-", color=colour, ms=5)
     ax_peak.set_ylim(0, 105)
     ax_peak.set_ylabel("SUDS")
-    ax_peak.set_title("SUDS per step, session by session: peak (filled, joined) and first "
-                      "rating (open)", fontsize=10)
+    ax_peak.set_title("SUDS per step, session by session: peak (dot, joined) and first "
+                      "rating (ring)", fontsize=10)
     if used:
         fig.legend(*ax_peak.get_legend_handles_labels(), loc="outside lower center",
                    ncol=min(5, len(used)), fontsize=8, frameon=False, title="steps",
