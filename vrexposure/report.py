@@ -13,8 +13,9 @@ Definitions (also printed in the HTML):
 
 * time in step: session time in phase ``exposure`` at that step (pauses, the safe
   place after STOP and any recording outage excluded), summed over visits;
+* session length: from the start to the ``ended`` record (sensors may record on);
 * SUDS: ratings given while at the step, outside the baseline; peak = highest,
-  end = last, drop = (peak − end) / peak;
+  end = last, drop = (peak − end) / peak, with at least two ratings;
 * habituation: exposure time at the step until a rating fell to (1 − N %) of the
   visit's peak so far, with at least two ratings (N: the hierarchy's advance rule,
   50 % when it has none) — the rule the session host uses to suggest advancing;
@@ -22,7 +23,15 @@ Definitions (also printed in the HTML):
   (the derived one rather than a device's own figure), during exposure at the step;
 * look-away share: share of head-pose samples during exposure at the step that
   were flagged ``looking_away`` (samples without a stimulus angle are left out);
-  ``pose.head`` (the renderer's head) is used when recorded, else ``pose.sim``.
+  ``pose.head`` (the renderer's head) is used when recorded, else ``pose.sim``;
+* trusted heart rate: share of the heart-rate values (one per analysis window) during
+  exposure at the step whose quality was good;
+* baseline band: mean ± the alert margin max(rise_bpm, rise_sd × SD), its top the alert
+  line — the band the therapist panel draws;
+* skipped step: below the highest step reached and never shown.
+
+Step numbers a person reads (HTML, log, ``highest_step``, ``step``) are 1-based; fields
+named ``*_index`` are 0-based. The log shows every event as a sentence.
 """
 
 from __future__ import annotations
@@ -588,9 +597,8 @@ def compute_report(recording: XdfFile, path: Path | str = "") -> SessionReport:
             counts["resumed_after_crash"] += 1
         if started:
             highest = step if highest is None else max(highest, step)
-        if kind not in _NOT_LOGGED:
-            log_rows.append(_log_row(e, step if started else None, steps_meta,
-                                     alerts_cfg))
+        # every event is logged (one this version does not know, in words)
+        log_rows.append(_log_row(e, step if started else None, steps_meta, alerts_cfg))
     log_rows = _fold_suds_requests(log_rows)
     # a step below the highest one that was never visited was jumped over
     for index in range(highest or 0):
@@ -745,10 +753,6 @@ def _habituation(timeline: Timeline, index: int, suds: Sequence[tuple[float, int
                 return timeline.duration("exposure", index, visits[0], t)
     return None
 
-
-#: Event kinds left out of the log: none is clinical, each is recorded elsewhere
-#: (``questionnaire_*`` rows come from the questionnaire module).
-_NOT_LOGGED: frozenset[str] = frozenset()
 
 _PAUSE_REASONS = {
     "panel_heartbeat_lost": "the therapist panel stopped responding",
