@@ -254,6 +254,9 @@ def test_timeline_has_the_notes_and_an_m_ss_axis(tmp_path: Path) -> None:
     assert "Spider jumps" in [t.get_text() for t in ax_int.texts]
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "therapist's note (✎)" in labels and "scene event" in labels
+    assert "data gap (samples missing)" in labels
+    assert [list(line.get_xdata()) for line in ax_hr.get_lines()
+            if line.get_marker() == "x"] == [[24.0]]
     assert "alert line 90 bpm" in labels
     assert [mss(s) for s in (0, 59.6, 61, 3725)] == ["0:00", "1:00", "1:01", "1:02:05"]
 

@@ -1132,6 +1132,9 @@ def timeline_figure(report: SessionReport) -> Any:
         ax_suds.text(row["t_s"] / scale, 1.0, f" ✎{number}", color="#1b7837", fontsize=8,
                      transform=ax_suds.get_xaxis_transform(), ha="left", va="top",
                      fontweight="bold")
+    for gap in report.sources.get("gaps", []):
+        ax_hr.plot([float(gap["t_s"]) / scale], [0.03], marker="x", color="#555555", ms=7,
+                   mew=1.5, transform=ax_hr.get_xaxis_transform(), clip_on=False)
     for row in report.log:
         if row["kind"] == "stimulus_event":
             ax_int.plot([row["t_s"] / scale], [0.5], marker="D", color="#6a3d9a", ms=6,
@@ -1163,6 +1166,9 @@ def timeline_figure(report: SessionReport) -> Any:
         extra.append((Line2D([], [], color="#e31a1c", marker="v", ls="none", ms=7), "alert"))
     if _notes(report):
         extra.append((Line2D([], [], color="#1b7837", ls="--", lw=1), "therapist's note (✎)"))
+    if report.sources.get("gaps"):
+        extra.append((Line2D([], [], color="#555555", marker="x", ls="none", ms=7, mew=1.5),
+                      "data gap (samples missing)"))
     if any(row["kind"] == "stimulus_event" for row in report.log):
         extra.append((Line2D([], [], color="#6a3d9a", marker="D", ls="none", ms=6),
                       "scene event"))
@@ -1485,7 +1491,8 @@ def render_html(report: SessionReport, figures: Mapping[str, str]) -> str:
 {notes_html}
 <p class="note">Coloured bands: exposure at each step (numbered at the top); grey: baseline;
 hatched: paused (//), safe place after STOP (xx), host outage (..). Red lines: STOP; red
-triangles: heart-rate and other alerts; green dashed lines: the therapist's notes (✎).
+triangles: heart-rate and other alerts; green dashed lines: the therapist's notes (✎);
+grey crosses: data gaps (listed under "For research").
 {band}</p>
 <h2>Steps</h2>
 <table>{table_head}{''.join(rows)}</table>
