@@ -227,29 +227,38 @@ def test_report_of_a_session_with_pause_stop_alert_and_repeat(tmp_path: Path) ->
     report = compute_report(read_xdf(rich_session(tmp_path / "rich.xdf"))).to_dict()
     step0, step1 = report["steps"]
     assert step0 | {"suds": None, "expectancies": None, "label": None} == {
-        "step_index": 0, "step_id": "jar-far", "label": None, "expected_suds": 20,
+        "step": 1, "step_index": 0, "step_id": "jar-far", "label": None, "expected_suds": 20,
         "visits": 1, "time_in_step_s": 9.0,  # 10-20 s minus the 1 s pause
         "suds": None, "suds_start": 40, "suds_peak": 50, "suds_end": 20, "suds_drop_pct": 60.0,
         "habituation_s": 7.0,  # 20 ≤ 50 % of 50 at 18 s: 8 s minus the pause
         "hr_mean_bpm": 84.44, "hr_peak_bpm": 89.0,  # 80..89 without 85 (paused)
         "hr_mean_vs_baseline_bpm": 14.44, "hr_peak_vs_baseline_bpm": 19.0, "hr_values": 9,
         "look_away_share": 0.1111, "pose_samples": 90, "intensity_max": 0.5,
-        "expectancies": None, "alerts": [], "stops": 0, "pauses": 1}
+        "expectancies": None, "alerts": [], "stops": 0, "pauses": 1, "skipped": False,
+        # 10-15 and 16-17 s at intensity 0, 17-20 s at 0.5
+        "intensity_time_s": [{"intensity": 0.0, "time_s": 6.0},
+                             {"intensity": 0.5, "time_s": 3.0}],
+        "hr_windows": 10, "hr_trusted_share": 0.9,  # the uncertain 150 bpm at 12.5 s
+        "suds_drop_note": None, "habituation_note": None}
     assert step0["suds"] == [{"t_s": t, "value": v} for t, v in
                              ((12.0, 40), (14.0, 50), (16.0, 30), (18.0, 20))]
     assert step0["expectancies"] == [{"t_s": 10.5, "outcome": "It escapes",
                                       "likelihood_pct": 60, "happened": True}]
     assert step1 | {"suds": None, "expectancies": None, "label": None} == {
-        "step_index": 1, "step_id": "jar-near", "label": None, "expected_suds": 30,
+        "step": 2, "step_index": 1, "step_id": "jar-near", "label": None, "expected_suds": 30,
         "visits": 2, "time_in_step_s": 10.0,  # 20-23 and 26-33 (safe place 23-26 excluded)
         "suds": None, "suds_start": 60, "suds_peak": 70, "suds_end": 45,
         "suds_drop_pct": 35.71, "habituation_s": 6.0,  # 30 ≤ 35 at 29 s: 9 s minus 3 s safe
         "hr_mean_bpm": 96.6, "hr_peak_bpm": 102.0, "hr_mean_vs_baseline_bpm": 26.6,
         "hr_peak_vs_baseline_bpm": 32.0, "hr_values": 10, "look_away_share": 0.2,
         "pose_samples": 100, "intensity_max": 0.0, "expectancies": None,
-        "alerts": ["hr_above_baseline"], "stops": 1, "pauses": 0}
+        "alerts": ["hr_above_baseline"], "stops": 1, "pauses": 0, "skipped": False,
+        "intensity_time_s": [{"intensity": 0.0, "time_s": 10.0}],
+        "hr_windows": 10, "hr_trusted_share": 1.0,
+        "suds_drop_note": None, "habituation_note": None}
     assert report["baseline"] | {"suds": None} == {
         "mean_bpm": 70.0, "sd_bpm": 1.0, "n_values": 9, "threshold_bpm": 90.0,
+        "band_bpm": [50.0, 90.0],
         "duration_s": 10.0, "warning": None, "suds": None, "alerts": [], "stops": 0,
         "source": "session host"}
     assert report["baseline"]["suds"] == [{"t_s": 5.0, "value": 10}]
@@ -259,10 +268,13 @@ def test_report_of_a_session_with_pause_stop_alert_and_repeat(tmp_path: Path) ->
     assert (totals["exposure_s"], totals["paused_s"], totals["safe_s"]) == (19.0, 1.0, 3.0)
     assert totals["hr_good_share"] == pytest.approx(33 / 34, abs=1e-4)
     assert report["session"]["highest_step_index"] == 1 and report["session"]["ended"]
+    assert report["session"]["highest_step"] == 2  # 1-based, as a person counts
     assert report["recording"]["pose_stream"] == "pose.head"
     texts = [row["text"] for row in report["log"]]
-    assert "marker: patient laughed" in texts and "STOP: STOP" in texts
-    assert any(t.startswith("alert hr_above_baseline") for t in texts)
+    assert "Note: patient laughed" in texts
+    assert "STOP pressed by the patient (remote); safe place shown" in texts
+    # the alert names no duration: the hierarchy's sustain time is how long it took
+    assert "Heart rate 92 bpm, above the alert line of 90 bpm for 15 s" in texts
 
 
 def test_timeline_leaves_out_a_host_outage() -> None:
@@ -288,7 +300,11 @@ def test_report_for_a_recording_whose_writer_was_killed(demo_file: Path, demo: X
         recording = read_xdf(cut)
         assert recording.truncated and summary["recording"]["cut_short"] is True
         end = max(float(s.timestamps[-1]) for s in recording.streams.values())
-        assert summary["session"]["duration_s"] == pytest.approx(end, abs=0.01)
+        # the session's length ends at its 'ended' record when that survived the cut
+        ended = [e["t_s"] for e in events_of(recording) if e["kind"] == "ended"]
+        assert summary["session"]["duration_s"] == pytest.approx(
+            ended[0] if ended else end, abs=0.01)
+        assert summary["session"]["recorded_s"] == pytest.approx(end, abs=0.01)
         assert summary["session"]["duration_s"] > exposure
         assert summary["steps"], "the steps before the cut are reported"
         page = files.html.read_text()

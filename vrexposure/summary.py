@@ -33,6 +33,7 @@ class SessionSummary:
     baseline_mean_bpm: float | None
     baseline_sd_bpm: float | None
     steps: list[StepSummary]
+    #: 0-based index of the highest step reached (``to_dict`` writes it 1-based).
     highest_step: int
     stops: int
     alerts: int
@@ -46,7 +47,8 @@ class SessionSummary:
             "path": self.path, "patient_id": self.patient_id, "hierarchy_id": self.hierarchy_id,
             "duration_s": round(self.duration_s, 2),
             "baseline_mean_bpm": self.baseline_mean_bpm, "baseline_sd_bpm": self.baseline_sd_bpm,
-            "highest_step": self.highest_step, "stops": self.stops, "alerts": self.alerts,
+            # 1-based, as a person counts steps (the dataclass keeps the 0-based index)
+            "highest_step": self.highest_step + 1, "stops": self.stops, "alerts": self.alerts,
             "samples": self.samples, "truncated": self.truncated, "renderer": self.renderer,
             "steps": [{"step_index": s.step_index, "step_id": s.step_id,
                        "expected_suds": s.expected_suds,
