@@ -34,22 +34,43 @@ def main(verbose: int) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--strict", is_flag=True, help="Treat clinical warnings as errors.")
 def validate(paths: tuple[Path, ...], strict: bool) -> None:
-    """Check hierarchy files against their scenes' parameters and clinical guidance."""
+    """Check hierarchy and questionnaire files (a folder: every *.yaml in it)."""
     files: list[Path] = []
     for path in paths:
         files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
     errors = warnings = 0
     for path in files:
-        hierarchy, problems = validate_file(path)
+        if _is_questionnaire(path):
+            ok_text, problems = _validate_questionnaire(path)
+        else:
+            hierarchy, problems = validate_file(path)
+            ok_text = (f"{len(hierarchy.steps)} steps, scene '{hierarchy.scene}'"
+                       if hierarchy is not None else None)
         for problem in problems:
             click.echo(str(problem), err=problem.severity == "error")
         errors += sum(p.severity == "error" for p in problems)
         warnings += sum(p.severity == "warning" for p in problems)
-        if hierarchy is not None and not problems:
-            click.echo(f"{path}: ok ({len(hierarchy.steps)} steps, scene '{hierarchy.scene}')")
+        if ok_text is not None and not problems:
+            click.echo(f"{path}: ok ({ok_text})")
     click.echo(f"{len(files)} file(s): {errors} error(s), {warnings} warning(s)")
     if errors or (strict and warnings):
         sys.exit(1)
+
+
+def _is_questionnaire(path: Path) -> bool:
+    from .questionnaires import is_questionnaire_document
+
+    return is_questionnaire_document(path)
+
+
+def _validate_questionnaire(path: Path) -> tuple[str | None, list[Any]]:
+    from .questionnaires import validate_questionnaire_file
+
+    q, problems = validate_questionnaire_file(path)
+    if q is None:
+        return None, problems
+    kind = "items included" if q.administrable else "scoring only, licensed item text"
+    return f"questionnaire '{q.id}', {len(q.items)} items, {kind}", problems
 
 
 @main.command()
