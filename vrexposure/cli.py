@@ -343,6 +343,7 @@ def keys_revoke(name: str, directory: Path) -> None:
 
 def _register_plugins_commands() -> None:
     from .cli_panel import panel_command
+    from .cli_questionnaire import questionnaire_command
     from .cli_render import render_command, snapshot_command
     from .cli_research import (
         export_command,
@@ -363,6 +364,7 @@ def _register_plugins_commands() -> None:
     main.add_command(progress_command, "progress")
     main.add_command(export_command, "export")
     main.add_command(lsl_command, "lsl")
+    main.add_command(questionnaire_command, "questionnaire")
 
 
 _register_plugins_commands()

@@ -216,8 +216,10 @@ def _scale(check: _Checker, raw: object, where: PathKey, need_anchors: bool = Tr
     if not isinstance(raw_anchors, Mapping):
         check.report((*where, "anchors"), "'anchors' must map response values to labels")
     else:
-        for value, label in raw_anchors.items():
-            at = (*where, "anchors", value)
+        for key, label in raw_anchors.items():
+            at = (*where, "anchors", key)
+            # JSON (recordings, FHIR round trips) turns the numeric keys into text.
+            value = int(key) if isinstance(key, str) and key.lstrip("-").isdigit() else key
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 check.report(at, f"anchor {value!r} is not a response value from {low} to {high}")
             elif not isinstance(label, str) or not label.strip():
@@ -429,7 +431,9 @@ def questionnaire_to_dict(q: Questionnaire) -> dict[str, Any]:
     """Plain data (recorded in the XDF header so a recording is self-contained)."""
     return {
         "id": q.id, "title": q.title, "version": q.version, "citation": q.citation,
-        "licence": q.licence, "item_text": q.item_text, "instructions": q.instructions,
+        "licence": q.licence, "item_text": q.item_text,
+        **({"instructions": q.instructions} if q.instructions else {}),
+        **({"licensed_text_note": q.licensed_text_note} if q.licensed_text_note else {}),
         "when": list(q.when),
         **({"every_n_sessions": q.every_n_sessions} if q.every_n_sessions else {}),
         "items": [{"id": i.id, **({"text": i.text} if q.administrable else {}),
