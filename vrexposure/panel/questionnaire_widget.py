@@ -19,7 +19,7 @@ the next state.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtWidgets import (
     QComboBox,
@@ -38,7 +38,13 @@ from ..questionnaires import Questionnaire
 from ..questionnaires.session import CYBERSICKNESS_ALERT, SSQ_ID, library
 
 Send = Callable[[str, Mapping[str, Any]], object]
+W = TypeVar("W", bound=QWidget)
 MAX_BUTTONS = 11
+
+
+def _named(widget: W, name: str) -> W:
+    widget.setObjectName(name)
+    return widget
 
 
 def score_line(done: Mapping[str, Any]) -> str:
@@ -73,41 +79,41 @@ class QuestionnaireWidget(QWidget):
 
         layout = QVBoxLayout(self)
         give_row = QHBoxLayout()
-        self.choice = QComboBox(objectName="q-choice")
+        self.choice = _named(QComboBox(), "q-choice")
         for q in sorted(self.definitions.values(), key=lambda q: q.title):
             self.choice.addItem(q.title if q.administrable else f"{q.title} (scoring only)",
                                 q.id)
-        self.give_button = QPushButton("Give", objectName="q-give")
+        self.give_button = _named(QPushButton("Give"), "q-give")
         self.give_button.clicked.connect(self.give)
         give_row.addWidget(self.choice, 1)
         give_row.addWidget(self.give_button)
         layout.addLayout(give_row)
-        self.due_label = QLabel("", objectName="q-due")
+        self.due_label = _named(QLabel(""), "q-due")
         self.due_label.setWordWrap(True)
         layout.addWidget(self.due_label)
-        self.note = QLabel("", objectName="q-note")
+        self.note = _named(QLabel(""), "q-note")
         self.note.setWordWrap(True)
         layout.addWidget(self.note)
 
-        self.live = QGroupBox("Open questionnaire", objectName="q-live")
+        self.live = _named(QGroupBox("Open questionnaire"), "q-live")
         live = QVBoxLayout(self.live)
-        self.progress_label = QLabel("", objectName="q-progress-label")
-        self.progress = QProgressBar(objectName="q-progress")
-        self.item_label = QLabel("", objectName="q-item")
+        self.progress_label = _named(QLabel(""), "q-progress-label")
+        self.progress = _named(QProgressBar(), "q-progress")
+        self.item_label = _named(QLabel(""), "q-item")
         self.item_label.setWordWrap(True)
         self.item_label.setStyleSheet("font-size: 15px; font-weight: bold;")
-        self.answers_box = QWidget(objectName="q-answers")
+        self.answers_box = _named(QWidget(), "q-answers")
         self.answers_grid = QGridLayout(self.answers_box)
         self.answers_grid.setContentsMargins(0, 0, 0, 0)
-        self.spin = QSpinBox(objectName="q-spin")
-        self.spin_send = QPushButton("Enter", objectName="q-spin-send")
+        self.spin = _named(QSpinBox(), "q-spin")
+        self.spin_send = _named(QPushButton("Enter"), "q-spin-send")
         self.spin_send.clicked.connect(self._answer_spin)
         controls = QHBoxLayout()
-        self.skip_button = QPushButton("Leave unanswered", objectName="q-skip")
+        self.skip_button = _named(QPushButton("Leave unanswered"), "q-skip")
         self.skip_button.clicked.connect(lambda: self.answer(None))
-        self.pause_button = QPushButton("Pause", objectName="q-pause")
+        self.pause_button = _named(QPushButton("Pause"), "q-pause")
         self.pause_button.clicked.connect(self.toggle_pause)
-        self.finish_button = QPushButton("Finish now", objectName="q-finish")
+        self.finish_button = _named(QPushButton("Finish now"), "q-finish")
         self.finish_button.setToolTip("Score it now; unanswered items are recorded as such")
         self.finish_button.clicked.connect(self.finish)
         for button in (self.skip_button, self.pause_button, self.finish_button):
@@ -117,19 +123,19 @@ class QuestionnaireWidget(QWidget):
         live.addLayout(controls)
         layout.addWidget(self.live)
 
-        self.alert = QLabel("", objectName="q-alert")
+        self.alert = _named(QLabel(""), "q-alert")
         self.alert.setWordWrap(True)
         self.alert.setStyleSheet("background: #b3261e; color: white; padding: 6px; "
                                  "font-weight: bold;")
-        self.stop_button = QPushButton("STOP: back to the calm scene", objectName="q-stop")
+        self.stop_button = _named(QPushButton("STOP: back to the calm scene"), "q-stop")
         self.stop_button.clicked.connect(
             lambda: self._send("stop", {"reason": "cybersickness (SSQ rise)"}))
         layout.addWidget(self.alert)
         layout.addWidget(self.stop_button)
-        self.scores_label = QLabel("No questionnaire given yet.", objectName="q-scores")
+        self.scores_label = _named(QLabel("No questionnaire given yet."), "q-scores")
         self.scores_label.setWordWrap(True)
         layout.addWidget(self.scores_label)
-        self.change_label = QLabel("", objectName="q-change")
+        self.change_label = _named(QLabel(""), "q-change")
         self.change_label.setStyleSheet("font-weight: bold;")
         layout.addWidget(self.change_label)
         layout.addStretch(1)
@@ -233,7 +239,7 @@ class QuestionnaireWidget(QWidget):
             self.spin_send.hide()
             for column, value in enumerate(values):
                 label = f"{value}\n{anchors[value]}" if value in anchors else str(value)
-                button = QPushButton(label, objectName=f"q-answer-{value}")
+                button = _named(QPushButton(label), f"q-answer-{value}")
                 button.clicked.connect(lambda _=False, v=value: self.answer(v))
                 self.answers_grid.addWidget(button, 0, column)
                 button.show()
@@ -244,7 +250,7 @@ class QuestionnaireWidget(QWidget):
             self.spin.setSpecialValueText("—")
             self.spin.setValue(low - step)
             ends = f"{low} = {anchors.get(low, '')}, {high} = {anchors.get(high, '')}"
-            hint = QLabel(ends, objectName="q-spin-hint")
+            hint = _named(QLabel(ends), "q-spin-hint")
             self.answers_grid.addWidget(hint, 0, 0, 1, 2)
             hint.show()
             self.answers_grid.addWidget(self.spin, 1, 0)
