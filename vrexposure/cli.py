@@ -268,6 +268,8 @@ def demo(hierarchy_name: str, duration_s: float, patient_id: str, out_dir: Path,
     except HostError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(result.summary.text())
+    for line in result.questionnaires:
+        click.echo(line)
     click.echo(f"Summary: {result.summary_path}")
 
 
