@@ -80,3 +80,16 @@ def test_clinic_licensed_copy_overrides_the_scoring_only_builtin(tmp_path: Path)
                                        "--answers", ",".join(["2"] * 26)])
     assert result.exit_code == 0, result.output
     assert "CLQ total: 52" in result.output
+
+
+def test_ctl_words_for_questionnaires() -> None:
+    from vrexposure.cli import _ctl_command
+
+    assert _ctl_command(("questionnaire-start", "ssq")) == ("questionnaire_start", {"id": "ssq"})
+    assert _ctl_command(("questionnaire-answer", "nausea", "2")) == (
+        "questionnaire_answer", {"item": "nausea", "response": 2})
+    assert _ctl_command(("questionnaire-answer", "nausea", "-")) == (
+        "questionnaire_answer", {"item": "nausea", "response": None})
+    assert _ctl_command(("questionnaire-pause", "off")) == ("questionnaire_pause",
+                                                            {"paused": False})
+    assert _ctl_command(("questionnaire-finish",)) == ("questionnaire_finish", {})

@@ -182,3 +182,39 @@ def test_hierarchy_questionnaire_plan_is_validated_with_lines() -> None:
     assert f"h.yaml:{n + 3}: error: questionnaire 'fsq' ships as scoring only" in text
     assert f"h.yaml:{n + 4}: error: 'ssq_rise_alert' compares the SSQ" in text
     assert f"h.yaml:{n + 5}: error: unknown field 'every'" in text
+
+
+def test_host_gives_the_clinic_licensed_copy(hierarchy: Hierarchy, tmp_path: Any) -> None:
+    import re
+    import time as _time
+
+    from vrexposure.client import ControlClient
+    from vrexposure.config import load_config
+    from vrexposure.host import HostError, SessionHost
+    from vrexposure.plugins import builtin_dir as _builtin_dir
+
+    from .conftest import free_endpoints
+
+    clinic = tmp_path / "clinic"
+    clinic.mkdir()
+    text = (_builtin_dir("questionnaires") / "fsq.yaml").read_text()
+    text = text.replace("item_text: licensed", "item_text: included").replace(
+        "scale: {min: 0, max: 6}", "scale: {min: 0, max: 6, anchors: {0: low, 6: high}}")
+    (clinic / "fsq.yaml").write_text(re.sub(r"\{id: (fsq\d\d)\}", r"{id: \1, text: 'text \1'}",
+                                            text))
+    config = load_config(overrides={"questionnaires": {"dirs": [str(clinic)]}})
+    host = SessionHost(hierarchy, "P001", free_endpoints(), config,
+                       recording_dir=tmp_path / "s").start()
+    try:
+        therapist = ControlClient(host.endpoints.control, "therapist", "panel")
+        _time.sleep(0.1)
+        reply = therapist.send("questionnaire_start", {"id": "fsq"})
+        assert reply.ok and therapist.state()["questionnaire"]["next_item"]["text"] == \
+            "text fsq01"
+        therapist.close()
+    finally:
+        host.close()
+    (clinic / "broken.yaml").write_text("id: x\nitems: 3\n")
+    with pytest.raises(HostError, match=r"broken.yaml:\d+: error"):
+        SessionHost(hierarchy, "P001", free_endpoints(), config, recording_dir=tmp_path / "s2")
+    assert not (tmp_path / "s2").exists()  # refused before any recording was made

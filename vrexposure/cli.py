@@ -124,6 +124,8 @@ Commands:
   next | previous | repeat | jump STEP | intensity X (0-1) | suds N (0-100)
   request-suds | expectancy LIKELIHOOD OUTCOME... | outcome yes|no
   marker TEXT... | accept | dismiss | auto-advance on|off | end
+  questionnaire-start ID | questionnaire-answer ITEM N|- | questionnaire-pause on|off
+  questionnaire-finish
 """
 
 
@@ -173,6 +175,16 @@ def _ctl_command(words: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
     if name == "auto_advance":
         need(1)
         return "auto_advance", {"enabled": rest[0].lower() in ("on", "yes", "true", "1")}
+    if name == "questionnaire_start":
+        need(1)
+        return name, {"id": rest[0]}
+    if name == "questionnaire_answer":
+        need(2)
+        return name, {"item": rest[0],
+                      "response": None if rest[1] == "-" else int(number(rest[1]))}
+    if name == "questionnaire_pause":
+        need(1)
+        return name, {"paused": rest[0].lower() in ("on", "yes", "true", "1")}
     if name in ("stop", "pause", "end") and rest:
         return name, {"reason": " ".join(rest)}
     return name, {}
