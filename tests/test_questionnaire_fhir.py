@@ -115,3 +115,20 @@ def test_session_recording_holds_every_answer_and_exports(host: SessionHost) -> 
     by_type = check_bundle(next(out.glob("*.fhir.json")))
     assert len(by_type["QuestionnaireResponse"][0]["item"]) == 15
     assert len(by_type["Observation"]) == 4
+
+
+def test_definition_file_exports_as_a_questionnaire(tmp_path: Path) -> None:
+    from vrexposure.plugins import builtin_dir
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", str(builtin_dir("questionnaires") / "ipq.yaml"),
+                                  "--format", "fhir", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    resource = json.loads((tmp_path / "ipq.fhir.json").read_text())
+    Questionnaire.model_validate(resource)
+    assert resource["url"] == "urn:vrexposure:questionnaire:ipq" and len(resource["item"]) == 15
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: x\nitems: 3\n")
+    result = runner.invoke(main, ["export", str(bad), "--format", "fhir", "--out",
+                                  str(tmp_path)])
+    assert result.exit_code == 1 and "bad.yaml:" in result.output

@@ -243,7 +243,7 @@ def progress_command(folder: Path, patient_id: str, out_dir: Path | None) -> Non
 @click.option("--format", "fmt", type=click.Choice(["csv", "bids", "fhir"]), required=True,
               help="csv: one CSV per stream plus events; bids: BIDS physio and events; "
                    "fhir: the questionnaires as a FHIR R4 Bundle (FILE may also be a "
-                   "stand-alone .questionnaire.json).")
+                   "stand-alone .questionnaire.json, or a questionnaire .yaml definition).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Output folder (for bids: the dataset root).")
 @click.option("--session", "session", default=None,
@@ -284,10 +284,11 @@ def export_command(file: Path, fmt: str, out_dir: Path, session: str | None) -> 
 
 def _export_fhir(file: Path, out_dir: Path) -> None:
     from .export import export_fhir
+    from .questionnaires import QuestionnaireError
 
     try:
         result = export_fhir(file, out_dir)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, QuestionnaireError) as exc:
         raise click.ClickException(str(exc)) from exc
     for note in result.notes:
         click.echo(note)

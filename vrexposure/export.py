@@ -600,9 +600,17 @@ def _events_sidecar(meta: Mapping[str, Any]) -> dict[str, Any]:
 def export_fhir(path: Path, out_dir: Path) -> ExportResult:
     """Completed questionnaires of a recording (or a stand-alone questionnaire file) as one
     FHIR ``Bundle``: Questionnaire, QuestionnaireResponse and score Observations, each
-    validated by ``fhir.resources`` (the ``fhir`` extra)."""
-    from .questionnaires.fhir import bundle
+    validated by ``fhir.resources`` (the ``fhir`` extra). A questionnaire definition
+    (``.yaml``) becomes a FHIR ``Questionnaire`` on its own."""
+    from .questionnaires import load_questionnaire
+    from .questionnaires.fhir import bundle, questionnaire_resource
     from .questionnaires.records import SUFFIX, read_any
+
+    if Path(path).suffix in (".yaml", ".yml"):
+        definition = load_questionnaire(Path(path))
+        target = _write_json(_mkdir(out_dir) / f"{definition.id}.fhir.json",
+                             questionnaire_resource(definition))
+        return ExportResult(out_dir, [target], [f"questionnaire definition '{definition.id}'"])
 
     administrations = read_any(Path(path))
     if not administrations:
