@@ -157,3 +157,16 @@ def test_pages_render_in_a_real_browser(tmp_path: Path) -> None:
     pixels = screenshot(tmp_path, progress_section(phases(tmp_path / "q")), "progress")
     blue = (pixels[..., 2] > 180) & (pixels[..., 0] < 80) & (pixels[..., 1] < 140)
     assert blue.sum() > 50  # the in-session points of the figure
+
+
+def test_entry_points_for_the_report_and_progress_pages(demo_file: Path) -> None:
+    from vrexposure.report_questionnaires import for_patient, for_recording
+
+    page, data = for_recording(demo_file)
+    assert "SSQ Total score (TS)</td><td>0</td>" in page
+    assert [q["occasion"] for q in data["questionnaires"]] == ["before_session",
+                                                                 "after_session"]
+    page, data, skipped = for_patient(demo_file.parent, "DEMO01")
+    assert not skipped and "Simulator Sickness Questionnaire" in page
+    assert [p["phase"] for p in data["measures"][0]["points"]] == ["session", "session"]
+    assert for_patient(demo_file.parent, "P404")[0] == ""

@@ -251,5 +251,22 @@ def progress_section(administrations: Sequence[Administration]) -> str:
     return "\n".join(parts)
 
 
-__all__ = ["Change", "progress_figure", "progress_json", "progress_section",
-           "session_changes", "session_json", "session_section"]
+def for_recording(path: Any) -> tuple[str, dict[str, Any]]:
+    """(HTML section, JSON) of one session recording, for the session report."""
+    from .questionnaires.records import from_recording
+
+    given = from_recording(path)
+    return session_section(given), session_json(given)
+
+
+def for_patient(folder: Any, patient_id: str) -> tuple[str, dict[str, Any], list[str]]:
+    """(HTML section, JSON, unreadable files) of a patient's folder (recordings and
+    stand-alone questionnaire files), for the progress page."""
+    from .questionnaires.records import find_administrations
+
+    given, skipped = find_administrations(folder, patient_id)
+    return progress_section(given), progress_json(given), skipped
+
+
+__all__ = ["Change", "for_patient", "for_recording", "progress_figure", "progress_json",
+           "progress_section", "session_changes", "session_json", "session_section"]

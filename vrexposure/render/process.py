@@ -847,6 +847,8 @@ class RendererProcess:
         state = self.director.state
         self.questionnaire.show_form(None if not state or self.director.failsafe
                                      else state.get("questionnaire"))
+        if self.questionnaire.active:
+            self.overlay.hide_suds()  # one question at a time: the form has the keys
         self.overlay.update(now)
         preview_due = bool(self.preview_interval_s) and now >= self._next_preview_s
         if preview_due and self.mirror_preview:
