@@ -149,6 +149,16 @@ def test_ssq_rise_above_threshold_is_a_cybersickness_alert(planned: Hierarchy) -
     assert not [e for e in events if e.kind == "alert"]
 
 
+def test_ending_the_session_scores_the_open_form(planned: Hierarchy) -> None:
+    state = initial_state(planned)
+    state, _ = run(state, "questionnaire_start", 1.0, id="ipq")
+    state, _ = run(state, "questionnaire_answer", 2.0, P, id="ipq", item="G1", response=5)
+    state, events = run(state, "end", 3.0)
+    assert [e.kind for e in events][-2:] == ["questionnaire_scored", "ended"]
+    assert sum(e.kind == "questionnaire_answer" for e in events) == 13
+    assert state.questionnaire is None and state.questionnaires_done[-1].value("general") == 5
+
+
 def test_state_rebuilds_from_the_recorded_events(planned: Hierarchy) -> None:
     state = initial_state(planned)
     log: list[Event] = []
@@ -179,7 +189,7 @@ def test_hierarchy_questionnaire_plan_is_validated_with_lines() -> None:
     assert bad is None
     text = "\n".join(str(p) for p in problems)
     assert f"h.yaml:{n + 2}: error: no questionnaire 'sqq' (did you mean 'ssq'?)" in text
-    assert f"h.yaml:{n + 3}: error: questionnaire 'fsq' ships as scoring only" in text
+    assert f"h.yaml:{n + 3}: warning: questionnaire 'fsq' ships as scoring only" in text
     assert f"h.yaml:{n + 4}: error: 'ssq_rise_alert' compares the SSQ" in text
     assert f"h.yaml:{n + 5}: error: unknown field 'every'" in text
 

@@ -297,10 +297,12 @@ def _questionnaire_plan(check: _Checker, raw: object) -> QuestionnairePlan:
                 check.report((*where, key, index), f"no questionnaire {qid!r}"
                                                    f"{did_you_mean(str(qid), list(known))}; "
                                                    f"known: {', '.join(sorted(known))}")
-            elif not known[qid].administrable:
-                check.report((*where, key, index), f"questionnaire '{qid}' ships as scoring "
-                             "only (licensed item text): add the clinic's licensed copy first")
             else:
+                if not known[qid].administrable:
+                    check.report((*where, key, index), f"questionnaire '{qid}' ships as "
+                                 "scoring only (licensed item text): the session can give it "
+                                 "only with the clinic's licensed copy in questionnaires.dirs",
+                                 "warning")
                 good.append(str(qid))
         lists[key] = tuple(good)
     rise = check.number(data, "ssq_rise_alert", where, None, 0.0, 235.62, allow_null=True)

@@ -661,7 +661,13 @@ def _questionnaire_event(state: SessionState, kind: str, data: dict[str, Any], n
 
 
 def _end(state: SessionState, cmd: Command, now: float) -> list[Event]:
-    return [Event("ended", now, {"by": cmd.by, "reason": cmd.args.get("reason", "command")})]
+    events = []
+    if state.questionnaire is not None:  # the open form is scored: the rest stays unanswered
+        later = qsession.finish_events(state.questionnaire, {}, state.questionnaires_done,
+                                       state.hierarchy.questionnaires.ssq_rise_alert, cmd.by)
+        events = [_questionnaire_event(state, kind, data, now) for kind, data in later]
+    return [*events, Event("ended", now, {"by": cmd.by,
+                                          "reason": cmd.args.get("reason", "command")})]
 
 
 _HANDLERS = {
