@@ -42,22 +42,43 @@ def main(verbose: int) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--strict", is_flag=True, help="Treat clinical warnings as errors.")
 def validate(paths: tuple[Path, ...], strict: bool) -> None:
-    """Check hierarchy files against their scenes' parameters and clinical guidance."""
+    """Check hierarchy and questionnaire files (a folder: every *.yaml in it)."""
     files: list[Path] = []
     for path in paths:
         files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
     errors = warnings = 0
     for path in files:
-        hierarchy, problems = validate_file(path)
+        if _is_questionnaire(path):
+            ok_text, problems = _validate_questionnaire(path)
+        else:
+            hierarchy, problems = validate_file(path)
+            ok_text = (f"{len(hierarchy.steps)} steps, scene '{hierarchy.scene}'"
+                       if hierarchy is not None else None)
         for problem in problems:
             click.echo(str(problem), err=problem.severity == "error")
         errors += sum(p.severity == "error" for p in problems)
         warnings += sum(p.severity == "warning" for p in problems)
-        if hierarchy is not None and not problems:
-            click.echo(f"{path}: ok ({len(hierarchy.steps)} steps, scene '{hierarchy.scene}')")
+        if ok_text is not None and not problems:
+            click.echo(f"{path}: ok ({ok_text})")
     click.echo(f"{len(files)} file(s): {errors} error(s), {warnings} warning(s)")
     if errors or (strict and warnings):
         sys.exit(1)
+
+
+def _is_questionnaire(path: Path) -> bool:
+    from .questionnaires import is_questionnaire_document
+
+    return is_questionnaire_document(path)
+
+
+def _validate_questionnaire(path: Path) -> tuple[str | None, list[Any]]:
+    from .questionnaires import validate_questionnaire_file
+
+    q, problems = validate_questionnaire_file(path)
+    if q is None:
+        return None, problems
+    kind = "items included" if q.administrable else "scoring only, licensed item text"
+    return f"questionnaire '{q.id}', {len(q.items)} items, {kind}", problems
 
 
 @main.command()
@@ -117,6 +138,8 @@ Commands (steps are numbered from 1, as in the panel and the reports):
   next | previous | repeat | jump STEP | intensity X (0-1) | suds N (0-100)
   request-suds | expectancy LIKELIHOOD OUTCOME... | outcome yes|no
   marker TEXT... | accept | dismiss | auto-advance on|off
+  questionnaire-start ID | questionnaire-answer ITEM N|- | questionnaire-pause on|off
+  questionnaire-finish
   end   (ends the session: the host closes the recording and exits)
 """
 
@@ -129,6 +152,8 @@ CTL_COMMANDS: dict[str, str] = {
     "expectancy": "expectancy", "outcome": "expectancy_outcome", "marker": "marker",
     "accept": "accept_suggestion", "dismiss": "dismiss_suggestion",
     "auto_advance": "auto_advance", "end": "end",
+    "questionnaire_start": "questionnaire_start", "questionnaire_answer": "questionnaire_answer",
+    "questionnaire_pause": "questionnaire_pause", "questionnaire_finish": "questionnaire_finish",
 }
 
 
@@ -189,6 +214,16 @@ def _ctl_command(words: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
     if name == "auto_advance":
         need(1)
         return name, {"enabled": rest[0].lower() in ("on", "yes", "true", "1")}
+    if name == "questionnaire_start":
+        need(1)
+        return name, {"id": rest[0]}
+    if name == "questionnaire_answer":
+        need(2)
+        return name, {"item": rest[0],
+                      "response": None if rest[1] == "-" else int(number(rest[1]))}
+    if name == "questionnaire_pause":
+        need(1)
+        return name, {"paused": rest[0].lower() in ("on", "yes", "true", "1")}
     if name in ("stop", "pause", "end") and rest:
         return name, {"reason": " ".join(rest)}
     if rest:
@@ -305,6 +340,8 @@ def demo(hierarchy_name: str, duration_s: float, patient_id: str, out_dir: Path,
     except HostError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(result.summary.text())
+    for line in result.questionnaires:
+        click.echo(line)
     click.echo(f"Summary: {result.summary_path}")
 
 
@@ -382,6 +419,7 @@ def keys_revoke(name: str, directory: Path) -> None:
 
 def _register_plugins_commands() -> None:
     from .cli_panel import panel_command
+    from .cli_questionnaire import questionnaire_command
     from .cli_render import render_command, snapshot_command
     from .cli_research import (
         export_command,
@@ -402,6 +440,7 @@ def _register_plugins_commands() -> None:
     main.add_command(progress_command, "progress")
     main.add_command(export_command, "export")
     main.add_command(lsl_command, "lsl")
+    main.add_command(questionnaire_command, "questionnaire")
 
 
 _register_plugins_commands()

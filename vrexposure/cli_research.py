@@ -253,17 +253,23 @@ def progress_command(folder: Path, patient_id: str, out_dir: Path | None) -> Non
 
 @click.command("export")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["csv", "bids"]), required=True,
-              help="csv: one CSV per stream plus events; bids: BIDS physio and events.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "bids", "fhir"]), required=True,
+              help="csv: one CSV per stream plus events; bids: BIDS physio and events; "
+                   "fhir: the questionnaires as a FHIR R4 Bundle (FILE may also be a "
+                   "stand-alone .questionnaire.json, or a questionnaire .yaml definition).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Output folder (for bids: the dataset root).")
 @click.option("--session", "session", default=None,
               help="BIDS session label (default: the recording's number among the "
                    "patient's recordings in its folder).")
 def export_command(file: Path, fmt: str, out_dir: Path, session: str | None) -> None:
-    """Export a recording as CSV files or into a BIDS dataset."""
+    """Export a recording as CSV files, into a BIDS dataset, or its questionnaires as FHIR."""
     from .export import export_bids, export_csv
     from .xdf import read_xdf
+
+    if fmt == "fhir":
+        _export_fhir(file, out_dir)
+        return
 
     try:
         recording = read_xdf(file)
@@ -290,6 +296,19 @@ def export_command(file: Path, fmt: str, out_dir: Path, session: str | None) -> 
         click.echo(note)
     click.echo(f"{len(result.files)} files in {result.out_dir}"
                + (" (the recording was cut short)" if recording.truncated else ""))
+
+
+def _export_fhir(file: Path, out_dir: Path) -> None:
+    from .export import export_fhir
+    from .questionnaires import QuestionnaireError
+
+    try:
+        result = export_fhir(file, out_dir)
+    except (OSError, ValueError, RuntimeError, QuestionnaireError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for note in result.notes:
+        click.echo(note)
+    click.echo(f"FHIR bundle: {result.files[0]}")
 
 
 # --------------------------------------------------------------------------- LSL

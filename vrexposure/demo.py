@@ -15,13 +15,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .autopilot import AutopilotSettings, AutopilotTherapist
 from .config import Endpoints, write_config
-from .hierarchy import Hierarchy
+from .hierarchy import Hierarchy, QuestionnairePlan
 from .host import SessionHost
 from .sim import SimSettings, SimulatedPatient
 from .summary import SessionSummary, summarize
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: Long enough for about ten heart-rate values at the usual 1 Hz.
 DEMO_BASELINE_S = 10.0
+#: The demo gives the SSQ before and after when the hierarchy asks for nothing itself.
+DEMO_QUESTIONNAIRES = QuestionnairePlan(before=("ssq",), after=("ssq",), ssq_rise_alert=30.0)
 
 
 @dataclass
@@ -37,6 +39,8 @@ class DemoResult:
     recording: Path
     summary: SessionSummary
     summary_path: Path
+    #: One line per questionnaire given (e.g. "SSQ before session: total 0").
+    questionnaires: list[str] = field(default_factory=list)
 
 
 def demo_time_scale(hierarchy: Hierarchy, duration_s: float) -> float:
@@ -76,6 +80,8 @@ def run_demo(hierarchy: Hierarchy, config: dict[str, Any], *, duration_s: float,
     available) also opens the therapist's panel."""
     scale = demo_time_scale(hierarchy, duration_s)
     scaled = hierarchy.with_scaled_times(scale, min_baseline_s=DEMO_BASELINE_S)
+    if scaled.questionnaires == QuestionnairePlan():
+        scaled = replace(scaled, questionnaires=DEMO_QUESTIONNAIRES)
     endpoints = endpoints or Endpoints.from_config(config)
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     host = SessionHost(scaled, patient_id, endpoints, config, recording_dir=out_dir).start()
@@ -110,4 +116,17 @@ def run_demo(hierarchy: Hierarchy, config: dict[str, Any], *, duration_s: float,
     summary_path = host.recording_path.with_suffix(".summary.json")
     summary_path.write_text(json.dumps(summary.to_dict(), indent=2))
     summary_path.chmod(0o600)
-    return DemoResult(host.recording_path, summary, summary_path)
+    return DemoResult(host.recording_path, summary, summary_path,
+                      _questionnaire_lines(host.recording_path))
+
+
+def _questionnaire_lines(path: Path) -> list[str]:
+    from .questionnaires.records import from_recording
+
+    lines = []
+    for a in from_recording(path):
+        values = {s.id: a.value(s.id) for s in a.questionnaire.scores}  # published order
+        scores = ", ".join(f"{k} " + ("missing" if v is None else f"{v:g}")
+                           for k, v in values.items())
+        lines.append(f"{a.questionnaire.title} ({a.occasion.replace('_', ' ')}): {scores}")
+    return lines

@@ -57,7 +57,7 @@ from .xdf import XdfFile, XdfStream, read_xdf
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("csv", "bids")
+FORMATS = ("csv", "bids", "fhir")
 BIDS_VERSION = "1.10.0"
 TASK = "exposure"
 QUALITY_NAMES = {0.0: "good", 1.0: "uncertain", 2.0: "bad"}
@@ -597,12 +597,40 @@ def _events_sidecar(meta: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def export_fhir(path: Path, out_dir: Path) -> ExportResult:
+    """Completed questionnaires of a recording (or a stand-alone questionnaire file) as one
+    FHIR ``Bundle``: Questionnaire, QuestionnaireResponse and score Observations, each
+    validated by ``fhir.resources`` (the ``fhir`` extra). A questionnaire definition
+    (``.yaml``) becomes a FHIR ``Questionnaire`` on its own."""
+    from .questionnaires import load_questionnaire
+    from .questionnaires.fhir import bundle, questionnaire_resource
+    from .questionnaires.records import SUFFIX, read_any
+
+    if Path(path).suffix in (".yaml", ".yml"):
+        definition = load_questionnaire(Path(path))
+        target = _write_json(_mkdir(out_dir) / f"{definition.id}.fhir.json",
+                             questionnaire_resource(definition))
+        return ExportResult(out_dir, [target], [f"questionnaire definition '{definition.id}'"])
+
+    administrations = read_any(Path(path))
+    if not administrations:
+        raise ValueError(f"{path}: no completed questionnaire to export")
+    stem = Path(path).name.removesuffix(SUFFIX).removesuffix(".xdf")
+    target = _write_json(_mkdir(out_dir) / f"{stem}.fhir.json", bundle(administrations,
+                                                                       str(path)))
+    return ExportResult(out_dir, [target], [
+        f"{len(administrations)} questionnaire(s): "
+        + ", ".join(f"{a.id} ({a.occasion})" for a in administrations)])
+
+
 def export(path: Path, fmt: str, out_dir: Path, *, session: str | None = None,
            progress: Progress | None = None) -> ExportResult:
     if fmt == "csv":
         return export_csv(path, out_dir, progress=progress)
     if fmt == "bids":
         return export_bids(path, out_dir, session=session, progress=progress)
+    if fmt == "fhir":
+        return export_fhir(path, out_dir)
     raise ValueError(f"unknown format {fmt!r} (use {' or '.join(FORMATS)})")
 
 
@@ -614,6 +642,7 @@ __all__ = [
     "export",
     "export_bids",
     "export_csv",
+    "export_fhir",
     "recording_label",
     "regular_grid",
     "resample",

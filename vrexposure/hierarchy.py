@@ -89,6 +89,16 @@ class Step:
 
 
 @dataclass(frozen=True)
+class QuestionnairePlan:
+    """Questionnaires the session gives before exposure and after it (ids), and the SSQ
+    total rise (points) that raises a cybersickness alert."""
+
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    ssq_rise_alert: float | None = None
+
+
+@dataclass(frozen=True)
 class Hierarchy:
     id: str
     title: str
@@ -100,6 +110,7 @@ class Hierarchy:
     steps: tuple[Step, ...]
     description: str = ""
     source_path: str = ""
+    questionnaires: QuestionnairePlan = field(default_factory=QuestionnairePlan)
 
     def step_params(
         self, index: int, intensity: float, scenes: Mapping[str, SceneSpec]
@@ -203,7 +214,7 @@ def did_you_mean(name: str, candidates: Sequence[str]) -> str:
 
 
 _TOP_KEYS = ("id", "title", "description", "scene", "calm_scene", "baseline", "advance_rule",
-             "alerts", "steps")
+             "alerts", "steps", "questionnaires")
 _BASELINE_KEYS = ("duration_s", "scene", "params")
 _RULE_KEYS = ("suds_drop_pct", "min_time_in_step_s", "max_time_in_step_s",
               "expectancy_violation", "auto_advance")
@@ -260,6 +271,45 @@ def _intensity_ranges(check: _Checker, scene: SceneSpec, ranges: object, key_pat
             continue
         good[str(name)] = (float(pair[0]), float(pair[1]))
     return good
+
+
+_PLAN_KEYS = ("before", "after", "ssq_rise_alert")
+
+
+def _questionnaire_plan(check: _Checker, raw: object) -> QuestionnairePlan:
+    from .questionnaires.session import library
+
+    data = check.mapping(raw, ("questionnaires",), "'questionnaires'")
+    if data is None:
+        return QuestionnairePlan()
+    where: PathKey = ("questionnaires",)
+    check.unknown_keys(data, _PLAN_KEYS, where)
+    known = library(None)
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("before", "after"):
+        ids = data.get(key, [])
+        if not isinstance(ids, list):
+            check.report((*where, key), f"'{key}' must be a list of questionnaire ids")
+            ids = []
+        good = []
+        for index, qid in enumerate(ids):
+            if qid not in known:
+                check.report((*where, key, index), f"no questionnaire {qid!r}"
+                                                   f"{did_you_mean(str(qid), list(known))}; "
+                                                   f"known: {', '.join(sorted(known))}")
+            else:
+                if not known[qid].administrable:
+                    check.report((*where, key, index), f"questionnaire '{qid}' ships as "
+                                 "scoring only (licensed item text): the session can give it "
+                                 "only with the clinic's licensed copy in questionnaires.dirs",
+                                 "warning")
+                good.append(str(qid))
+        lists[key] = tuple(good)
+    rise = check.number(data, "ssq_rise_alert", where, None, 0.0, 235.62, allow_null=True)
+    if rise is not None and ("ssq" not in lists["before"] or "ssq" not in lists["after"]):
+        check.report((*where, "ssq_rise_alert"), "'ssq_rise_alert' compares the SSQ before and "
+                                                 "after: list 'ssq' in both 'before' and 'after'")
+    return QuestionnairePlan(lists["before"], lists["after"], rise)
 
 
 def _clinical_checks(check: _Checker, steps: Sequence[Step]) -> None:
@@ -402,12 +452,14 @@ def _build(data: object, source: SourceMap, scenes: Mapping[str, SceneSpec]
             notes = check.text(step_data, "notes", where, required=False)
             steps.append(Step(sid, label, suds, params, ranges, prompt, notes))
     _clinical_checks(check, steps)
+    plan = (_questionnaire_plan(check, top["questionnaires"]) if "questionnaires" in top
+            else QuestionnairePlan())
 
     if any(p.severity == "error" for p in check.problems) or scene is None:
         return None, check.problems
     return (
         Hierarchy(hid, title, scene.name, calm_name, baseline, rule, alerts, tuple(steps),
-                  description, source.path),
+                  description, source.path, plan),
         check.problems,
     )
 
@@ -470,6 +522,11 @@ def hierarchy_to_dict(hierarchy: Hierarchy) -> dict[str, Any]:
              **({"notes": s.notes} if s.notes else {})}
             for s in hierarchy.steps
         ],
+        **({"questionnaires": {
+            "before": list(hierarchy.questionnaires.before),
+            "after": list(hierarchy.questionnaires.after),
+            "ssq_rise_alert": hierarchy.questionnaires.ssq_rise_alert}}
+           if hierarchy.questionnaires != QuestionnairePlan() else {}),
     }
 
 

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,20 @@ def is_loopback(endpoint: str) -> bool:
     return address.startswith(LOOPBACK_PREFIXES)
 
 
+def _clinic_questionnaires(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Built-in questionnaires plus the clinic's folders (``questionnaires.dirs``; licensed
+    copies override built-ins), or None when the clinic adds none."""
+    dirs = (config.get("questionnaires") or {}).get("dirs") or []
+    if not dirs:
+        return None
+    from .questionnaires import QuestionnaireError, discover_questionnaires
+
+    try:
+        return dict(discover_questionnaires([Path(d) for d in dirs]))
+    except QuestionnaireError as exc:
+        raise HostError(f"invalid questionnaire file:\n{exc}") from exc
+
+
 def recording_name(patient_id: str, hierarchy_id: str, started: datetime) -> str:
     return f"{patient_id}_{started.strftime('%Y%m%dT%H%M%S')}_{hierarchy_id}.xdf"
 
@@ -125,6 +140,7 @@ class SessionHost:
         self._controller_seen_s: float | None = None
         self._controller_lost = False
         self._closed = False
+        clinic_questionnaires = _clinic_questionnaires(config)
 
         if resume_from is not None:
             self._init_resumed(Path(resume_from), patient_id)
@@ -151,6 +167,8 @@ class SessionHost:
                     self.security.stop()
                 raise HostError(f"cannot create the recording in {directory}: "
                                 f"{exc.strerror or exc}") from exc
+        if clinic_questionnaires is not None:
+            self.state = replace(self.state, questionnaire_library=clinic_questionnaires)
         self.monitor = HeartRateMonitor(self.hierarchy.alerts)
         if self.state.baseline is not None:
             self.monitor.set_baseline(self.state.baseline.mean_bpm, self.state.baseline.sd_bpm)

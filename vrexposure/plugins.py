@@ -21,7 +21,7 @@ from .sensor_api import DriverSpec
 
 log = logging.getLogger(__name__)
 
-BuiltinKind = Literal["scenes", "sensors", "hierarchies", "config"]
+BuiltinKind = Literal["scenes", "sensors", "hierarchies", "config", "questionnaires"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -100,3 +100,12 @@ def discover_sensors(extra_dirs: Iterable[Path] = ()) -> dict[str, DriverSpec]:
 
 def builtin_hierarchies() -> list[Path]:
     return sorted(builtin_dir("hierarchies").glob("*.yaml"))
+
+
+def questionnaire_files(extra_dirs: Iterable[Path] = ()) -> list[Path]:
+    """Questionnaire definitions: built-ins first, then clinic folders (which override a
+    built-in of the same id, e.g. a licensed copy of a scoring-only instrument)."""
+    files = list(sorted(builtin_dir("questionnaires").glob("*.yaml")))
+    for folder in extra_dirs:
+        files.extend(sorted(Path(folder).resolve().glob("*.yaml")))
+    return files

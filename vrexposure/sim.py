@@ -149,6 +149,22 @@ class HeadModel:
                 "look_angle_deg": look, "looking_away": look > self.look_away_threshold_deg}
 
 
+#: Symptoms the simulated patient reports as 'slight' after exposure (mild, common ones).
+SIM_AFTER_SYMPTOMS = frozenset({"fatigue", "eyestrain", "general_discomfort"})
+
+
+def questionnaire_response(form: Mapping[str, Any], suds: int) -> int:
+    """The simulated patient's answer to the open form's next item (pure)."""
+    item = form["next_item"]
+    low, high, step = int(item["min"]), int(item["max"]), int(item.get("step", 1))
+    if form.get("id") == "ssq":  # no symptoms before exposure, a few slight ones after
+        after = form.get("occasion") == "after_session"
+        return min(high, 1) if after and item["id"] in SIM_AFTER_SYMPTOMS else low
+    if high - low > 10:  # a 0–100 distress scale: the current SUDS on the scale's steps
+        return min(high, max(low, low + round((suds - low) / step) * step))
+    return low + (high - low) // 2 // step * step  # a neutral answer
+
+
 # --- I/O shell ----------------------------------------------------------------------
 
 @dataclass
@@ -161,6 +177,7 @@ class SimSettings:
     ecg_chunk_samples: int = 20
     ecg: bool = True
     answer_suds: bool = True
+    answer_questionnaires: bool = True
     source: str = "sim"
 
     @staticmethod
@@ -199,6 +216,8 @@ class SimulatedPatient:
         self._thread: threading.Thread | None = None
         self.published: dict[str, int] = {"hr": 0, "rr": 0, "ecg": 0, "pose": 0}
         self.suds_answers = 0
+        self.questionnaire_answers = 0
+        self._answered: tuple[Any, ...] | None = None
 
     def start(self) -> SimulatedPatient:
         self._thread = threading.Thread(target=self.run, name="sim-patient", daemon=True)
@@ -253,6 +272,8 @@ class SimulatedPatient:
                     if message.topic == "state":
                         state = dict(message.payload)
                         last_state_s = time.monotonic()
+                        if s.answer_questionnaires:
+                            self._answer_questionnaire(control, state)
                     elif (message.topic == "event" and s.answer_suds
                           and message.payload.get("kind") == "suds_requested"):
                         try:
@@ -305,3 +326,20 @@ class SimulatedPatient:
             subscriber.close()
             publisher.close()
             control.close()
+
+    def _answer_questionnaire(self, control: ControlClient, state: Mapping[str, Any]) -> None:
+        """Answer the open questionnaire's next item once (a state may repeat)."""
+        form = state.get("questionnaire")
+        if not form or form.get("paused") or not form.get("next_item"):
+            return
+        key = (form["id"], form["next_item"]["id"], form.get("visited"))
+        if key == self._answered:
+            return
+        self._answered = key
+        try:
+            control.send("questionnaire_answer", {
+                "id": form["id"], "item": form["next_item"]["id"],
+                "response": questionnaire_response(form, self.model.suds())}, timeout_s=2.0)
+            self.questionnaire_answers += 1
+        except Exception as exc:  # the therapist may have finished the form meanwhile
+            log.info("simulated questionnaire answer not accepted: %s", exc)

@@ -19,6 +19,7 @@ from enum import Enum
 from typing import Any
 
 from .hierarchy import Hierarchy
+from .questionnaires import session as qsession
 from .scene_api import ParamValue, SceneSpec
 
 
@@ -50,8 +51,11 @@ ROLE_COMMANDS: dict[Role, frozenset[str]] = {
         "next", "previous", "repeat", "jump", "intensity", "suds", "request_suds",
         "expectancy", "expectancy_outcome", "marker", "accept_suggestion",
         "dismiss_suggestion", "auto_advance", "end",
+        "questionnaire_start", "questionnaire_answer", "questionnaire_pause",
+        "questionnaire_finish",
     }),
-    Role.PATIENT: frozenset({"pause", "stop", "suds"}),
+    Role.PATIENT: frozenset({"pause", "stop", "suds", "questionnaire_answer",
+                             "questionnaire_pause"}),
     Role.OBSERVER: frozenset(),
     Role.RENDERER: frozenset(),
     Role.SENSOR: frozenset(),
@@ -157,6 +161,11 @@ class SessionState:
     highest_step: int = 0
     stop_count: int = 0
     exposure_started: bool = False
+    #: The questionnaire being answered (renderer and panel follow it), and those done.
+    questionnaire: qsession.OpenQuestionnaire | None = None
+    questionnaires_done: tuple[qsession.CompletedQuestionnaire, ...] = ()
+    #: Definitions a therapist may give (None: the built-in ones).
+    questionnaire_library: Mapping[str, Any] | None = None
 
     @property
     def step(self) -> Any:
@@ -246,6 +255,15 @@ def evolve(state: SessionState, event: Event) -> SessionState:
         return replace(s, alerts_active=tuple(a for a in s.alerts_active if a != d["alert"]))
     if kind == "ended":
         return replace(s, phase=Phase.ENDED, phase_since_s=t)
+    if kind == "questionnaire_started":
+        return replace(s, questionnaire=qsession.evolve_started(d, t))
+    if kind == "questionnaire_answer":
+        return replace(s, questionnaire=qsession.evolve_answer(s.questionnaire, d))
+    if kind == "questionnaire_paused":
+        return replace(s, questionnaire=qsession.evolve_paused(s.questionnaire, d))
+    if kind == "questionnaire_scored":
+        return replace(s, questionnaire=None, questionnaires_done=(
+            *s.questionnaires_done, qsession.evolve_scored(d, t)))
     # Informational events (suggestion_accepted, auto_advanced, session_resumed, ...) only
     # advance the sequence number.
     return s
@@ -592,8 +610,63 @@ def _alert_cleared(state: SessionState, cmd: Command, now: float) -> list[Event]
     return [Event("alert_cleared", now, {"alert": name})]
 
 
+def _questionnaire_start(state: SessionState, cmd: Command, now: float) -> list[Event]:
+    try:
+        data = qsession.start_event(state.questionnaire,
+                                    qsession.library(state.questionnaire_library), cmd.args,
+                                    state.exposure_started, cmd.by)
+    except qsession.QuestionnaireCommandError as exc:
+        raise CommandError(str(exc)) from None
+    return [Event("questionnaire_started", now, data)]
+
+
+def _questionnaire_answer(state: SessionState, cmd: Command, now: float) -> list[Event]:
+    try:
+        event = Event("questionnaire_answer", now,
+                      qsession.answer_event(state.questionnaire, cmd.args, cmd.by))
+        form = qsession.evolve_answer(state.questionnaire, event.data)
+        if not qsession.auto_finish(form):
+            return [event]
+        # The last item is in: the form scores itself.
+        later = qsession.finish_events(form, {}, state.questionnaires_done,
+                                       state.hierarchy.questionnaires.ssq_rise_alert, cmd.by)
+    except qsession.QuestionnaireCommandError as exc:
+        raise CommandError(str(exc)) from None
+    return [event, *(_questionnaire_event(state, kind, data, now) for kind, data in later)]
+
+
+def _questionnaire_pause(state: SessionState, cmd: Command, now: float) -> list[Event]:
+    try:
+        return [Event("questionnaire_paused", now,
+                      qsession.pause_event(state.questionnaire, cmd.args, cmd.by))]
+    except qsession.QuestionnaireCommandError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _questionnaire_finish(state: SessionState, cmd: Command, now: float) -> list[Event]:
+    try:
+        later = qsession.finish_events(state.questionnaire, cmd.args, state.questionnaires_done,
+                                       state.hierarchy.questionnaires.ssq_rise_alert, cmd.by)
+    except qsession.QuestionnaireCommandError as exc:
+        raise CommandError(str(exc)) from None
+    return [_questionnaire_event(state, kind, data, now) for kind, data in later]
+
+
+def _questionnaire_event(state: SessionState, kind: str, data: dict[str, Any], now: float
+                         ) -> Event:
+    if kind == "alert":
+        data = {**data, "step_index": state.step_index, "phase": state.phase.value}
+    return Event(kind, now, data)
+
+
 def _end(state: SessionState, cmd: Command, now: float) -> list[Event]:
-    return [Event("ended", now, {"by": cmd.by, "reason": cmd.args.get("reason", "command")})]
+    events = []
+    if state.questionnaire is not None:  # the open form is scored: the rest stays unanswered
+        later = qsession.finish_events(state.questionnaire, {}, state.questionnaires_done,
+                                       state.hierarchy.questionnaires.ssq_rise_alert, cmd.by)
+        events = [_questionnaire_event(state, kind, data, now) for kind, data in later]
+    return [*events, Event("ended", now, {"by": cmd.by,
+                                          "reason": cmd.args.get("reason", "command")})]
 
 
 _HANDLERS = {
@@ -605,6 +678,8 @@ _HANDLERS = {
     "accept_suggestion": _accept_suggestion, "dismiss_suggestion": _dismiss_suggestion,
     "auto_advance": _auto_advance, "tick": _tick, "alert": _alert,
     "alert_cleared": _alert_cleared, "end": _end,
+    "questionnaire_start": _questionnaire_start, "questionnaire_answer": _questionnaire_answer,
+    "questionnaire_pause": _questionnaire_pause, "questionnaire_finish": _questionnaire_finish,
 }
 
 #: Commands after which the advance rule is evaluated.
@@ -622,6 +697,8 @@ def scene_target(state: SessionState, scenes: Mapping[str, SceneSpec]
                  ) -> tuple[str, dict[str, ParamValue]]:
     """The scene and parameters the patient should see in this state."""
     hierarchy = state.hierarchy
+    if state.questionnaire is not None:  # the patient answers in the calm scene
+        return hierarchy.calm_scene, scenes[hierarchy.calm_scene].defaults()
     if state.phase == Phase.EXPOSURE:
         return hierarchy.scene, hierarchy.step_params(state.step_index, state.intensity, scenes)
     if state.phase == Phase.BASELINE:
@@ -671,4 +748,9 @@ def state_to_dict(state: SessionState, now: float, scenes: Mapping[str, SceneSpe
         "alerts_active": list(state.alerts_active),
         "highest_step": state.highest_step,
         "stop_count": state.stop_count,
+        "questionnaire": None if state.questionnaire is None else state.questionnaire.to_dict(),
+        "questionnaires_done": [c.to_dict() for c in state.questionnaires_done],
+        "questionnaire_plan": {"before": list(state.hierarchy.questionnaires.before),
+                               "after": list(state.hierarchy.questionnaires.after),
+                               "ssq_rise_alert": state.hierarchy.questionnaires.ssq_rise_alert},
     }

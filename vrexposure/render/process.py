@@ -49,6 +49,7 @@ from vrexposure.config import Endpoints
 from vrexposure.protocol import DataMessage
 
 from .overlay import PatientOverlay, StatusKind, clamp_suds
+from .questionnaire_card import QuestionnaireCard
 from .scene_base import look_at_angle_deg
 
 if TYPE_CHECKING:
@@ -660,6 +661,7 @@ class RendererProcess:
         eye_w = engine.width / 2 if self.stereo else engine.width
         self.overlay = PatientOverlay(engine.base.aspect2d, head,
                                       aspect_ratio=eye_w / max(1, engine.height))
+        self.questionnaire = QuestionnaireCard(self.overlay)
         # The therapist's preview comes from a small mirror camera on the patient's head.
         if self.preview_interval_s:
             engine.open_mirror(self.preview_width_px,
@@ -700,6 +702,9 @@ class RendererProcess:
         base.accept("enter", self._buttons.append, ["enter"])
         for digit in range(10):
             base.accept(str(digit), self._buttons.append, [f"digit{digit}"])
+        for key in ("delete", "backspace"):
+            base.accept(key, self._buttons.append, ["skip"])
+        base.accept("p", self._buttons.append, ["qpause"])
 
     def _setup_desktop(self) -> None:
         from panda3d.core import WindowProperties
@@ -744,7 +749,9 @@ class RendererProcess:
         buttons, self._buttons[:] = list(self._buttons), []
         now = self.clock()
         for button in buttons:
-            if button == "pause":
+            if self.questionnaire.active and button != "stop":
+                self._questionnaire_button(button, now)
+            elif button == "pause":
                 self.patient_pause()
             elif button == "stop":
                 self.patient_stop()
@@ -758,6 +765,37 @@ class RendererProcess:
                 self.answer_suds(self.overlay.suds.enter())
             elif button.startswith("digit"):
                 self.overlay.suds.digit(int(button[5:]), now)
+
+    def _questionnaire_button(self, button: str, now: float) -> None:
+        """Keys and controller buttons while a questionnaire is open (STOP is not here)."""
+        card = self.questionnaire
+        form = card.form
+        if form is None:
+            return
+        if button in ("pause", "qpause"):
+            if self.remote is not None:
+                self.remote.submit("questionnaire_pause", {"id": form["id"],
+                                                           "paused": not card.paused})
+            return
+        if card.paused or card.pending_item is not None or not form.get("next_item"):
+            return
+        item_id = str(form["next_item"]["id"])
+        if button == "left":
+            card.input.left()
+        elif button == "right":
+            card.input.right()
+        elif button.startswith("digit"):
+            card.input.digit(int(button[5:]), now)
+        elif button in ("enter", "skip"):
+            response = None if button == "skip" else card.input.enter()
+            if button == "enter" and response is None:
+                self._status("Choose an answer first (or Delete to leave it)", "info",
+                             STATUS_HOLD_S)
+                return
+            card.pending_item = item_id
+            if self.remote is not None:
+                self.remote.submit("questionnaire_answer", {"id": form["id"], "item": item_id,
+                                                            "response": response})
 
     def _handle_notices(self) -> None:
         if self.remote is None:
@@ -778,6 +816,10 @@ class RendererProcess:
                     self._status(f"Pause: {notice.error}", "info", STATUS_HOLD_S)
                 else:
                     self._status("Pause not delivered: no answer", "error", STATUS_HOLD_S)
+            elif notice.name.startswith("questionnaire_") and notice.status != "ok":
+                self.questionnaire.pending_item = None  # let the patient answer again
+                self._status(f"Answer not delivered: {notice.error or 'no answer'}", "error",
+                             STATUS_HOLD_S)
             elif notice.name == "suds":
                 value = notice.args.get("value")
                 if notice.status == "ok":
@@ -802,6 +844,11 @@ class RendererProcess:
         if directive is not None:
             self._apply(directive)
         self._update_suds_prompt()
+        state = self.director.state
+        self.questionnaire.show_form(None if not state or self.director.failsafe
+                                     else state.get("questionnaire"))
+        if self.questionnaire.active:
+            self.overlay.hide_suds()  # one question at a time: the form has the keys
         self.overlay.update(now)
         preview_due = bool(self.preview_interval_s) and now >= self._next_preview_s
         if preview_due and self.mirror_preview:
@@ -1014,6 +1061,7 @@ class RendererProcess:
         for name in ("space", "escape", "s", "arrow_left", "arrow_right", "enter",
                      *(str(d) for d in range(10))):
             self.engine.base.ignore(name)
+        self.questionnaire.destroy()
         self.overlay.destroy()
         if self._gl_finish_before is not None:
             set_gl_finish(self._gl_finish_before)
