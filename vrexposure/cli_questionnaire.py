@@ -52,10 +52,10 @@ def parse_answers(text: str, item_ids: list[str]) -> dict[str, int | None]:
               help="Answers in item order ('1,0,2,-,...'; '-' = unanswered) or "
                    "'item=value,...'. Without it, each item is asked here.")
 @click.option("--occasion", type=click.Choice(OCCASION_CHOICES), default="before_treatment",
-              show_default=True)
+              show_default=True, help="When in the treatment this is given.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of the patient's recordings (default: session.recording_dir).")
-@click.option("--config", "config_path", type=click.Path(exists=True))
+@click.option("--config", "config_path", type=click.Path(exists=True), help="Settings file.")
 def questionnaire_command(questionnaire: str, patient_id: str, answers: str | None,
                           occasion: str, out_dir: Path | None, config_path: str | None) -> None:
     """Give QUESTIONNAIRE (an id such as ssq, or a YAML file) outside a session and store it
