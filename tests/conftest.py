@@ -81,7 +81,7 @@ def host(hierarchy: Hierarchy, endpoints: Endpoints, config: dict[str, Any],
 
 
 #: Length of the demo session recorded once for the research-tool tests.
-DEMO_SECONDS = 20.0
+DEMO_SECONDS = 30.0
 
 
 def shared_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:

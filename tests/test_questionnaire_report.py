@@ -170,3 +170,25 @@ def test_entry_points_for_the_report_and_progress_pages(demo_file: Path) -> None
     assert not skipped and "Simulator Sickness Questionnaire" in page
     assert [p["phase"] for p in data["measures"][0]["points"]] == ["session", "session"]
     assert for_patient(demo_file.parent, "P404")[0] == ""
+
+
+def test_session_report_and_progress_page_carry_the_questionnaires(demo_file: Path,
+                                                                    tmp_path: Path) -> None:
+    """`vrexposure report` and `progress` show the SSQ the demo gave before and after."""
+    import json
+
+    from vrexposure.report import write_progress, write_report
+
+    files = write_report(demo_file, tmp_path)
+    page = files.html.read_text()
+    assert page.index("<h2>Questionnaires</h2>") < page.index("<h2>Session log</h2>")
+    # the log says it in words, without dumping the definition the started event carries
+    assert "Questionnaire started: " in page and " scored: " in page
+    assert "http://" not in page and "https://" not in page
+    given = json.loads(files.json.read_text())["questionnaires"]
+    assert [q["id"] for q in given["questionnaires"]] == ["ssq", "ssq"]
+    assert any(c["questionnaire"] == "ssq" for c in given["changes"])
+    patient = json.loads(files.json.read_text()).get("patient_id") or "DEMO01"
+    progress = write_progress(demo_file.parent, patient, tmp_path)
+    assert "Questionnaires across treatment" in progress.html.read_text()
+    assert json.loads(progress.json.read_text())["questionnaires"]

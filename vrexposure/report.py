@@ -980,8 +980,36 @@ def log_text(e: Mapping[str, Any], steps_meta: Sequence[Mapping[str, Any]] = (),
         return f"Source {e.get('source', '?')} recorded"
     if kind == "source_rejected":
         return f"Source {e.get('source', '?')} refused" + _details(e, ("source",))
+    if kind.startswith("questionnaire_"):
+        return _questionnaire_text(e)
     # an event this version does not know: its name and fields in words, never dropped
     return _words(kind).capitalize() + _details(e, ("step_index",))
+
+
+def _questionnaire_text(e: Mapping[str, Any]) -> str:
+    """Questionnaire events in words (the started event's definition is not repeated)."""
+    kind = str(e.get("kind"))
+    name = str(e.get("title") or e.get("id") or "questionnaire")
+    if kind == "questionnaire_started":
+        return (f"Questionnaire started: {name} ({_words(str(e.get('occasion', '')))}, "
+                f"{e.get('n_items', '?')} items)")
+    if kind == "questionnaire_answer":
+        item = f"{e.get('id', '?')} item {e.get('item', '?')}"
+        if e.get("response") is None:
+            reason = str(e.get("reason", ""))
+            return f"{item}: left unanswered" + (f" ({reason})" if reason else "")
+        return f"{item}: {e.get('response')}" + (" (changed)" if e.get("revised") else "")
+    if kind == "questionnaire_paused":
+        return f"Questionnaire {'paused' if e.get('paused', True) else 'resumed'}"
+    if kind == "questionnaire_scored":
+        scores = e.get("scores") or {}
+        values = ", ".join(
+            f"{_words(str(key))} {value.get('value') if isinstance(value, Mapping) else value}"
+            for key, value in scores.items())
+        unanswered = e.get("unanswered") or []
+        return (f"{name} scored: {values or 'no score'}"
+                + (f"; {len(unanswered)} item(s) unanswered" if unanswered else ""))
+    return _words(kind).capitalize() + _details(e, ("definition", "answers"))
 
 
 def _log_row(e: Mapping[str, Any], where: int | None,
@@ -1592,8 +1620,15 @@ def write_report(path: Path, out_dir: Path | None = None,
     directory = _out_dir(Path(out_dir) if out_dir is not None else path.parent)
     html_path = directory / f"{path.stem}.report.html"
     json_path = directory / f"{path.stem}.report.json"
-    _write_private(html_path, render_html(report, figures))
-    _write_private(json_path, json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    from .report_questionnaires import for_recording
+
+    forms_html, forms_json = for_recording(path, recording)
+    page = render_html(report, figures)
+    if forms_html:  # the questionnaires given in the session, before its log
+        page = page.replace("<h2>Session log</h2>", forms_html + "\n<h2>Session log</h2>", 1)
+    _write_private(html_path, page)
+    _write_private(json_path, json.dumps({**report.to_dict(), "questionnaires": forms_json},
+                                         indent=2, ensure_ascii=False))
     return ReportFiles(html_path, json_path, report)
 
 
@@ -1947,8 +1982,16 @@ def write_progress(folder: Path, patient_id: str, out_dir: Path | None = None,
     directory = _out_dir(Path(out_dir) if out_dir is not None else Path(folder))
     html_path = directory / f"{patient_id}.progress.html"
     json_path = directory / f"{patient_id}.progress.json"
-    _write_private(html_path, render_progress_html(progress, figure))
-    _write_private(json_path, json.dumps(progress.to_dict(), indent=2, ensure_ascii=False))
+    from .report_questionnaires import for_patient
+
+    forms_html, forms_json, _ = for_patient(Path(folder), patient_id)
+    page = render_progress_html(progress, figure)
+    if forms_html:  # measures across treatment, before the predictions
+        page = page.replace("<h2>Predictions that did not come true</h2>",
+                            forms_html + "\n<h2>Predictions that did not come true</h2>", 1)
+    _write_private(html_path, page)
+    _write_private(json_path, json.dumps({**progress.to_dict(), "questionnaires": forms_json},
+                                         indent=2, ensure_ascii=False))
     return ProgressFiles(html_path, json_path, progress)
 
 

@@ -251,11 +251,11 @@ def progress_section(administrations: Sequence[Administration]) -> str:
     return "\n".join(parts)
 
 
-def for_recording(path: Any) -> tuple[str, dict[str, Any]]:
+def for_recording(path: Any, recording: Any = None) -> tuple[str, dict[str, Any]]:
     """(HTML section, JSON) of one session recording, for the session report."""
     from .questionnaires.records import from_recording
 
-    given = from_recording(path)
+    given = from_recording(path, recording)
     return session_section(given), session_json(given)
 
 

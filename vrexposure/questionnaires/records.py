@@ -108,14 +108,14 @@ def from_events(events: Iterable[Mapping[str, Any]], patient_id: str, started_ut
     return done
 
 
-def from_recording(path: Path) -> list[Administration]:
-    """Completed questionnaires of a session recording."""
+def from_recording(path: Path, recording: Any = None) -> list[Administration]:
+    """Completed questionnaires of a session recording (``recording``: already read)."""
     from ..replay import parse_json_records
     from ..report import read_header, recording_metadata
     from ..xdf import read_xdf
 
     meta = recording_metadata(read_header(path))
-    recording = read_xdf(path)
+    recording = recording if recording is not None else read_xdf(path)
     try:
         stream = recording.by_name("events")
     except KeyError:
