@@ -9,6 +9,7 @@ and the write is retried with the next number.
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -165,7 +166,7 @@ class IndexedSession:
     truncated: bool = False
 
 
-def _retry(action: Callable[[], T], attempts: int = 8) -> T:
+def _retry(action: Callable[[], T], attempts: int = 20) -> T:
     """Retry a write that lost a race (unique constraint, serialisation, SQLite busy)."""
     for attempt in range(attempts):
         try:
@@ -173,7 +174,8 @@ def _retry(action: Callable[[], T], attempts: int = 8) -> T:
         except (IntegrityError, OperationalError):
             if attempt == attempts - 1:
                 raise
-            time.sleep(0.02 * (attempt + 1))
+            # Jitter so two rooms that collided do not collide again in step.
+            time.sleep(0.01 * (attempt + 1) * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")
 
 
