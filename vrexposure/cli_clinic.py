@@ -332,3 +332,47 @@ def indexed_recordings_or_exit(config: dict[str, Any], patient_id: str
         raise click.ClickException(f"no indexed recordings of patient {patient_id} "
                                    "(vrexposure db reindex DIR)")
     return files, files[-1].parent
+
+
+# --------------------------------------------------------------------------- export parquet
+
+
+def export_parquet_command(source: Path, out_dir: Path, from_database: bool,
+                           config: dict[str, Any]) -> None:
+    """``vrexposure export SOURCE --format parquet`` (registered in cli_research's export)."""
+    from .clinic.index import sha256_of
+    from .export_parquet import export_parquet
+
+    source = source.absolute()
+    skipped: list[str] = []
+    if from_database:
+        from .clinic import database_exists, database_url
+
+        url = database_url(config)
+        if not database_exists(url):
+            raise click.UsageError("--from-database: there is no clinic database yet")
+        with _open_url_or_exit(url) as store:
+            rows = [r for r in store.sessions()
+                    if Path(r.recording_path).is_relative_to(source)]
+        recordings = []
+        for row in rows:
+            path = Path(row.recording_path)
+            if not path.exists():
+                skipped.append(f"{path}: indexed, file gone")
+            elif sha256_of(path) != row.sha256:
+                skipped.append(f"{path}: checksum does not match the index (not exported)")
+            else:
+                recordings.append(path)
+    else:
+        recordings = sorted(source.rglob("*.xdf")) if source.is_dir() else [source]
+    if not recordings:
+        raise click.ClickException(f"no recordings to export under {source}")
+    try:
+        result = export_parquet(recordings, out_dir)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for line in skipped + result.skipped:
+        click.echo(f"not exported: {line}", err=True)
+    click.echo(f"{len(result.sessions)} session(s), {len(result.files)} files in {out_dir} "
+               "(tables sessions, steps, events, samples; partitioned by patient_id and "
+               "session_id)")

@@ -266,18 +266,35 @@ def progress_command(folder: Path | None, patient_id: str, out_dir: Path | None,
 
 
 @click.command("export")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["csv", "bids"]), required=True,
-              help="csv: one CSV per stream plus events; bids: BIDS physio and events.")
+@click.argument("file", type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["csv", "bids", "parquet"]), required=True,
+              help="csv: one CSV per stream plus events; bids: BIDS physio and events; "
+                   "parquet: every recording under FILE (a folder) as one dataset "
+                   "partitioned by patient and session.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Output folder (for bids: the dataset root).")
 @click.option("--session", "session", default=None,
               help="BIDS session label (default: the recording's number among the "
                    "patient's recordings in its folder).")
-def export_command(file: Path, fmt: str, out_dir: Path, session: str | None) -> None:
-    """Export a recording as CSV files or into a BIDS dataset."""
+@click.option("--from-database", is_flag=True,
+              help="parquet: the recordings the clinic database indexes under FILE, each "
+                   "checked against its indexed checksum.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="Settings file (database.url, for --from-database).")
+def export_command(file: Path, fmt: str, out_dir: Path, session: str | None,
+                   from_database: bool, config_path: str | None) -> None:
+    """Export a recording as CSV files or into a BIDS dataset, or a folder as Parquet."""
     from .export import export_bids, export_csv
     from .xdf import read_xdf
+
+    if fmt == "parquet":
+        from .cli_clinic import export_parquet_command
+
+        export_parquet_command(file, out_dir, from_database, _config(config_path))
+        return
+    if file.is_dir():
+        raise click.BadParameter(f"{file} is a folder: {fmt} exports one recording",
+                                 param_hint="FILE")
 
     try:
         recording = read_xdf(file)
