@@ -129,7 +129,8 @@ def patient_list(config_path: str | None) -> None:
 @click.option("--start", "start_text", default=None,
               help="Course start date YYYY-MM-DD (default: today).")
 @click.option("--phase", default="assessment", show_default=True,
-              type=click.Choice(["assessment", "treatment", "follow-up"]))
+              type=click.Choice(["assessment", "treatment", "follow-up"]),
+              help="Phase of the treatment course (with --phobia).")
 def patient_add(patient_id: str, config_path: str | None, notes: str | None,
                 phobia: str | None, start_text: str | None, phase: str) -> None:
     """Add a patient (ID: 2-32 letters, digits, '-' or '_' with a digit, e.g. P017)."""
