@@ -15,7 +15,7 @@ from pytestqt.qtbot import QtBot
 from vrexposure.cli import main
 from vrexposure.clinic import open_store
 from vrexposure.clinic.draft import DraftError, HierarchyDraft
-from vrexposure.panel.hierarchy_editor import SUDS_COLUMN, HierarchyEditor
+from vrexposure.panel.hierarchy_editor import PARAMS_COLUMN, SUDS_COLUMN, HierarchyEditor
 
 from .conftest import HIERARCHIES
 
@@ -91,10 +91,16 @@ def test_editor_builds_and_saves_versions(qtbot: QtBot, tmp_path: Path) -> None:
         image.height(), image.bytesPerLine() // 4, 4)[:, :image.width(), :3]
     assert pixels.std() > 10
 
-    # A scene parameter error blocks the save button.
-    editor.draft.set_param(0, "distanse_m", 2.0)
-    editor.refresh()
+    # Scene parameters typed into the cell: a misspelt one is shown and blocks the save.
+    params = editor.table.item(0, PARAMS_COLUMN).text()
+    assert params.startswith("{") and "count: 1" in params
+    editor.table.item(0, PARAMS_COLUMN).setText(params.replace("count: 1", "cuont: 1"))
+    texts = [editor.problems.item(i).text() for i in range(editor.problems.count())]
+    assert any(t.startswith("error:") and "cuont" in t for t in texts), texts
     assert not editor.buttons["save"].isEnabled()
+    editor.table.item(0, PARAMS_COLUMN).setText(params.replace("count: 1", "count: 2"))
+    assert editor.buttons["save"].isEnabled()
+    assert editor.draft.steps[0]["params"]["count"] == 2
     store.close()
 
     # The saved version exports as YAML that `vrexposure validate` accepts.
@@ -108,3 +114,5 @@ def test_editor_builds_and_saves_versions(qtbot: QtBot, tmp_path: Path) -> None:
     result = runner.invoke(main, ["validate", str(out)])
     assert result.exit_code == 0 and "0 error(s)" in result.output, result.output
     assert len(HierarchyDraft(out.read_text()).steps) == len(HierarchyDraft(TEMPLATE).steps) - 1
+    # The export is the saved version 1 (count 1), not the unsaved edit.
+    assert HierarchyDraft(out.read_text()).steps[0]["params"]["count"] == 1

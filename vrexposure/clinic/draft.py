@@ -77,6 +77,17 @@ class HierarchyDraft:
         self._check(index)
         self.steps[index].setdefault("params", {})[name] = value
 
+    def set_params(self, index: int, text: str) -> None:
+        """All scene parameters of the step from a YAML flow mapping (as the editor shows)."""
+        self._check(index)
+        try:
+            params = yaml.safe_load(text) if text.strip() else {}
+        except yaml.YAMLError as exc:
+            raise DraftError(f"scene parameters are not YAML: {exc}") from None
+        if not isinstance(params, dict):
+            raise DraftError("scene parameters must be a mapping, e.g. {count: 1}")
+        self.steps[index]["params"] = params
+
     def order_by_ratings(self) -> None:
         """Steps by the patient's expected SUDS, lowest first (stable for ties)."""
         self.steps.sort(key=lambda s: int(s.get("expected_suds", 0)))
@@ -93,3 +104,10 @@ class HierarchyDraft:
     def savable(self) -> bool:
         hierarchy, problems = self.validate()
         return hierarchy is not None and not any(p.severity == "error" for p in problems)
+
+
+def params_text(step: dict[str, Any]) -> str:
+    """A step's scene parameters as one line of YAML (``{count: 1, size_cm: 2}``)."""
+    params = step.get("params") or {}
+    return yaml.safe_dump(params, default_flow_style=True, sort_keys=False,
+                          width=10_000).strip()

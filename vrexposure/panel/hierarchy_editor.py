@@ -23,12 +23,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..clinic.draft import DraftError, HierarchyDraft
+from ..clinic.draft import DraftError, HierarchyDraft, params_text
 from ..clinic.store import ClinicStore
 
-COLUMNS = ["#", "id", "situation", "patient's SUDS"]
+COLUMNS = ["#", "id", "situation", "patient's SUDS", "scene parameters"]
 SUDS_COLUMN = 3
 LABEL_COLUMN = 2
+#: Edited as a YAML flow mapping, e.g. ``{count: 1, distance_m: 2.5}``.
+PARAMS_COLUMN = 4
+EDITABLE = (LABEL_COLUMN, SUDS_COLUMN, PARAMS_COLUMN)
 
 
 class HierarchyEditor(QWidget):
@@ -52,6 +55,10 @@ class HierarchyEditor(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(LABEL_COLUMN, QHeaderView.ResizeMode.Stretch)
+        # Long parameter lists must not squeeze the situation: a fixed, resizable width
+        # (the whole text is in the tooltip).
+        header.setSectionResizeMode(PARAMS_COLUMN, QHeaderView.ResizeMode.Interactive)
+        self.table.setColumnWidth(PARAMS_COLUMN, 300)
         self.table.itemChanged.connect(self._edited)
         layout.addWidget(self.table, 1)
         buttons = QHBoxLayout()
@@ -121,6 +128,8 @@ class HierarchyEditor(QWidget):
                 self.draft.set_expected_suds(row, int(item.text()))
             elif column == LABEL_COLUMN:
                 self.draft.set_label(row, item.text())
+            elif column == PARAMS_COLUMN:
+                self.draft.set_params(row, item.text())
         except (ValueError, DraftError) as exc:
             self.status.setText(f"step {row + 1}: {exc}")
         self.refresh()
@@ -132,10 +141,11 @@ class HierarchyEditor(QWidget):
             self.table.setRowCount(len(steps))
             for row, step in enumerate(steps):
                 cells = [str(row + 1), str(step.get("id", "")), str(step.get("label", "")),
-                         str(step.get("expected_suds", ""))]
+                         str(step.get("expected_suds", "")), params_text(step)]
                 for column, text in enumerate(cells):
                     item = QTableWidgetItem(text)
-                    if column not in (SUDS_COLUMN, LABEL_COLUMN):
+                    item.setToolTip(text)
+                    if column not in EDITABLE:
                         item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
                     if column in (0, SUDS_COLUMN):
                         item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
