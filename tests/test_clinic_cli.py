@@ -56,12 +56,14 @@ def test_patients_from_the_command_line_with_no_set_up(tmp_path: Path) -> None:
     code, out = run("patient", "note", "P017", "first", "session", "went", "well",
                     "--config", config)
     assert code == 0, out
+    code, out = run("patient", "phase", "P017", "follow-up", "--config", config)
+    assert code == 0 and "arachnophobia course now in follow-up" in out
     code, out = run("patient", "list", "--config", config)
     assert code == 0 and out.split() == ["P017", "0", "session(s)", "hierarchy", "—",
-                                         "treatment"]
+                                         "follow-up"]
     code, out = run("patient", "show", "P017", "--config", config)
     assert code == 0
-    assert "course: arachnophobia, from 2026-11-02, phase treatment" in out
+    assert "course: arachnophobia, from 2026-11-02, phase follow-up" in out
     assert "first session went well" in out
     code, out = run("patient", "show", "P099", "--config", config)
     assert code == 1 and "no patient P099" in out

@@ -179,6 +179,17 @@ def patient_show(patient_id: str, config_path: str | None) -> None:
             click.echo(f"note {note.time_utc:%Y-%m-%d %H:%M}: {note.text}")
 
 
+@patient_command.command("phase")
+@click.argument("patient_id")
+@click.argument("phase", type=click.Choice(["assessment", "treatment", "follow-up"]))
+@_config_option
+def patient_phase(patient_id: str, phase: str, config_path: str | None) -> None:
+    """Move the patient's current treatment course to PHASE."""
+    with open_store_or_exit(config_path) as store:
+        course = _store_call(lambda: store.set_phase(patient_id, phase))
+        click.echo(f"{patient_id}: {course.target_phobia} course now in {phase}")
+
+
 @patient_command.command("note")
 @click.argument("patient_id")
 @click.argument("text", nargs=-1, required=True)
