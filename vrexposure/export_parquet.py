@@ -151,8 +151,19 @@ def _samples_table(pa: Any, schema: Any, recording: XdfFile) -> Any:
     return pa.concat_tables(parts, promote_options="permissive").cast(schema)
 
 
+def _private_dirs(path: Path) -> None:
+    """Every missing folder of ``path`` created 0700 (``mkdir(parents=True)`` would give the
+    parents the umask's bits)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+
+
 def _write(pq: Any, table: Any, target: Path) -> Path:
-    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _private_dirs(target)
     path = target / "part-0.parquet"
     # Created owner-only before anything is written into it.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -169,7 +180,7 @@ def export_parquet(recordings: Sequence[Path], out_dir: Path,
     pa, pq = _pa()
     schemas = _schemas(pa)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _private_dirs(out_dir)
     result = ParquetResult(out_dir)
     for path in recordings:
         if on_file is not None:
