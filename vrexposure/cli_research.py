@@ -235,31 +235,31 @@ def progress_command(folder: Path | None, patient_id: str, out_dir: Path | None,
     Reads the recordings in FOLDER, or without FOLDER those the clinic database indexes."""
     from .report import find_sessions, sessions_of, write_progress
 
-    files: list[Path] | None = None
+    indexed: list[Path] | None = None
     if folder is None:
         from .cli_clinic import indexed_recordings_or_exit
 
-        files, folder = indexed_recordings_or_exit(_config(config_path), patient_id)
-        found, _ = sessions_of(files, patient_id)
+        indexed, folder = indexed_recordings_or_exit(_config(config_path), patient_id)
+        found, _ = sessions_of(indexed, patient_id)
     else:
         found, _ = find_sessions(folder, patient_id)
     if not found:
         raise click.ClickException(f"no recordings of patient {patient_id} in {folder}")
     bar = _bar(len(found), "session", "sessions")
     try:
-        files_written = write_progress(folder, patient_id, out_dir,
-                                       on_file=lambda path: bar.update(1), files=files)
+        files = write_progress(folder, patient_id, out_dir,
+                               on_file=lambda path: bar.update(1), files=indexed)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         bar.close()
-    for skipped in files_written.progress.skipped:
+    for skipped in files.progress.skipped:
         click.echo(f"not read: {skipped}", err=True)
-    for number, s in enumerate(files_written.progress.sessions, start=1):
+    for number, s in enumerate(files.progress.sessions, start=1):
         highest = "—" if s.highest_step is None else f"{s.highest_step + 1} {s.highest_step_id}"
         click.echo(f"{number:>3}  {s.started_utc[:16]}  highest step {highest}"
                    + ("  (cut short)" if s.cut_short else ""))
-    click.echo(f"progress: {files_written.html}\nsummary: {files_written.json}")
+    click.echo(f"progress: {files.html}\nsummary: {files.json}")
 
 
 # --------------------------------------------------------------------------- export
