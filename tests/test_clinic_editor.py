@@ -53,6 +53,9 @@ def test_draft_operations_and_live_validation() -> None:
     problems = draft.problems()
     assert any(p.severity == "error" and "distanse_m" in p.message for p in problems)
     assert not draft.savable()
+    for text in ("steps: [unclosed", "just text", "steps: 3"):
+        with pytest.raises(DraftError, match="not"):
+            HierarchyDraft(text)
 
 
 def test_editor_builds_and_saves_versions(qtbot: QtBot, tmp_path: Path) -> None:

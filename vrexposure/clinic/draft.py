@@ -22,7 +22,10 @@ class DraftError(Exception):
 
 class HierarchyDraft:
     def __init__(self, yaml_text: str, origin: str = "<draft>") -> None:
-        data = yaml.safe_load(yaml_text)
+        try:
+            data = yaml.safe_load(yaml_text)
+        except yaml.YAMLError as exc:
+            raise DraftError(f"{origin}: not YAML: {exc}") from None
         if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
             raise DraftError(f"{origin}: not a hierarchy (no list of steps)")
         self.data: dict[str, Any] = data
