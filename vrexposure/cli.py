@@ -112,10 +112,19 @@ def session(hierarchy_name: str | None, patient_id: str, config_path: str | None
             host = SessionHost(None, patient_id, endpoints, config, resume_from=resume_path,
                                keys_dir=keys)
         else:
-            if not hierarchy_name or not patient_id:
-                raise click.UsageError("a new session needs --hierarchy and --patient")
-            host = SessionHost(hierarchy_or_exit(hierarchy_name), patient_id, endpoints, config,
-                               recording_dir=recording_dir, keys_dir=keys)
+            if not patient_id:
+                raise click.UsageError("a new session needs --patient (and --hierarchy, "
+                                       "unless the patient has one in the clinic database)")
+            version = None
+            if hierarchy_name:
+                hierarchy = hierarchy_or_exit(hierarchy_name)
+            else:
+                from .cli_clinic import patient_hierarchy_or_exit
+
+                hierarchy, version = patient_hierarchy_or_exit(config, patient_id)
+            host = SessionHost(hierarchy, patient_id, endpoints, config,
+                               recording_dir=recording_dir, keys_dir=keys,
+                               hierarchy_version=version)
     except HostError as exc:
         raise click.ClickException(str(exc)) from exc
     signal.signal(signal.SIGTERM, lambda *_: host.request_stop())
@@ -128,6 +137,9 @@ def session(hierarchy_name: str | None, patient_id: str, config_path: str | None
     except KeyboardInterrupt:
         pass
     click.echo(f"recording closed: {host.recording_path}")
+    from .cli_clinic import index_after_session
+
+    index_after_session(config, host.recording_path)
 
 
 _CTL_HELP = """Send a command to the session host and print its answer.
@@ -418,6 +430,7 @@ def keys_revoke(name: str, directory: Path) -> None:
 
 
 def _register_plugins_commands() -> None:
+    from .cli_clinic import db_command, hierarchy_command, patient_command
     from .cli_panel import panel_command
     from .cli_questionnaire import questionnaire_command
     from .cli_render import render_command, snapshot_command
@@ -441,6 +454,9 @@ def _register_plugins_commands() -> None:
     main.add_command(export_command, "export")
     main.add_command(lsl_command, "lsl")
     main.add_command(questionnaire_command, "questionnaire")
+    main.add_command(db_command, "db")
+    main.add_command(patient_command, "patient")
+    main.add_command(hierarchy_command, "hierarchy")
 
 
 _register_plugins_commands()

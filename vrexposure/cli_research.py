@@ -220,21 +220,35 @@ def _with_path(file: Path, exc: Exception) -> str:
 
 
 @click.command("progress")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("folder", required=False,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--patient", "patient_id", required=True, help="Pseudonymous patient id.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Folder for the HTML and JSON (default: FOLDER).")
-def progress_command(folder: Path, patient_id: str, out_dir: Path | None) -> None:
-    """Progress across a patient's sessions: peak SUDS per step, highest step, habituation."""
-    from .report import find_sessions, write_progress
+              default=None, help="Folder for the HTML and JSON (default: FOLDER, or the "
+                                 "recordings' folder).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="Settings file (database.url).")
+def progress_command(folder: Path | None, patient_id: str, out_dir: Path | None,
+                     config_path: str | None) -> None:
+    """Progress across a patient's sessions: peak SUDS per step, highest step, habituation.
 
-    found, _ = find_sessions(folder, patient_id)
+    Reads the recordings in FOLDER, or without FOLDER those the clinic database indexes."""
+    from .report import find_sessions, sessions_of, write_progress
+
+    indexed: list[Path] | None = None
+    if folder is None:
+        from .cli_clinic import indexed_recordings_or_exit
+
+        indexed, folder = indexed_recordings_or_exit(_config(config_path), patient_id)
+        found, _ = sessions_of(indexed, patient_id)
+    else:
+        found, _ = find_sessions(folder, patient_id)
     if not found:
         raise click.ClickException(f"no recordings of patient {patient_id} in {folder}")
     bar = _bar(len(found), "session", "sessions")
     try:
         files = write_progress(folder, patient_id, out_dir,
-                               on_file=lambda path: bar.update(1))
+                               on_file=lambda path: bar.update(1), files=indexed)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -252,21 +266,39 @@ def progress_command(folder: Path, patient_id: str, out_dir: Path | None) -> Non
 
 
 @click.command("export")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["csv", "bids", "fhir"]), required=True,
+@click.argument("file", type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["csv", "bids", "fhir", "parquet"]),
+              required=True,
               help="csv: one CSV per stream plus events; bids: BIDS physio and events; "
                    "fhir: the questionnaires as a FHIR R4 Bundle (FILE may also be a "
-                   "stand-alone .questionnaire.json, or a questionnaire .yaml definition).")
+                   "stand-alone .questionnaire.json, or a questionnaire .yaml definition); "
+                   "parquet: every recording under FILE (a folder) as one dataset "
+                   "partitioned by patient and session.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Output folder (for bids: the dataset root).")
 @click.option("--session", "session", default=None,
               help="BIDS session label (default: the recording's number among the "
                    "patient's recordings in its folder).")
-def export_command(file: Path, fmt: str, out_dir: Path, session: str | None) -> None:
-    """Export a recording as CSV files, into a BIDS dataset, or its questionnaires as FHIR."""
+@click.option("--from-database", is_flag=True,
+              help="parquet: the recordings the clinic database indexes under FILE, each "
+                   "checked against its indexed checksum.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="Settings file (database.url, for --from-database).")
+def export_command(file: Path, fmt: str, out_dir: Path, session: str | None,
+                   from_database: bool, config_path: str | None) -> None:
+    """Export a recording as CSV files, into a BIDS dataset, or its questionnaires as FHIR;
+    or a folder of recordings as a Parquet dataset."""
     from .export import export_bids, export_csv
     from .xdf import read_xdf
 
+    if fmt == "parquet":
+        from .cli_clinic import export_parquet_command
+
+        export_parquet_command(file, out_dir, from_database, _config(config_path))
+        return
+    if file.is_dir():
+        raise click.BadParameter(f"{file} is a folder: {fmt} exports one recording",
+                                 param_hint="FILE")
     if fmt == "fhir":
         _export_fhir(file, out_dir)
         return

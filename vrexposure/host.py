@@ -109,7 +109,10 @@ class SessionHost:
                  resume_from: Path | None = None,
                  scenes: Mapping[str, SceneSpec] | None = None,
                  context: zmq.Context[Any] | None = None,
-                 keys_dir: Path | None = None) -> None:
+                 keys_dir: Path | None = None,
+                 hierarchy_version: int | None = None) -> None:
+        # The patient's personalised hierarchy version (clinic database), recorded as is.
+        self.hierarchy_version = hierarchy_version
         for endpoint in (endpoints.publish, endpoints.feed, endpoints.host_feed,
                          endpoints.control):
             if not is_loopback(endpoint) and keys_dir is None:
@@ -199,7 +202,11 @@ class SessionHost:
             "started_wall_s": self.started_wall_s,
             "software": f"vrexposure {__version__}",
             "clock": "session clock: host monotonic seconds since session start",
-            "config": {k: v for k, v in self.config.items() if k != "plugins"},
+            # Not the database section: its URL may hold a password.
+            "config": {k: v for k, v in self.config.items()
+                       if k not in ("plugins", "database")},
+            **({"hierarchy_version": self.hierarchy_version}
+               if self.hierarchy_version is not None else {}),
         }
 
     def _init_resumed(self, path: Path, patient_id: str) -> None:

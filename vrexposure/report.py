@@ -1725,16 +1725,22 @@ def find_sessions(folder: Path, patient_id: str
                   ) -> tuple[list[tuple[str, Path, str]], list[str]]:
     """(started_utc, path, hierarchy id) of the patient's recordings in ``folder``
     (recursively), oldest first, and the files that could not be read."""
+    return sessions_of(sorted(Path(folder).rglob("*.xdf")), patient_id)
+
+
+def sessions_of(files: Sequence[Path], patient_id: str
+                ) -> tuple[list[tuple[str, Path, str]], list[str]]:
+    """:func:`find_sessions` for a list of recordings."""
     found: list[tuple[str, Path, str]] = []
     skipped: list[str] = []
-    for path in sorted(Path(folder).rglob("*.xdf")):
+    for path in files:
         try:
-            meta = recording_metadata(read_header(path))
+            meta = recording_metadata(read_header(Path(path)))
         except (OSError, ValueError) as exc:
             skipped.append(f"{path}: {exc}")
             continue
         if str(meta.get("patient_id")) == patient_id:
-            found.append((str(meta.get("started_utc", "")), path,
+            found.append((str(meta.get("started_utc", "")), Path(path),
                           str(meta.get("hierarchy_id", ""))))
     found.sort()
     return found, skipped
@@ -1768,8 +1774,13 @@ def session_progress(report: SessionReport, prefix: str = "") -> SessionProgress
 
 
 def compute_progress(folder: Path, patient_id: str,
-                     on_file: Callable[[Path], None] | None = None) -> PatientProgress:
-    sessions_found, skipped = find_sessions(folder, patient_id)
+                     on_file: Callable[[Path], None] | None = None,
+                     files: Sequence[Path] | None = None) -> PatientProgress:
+    """``files``: these recordings (e.g. from the clinic index) instead of ``folder``'s."""
+    if files is None:
+        sessions_found, skipped = find_sessions(folder, patient_id)
+    else:
+        sessions_found, skipped = sessions_of(files, patient_id)
     sessions: list[SessionProgress] = []
     order: list[str] = []
     rules: list[float] = []
@@ -1974,8 +1985,9 @@ class ProgressFiles:
 
 
 def write_progress(folder: Path, patient_id: str, out_dir: Path | None = None,
-                   on_file: Callable[[Path], None] | None = None) -> ProgressFiles:
-    progress = compute_progress(Path(folder), patient_id, on_file)
+                   on_file: Callable[[Path], None] | None = None,
+                   files: Sequence[Path] | None = None) -> ProgressFiles:
+    progress = compute_progress(Path(folder), patient_id, on_file, files)
     if not progress.sessions:
         raise ValueError(f"no recordings of patient {patient_id} in {folder}")
     figure = _png(progress_figure(progress))
