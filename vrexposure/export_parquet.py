@@ -58,7 +58,7 @@ def _schemas(pa: Any) -> dict[str, Any]:
             ("hr_peak_bpm", f64), ("hr_mean_vs_baseline_bpm", f64),
             ("hr_peak_vs_baseline_bpm", f64), ("hr_values", i64), ("look_away_share", f64),
             ("pose_samples", i64), ("intensity_max", f64), ("n_expectancies", i64),
-            ("alerts", i64), ("stops", i64), ("pauses", i64)]),
+            ("alerts", i64), ("stops", i64), ("pauses", i64), ("skipped", pa.bool_())]),
         "events": pa.schema([
             ("t_s", f64), ("kind", text), ("step", i64), ("by", text), ("value", text),
             ("record", text)]),
@@ -101,7 +101,7 @@ def step_rows(report: SessionReport) -> list[dict[str, Any]]:
             "suds_start", "suds_peak", "suds_end", "suds_drop_pct", "habituation_s",
             "hr_mean_bpm", "hr_peak_bpm", "hr_mean_vs_baseline_bpm", "hr_peak_vs_baseline_bpm",
             "hr_values", "look_away_share", "pose_samples", "intensity_max", "stops",
-            "pauses")},
+            "pauses", "skipped")},
             "step": s["step_index"] + 1, "n_suds": len(s["suds"]),
             "n_expectancies": len(s["expectancies"]), "alerts": len(s["alerts"])})
     return rows

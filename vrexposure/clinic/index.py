@@ -44,7 +44,7 @@ def entry_from_recording(path: Path, sha256: str | None = None) -> IndexedSessio
               "expected_suds": s.expected_suds, "time_in_step_s": _opt(s.time_in_step_s, 2),
               "suds_start": s.suds_start, "suds_peak": s.suds_peak, "suds_end": s.suds_end,
               "hr_mean_bpm": _opt(s.hr_mean_bpm, 1), "stops": s.stops}
-             for s in report.steps]
+             for s in report.steps if not s.skipped]  # never shown: no numbers
     version = meta.get("hierarchy_version")
     base = report.baseline.get("mean_bpm")
     return IndexedSession(
