@@ -595,6 +595,7 @@ class SpidersScene(SceneBase):
     def _build_spiders(self, parent: NodePath) -> None:
         shapes = _spider_shapes()
         self._spiders = parent.attachNewNode("spiders")
+        self._spiders.setTag("stimulus", "spiders")
         self._batch_sets = [_SpiderBatches(self._spiders, shapes, n) for n in BATCH_CAPACITIES]
 
     # -- animation ----------------------------------------------------------------------------

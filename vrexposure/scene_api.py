@@ -66,6 +66,9 @@ class SceneSpec:
     params: tuple[ParamSpec, ...]
     #: True for scenes with a feared stimulus (look-at / look-away is measured against it).
     has_stimulus: bool = True
+    #: Smallest angular size (degrees, equivalent diameter of the largest visible part)
+    #: the stimulus must have from the patient's eye at every step (``check-scenes``).
+    stimulus_floor_deg: float = 1.0
     #: Returns the renderer-side scene object; imported lazily (needs Panda3D).
     factory: Callable[..., Any] | None = field(default=None, compare=False)
 

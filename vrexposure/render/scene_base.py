@@ -284,6 +284,34 @@ class SceneBase(ABC):
         """World position of the feared stimulus (None for scenes without one)."""
         return None
 
+    def stimulus_nodes(self) -> list[NodePath]:
+        """The nodes that show the feared stimulus (tagged ``stimulus``; ``check-scenes``)."""
+        if self.root is None:
+            return []
+        return list(self.root.findAllMatches("**/=stimulus"))
+
+    #: Radius (m) around the eye point under which there must be ground (``check-scenes``).
+    footprint_m: float = 0.3
+
+    def solid_boxes(self) -> list[tuple[str, Vec3Tuple, Vec3Tuple]]:
+        """World bounding boxes (name, low, high) of people and props that must not overlap.
+
+        Default: the visible nodes tagged ``solid``; scenes that draw people in batches
+        override it with the boxes of their layout.
+        """
+        if self.root is None:
+            return []
+        boxes = []
+        for path in self.root.findAllMatches("**/=solid"):
+            if path.isHidden():
+                continue
+            bounds = path.getTightBounds(self.root.getParent())
+            if bounds is None:
+                continue
+            lo, hi = bounds
+            boxes.append((path.getName(), (lo.x, lo.y, lo.z), (hi.x, hi.y, hi.z)))
+        return boxes
+
     def eye_position(self) -> Vec3Tuple:
         """Where the seated patient's eyes are, in world coordinates (metres, Z up)."""
         return (0.0, 0.0, EYE_HEIGHT_SEATED_M)
