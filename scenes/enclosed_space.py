@@ -229,9 +229,11 @@ class EnclosedSpaceScene(SceneBase):
         walls = self._room.attach(parent)
         plaster = g.noise_texture(61, (0.82, 0.82, 0.82), (1.0, 1.0, 1.0), 8, 128)
         walls.setTexture(plaster)
+        walls.setTag("stimulus", "walls")  # walls and ceiling, closing in (check-scenes)
 
         # The door, its sign and the corridor beyond move with the front wall.
         front = self._front = parent.attachNewNode("front-wall")
+        front.setTag("stimulus", "door")
         corridor = g.MeshBuilder()
         corridor.box((-1.0, 0.05, 0), (1.0, 6.0, 2.6), (0.9, 0.88, 0.8, 1), faces="xXYZz")
         corridor.quad(

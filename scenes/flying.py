@@ -906,6 +906,7 @@ class FlyingScene(SceneBase):
         self._wing_root = cabin.attachNewNode("wing-root")
         self._wing_root.setPos(*WING_ROOT)
         self._wing = wing_b.attach(self._wing_root, "wing")
+        self._wing_root.setTag("stimulus", "wing")
         self._flaps = flaps_b.attach(self._wing_root, "flaps")
         self._hinge = (hinge_point, hinge_axis)
         g.set_unlit(self._wing_root)
@@ -938,6 +939,7 @@ class FlyingScene(SceneBase):
         self._fog.setMode(Fog.M_exponential_squared)  # clear nearby, thick towards 40 km
         for right in (False, True):
             view = parent.attachNewNode("outside-right" if right else "outside-left")
+            view.setTag("stimulus", "outside")  # the flight as seen through the windows
             for normal, point in _wedge_planes(right):
                 plane = Plane(Vec3(*normal), Point3(*point))
                 clip = self._cabin.attachNewNode(PlaneNode("window-wedge", plane))

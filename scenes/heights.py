@@ -235,6 +235,9 @@ class HeightsScene(SceneBase):
             g.facade_texture((0.72, 0.7, 0.66), (0.25, 0.33, 0.42), 4, 4, 9, 0.1)
         )
         self._city = w.attachNewNode("city")
+        # The stimulus is the edge and the drop below it (check-scenes measures it).
+        for part in (self._kerb, self._facade, self._city):
+            part.setTag("stimulus", "drop")
         self._build_city(self._city, rng)
 
         self._ambient = g.ambient_light(parent, (0.45, 0.47, 0.52))

@@ -48,6 +48,11 @@ MAX_AUDIENCE = 80
 STAGE_M = 0.3  # the speaker's platform; the eye is 1.2 m above it
 SPEAKER_EYE_M = (0.0, 0.0, STAGE_M + 1.2)
 SEAT_PITCH_X, ROW_PITCH_Y = 0.65, 1.05
+#: The hall moves with the front row; its back wall stays this far behind the front row,
+#: so it is behind the speaker at every front-row distance (not through their head).
+BACK_WALL_M = 12.0
+#: Closest front row: nearer, the front row's knees would be in the lectern and stage.
+MIN_FRONT_ROW_M = 1.5
 # hall -> (half width, depth, ceiling height, seats per row, rise per row)
 HALLS = {
     "meeting_room": (4.0, 9.0, 2.7, 8, 0.0),
@@ -342,7 +347,7 @@ class PublicSpeakingScene(SceneBase):
         hair_mats = np.where(looks.long_hair[:, None, None], LONG_HAIR, SHORT_HAIR)
 
         legs = templates.legs_batch(MAX_AUDIENCE)
-        legs.attach(hall)
+        legs.attach(hall).setTag("stimulus", "audience")
         _paint(legs, np.stack([looks.trousers, np.tile(SHOE, (MAX_AUDIENCE, 1))], axis=1))
         chunks = [
             templates.chunk(hall, np.arange(start, min(MAX_AUDIENCE, start + CHUNK_SIZE)), looks)
@@ -373,7 +378,7 @@ class PublicSpeakingScene(SceneBase):
                 crowd.stale = True
                 continue
             crowd.hall.show()
-            front_m = max(0.5, self.v("front_row_distance_m"))
+            front_m = max(MIN_FRONT_ROW_M, self.v("front_row_distance_m"))
             if front_m != crowd.hall.getY():
                 crowd.hall.setY(front_m)
             self._animate_crowd(crowd, dt_s, time_s, cut)
@@ -491,6 +496,29 @@ class PublicSpeakingScene(SceneBase):
     def eye_position(self) -> tuple[float, float, float]:
         return SPEAKER_EYE_M
 
+    def solid_boxes(self) -> list[tuple[str, tuple[float, float, float], tuple[float, float, float]]]:
+        """The lectern and every seated person's upper body (as last drawn), world metres."""
+        lec = STAGE_M + 0.78
+        boxes = [("lectern", (-0.38, 0.22, STAGE_M), (0.38, 0.75, lec + 0.3))]
+        for name, crowd in self._halls.items():
+            if crowd.hall.isHidden() or self.v(f"hall={name}") < 0.5:
+                continue
+            offset = np.array([0.0, crowd.hall.getY(), 0.0])
+            for chunk in crowd.chunks:
+                if chunk.bodies_np.isHidden():
+                    continue
+                heads = chunk.heads.part_bounds().reshape(len(chunk.members), -1, 2, 3)
+                people = len(chunk.members) * len(BODY_PARTS)
+                bodies = chunk.bodies.part_bounds()[:people].reshape(len(chunk.members), -1, 2, 3)
+                parts = np.concatenate([heads, bodies], axis=1)
+                for member, person in zip(chunk.members, parts, strict=True):
+                    if np.isnan(person).all():
+                        continue
+                    lo = np.nanmin(person[:, 0], axis=0) + offset
+                    hi = np.nanmax(person[:, 1], axis=0) + offset
+                    boxes.append((f"person {member}", tuple(lo), tuple(hi)))
+        return boxes  # type: ignore[return-value]
+
     def view_hpr(self) -> tuple[float, float, float]:
         return (0.0, -7.0, 0.0)
 
@@ -600,7 +628,7 @@ class _Pose:
         self.crossed = hostile - self.phone_use
         # Slow shifting in the seat; slouching and leaning when hostile.
         self.slouch_deg = -10 * self.crossed + 6 * self.phone_use + 1.5 * waves[:, 0]
-        lean_deg = 8 * self.crossed * LEAN_SIGN[span] + waves[:, 1]
+        lean_deg = 5 * self.crossed * LEAN_SIGN[span] + waves[:, 1]  # clear of neighbours
         self.torso = compose(_pitch_roll_mats(TORSO_POS_M, self.slouch_deg, lean_deg),
                              crowd.root_mats[span])
 
@@ -665,12 +693,14 @@ class _Pose:
         crossed, phone_use, k = self.crossed, self.phone_use, len(self.chunk.members)
         # Both arms at once: axis 0 is the side (left, right).
         arm_hpr = np.zeros((2, k, 3))
-        arm_hpr[:, :, 1] = 20.0 * (1 - crossed - phone_use) + 55.0 * crossed + 60.0 * phone_use
-        arm_hpr[:, :, 2] = -SIDES[:, None] * 35.0 * crossed
+        # Crossed arms: elbows forward of the chest (negative pitch brings them to -Y, the
+        # front), forearms turned inwards across it, one above the other. (Rolled outwards
+        # and turned out, as before, the arms stuck out sideways into the neighbours.)
+        arm_hpr[:, :, 1] = 20.0 * (1 - crossed - phone_use) - 35.0 * crossed + 60.0 * phone_use
         arms = pos_hpr_scale_mats(SHOULDERS_M[:, None], arm_hpr)
         fore_hpr = np.zeros((2, k, 3))
-        fore_hpr[:, :, 0] = SIDES[:, None] * 70 * crossed
-        fore_hpr[:, :, 1] = -10 * (1 - crossed) - 30 * phone_use + 15 * crossed
+        fore_hpr[:, :, 0] = -SIDES[:, None] * 75 * crossed
+        fore_hpr[:, :, 1] = -10 * (1 - crossed) - 30 * phone_use + 8 * SIDES[:, None] * crossed
         fores = compose(pos_hpr_scale_mats(ELBOW_POS_M, fore_hpr), arms)
         torso = np.broadcast_to(np.eye(4, dtype=np.float32), (k, 4, 4))
         joints = (torso, torso, arms[0], arms[1], fores[0], fores[1], fores[0], fores[1])
@@ -823,6 +853,8 @@ class _Templates:
         chunk = _Chunk(
             members, phone_members, heads, heads.attach(hall), bodies, bodies.attach(hall)
         )
+        chunk.heads_np.setTag("stimulus", "audience")
+        chunk.bodies_np.setTag("stimulus", "audience")
         _paint(heads, head_colors)
         _paint(bodies, np.concatenate([body_colors, phone_colors]))
         chunk.heads_np.hide()  # as chunk.shown says, until someone sits in it
@@ -860,7 +892,7 @@ def _room(name: str, half: float, depth: float, ceil: float, rise: float) -> Mes
     }[name]
     top = ceil + depth * rise / 2
     room.quad(
-        [(-half, -2.5, 0), (half, -2.5, 0), (half, depth, 0), (-half, depth, 0)],
+        [(-half, -BACK_WALL_M, 0), (half, -BACK_WALL_M, 0), (half, depth, 0), (-half, depth, 0)],
         (0.5, 0.5, 0.55, 1),
         uv_m=1.5,
         subdiv=(6, 8),
@@ -872,17 +904,18 @@ def _room(name: str, half: float, depth: float, ceil: float, rise: float) -> Mes
     )
     for side in (-1, 1):
         x = side * half
-        corners = [(x, -2.5, 0), (x, depth, 0), (x, depth, top), (x, -2.5, top)]
+        corners = [(x, -BACK_WALL_M, 0), (x, depth, 0), (x, depth, top), (x, -BACK_WALL_M, top)]
         if side > 0:
             corners = [corners[1], corners[0], corners[3], corners[2]]
         room.quad(corners, g.shade((*wall, 1), 0.92), subdiv=(8, 2))
     room.quad(
-        [(-half, -2.5, top), (-half, depth, top), (half, depth, top), (half, -2.5, top)],
+        [(-half, -BACK_WALL_M, top), (-half, depth, top), (half, depth, top), (half, -BACK_WALL_M, top)],
         (0.9, 0.9, 0.88, 1),
         normal=(0, 0, -1),
         subdiv=(4, 6),
     )
-    room.quad([(half, -2.5, 0), (-half, -2.5, 0), (-half, -2.5, 4), (half, -2.5, 4)], (*wall, 1))
+    back = -BACK_WALL_M
+    room.quad([(half, back, 0), (-half, back, 0), (-half, back, top), (half, back, top)], (*wall, 1))
     for y in np.arange(2.0, depth, 3.0):
         # Ceiling lights: their tops touch the ceiling.
         room.box(
@@ -956,7 +989,8 @@ SCENE = SceneSpec(
         int_param("audience_size", 3, 0, 80, "people", "Number of people in the audience"),
         float_param("attention", 0.3, 0.0, 1.0, "", "Share of the audience looking at the speaker"),
         float_param("hostility", 0.0, 0.0, 1.0, "", "Frowns, crossed arms, whispering and phones"),
-        float_param("front_row_distance_m", 4.0, 1.0, 10.0, "m", "Distance to the first row"),
+        float_param("front_row_distance_m", 4.0, MIN_FRONT_ROW_M, 10.0, "m",
+                    "Distance to the first row"),
         choice_param(
             "hall", "meeting_room", ("meeting_room", "classroom", "lecture_hall"), "Room size"
         ),

@@ -322,7 +322,7 @@ def keys_revoke(name: str, directory: Path) -> None:
 
 def _register_plugins_commands() -> None:
     from .cli_panel import panel_command
-    from .cli_render import render_command, snapshot_command
+    from .cli_render import check_scenes_command, render_command, snapshot_command
     from .cli_research import (
         export_command,
         lsl_command,
@@ -336,6 +336,7 @@ def _register_plugins_commands() -> None:
     main.add_command(sim_device_command, "sim-device")
     main.add_command(render_command, "render")
     main.add_command(snapshot_command, "snapshot")
+    main.add_command(check_scenes_command, "check-scenes")
     main.add_command(panel_command, "panel")
     main.add_command(replay_command, "replay")
     main.add_command(report_command, "report")

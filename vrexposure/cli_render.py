@@ -115,6 +115,57 @@ def snapshot_command(hierarchy_name: str, step_number: int, intensity: float, ou
                f"at intensity {intensity:.2f}")
 
 
+@click.command("check-scenes")
+@click.argument("hierarchy_names", metavar="[HIERARCHY]...", nargs=-1)
+@click.option("--config", "config_path", type=click.Path(exists=True),
+              help="Settings file (its plugins.scene_dirs add the clinic's own scenes).")
+@click.option("--size", "size_px", type=click.IntRange(64, 2048), default=256, show_default=True,
+              help="Side of the square check render in pixels (angles do not depend on it).")
+@click.option("--fov", "fov_deg", type=click.FloatRange(30.0, 150.0), default=100.0,
+              show_default=True, help="Headset field of view per eye, degrees.")
+@click.option("--strict", is_flag=True, help="Warnings (grading) fail too.")
+def check_scenes_command(hierarchy_names: tuple[str, ...], config_path: str | None,
+                         size_px: int, fov_deg: float, strict: bool) -> None:
+    """Render every step of each hierarchy (default: all built-in) at intensity 0 and 1
+    from the patient's eye and check it: the stimulus is visible (angular size vs the
+    scene's floor), intensity changes it, steps are graded, no flat frame, no camera in
+    geometry, ground under the patient, no overlapping people/props, no z-fighting.
+    """
+    from .hierarchy import HierarchyError, load_hierarchy
+    from .plugins import builtin_hierarchies, discover_scenes
+    from .render.engine import RenderEngine
+    from .scene_check import SceneChecker, report_lines
+
+    config = config_or_exit(config_path)
+    scene_dirs = [Path(d) for d in config.get("plugins", {}).get("scene_dirs", [])]
+    scenes = discover_scenes(scene_dirs)
+    paths = [hierarchy_path(n) for n in hierarchy_names] or builtin_hierarchies()
+    hierarchies = []
+    for path in paths:
+        try:
+            hierarchies.append(load_hierarchy(path, scenes))
+        except HierarchyError as exc:
+            raise click.ClickException(f"{path}: invalid hierarchy:\n{exc}") from exc
+    errors = warnings = 0
+    try:
+        engine = RenderEngine("offscreen", 64, 64, scene_dirs=scene_dirs, multisamples=0)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from None
+    with engine, SceneChecker(engine, size_px, fov_deg) as checker:
+        for path, hierarchy in zip(paths, hierarchies, strict=True):
+            click.echo(f"{path}: scene '{hierarchy.scene}', {len(hierarchy.steps)} steps")
+            steps, findings = checker.check_hierarchy(hierarchy, scenes)
+            for line in report_lines(steps):
+                click.echo("  " + line)
+            for finding in findings:
+                click.echo(f"  {finding}", err=finding.severity == "error")
+            errors += sum(f.severity == "error" for f in findings)
+            warnings += sum(f.severity == "warning" for f in findings)
+    click.echo(f"{len(paths)} hierarchy(ies): {errors} error(s), {warnings} warning(s)")
+    if errors or (strict and warnings):
+        sys.exit(1)
+
+
 @click.group()
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def main(verbose: int) -> None:
@@ -125,6 +176,7 @@ def main(verbose: int) -> None:
 
 main.add_command(render_command)
 main.add_command(snapshot_command)
+main.add_command(check_scenes_command)
 
 if __name__ == "__main__":
     main()

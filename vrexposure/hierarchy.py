@@ -285,6 +285,16 @@ def _clinical_checks(check: _Checker, steps: Sequence[Step]) -> None:
                                 f"{MAX_SUDS_GAP}): add an intermediate step", "warning")
 
 
+def _intensity_checks(check: _Checker, scene: SceneSpec, steps: Sequence[Step]) -> None:
+    """Warn about steps whose within-step intensity slider would change nothing."""
+    for index, step in enumerate(steps):
+        moving = [name for name, (low, high) in step.intensity.items() if low != high]
+        if not moving:
+            check.report(("steps", index), f"step '{step.id}': intensity changes nothing "
+                                           "(no parameter range under 'intensity'): the "
+                                           "intensity slider would do nothing", "warning")
+
+
 def _build(data: object, source: SourceMap, scenes: Mapping[str, SceneSpec]
            ) -> tuple[Hierarchy | None, list[Problem]]:
     check = _Checker(source)
@@ -402,6 +412,8 @@ def _build(data: object, source: SourceMap, scenes: Mapping[str, SceneSpec]
             notes = check.text(step_data, "notes", where, required=False)
             steps.append(Step(sid, label, suds, params, ranges, prompt, notes))
     _clinical_checks(check, steps)
+    if scene is not None and scene.has_stimulus:
+        _intensity_checks(check, scene, steps)
 
     if any(p.severity == "error" for p in check.problems) or scene is None:
         return None, check.problems

@@ -223,26 +223,6 @@ def graded_findings(steps: Sequence[StepMeasure]) -> list[Finding]:
     return out
 
 
-def intensity_mapping_warnings(
-    steps: Sequence[Any], spec: Any
-) -> list[tuple[int, str]]:
-    """(step index, message) for steps whose intensity mapping changes no scene parameter.
-
-    Pure (no rendering): a step without an intensity mapping, or whose ranges are all
-    empty, renders the same at intensity 0 and 1.
-    """
-    out = []
-    for index, step in enumerate(steps):
-        moving = [
-            name for name, (low, high) in step.intensity.items()
-            if spec.param(name) is not None and spec.param(name).interpolable and low != high
-        ]
-        if not moving:
-            out.append((index, f"step {step.id}: intensity changes nothing (no parameter "
-                               "range under 'intensity'); the slider will do nothing"))
-    return out
-
-
 def report_lines(steps: Sequence[StepMeasure]) -> list[str]:
     """A table: per step the stimulus size at intensity 0 and 1."""
     lines = [f"{'step':<18} {'SUDS':>4} {'stim0 °':>8} {'stim1 °':>8} {'share0':>7} "
