@@ -111,6 +111,8 @@ class HeightsScene(SceneBase):
     sound_name = "wind"
     sound_param = "wind_volume"
     near_far = (0.05, 2500.0)
+    #: Standing at the edge: the toes may be 0.1 m from it (check-scenes ground test).
+    footprint_m = 0.1
     background_color = (0.75, 0.84, 0.93)
 
     def __init__(self, spec: SceneSpec | None = None, ease_time_s: float = DEFAULT_EASE_TIME_S):
@@ -300,7 +302,8 @@ class HeightsScene(SceneBase):
             [(-0.15, -400, 0.08), (0.15, -400, 0.08), (0.15, 900, 0.08), (-0.15, 900, 0.08)],
             (0.9, 0.85, 0.5, 1),
         )
-        streets.attach(city, "streets").setBin("fixed", DRAW_ORDER.index("streets"))
+        self._streets = streets.attach(city, "streets")
+        self._streets.setBin("fixed", DRAW_ORDER.index("streets"))
         palette = [
             (0.75, 0.72, 0.66),
             (0.6, 0.62, 0.66),
@@ -333,8 +336,10 @@ class HeightsScene(SceneBase):
                     h = float(rng.choice([9, 12, 15, 21, 30, 45, 60, 90])) * (
                         1.0 if far > 80 else 0.6
                     )
-                    lo = (x0 + (30 - w) * (part % 2), y0 + rng.uniform(0, 8), 0.0)
-                    hi = (lo[0] + w, lo[1] + rng.uniform(14, 22), h)
+                    # Each further part is inset and a little taller: no two parts of a
+                    # block share a wall or roof plane (coplanar faces z-fight).
+                    lo = (x0 + (30 - w) * (part % 2) + 0.5 * part, y0 + rng.uniform(0, 8), 0.0)
+                    hi = (lo[0] + w - 1.0 * part, lo[1] + rng.uniform(14, 22), h + 0.4 * part)
                     col = (*palette[int(rng.integers(0, len(palette)))], 1.0)
                     walls.box(lo, hi, col, uv_m=12.0, faces="xXyY")
                     roofs.box(lo, hi, g.shade(col, 0.7), faces="Z")
@@ -394,7 +399,8 @@ class HeightsScene(SceneBase):
             lanes.append(street + (3.5 if i % 2 else -3.5))
             starts.append(float(rng.uniform(-300, 800)))
             speeds.append(float(rng.uniform(6, 13)) * (1 if i % 2 else -1))
-        self._cars.attach(city).setBin("fixed", DRAW_ORDER.index("cars"))
+        self._cars_np = self._cars.attach(city)
+        self._cars_np.setBin("fixed", DRAW_ORDER.index("cars"))
         self._car_along_y = np.array(along)
         self._car_lane_m = np.array(lanes)
         self._car_start_m = np.array(starts)
@@ -413,7 +419,8 @@ class HeightsScene(SceneBase):
         bars = min(1.0, max(0.0, self.v("rail_bars")))
 
         facade_y = edge - BALCONY_M
-        self._terrace.setPos(0, min(0.0, facade_y), 0)
+        # The roof runs on to the balcony at any edge distance (no gap to float over).
+        self._terrace.setPos(0, facade_y, 0)
         self._balcony.setPos(0, facade_y, 0)
         self._balcony.setSy(BALCONY_M)
         self._slab.setAlphaScale(1.0 - glass)
@@ -443,6 +450,11 @@ class HeightsScene(SceneBase):
             TextureStage.getDefault(), 20 / 12.0, height / STOREY_M / 4.0 * 1.0
         )
         self._city.setZ(-height)
+        # Street layers lie centimetres apart; from high up the depth buffer cannot tell
+        # them apart (z-fighting), so their spacing grows with the height.
+        layers = max(1.0, height / 20.0)
+        self._streets.setSz(layers)
+        self._cars_np.setZ(0.08 * (layers - 1.0))
 
         # Wind: a slow, small sway of everything around the eye, flag and plants move.
         amp = 0.03 + 0.02 * wind
