@@ -166,7 +166,12 @@ def _wall(k: int, d: float, c: float) -> MeshBuilder:
     else:
         _plane(panel, [(-d, 0, 0), (d, 0, 0), (d, 0, c), (-d, 0, c)], col, (8, 6), (0, 2),
                PLASTER_TEX_M)
-    panel.box((-skirting, -0.02, 0), (skirting, 0.0, 0.1), (0.3, 0.28, 0.26, 1))
+    skirt = (0.3, 0.28, 0.26, 1)
+    if k == 0:  # not across the doorway: its face would be coplanar with the door's
+        panel.box((-skirting, -0.02, 0), (-DOOR_W / 2 - 0.08, 0.0, 0.1), skirt)
+        panel.box((DOOR_W / 2 + 0.08, -0.02, 0), (skirting, 0.0, 0.1), skirt)
+    else:
+        panel.box((-skirting, -0.02, 0), (skirting, 0.0, 0.1), skirt)
     if k == 1:  # ventilation grille
         panel.box((-0.3, -0.03, 1.9), (0.3, 0.0, 2.2), (0.6, 0.6, 0.6, 1))
         for j in range(6):

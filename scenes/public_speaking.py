@@ -333,7 +333,11 @@ class PublicSpeakingScene(SceneBase):
         static = hall.attachNewNode("static")
         _room(name, half, depth, ceil, rise).attach(static, "room").setTexture(_room_texture())
         rows = 1 + MAX_AUDIENCE // per_row
-        _seats(name, per_row, rows, rise, depth).attach(static, "seats")
+        # The seats are the audience's place: stimulus even while empty (first step). Their
+        # own node (not flattened into the room's) so that they can be told apart.
+        seats = _seats(name, per_row, rows, rise, depth).attach(hall, "seats")
+        seats.setTag("stimulus", "audience")
+        seats.flattenStrong()
         static.flattenStrong()  # room and seats never move: one node, a Geom per state
 
         order = seat_order(per_row, rows)[:MAX_AUDIENCE]
@@ -955,7 +959,7 @@ def _seats(name: str, per_row: int, rows: int, rise: float, depth: float) -> Mes
         y, z = r * ROW_PITCH_Y, r * rise
         if y - 0.2 > depth:
             break
-        if rise:
+        if rise and r > 0:  # the front row stands on the floor (a flat step would z-fight)
             seats.box(
                 (-row_half_m, y - 0.55, 0), (row_half_m, y + 0.5, z), (0.35, 0.3, 0.3, 1),
                 faces="yxXZ",

@@ -31,8 +31,9 @@ from numpy.typing import NDArray
 HEADSET_FOV_DEG = 100.0
 #: Harness render size: modest for CI, the measures are angular so they do not depend on it.
 CHECK_SIZE_PX = 256
-#: Luminance standard deviation (grey levels) below which a frame counts as flat.
-CONTRAST_FLOOR = 6.0
+#: Luminance spread (99th - 1st percentile, grey levels) below which a frame is flat. A
+#: dark frame passes while something in it stays visible (a torch, a faint outline).
+CONTRAST_FLOOR = 12.0
 #: Relative change of the stimulus solid angle that counts as "intensity changes it".
 INTENSITY_METRIC_MIN = 0.05
 #: Picture RMSE (share of full scale) that counts as "intensity changes it".
@@ -70,12 +71,13 @@ class FrameMeasure:
     stimulus_share: float  # of the view's solid angle
     stimulus_deg: float  # equivalent diameter of the visible stimulus, degrees
     largest_deg: float  # equivalent diameter of the largest connected stimulus part
-    contrast: float  # luminance standard deviation, grey levels
+    contrast: float  # luminance spread (99th - 1st percentile), grey levels
     zfight_share: float
     camera_inside: str | None = None
     ground_gap: str | None = None
     overlaps: list[str] = field(default_factory=list)
     image: NDArray[np.uint8] | None = field(default=None, repr=False)
+    mask: NDArray[np.bool_] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -89,12 +91,9 @@ class StepMeasure:
     low: FrameMeasure
     high: FrameMeasure
     rmse: float  # picture difference between intensity 0 and 1, share of full scale
-
-    @property
-    def change(self) -> float:
-        """Relative change of the stimulus solid angle from intensity 0 to 1."""
-        a, b = self.low.stimulus_sr, self.high.stimulus_sr
-        return abs(b - a) / max(a, b, 1e-12)
+    #: How much the stimulus changed from intensity 0 to 1: the larger of the relative
+    #: change of its solid angle and of its shape (pixels in one mask only / in either).
+    change: float = 0.0
 
 
 # --------------------------------------------------------------------------- pure maths
@@ -138,9 +137,10 @@ def mask_measures(mask: NDArray[np.bool_], weights: NDArray[Any]) -> tuple[float
 
 
 def luminance_contrast(image: NDArray[np.uint8]) -> float:
-    """Standard deviation of the luminance in grey levels."""
+    """Luminance spread in grey levels: 99th minus 1st percentile (robust to a few pixels)."""
     lum = image[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-    return float(lum.std())
+    low, high = np.percentile(lum, [1.0, 99.0])
+    return float(high - low)
 
 
 def picture_rmse(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
@@ -172,6 +172,17 @@ def box_overlaps(boxes: Sequence[Box], tolerance_m: float = OVERLAP_TOLERANCE_M)
     return found
 
 
+def stimulus_change(low: FrameMeasure, high: FrameMeasure) -> float:
+    """Relative change of the stimulus between two frames: its size or its shape."""
+    a, b = low.stimulus_sr, high.stimulus_sr
+    size = abs(b - a) / max(a, b, 1e-12)
+    shape = 0.0
+    if low.mask is not None and high.mask is not None:
+        union = int((low.mask | high.mask).sum())
+        shape = int((low.mask ^ high.mask).sum()) / union if union else 0.0
+    return max(size, shape)
+
+
 def frame_findings(
     step: str, intensity: float, m: FrameMeasure, floor_deg: float, has_stimulus: bool
 ) -> list[Finding]:
@@ -183,9 +194,9 @@ def frame_findings(
 
     if has_stimulus and m.largest_deg < floor_deg:
         err("stimulus visible", f"largest stimulus part {m.largest_deg:.2f}° < floor {floor_deg}°")
-    stimulus_plain = has_stimulus and m.stimulus_share >= 0.02
-    if m.contrast < CONTRAST_FLOOR and not stimulus_plain:
-        err("contrast", f"flat frame: luminance s.d. {m.contrast:.1f} < {CONTRAST_FLOOR} grey levels")
+    if m.contrast < CONTRAST_FLOOR:
+        err("contrast", f"flat frame: luminance spread {m.contrast:.1f} < {CONTRAST_FLOOR} "
+                        "grey levels (nothing can be made out)")
     if m.camera_inside:
         err("camera", m.camera_inside)
     if m.ground_gap:
@@ -249,7 +260,7 @@ class SceneChecker:
 
     def __init__(self, engine: Any, size_px: int = CHECK_SIZE_PX,
                  fov_deg: float = HEADSET_FOV_DEG, keep_images: bool = False) -> None:
-        from panda3d.core import PerspectiveLens, Texture
+        from panda3d.core import FrameBufferProperties, PerspectiveLens, Texture
 
         self.engine = engine
         self.size_px = size_px
@@ -258,7 +269,12 @@ class SceneChecker:
         self.weights = pixel_solid_angles(size_px, size_px, fov_deg, fov_deg)
         self.texture = Texture("scene-check")
         base = engine.base
-        buffer = base.win.makeTextureBuffer("scene-check", size_px, size_px, self.texture, True)
+        fbprops = FrameBufferProperties()
+        fbprops.setRgbColor(True)
+        fbprops.setColorBits(24)
+        fbprops.setDepthBits(24)  # as the headset's buffers: z-fighting is judged on it
+        buffer = base.win.makeTextureBuffer("scene-check", size_px, size_px, self.texture, True,
+                                            fbprops)
         if buffer is None:
             raise RuntimeError(f"no offscreen buffer on pipe {engine.pipe_name}")
         self.buffer = buffer
@@ -430,6 +446,7 @@ class SceneChecker:
             ground_gap=ground,
             overlaps=box_overlaps(scene.solid_boxes()),
             image=image,
+            mask=mask,
         )
 
     def check_hierarchy(self, hierarchy: Any, scenes: Mapping[str, Any]
@@ -448,9 +465,9 @@ class SceneChecker:
             low, high = ends
             assert low.image is not None and high.image is not None
             measure = StepMeasure(index, step.id, step.label, step.expected_suds, low, high,
-                                  picture_rmse(low.image, high.image))
+                                  picture_rmse(low.image, high.image), stimulus_change(low, high))
             if not self.keep_images:
-                low.image = high.image = None
+                low.image = high.image = low.mask = high.mask = None
             findings += step_findings(measure, spec.has_stimulus)
             steps.append(measure)
         if spec.has_stimulus:
