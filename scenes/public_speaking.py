@@ -521,7 +521,7 @@ class PublicSpeakingScene(SceneBase):
                     lo = np.nanmin(person[:, 0], axis=0) + offset
                     hi = np.nanmax(person[:, 1], axis=0) + offset
                     boxes.append((f"person {member}", tuple(lo), tuple(hi)))
-        return boxes  # type: ignore[return-value]
+        return boxes
 
     def view_hpr(self) -> tuple[float, float, float]:
         return (0.0, -7.0, 0.0)

@@ -82,17 +82,24 @@ def render_command(backend: str, stereo: bool, config_path: str | None,
 
 @click.command("snapshot")
 @click.argument("hierarchy_name", metavar="HIERARCHY")
-@click.option("--step", "step_number", type=int, required=True,
-              help="Step number, 1 = the first step.")
+@click.option("--step", "step_number", type=int, default=None,
+              help="Step number, 1 = the first step (with --out).")
 @click.option("--intensity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="Within-step intensity from 0 to 1.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
-              required=True, help="PNG file to write.")
-@click.option("--width", type=click.IntRange(16, 8192), default=1280, show_default=True)
-@click.option("--height", type=click.IntRange(16, 8192), default=720, show_default=True)
-def snapshot_command(hierarchy_name: str, step_number: int, intensity: float, out_path: Path,
-                     width: int, height: int) -> None:
-    """Render one hierarchy step offscreen and write a PNG."""
+              default=None, help="PNG file to write (one step).")
+@click.option("--sheet", "sheet_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Contact sheet PNG: every step at intensity 0 and 1, with "
+                                 "label and expected SUDS (for review before a session).")
+@click.option("--width", type=click.IntRange(16, 8192), default=None,
+              help="Picture width [default: 1280, 384 per picture of a sheet].")
+@click.option("--height", type=click.IntRange(16, 8192), default=None,
+              help="Picture height [default: 720, 216 per picture of a sheet].")
+def snapshot_command(hierarchy_name: str, step_number: int | None, intensity: float,
+                     out_path: Path | None, sheet_path: Path | None, width: int | None,
+                     height: int | None) -> None:
+    """Render one hierarchy step offscreen and write a PNG (--step, --out), or a contact
+    sheet of every step at intensity 0 and 1 (--sheet)."""
     from .hierarchy import HierarchyError, load_hierarchy
     from .plugins import discover_scenes
 
@@ -100,6 +107,21 @@ def snapshot_command(hierarchy_name: str, step_number: int, intensity: float, ou
         hierarchy = load_hierarchy(hierarchy_path(hierarchy_name))
     except HierarchyError as exc:
         raise click.ClickException(f"invalid hierarchy:\n{exc}") from exc
+    if sheet_path is not None:
+        from .render.snapshot import contact_sheet
+
+        try:
+            written = contact_sheet(hierarchy, discover_scenes(), sheet_path,
+                                    width or 384, height or 216)
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc).splitlines()[0]) from None
+        click.echo(f"{written}: {hierarchy.scene}, {len(hierarchy.steps)} steps at intensity "
+                   "0 and 1")
+        if out_path is None:
+            return
+    if step_number is None or out_path is None:
+        raise click.UsageError("give --step and --out for one picture, or --sheet")
+    width, height = width or 1280, height or 720
     count = len(hierarchy.steps)
     if not 1 <= step_number <= count:
         raise click.BadParameter(f"must be from 1 to {count}", param_hint="--step")

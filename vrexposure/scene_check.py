@@ -19,6 +19,7 @@ The pure part (metrics, findings) is apart from the rendering part (``SceneCheck
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ class FrameMeasure:
     stimulus_sr: float  # solid angle of the visible stimulus, steradians
     stimulus_share: float  # of the view's solid angle
     stimulus_deg: float  # equivalent diameter of the visible stimulus, degrees
-    largest_deg: float  # equivalent diameter of the largest connected stimulus part
+    largest_deg: float  # angular extent (across) of the largest connected stimulus part
     contrast: float  # luminance spread (99th - 1st percentile), grey levels
     zfight_share: float
     camera_inside: str | None = None
@@ -122,18 +123,40 @@ def magenta_mask(image: NDArray[np.uint8]) -> NDArray[np.bool_]:
     return (r > 160) & (b > 160) & (g < 80)
 
 
-def mask_measures(mask: NDArray[np.bool_], weights: NDArray[Any]) -> tuple[float, float, float]:
-    """(solid angle, share of the view, largest connected part's diameter in degrees)."""
+def pixel_directions(width: int, height: int, fov_h_deg: float, fov_v_deg: float) -> NDArray[Any]:
+    """Unit view direction (H, W, 3) through every pixel centre (x right, y up, z forward)."""
+    half_w = math.tan(math.radians(fov_h_deg) / 2.0)
+    half_h = math.tan(math.radians(fov_v_deg) / 2.0)
+    xs = (np.arange(width) + 0.5) / width * 2.0 * half_w - half_w
+    ys = half_h - (np.arange(height) + 0.5) / height * 2.0 * half_h
+    x, y = np.meshgrid(xs, ys)
+    d = np.stack([x, y, np.ones_like(x)], axis=2)
+    return d / np.linalg.norm(d, axis=2, keepdims=True)
+
+
+def mask_measures(mask: NDArray[np.bool_], weights: NDArray[Any], directions: NDArray[Any]
+                  ) -> tuple[float, float, float]:
+    """(solid angle, share of the view, angular extent in degrees of the widest part).
+
+    A part is a connected region of the mask (8-neighbours: a spider's thin legs hold
+    on to its body); its extent is the angle across its pixel bounding box, plus one
+    pixel (a part one pixel wide is that wide, not zero).
+    """
     from scipy import ndimage
 
     total = float(weights[mask].sum())
     share = total / float(weights.sum())
-    largest = 0.0
+    widest = 0.0
     if mask.any():
-        labels, count = ndimage.label(mask)
-        sums = ndimage.sum_labels(weights, labels, index=np.arange(1, count + 1))
-        largest = float(np.max(sums))
-    return total, share, equivalent_diameter_deg(largest)
+        labels, _count = ndimage.label(mask, structure=np.ones((3, 3), bool))
+        pixel_deg = math.degrees(math.sqrt(float(weights.max())))
+        for box in ndimage.find_objects(labels):
+            rows, cols = box
+            corners = directions[[rows.start, rows.start, rows.stop - 1, rows.stop - 1],
+                                 [cols.start, cols.stop - 1, cols.start, cols.stop - 1]]
+            cos = np.clip([corners[0] @ corners[3], corners[1] @ corners[2]], -1.0, 1.0)
+            widest = max(widest, math.degrees(float(np.arccos(cos).max())) + pixel_deg)
+    return total, share, widest
 
 
 def luminance_contrast(image: NDArray[np.uint8]) -> float:
@@ -193,7 +216,8 @@ def frame_findings(
         out.append(Finding("error", step, check, message, intensity))
 
     if has_stimulus and m.largest_deg < floor_deg:
-        err("stimulus visible", f"largest stimulus part {m.largest_deg:.2f}° < floor {floor_deg}°")
+        err("stimulus visible", f"widest stimulus part {m.largest_deg:.2f}° across < floor "
+                                f"{floor_deg}°")
     if m.contrast < CONTRAST_FLOOR:
         err("contrast", f"flat frame: luminance spread {m.contrast:.1f} < {CONTRAST_FLOOR} "
                         "grey levels (nothing can be made out)")
@@ -221,7 +245,7 @@ def graded_findings(steps: Sequence[StepMeasure]) -> list[Finding]:
     """Warnings where a step with higher expected SUDS shows a smaller stimulus at both ends."""
     out: list[Finding] = []
     ordered = sorted(steps, key=lambda s: (s.expected_suds, s.index))
-    for prev, cur in zip(ordered, ordered[1:], strict=False):
+    for prev, cur in itertools.pairwise(ordered):
         if cur.expected_suds <= prev.expected_suds:
             continue
         if max(cur.low.stimulus_sr, cur.high.stimulus_sr) < 0.8 * max(
@@ -267,6 +291,7 @@ class SceneChecker:
         self.fov_deg = fov_deg
         self.keep_images = keep_images
         self.weights = pixel_solid_angles(size_px, size_px, fov_deg, fov_deg)
+        self.directions = pixel_directions(size_px, size_px, fov_deg, fov_deg)
         self.texture = Texture("scene-check")
         base = engine.base
         fbprops = FrameBufferProperties()
@@ -321,10 +346,19 @@ class SceneChecker:
         stimuli = list(scene.stimulus_nodes())
         saved = [(n, n.getState()) for n in stimuli]
         hidden = []
-        for path in root.findAllMatches("**"):
-            attrib = path.getState().getAttrib(TransparencyAttrib)
-            if (attrib is not None and attrib.getMode() != TransparencyAttrib.M_none
-                    and not path.isHidden() and not any(path == n for n in stimuli)):
+
+        def see_through(state: Any) -> bool:
+            attrib = state.getAttrib(TransparencyAttrib)
+            return attrib is not None and attrib.getMode() != TransparencyAttrib.M_none
+
+        # Glass and haze show what is behind them: left out of the mask (a flattened
+        # node with glass in it goes as a whole, a little generous to the stimulus).
+        for path in root.findAllMatches("**/+GeomNode"):
+            if path.isHidden() or any(n.isAncestorOf(path) or n == path for n in stimuli):
+                continue
+            node = path.node()
+            if see_through(path.getNetState()) or any(
+                    see_through(node.getGeomState(i)) for i in range(node.getNumGeoms())):
                 path.hide()
                 hidden.append(path)
         clear = self.buffer.getClearColor()
@@ -433,7 +467,7 @@ class SceneChecker:
         if mask is None:
             total = share = largest = 0.0
         else:
-            total, share, largest = mask_measures(mask, self.weights)
+            total, share, largest = mask_measures(mask, self.weights, self.directions)
         inside, ground = self._rays(scene)
         return FrameMeasure(
             stimulus_sr=total,
