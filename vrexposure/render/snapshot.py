@@ -65,6 +65,12 @@ SHEET_HEADER_H = 44
 def _font(size_px: int) -> Any:
     from PIL import ImageFont
 
+    # DejaVu has the arrows and dashes labels use; Pillow's own font lacks them.
+    for name in ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"):
+        try:
+            return ImageFont.truetype(name, size_px)
+        except OSError:
+            continue
     try:
         return ImageFont.load_default(size=size_px)
     except (TypeError, OSError):  # Pillow without FreeType: the small bitmap font
