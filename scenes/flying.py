@@ -1176,11 +1176,12 @@ class FlyingScene(SceneBase):
             x, y = int(rng.uniform(0, w - 2)), int(rng.uniform(0, h - 2))
             alpha[y:y + 2, x:x + 2] = np.maximum(alpha[y:y + 2, x:x + 2], 0.8)
         img[..., 3] = (np.clip(alpha, 0, 1) * 255).astype(np.uint8)
-        x = WALL_X - RECESS_M + 0.004  # just inside the pane, behind the bezel
+        pane_x = WALL_X - RECESS_M + 0.004  # just inside the pane, behind the bezel
         (hy, hz) = (WIN_HALF[0] + 0.02, WIN_HALF[1] + 0.02)
         rain = g.MeshBuilder()
-        rain.quad([(x, WIN_Y0 - hy, WIN_Z - hz), (x, WIN_Y0 + hy, WIN_Z - hz),
-                   (x, WIN_Y0 + hy, WIN_Z + hz), (x, WIN_Y0 - hy, WIN_Z + hz)], (1, 1, 1, 1),
+        rain.quad([(pane_x, WIN_Y0 - hy, WIN_Z - hz), (pane_x, WIN_Y0 + hy, WIN_Z - hz),
+                   (pane_x, WIN_Y0 + hy, WIN_Z + hz), (pane_x, WIN_Y0 - hy, WIN_Z + hz)],
+                  (1, 1, 1, 1),
                   uv_rect=(0.0, 0.0, 1.0, 1.4))
         node = rain.attach(cabin, "rain-on-window")
         node.setTexture(g.texture_from_array("rain", img))
