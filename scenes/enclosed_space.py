@@ -9,11 +9,12 @@ pixels too: in a small room that is about three screens of them per frame.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from vrexposure.render.scene_base import DEFAULT_EASE_TIME_S, SceneBase
-from vrexposure.scene_api import SceneSpec, choice_param, float_param
+from vrexposure.scene_api import EventSpec, SceneSpec, choice_param, float_param
 
 if TYPE_CHECKING:
     import numpy as np
@@ -306,6 +307,10 @@ class EnclosedSpaceScene(SceneBase):
         self._lamp_panel.setZ(ceiling)
         self._light.setZ(ceiling - 0.3)
         open_ = min(1.0, max(0.0, self.v("door=open")))
+        closing = self.event_progress("door_closes")
+        if closing is not None:  # the door swings shut (fast), stays shut, then reopens
+            shut = min(1.0, closing / 0.08) if closing < 0.9 else 1.0 - (closing - 0.9) / 0.1
+            open_ *= 1.0 - shut
         locked = min(1.0, max(0.0, self.v("door=locked")))
         self._door.setH(-100.0 * open_)
         self._lock.setAlphaScale(1.0)
@@ -314,6 +319,11 @@ class EnclosedSpaceScene(SceneBase):
         # Perceived brightness: even the darkest setting leaves the walls faintly visible
         # (a black screen would show no room at all).
         light = self.v("light_level") ** 0.5
+        failing = self.event_progress("light_fails")
+        if failing is not None:  # flickers, goes out (the exit sign and corridor still glow)
+            t = failing * 8.0
+            flicker = 0.5 + 0.5 * math.sin(t * 37.0) * math.sin(t * 11.0)
+            light *= flicker if failing < 0.15 or failing > 0.9 else 0.12
         g.set_light_color(self._ambient, g.shade((0.32, 0.32, 0.33), light))
         g.set_light_color(self._light, g.shade((1.0, 0.97, 0.9), light * 1.1))
         self._lamp_panel.setColorScale(light, light, light * 0.95, 1)
@@ -345,6 +355,10 @@ SCENE = SceneSpec(
         choice_param("door", "open", ("open", "closed", "locked"), "Door state"),
         float_param("light_level", 1.0, 0.05, 1.0, "", "Room brightness"),
         float_param("ventilation_volume", 0.2, 0.0, 1.0, "", "Ventilation hum volume"),
+    ),
+    events=(
+        EventSpec("door_closes", "The door swings shut", "c", 20.0),
+        EventSpec("light_fails", "The light flickers and fails", "l", 10.0),
     ),
     factory=EnclosedSpaceScene,
 )

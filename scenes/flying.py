@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from vrexposure.render.scene_base import DEFAULT_EASE_TIME_S, SceneBase
-from vrexposure.scene_api import SceneSpec, bool_param, choice_param, float_param
+from vrexposure.scene_api import EventSpec, SceneSpec, bool_param, choice_param, float_param
 
 if TYPE_CHECKING:
     from panda3d.core import Fog, GeomNode, GeomVertexArrayData, NodePath
@@ -1068,6 +1068,14 @@ class FlyingScene(SceneBase):
         t = time_s
         shake = math.sin(t * 7.3) * 0.6 + math.sin(t * 13.1 + 1) * 0.3 + math.sin(t * 2.1) * 0.8
         jolt = (math.sin(t * 1.7) * math.sin(t * 0.63)) ** 3
+        # The "jolt" event: a sudden drop and shudder that dies away, felt through the view.
+        jolt_p = self.event_progress("jolt")
+        if jolt_p is not None:
+            turb = max(turb, 1.0 - jolt_p)
+            jolt += -2.5 * math.exp(-12.0 * jolt_p) * math.cos(jolt_p * 40.0)
+        chime = self.event_progress("chime")
+        if chime is not None:  # the seat-belt sign lights with its chime, blinking twice
+            belt = 1.0 if chime > 0.3 or math.sin(chime * 60.0) > 0 else 0.0
         self._cabin.setPos(0.008 * turb * shake, 0, 0.02 * turb * (shake + 3 * jolt))
         self._cabin.setHpr(0, 0.5 * turb * shake, 0.8 * turb * math.sin(t * 3.1 + 2))
 
@@ -1233,6 +1241,10 @@ SCENE = SceneSpec(
         bool_param("seatbelt_sign", False, "Seatbelt sign lit (with chime)"),
         float_param("engine_volume", 0.4, 0.0, 1.0, "", "Engine hum volume"),
         float_param("light_level", 1.0, 0.2, 1.0, "", "Cabin light"),
+    ),
+    events=(
+        EventSpec("jolt", "Turbulence jolt: a sudden drop and shudder", "j", 4.0),
+        EventSpec("chime", "Seat-belt sign chimes on", "b", 3.0),
     ),
     factory=FlyingScene,
 )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from vrexposure.render.scene_base import DEFAULT_EASE_TIME_S, SceneBase
 from vrexposure.render.seated import SwayParts, box_corners, facing_only
-from vrexposure.scene_api import SceneSpec, bool_param, choice_param, float_param
+from vrexposure.scene_api import EventSpec, SceneSpec, bool_param, choice_param, float_param
 
 if TYPE_CHECKING:
     from panda3d.core import NodePath
@@ -118,6 +118,7 @@ class HeightsScene(SceneBase):
     def __init__(self, spec: SceneSpec | None = None, ease_time_s: float = DEFAULT_EASE_TIME_S):
         super().__init__(spec or SCENE, ease_time_s)
         self._sway = 0.0
+        self._gust = 0.0
 
     def channel_targets(self, params: Any) -> dict[str, float]:
         targets = super().channel_targets(params)
@@ -456,8 +457,13 @@ class HeightsScene(SceneBase):
         self._streets.setSz(layers)
         self._cars_np.setZ(0.08 * (layers - 1.0))
 
+        # The "gust" event: the wind rises to a strong gust and falls again, the view sways.
+        gust_p = self.event_progress("gust")
+        gust = 0.0 if gust_p is None else math.sin(math.pi * gust_p) ** 2
+        self._gust = gust
+        wind = wind + 12.0 * gust
         # Wind: a slow, small sway of everything around the eye, flag and plants move.
-        amp = 0.03 + 0.02 * wind
+        amp = 0.03 + 0.02 * wind + 0.6 * gust
         self._sway += dt_s * (0.25 + 0.03 * wind)
         self._world.setHpr(
             0, math.sin(self._sway * 2.1) * amp * 0.3, math.sin(self._sway * 1.3) * amp
@@ -474,6 +480,11 @@ class HeightsScene(SceneBase):
 
     def stimulus_world_position(self) -> tuple[float, float, float] | None:
         return (0.0, max(0.0, self.v("edge_distance_m")), 0.0)
+
+    @property
+    def sound_volume(self) -> float:
+        """The wind, louder in a gust."""
+        return min(1.0, super().sound_volume + 0.5 * self._gust)
 
     def view_hpr(self) -> tuple[float, float, float]:
         edge = max(0.0, self.v("edge_distance_m"))
@@ -494,5 +505,6 @@ SCENE = SceneSpec(
         ),
         float_param("wind_volume", 0.3, 0.0, 1.0, "", "Wind sound volume"),
     ),
+    events=(EventSpec("gust", "A strong gust: the view sways at the edge", "g", 5.0),),
     factory=HeightsScene,
 )

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from vrexposure.render.scene_base import DEFAULT_EASE_TIME_S, SceneBase
-from vrexposure.scene_api import SceneSpec, choice_param, float_param, int_param
+from vrexposure.scene_api import EventSpec, SceneSpec, choice_param, float_param, int_param
 
 if TYPE_CHECKING:
     from panda3d.core import NodePath, Texture
@@ -182,6 +182,8 @@ HOSTILE_RANK = (_INDEX * 0.414214 + 0.3) % 1.0
 AWAY_HEADING_DEG = ((_INDEX * 53) % 120) - 60.0
 PHASE_S = _INDEX * 1.7
 PHONE_USER = _INDEX % 3 == 0  # the others cross their arms when hostile
+# Who plays the stimulus events (seat-order positions: all in the front row).
+COUGHER, YAWNER, PHONER, LEAVER = 1, 2, 3, 5
 LEAN_SIGN = np.where(_INDEX % 2 == 1, 1.0, -1.0)
 
 
@@ -243,6 +245,8 @@ class _Crowd:
     hostile: NDArray[np.float64]
     visible: NDArray[np.bool_]
     stale: bool = True  # not drawn since built or hidden: rewrite everything
+    #: Extra head pitch per person (degrees, + bows the face) for a cough or a yawn.
+    nod_deg: NDArray[np.float64] = field(default_factory=lambda: np.zeros(MAX_AUDIENCE))
 
 
 class PublicSpeakingScene(SceneBase):
@@ -258,6 +262,7 @@ class PublicSpeakingScene(SceneBase):
         super().__init__(spec or SCENE, ease_time_s)
         self._halls: dict[str, _Crowd] = {}
         self._snap_motion = True  # next frame: per-person easing jumps to its targets
+        self._nodded = False  # a cough or yawn moved a head last frame
         self._lit_spot = math.nan  # spotlight value the lights were last set for
 
     def reset_motion(self) -> None:
@@ -284,6 +289,7 @@ class PublicSpeakingScene(SceneBase):
         node = st.attach(self._stage, "stage")
         node.setTexture(g.planks_texture((0.55, 0.4, 0.28), 4))
         templates = _Templates.make()
+        self._build_walker(parent)
         for name in HALLS:
             self._halls[name] = self._build_hall(parent, name, templates)
 
@@ -405,6 +411,12 @@ class PublicSpeakingScene(SceneBase):
         visible = size - _INDEX > 0.0  # people arrive one by one as the size eases up
         want_look = (attention > ATTENTIVE_RANK).astype(np.float64)
         want_hostile = (hostility > HOSTILE_RANK).astype(np.float64)
+        if self.event_progress("phone") is not None:  # takes out the phone, eyes down
+            want_hostile[PHONER], want_look[PHONER] = 1.0, 0.0
+        leaving = self._animate_walker(crowd, visible)
+        if leaving:
+            visible = visible.copy()
+            visible[LEAVER] = False
         settled = np.array_equal(crowd.look, want_look) and np.array_equal(
             crowd.hostile, want_hostile
         )
@@ -438,6 +450,10 @@ class PublicSpeakingScene(SceneBase):
             slots = max(1, round(dt_s / BATCH_SLOT_S))
             waiting = [c for c in crowd.chunks if (c, True) not in due]
             due += _most_urgent(waiting, time_s, slots - len(due))
+        if self._event_nods(crowd):  # a cough or yawn: that person's head moves every frame
+            chunk = crowd.chunks[0]
+            if (chunk, True) not in due:
+                due.append((chunk, True))
         front_m = crowd.hall.getY()
         for chunk, heads in due:
             pose = _Pose(crowd, chunk, time_s)
@@ -448,6 +464,53 @@ class PublicSpeakingScene(SceneBase):
             else:
                 chunk.bodies.update(pose.body_part_mats())
                 chunk.bodies_written_s = time_s
+
+    def _animate_walker(self, crowd: _Crowd, visible: NDArray[np.bool_]) -> bool:
+        """The "walk_out" event: a front-row listener stands up and walks out at the side.
+
+        Returns True while they are out of their seat (the seated figure is hidden).
+        """
+        progress = self.event_progress("walk_out")
+        walker = self._walker
+        if progress is None or not visible[LEAVER]:
+            walker.hide()
+            return False
+        walker.reparentTo(crowd.hall)
+        walker.show()
+        seat = crowd.seat_m[LEAVER]
+        half = HALLS[next(n for n, c in self._halls.items() if c is crowd)][0]
+        side = -1.0 if seat[0] >= 0 else 1.0  # out at the far side: across the front
+        aisle_x = side * (half - 0.6)
+        stand = min(1.0, progress / 0.12)
+        walk = min(1.0, max(0.0, (progress - 0.12) / 0.6))
+        out = min(1.0, max(0.0, (progress - 0.72) / 0.2))
+        x = seat[0] + (aisle_x - seat[0]) * walk
+        y = seat[1] - 0.45 * stand + 4.0 * out  # in front of the row, then up the side
+        walker.setPos(x, y, seat[2])
+        walker.setH(0.0 if walk <= 0.0 or walk >= 1.0 else -90.0 * side)
+        if out > 0.0:
+            walker.setH(180.0)
+        walker.setSz(0.75 + 0.25 * stand)  # from sitting height to standing
+        bob = 0.02 * abs(math.sin(self.time_s * 6.0)) * (0.0 < walk < 1.0)
+        walker.setZ(seat[2] + bob)
+        walker.setAlphaScale(1.0 - max(0.0, (progress - 0.9) / 0.1))
+        return True
+
+    def _event_nods(self, crowd: _Crowd) -> bool:
+        """Head motion of the "cough" (a front-row listener) and "yawn" events; True if any."""
+        crowd.nod_deg[:] = 0.0
+        moving = False
+        cough = self.event_progress("cough")
+        if cough is not None and crowd.visible[COUGHER]:
+            # Three coughs: the head jerks forward and back, then settles.
+            crowd.nod_deg[COUGHER] = 16.0 * max(0.0, math.sin(cough * math.pi * 6)) * (1 - cough)
+            moving = True
+        yawn = self.event_progress("yawn")
+        if yawn is not None and crowd.visible[YAWNER]:
+            crowd.nod_deg[YAWNER] = -28.0 * math.sin(math.pi * yawn) ** 2  # the head tips back
+            moving = True
+        was, self._nodded = self._nodded, moving
+        return moving or was  # one more frame after: the head back to where it was
 
     @staticmethod
     def _update_chunk_flags(
@@ -496,6 +559,25 @@ class PublicSpeakingScene(SceneBase):
             self.v("front_row_distance_m") + centre_row * ROW_PITCH_Y,
             1.2 + centre_row * rise,
         )
+
+    def _build_walker(self, parent: NodePath) -> None:
+        """A standing figure for the "walk_out" event (hidden until it plays)."""
+        from vrexposure.render import geometry as g
+
+        coat, trousers, skin = (0.35, 0.38, 0.45, 1), (0.2, 0.2, 0.24, 1), (0.85, 0.68, 0.55, 1)
+        body = g.MeshBuilder()
+        for side in (-1, 1):
+            body.box((side * 0.1 - 0.07, -0.08, 0.0), (side * 0.1 + 0.07, 0.08, 0.85), trousers)
+        body.box((-0.2, -0.11, 0.85), (0.2, 0.12, 1.45), coat)
+        for side in (-1, 1):
+            body.box((side * 0.25 - 0.05, -0.05, 0.9), (side * 0.25 + 0.05, 0.05, 1.42), coat)
+        body.sphere((0.1, 0.11, 0.13), skin, center=(0, 0, 1.6), rings=5, segments=9)
+        body.sphere((0.105, 0.115, 0.09), (0.2, 0.14, 0.1, 1), center=(0, 0.02, 1.67),
+                    rings=4, segments=9)
+        self._walker = body.attach(parent, "walker")
+        self._walker.setTag("stimulus", "audience")
+        self._walker.setTransparency(True)
+        self._walker.hide()
 
     def eye_position(self) -> tuple[float, float, float]:
         return SPEAKER_EYE_M
@@ -650,7 +732,7 @@ class _Pose:
         heading = (to_h + fidget_h * 0.3) * look + away_h * (1 - look)
         elev = (to_elev + fidget_p * 0.3) * look + away_elev * (1 - look) - 35 * self.phone_use
         # Pitch lifts +Y, so the face (-Y) goes down; a gaze at the speaker undoes the slouch.
-        pitch = -elev - self.slouch_deg * look
+        pitch = -elev - self.slouch_deg * look + self.crowd.nod_deg[span]
         return compose(
             _heading_pitch_mats(
                 HEAD_POS_M,
@@ -1000,6 +1082,12 @@ SCENE = SceneSpec(
         ),
         float_param("murmur_volume", 0.2, 0.0, 1.0, "", "Crowd murmur volume"),
         float_param("spotlight", 0.0, 0.0, 1.0, "", "Stage light on the speaker (0 = none)"),
+    ),
+    events=(
+        EventSpec("cough", "A listener in the front row coughs", "c", 3.0),
+        EventSpec("yawn", "A listener in the front row yawns", "y", 4.0),
+        EventSpec("phone", "A listener takes out a phone and looks at it", "p", 15.0),
+        EventSpec("walk_out", "A listener gets up and walks out", "w", 14.0),
     ),
     factory=PublicSpeakingScene,
 )

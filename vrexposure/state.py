@@ -49,7 +49,7 @@ ROLE_COMMANDS: dict[Role, frozenset[str]] = {
         "start_baseline", "complete_baseline", "start_exposure", "pause", "resume", "stop",
         "next", "previous", "repeat", "jump", "intensity", "suds", "request_suds",
         "expectancy", "expectancy_outcome", "marker", "accept_suggestion",
-        "dismiss_suggestion", "auto_advance", "end",
+        "dismiss_suggestion", "auto_advance", "end", "trigger_event",
     }),
     Role.PATIENT: frozenset({"pause", "stop", "suds"}),
     Role.OBSERVER: frozenset(),
@@ -157,6 +157,13 @@ class SessionState:
     highest_step: int = 0
     stop_count: int = 0
     exposure_started: bool = False
+    #: The last stimulus event (name, id, session time): the renderer plays each id once.
+    stimulus_event: tuple[str, int, float] | None = None
+    stimulus_event_count: int = 0
+    #: Indices of the step's automatic events already played, in the visit starting at
+    #: ``auto_events_since_s`` (a new visit of a step plays them again).
+    auto_events_played: tuple[int, ...] = ()
+    auto_events_since_s: float = -1.0
 
     @property
     def step(self) -> Any:
@@ -246,6 +253,14 @@ def evolve(state: SessionState, event: Event) -> SessionState:
         return replace(s, alerts_active=tuple(a for a in s.alerts_active if a != d["alert"]))
     if kind == "ended":
         return replace(s, phase=Phase.ENDED, phase_since_s=t)
+    if kind == "stimulus_event":
+        count = s.stimulus_event_count + 1
+        s = replace(s, stimulus_event=(str(d["name"]), count, t), stimulus_event_count=count)
+        if d.get("auto_index") is not None:
+            played = s.auto_events_played if s.auto_events_since_s == s.step_since_s else ()
+            s = replace(s, auto_events_played=(*played, int(d["auto_index"])),
+                        auto_events_since_s=s.step_since_s)
+        return s
     # Informational events (suggestion_accepted, auto_advanced, session_resumed, ...) only
     # advance the sequence number.
     return s
@@ -574,8 +589,34 @@ def _auto_advance(state: SessionState, cmd: Command, now: float) -> list[Event]:
     return [Event("auto_advance_set", now, {"enabled": enabled, "by": cmd.by})]
 
 
+def _stimulus_event(state: SessionState, name: str, by: str, now: float,
+                    auto_index: int | None = None) -> Event:
+    spec = next((e for e in state.hierarchy.scene_events if e.name == name), None)
+    if spec is None:
+        known = ", ".join(e.name for e in state.hierarchy.scene_events) or "none"
+        raise CommandError(f"scene '{state.hierarchy.scene}' has no event '{name}' "
+                           f"(its events: {known})")
+    data: dict[str, Any] = {"name": spec.name, "label": spec.label, "by": by,
+                            "duration_s": spec.duration_s, "step_index": state.step_index}
+    if auto_index is not None:
+        data["auto_index"] = auto_index
+    return Event("stimulus_event", now, data)
+
+
+def _trigger_event(state: SessionState, cmd: Command, now: float) -> list[Event]:
+    _require(state, cmd, Phase.EXPOSURE)
+    return [_stimulus_event(state, _text_arg(cmd, "name", 64), cmd.by, now)]
+
+
 def _tick(state: SessionState, cmd: Command, now: float) -> list[Event]:
-    return []
+    """The step's automatic stimulus events that are due (each once per visit)."""
+    if state.phase != Phase.EXPOSURE:
+        return []
+    played = state.auto_events_played if state.auto_events_since_s == state.step_since_s else ()
+    elapsed = state.time_in_step_s(now)
+    return [_stimulus_event(state, name, "host:auto", now, index)
+            for index, (name, at_s) in enumerate(state.step.events)
+            if at_s <= elapsed and index not in played]
 
 
 def _alert(state: SessionState, cmd: Command, now: float) -> list[Event]:
@@ -605,7 +646,7 @@ _HANDLERS = {
     "expectancy": _expectancy, "expectancy_outcome": _expectancy_outcome, "marker": _marker,
     "accept_suggestion": _accept_suggestion, "dismiss_suggestion": _dismiss_suggestion,
     "auto_advance": _auto_advance, "tick": _tick, "alert": _alert,
-    "alert_cleared": _alert_cleared, "end": _end,
+    "alert_cleared": _alert_cleared, "end": _end, "trigger_event": _trigger_event,
 }
 
 #: Commands after which the advance rule is evaluated.
@@ -672,4 +713,9 @@ def state_to_dict(state: SessionState, now: float, scenes: Mapping[str, SceneSpe
         "alerts_active": list(state.alerts_active),
         "highest_step": state.highest_step,
         "stop_count": state.stop_count,
+        "stimulus_event": None if state.stimulus_event is None else {
+            "name": state.stimulus_event[0], "id": state.stimulus_event[1],
+            "t_s": state.stimulus_event[2]},
+        "scene_events": [{"name": e.name, "label": e.label, "key": e.key,
+                          "duration_s": e.duration_s} for e in state.hierarchy.scene_events],
     }

@@ -178,6 +178,7 @@ class SceneBase(ABC):
         self.root: NodePath | None = None
         self.time_s = 0.0
         self._channels: dict[str, Channel] = {}
+        self._events: dict[str, tuple[float, float]] = {}  # name -> (start time, duration)
         self._retarget(immediate=True)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -219,6 +220,7 @@ class SceneBase(ABC):
         self.params = merged
         self._retarget(immediate)
         if immediate:
+            self._events.clear()  # a cut into the scene ends what was playing
             self.reset_motion()
 
     def reset_motion(self) -> None:  # noqa: B027 - an optional hook, not abstract
@@ -263,6 +265,29 @@ class SceneBase(ABC):
             abs(c.value - c.target) <= tolerance * max(1.0, abs(c.target))
             for c in self._channels.values()
         )
+
+    # -- stimulus events ---------------------------------------------------------------
+
+    def play_event(self, name: str) -> bool:
+        """Start the stimulus event ``name`` (declared in the spec) now; False if unknown."""
+        spec = self.spec.event(name)
+        if spec is None:
+            log.warning("scene %s: no event %r", self.spec.name, name)
+            return False
+        self._events[name] = (self.time_s, spec.duration_s)
+        return True
+
+    def event_progress(self, name: str) -> float | None:
+        """How far the event ``name`` has played (0..1), or None when it is not playing."""
+        started = self._events.get(name)
+        if started is None:
+            return None
+        start, duration = started
+        progress = (self.time_s - start) / max(1e-6, duration)
+        if progress > 1.0:
+            del self._events[name]
+            return None
+        return max(0.0, progress)
 
     # -- per frame -------------------------------------------------------------------
 
