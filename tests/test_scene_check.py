@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vrexposure.hierarchy import load_hierarchy, parse_hierarchy
+from vrexposure.hierarchy import load_hierarchy, parse_hierarchy, validate_file
 from vrexposure.plugins import builtin_hierarchies, discover_scenes
 from vrexposure.scene_check import (
     CONTRAST_FLOOR,
@@ -125,7 +125,7 @@ def test_stimulus_change_counts_size_or_shape() -> None:
     assert stimulus_change(_frame(sr=0.01), _frame(sr=0.02)) == pytest.approx(0.5)
 
 
-def test_validate_warns_when_a_steps_intensity_changes_nothing() -> None:
+def test_validate_warns_when_a_steps_intensity_changes_nothing(tmp_path: Any) -> None:
     text = """
 id: t
 title: T
@@ -146,13 +146,16 @@ steps:
     params: {count: 1}
     intensity: {distance_m: [2, 1]}
 """
-    hierarchy, problems = parse_hierarchy(text, "t.yaml")
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    assert not [p for p in parse_hierarchy(text, "t.yaml")[1] if "intensity" in str(p)]
+    hierarchy, problems = validate_file(path, intensity_checks=True)  # vrexposure validate
     assert hierarchy is not None
     flagged = [p for p in problems if "intensity changes nothing" in str(p)]
     assert len(flagged) == 2
     assert "'still'" in str(flagged[0]) and "'empty-range'" in str(flagged[1])
     assert all(p.severity == "warning" for p in flagged)
-    assert "t.yaml:" in str(flagged[0])
+    assert "t.yaml:6:" in str(flagged[0])  # file:line of the step ("- id: still")
 
 
 # --------------------------------------------------------------------------- rendered checks

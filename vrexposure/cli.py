@@ -40,7 +40,7 @@ def validate(paths: tuple[Path, ...], strict: bool) -> None:
         files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
     errors = warnings = 0
     for path in files:
-        hierarchy, problems = validate_file(path)
+        hierarchy, problems = validate_file(path, intensity_checks=True)
         for problem in problems:
             click.echo(str(problem), err=problem.severity == "error")
         errors += sum(p.severity == "error" for p in problems)

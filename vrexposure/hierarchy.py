@@ -328,8 +328,8 @@ def _intensity_checks(check: _Checker, scene: SceneSpec, steps: Sequence[Step]) 
                                            "intensity slider would do nothing", "warning")
 
 
-def _build(data: object, source: SourceMap, scenes: Mapping[str, SceneSpec]
-           ) -> tuple[Hierarchy | None, list[Problem]]:
+def _build(data: object, source: SourceMap, scenes: Mapping[str, SceneSpec],
+           intensity_checks: bool = False) -> tuple[Hierarchy | None, list[Problem]]:
     check = _Checker(source)
     top = check.mapping(data, (), "a hierarchy file")
     if top is None:
@@ -448,7 +448,7 @@ def _build(data: object, source: SourceMap, scenes: Mapping[str, SceneSpec]
                 events = _step_events(check, scene, step_data["events"], (*where, "events"))
             steps.append(Step(sid, label, suds, params, ranges, prompt, notes, events))
     _clinical_checks(check, steps)
-    if scene is not None and scene.has_stimulus:
+    if intensity_checks and scene is not None and scene.has_stimulus:
         _intensity_checks(check, scene, steps)
 
     if any(p.severity == "error" for p in check.problems) or scene is None:
@@ -471,15 +471,18 @@ def parse_hierarchy(text: str, path: str = "<string>",
     return _build(data, source, scenes if scenes is not None else discover_scenes())
 
 
-def validate_file(path: Path, scenes: Mapping[str, SceneSpec] | None = None
-                  ) -> tuple[Hierarchy | None, list[Problem]]:
+def validate_file(path: Path, scenes: Mapping[str, SceneSpec] | None = None,
+                  *, intensity_checks: bool = False) -> tuple[Hierarchy | None, list[Problem]]:
+    """Problems of a hierarchy file; ``intensity_checks`` adds a warning for each step whose
+    intensity slider changes nothing (``vrexposure validate``)."""
     try:
         data, source = load_yaml_file(path)
     except YamlSyntaxError as exc:
         return None, [Problem(exc.path, exc.line, "error", exc.message)]
     except OSError as exc:
         return None, [Problem(str(path), 1, "error", f"cannot read file: {exc.strerror}")]
-    return _build(data, source, scenes if scenes is not None else discover_scenes())
+    return _build(data, source, scenes if scenes is not None else discover_scenes(),
+                  intensity_checks)
 
 
 def load_hierarchy(path: Path, scenes: Mapping[str, SceneSpec] | None = None) -> Hierarchy:
