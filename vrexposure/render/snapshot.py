@@ -129,8 +129,11 @@ def contact_sheet(
     sheet = Image.new("RGB", (width, height), (245, 244, 240))
     draw = ImageDraw.Draw(sheet)
     title_font, label_font, small_font = _font(20), _font(15), _font(13)
-    draw.text((pad, 10), f"{hierarchy.title}  ({hierarchy.scene}, {len(hierarchy.steps)} steps)",
-              fill=(20, 20, 20), font=title_font)
+    title = f"{hierarchy.title}  ({hierarchy.scene}, {len(hierarchy.steps)} steps)"
+    while len(title) > 8 and draw.textlength(title, font=title_font) > width - 2 * pad:
+        title = title[:-2].rstrip() + "…"  # a long title must not run off the sheet
+        title = title[:-1] if title.endswith("……") else title
+    draw.text((pad, 10), title, fill=(20, 20, 20), font=title_font)
     for col, name in enumerate(("intensity 0", "intensity 1")):
         x = SHEET_TEXT_W + pad + col * (cell_w + pad)
         draw.text((x, SHEET_HEADER_H - 16), name, fill=(90, 90, 90), font=small_font)
