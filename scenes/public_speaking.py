@@ -168,6 +168,8 @@ PHONE_LOCALS = np.stack(
      box_mat((-0.03, -0.06, 0.0105), (0.03, 0.06, 0.011))]
 )
 SIDES = np.array([-1.0, 1.0])  # left, right
+# Eyebrows in head space (the face looks along -Y; the eyes are at z 0.085).
+BROW_X_M, BROW_Y_M, BROW_Z_M, BROW_FROWN_DEG = 0.032, -0.098, 0.112, 24.0
 SHOULDERS_M = np.array([(side * 0.23, 0.01, 0.5) for side in SIDES])
 SHORT_HAIR = ellipsoid_mat((0.0, 0.025, 0.1), (0.095, 0.105, 0.1))
 LONG_HAIR = ellipsoid_mat((0.0, 0.025, 0.06), (0.095, 0.105, 0.12))
@@ -743,11 +745,23 @@ class _Pose:
         )
 
     def head_part_mats(self, head: FloatArray) -> FloatArray:
-        """Matrices of the heads batch: skin, hair, face per person."""
-        from vrexposure.render.batch import compose
+        """Matrices of the heads batch: skin, hair, face, left and right brow per person."""
+        from vrexposure.render.batch import compose, pos_hpr_scale_mats
 
         hair = compose(self.crowd.hair_mats[self.chunk.span], head)
-        return self._hide(np.stack([head, hair, head], axis=1))
+        # A frown that reads from the stage: the inner ends of the brows pull down (a
+        # positive roll lowers a brow's +x end), the brows drop a little, with hostility.
+        hostile = self.crowd.hostile[self.chunk.span]
+        brows = []
+        for side in SIDES:
+            pos = np.zeros((len(hostile), 3))
+            pos[:, 0] = side * BROW_X_M
+            pos[:, 1] = BROW_Y_M
+            pos[:, 2] = BROW_Z_M - 0.006 * hostile
+            hpr = np.zeros((len(hostile), 3))
+            hpr[:, 2] = -side * BROW_FROWN_DEG * hostile
+            brows.append(compose(pos_hpr_scale_mats(pos, hpr), head))
+        return self._hide(np.stack([head, hair, head, *brows], axis=1))
 
     def body_part_mats(self) -> FloatArray:
         """Matrices of the bodies batch: BODY_PARTS per person, then 2 per phone user."""
@@ -851,6 +865,7 @@ class _Templates:
     dome: MeshBuilder  # upper half of the unit sphere: shoulders, hands
     legs: MeshBuilder  # both legs in the person's space (times the trousers colour)
     shoes: MeshBuilder
+    brow: MeshBuilder  # one eyebrow (times the hair colour): they frown when hostile
 
     @staticmethod
     def make() -> _Templates:
@@ -894,7 +909,10 @@ class _Templates:
             legs.box((sx - 0.07, -0.35, 0.42), (sx + 0.07, 0.1, 0.56), WHITE, faces="yZ" + outer)
             legs.box((sx - 0.065, -0.42, 0.0), (sx + 0.065, -0.3, 0.5), WHITE, faces="y" + outer)
             shoes.box((sx - 0.06, -0.5, 0.0), (sx + 0.06, -0.3, 0.08), WHITE, faces="yZ" + outer)
-        return _Templates(heads, box, dome, legs, shoes)
+        brow = g.MeshBuilder()
+        brow.box((-0.017, -0.004, -0.004), (0.017, 0.0, 0.004), (0.55, 0.55, 0.55, 1),
+                 faces="yZz")
+        return _Templates(heads, box, dome, legs, shoes, brow)
 
     def legs_batch(self, people: int) -> RigidBatch:
         from vrexposure.render.batch import RigidBatch
@@ -917,6 +935,8 @@ class _Templates:
             heads.add_template(skin_t, "head"),
             heads.add_template(hair_t, "hair"),
             heads.add_template(face_t, "face"),
+            heads.add_template(self.brow, "brow"),
+            heads.add_template(self.brow, "brow"),
         )
         bodies = RigidBatch(f"audience-bodies-{members[0]}")
         box, dome = bodies.add_template(self.box, "box"), bodies.add_template(self.dome, "dome")
@@ -932,7 +952,8 @@ class _Templates:
             bodies.add_part(box)  # screen
         ones = np.ones((len(members), 4), np.float32)
         skin, shirt = looks.skin[members], looks.shirt[members]
-        head_colors = np.stack([skin, looks.hair[members], ones], axis=1).reshape(-1, 4)
+        hair = looks.hair[members]
+        head_colors = np.stack([skin, hair, ones, hair, hair], axis=1).reshape(-1, 4)
         body_colors = np.stack([shirt] * 6 + [skin] * 2, axis=1).reshape(-1, 4)
         phone_colors = np.tile(np.asarray([PHONE_CASE, PHONE_SCREEN], np.float32),
                                (len(phone_members), 1))
