@@ -9,11 +9,12 @@ pixels too: in a small room that is about three screens of them per frame.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from vrexposure.render.scene_base import DEFAULT_EASE_TIME_S, SceneBase
-from vrexposure.scene_api import SceneSpec, choice_param, float_param
+from vrexposure.scene_api import EventSpec, SceneSpec, choice_param, float_param
 
 if TYPE_CHECKING:
     import numpy as np
@@ -166,7 +167,12 @@ def _wall(k: int, d: float, c: float) -> MeshBuilder:
     else:
         _plane(panel, [(-d, 0, 0), (d, 0, 0), (d, 0, c), (-d, 0, c)], col, (8, 6), (0, 2),
                PLASTER_TEX_M)
-    panel.box((-skirting, -0.02, 0), (skirting, 0.0, 0.1), (0.3, 0.28, 0.26, 1))
+    skirt = (0.3, 0.28, 0.26, 1)
+    if k == 0:  # not across the doorway: its face would be coplanar with the door's
+        panel.box((-skirting, -0.02, 0), (-DOOR_W / 2 - 0.08, 0.0, 0.1), skirt)
+        panel.box((DOOR_W / 2 + 0.08, -0.02, 0), (skirting, 0.0, 0.1), skirt)
+    else:
+        panel.box((-skirting, -0.02, 0), (skirting, 0.0, 0.1), skirt)
     if k == 1:  # ventilation grille
         panel.box((-0.3, -0.03, 1.9), (0.3, 0.0, 2.2), (0.6, 0.6, 0.6, 1))
         for j in range(6):
@@ -229,9 +235,11 @@ class EnclosedSpaceScene(SceneBase):
         walls = self._room.attach(parent)
         plaster = g.noise_texture(61, (0.82, 0.82, 0.82), (1.0, 1.0, 1.0), 8, 128)
         walls.setTexture(plaster)
+        walls.setTag("stimulus", "walls")  # walls and ceiling, closing in (check-scenes)
 
         # The door, its sign and the corridor beyond move with the front wall.
         front = self._front = parent.attachNewNode("front-wall")
+        front.setTag("stimulus", "door")
         corridor = g.MeshBuilder()
         corridor.box((-1.0, 0.05, 0), (1.0, 6.0, 2.6), (0.9, 0.88, 0.8, 1), faces="xXYZz")
         corridor.quad(
@@ -299,6 +307,10 @@ class EnclosedSpaceScene(SceneBase):
         self._lamp_panel.setZ(ceiling)
         self._light.setZ(ceiling - 0.3)
         open_ = min(1.0, max(0.0, self.v("door=open")))
+        closing = self.event_progress("door_closes")
+        if closing is not None:  # the door swings shut (fast), stays shut, then reopens
+            shut = min(1.0, closing / 0.08) if closing < 0.9 else 1.0 - (closing - 0.9) / 0.1
+            open_ *= 1.0 - shut
         locked = min(1.0, max(0.0, self.v("door=locked")))
         self._door.setH(-100.0 * open_)
         self._lock.setAlphaScale(1.0)
@@ -307,6 +319,11 @@ class EnclosedSpaceScene(SceneBase):
         # Perceived brightness: even the darkest setting leaves the walls faintly visible
         # (a black screen would show no room at all).
         light = self.v("light_level") ** 0.5
+        failing = self.event_progress("light_fails")
+        if failing is not None:  # flickers, goes out (the exit sign and corridor still glow)
+            t = failing * 8.0
+            flicker = 0.5 + 0.5 * math.sin(t * 37.0) * math.sin(t * 11.0)
+            light *= flicker if failing < 0.15 or failing > 0.9 else 0.12
         g.set_light_color(self._ambient, g.shade((0.32, 0.32, 0.33), light))
         g.set_light_color(self._light, g.shade((1.0, 0.97, 0.9), light * 1.1))
         self._lamp_panel.setColorScale(light, light, light * 0.95, 1)
@@ -338,6 +355,10 @@ SCENE = SceneSpec(
         choice_param("door", "open", ("open", "closed", "locked"), "Door state"),
         float_param("light_level", 1.0, 0.05, 1.0, "", "Room brightness"),
         float_param("ventilation_volume", 0.2, 0.0, 1.0, "", "Ventilation hum volume"),
+    ),
+    events=(
+        EventSpec("door_closes", "The door swings shut", "c", 20.0),
+        EventSpec("light_fails", "The light flickers and fails", "l", 10.0),
     ),
     factory=EnclosedSpaceScene,
 )

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from vrexposure.render.scene_base import DEFAULT_EASE_TIME_S, SceneBase
-from vrexposure.scene_api import SceneSpec, bool_param, choice_param, float_param
+from vrexposure.scene_api import EventSpec, SceneSpec, bool_param, choice_param, float_param
 
 if TYPE_CHECKING:
     from panda3d.core import Fog, GeomNode, GeomVertexArrayData, NodePath
@@ -113,6 +113,25 @@ FLAP_SPAN = 0.62  # …over the inner 62 % of the span
 
 
 # --------------------------------------------------------------------------- mesh helpers
+
+
+def lightning(time_s: float, storm: float) -> float:
+    """Brightness (0..1) of lightning at ``time_s``: short double flashes, more in a storm.
+
+    Deterministic (a hash of the 4-second slot) so that every renderer and every replay
+    shows the same flashes.
+    """
+    if storm < 0.3:
+        return 0.0
+    slot = math.floor(time_s / 4.0)
+    chance = (math.sin(slot * 12.9898) * 43758.5453) % 1.0
+    if chance > 0.25 + 0.5 * storm:
+        return 0.0
+    start = 4.0 * slot + 3.0 * ((math.sin(slot * 78.233) * 12345.678) % 1.0)
+    since = time_s - start
+    if 0.0 <= since < 0.09 or 0.16 <= since < 0.24:
+        return min(1.0, storm)
+    return 0.0
 
 
 def _rgba(color: ArrayLike, k: float = 1.0) -> RGBA:
@@ -838,6 +857,7 @@ class FlyingScene(SceneBase):
         rng = np.random.default_rng(8)
         self._cabin = parent.attachNewNode("cabin")
         self._build_cabin(self._cabin, rng)
+        self._build_rain(self._cabin)
         self._build_outside(parent, rng)
         self._build_lights()
 
@@ -906,6 +926,7 @@ class FlyingScene(SceneBase):
         self._wing_root = cabin.attachNewNode("wing-root")
         self._wing_root.setPos(*WING_ROOT)
         self._wing = wing_b.attach(self._wing_root, "wing")
+        self._wing_root.setTag("stimulus", "wing")
         self._flaps = flaps_b.attach(self._wing_root, "flaps")
         self._hinge = (hinge_point, hinge_axis)
         g.set_unlit(self._wing_root)
@@ -938,6 +959,7 @@ class FlyingScene(SceneBase):
         self._fog.setMode(Fog.M_exponential_squared)  # clear nearby, thick towards 40 km
         for right in (False, True):
             view = parent.attachNewNode("outside-right" if right else "outside-left")
+            view.setTag("stimulus", "outside")  # the flight as seen through the windows
             for normal, point in _wedge_planes(right):
                 plane = Plane(Vec3(*normal), Point3(*point))
                 clip = self._cabin.attachNewNode(PlaneNode("window-wedge", plane))
@@ -1046,6 +1068,14 @@ class FlyingScene(SceneBase):
         t = time_s
         shake = math.sin(t * 7.3) * 0.6 + math.sin(t * 13.1 + 1) * 0.3 + math.sin(t * 2.1) * 0.8
         jolt = (math.sin(t * 1.7) * math.sin(t * 0.63)) ** 3
+        # The "jolt" event: a sudden drop and shudder that dies away, felt through the view.
+        jolt_p = self.event_progress("jolt")
+        if jolt_p is not None:
+            turb = max(turb, 1.0 - jolt_p)
+            jolt += -2.5 * math.exp(-12.0 * jolt_p) * math.cos(jolt_p * 40.0)
+        chime = self.event_progress("chime")
+        if chime is not None:  # the seat-belt sign lights with its chime, blinking twice
+            belt = 1.0 if chime > 0.3 or math.sin(chime * 60.0) > 0 else 0.0
         self._cabin.setPos(0.008 * turb * shake, 0, 0.02 * turb * (shake + 3 * jolt))
         self._cabin.setHpr(0, 0.5 * turb * shake, 0.8 * turb * math.sin(t * 3.1 + 2))
 
@@ -1071,11 +1101,22 @@ class FlyingScene(SceneBase):
             self._airport.hide()
             self._right_apron.hide()
 
-        # Weather: turbulence brings grey skies; cruise altitude a deeper blue.
+        # Weather: turbulence brings grey skies; cruise altitude a deeper blue; a storm
+        # darkens the sky, runs rain over the window and lights it with lightning.
         high = min(1.0, altitude / 8000.0)
-        storm = min(1.0, max(0.0, (turb - 0.2) / 0.8))
+        rain = min(1.0, max(0.0, self.v("storm")))
+        storm = max(min(1.0, max(0.0, (turb - 0.2) / 0.8)), rain)
         tint = np.array([1.0 - 0.15 * high, 1.0 - 0.08 * high, 1.0])
         tint = tint * (1 - storm) + np.array([0.72, 0.75, 0.82]) * storm
+        tint = tint * (1.0 - 0.55 * rain)
+        flash = lightning(t, rain)
+        tint = tint + flash * (np.array([1.9, 1.9, 2.1]) - tint)
+        if rain > 0.01:
+            self._rain.show()
+            self._rain.setAlphaScale(min(1.0, 1.2 * rain))
+            self._rain.setTexOffset(ts, 0.02 * math.sin(t * 0.7), -(t * 0.9) % 1.0)
+        else:
+            self._rain.hide()
         self._sky.setColorScale(Vec4(*tint.tolist(), 1.0))
         haze = HAZE * tint
         self._fog.setColor(*haze.tolist())
@@ -1106,7 +1147,7 @@ class FlyingScene(SceneBase):
         self._ambient.node().setColor(Vec4(*ambient.tolist(), 1))
         for fill in self._fills:
             fill.node().setColor(Vec4(*(cove * 0.42).tolist(), 1))
-        daylight = (1.0 - 0.6 * storm) * (0.3 + 0.7 * shade_open)
+        daylight = (1.0 - 0.6 * storm + 1.5 * flash) * (0.3 + 0.7 * shade_open)
         sun = 0.4 * daylight
         self._sun.node().setColor(Vec4(sun, sun * 0.97, sun * 0.9, 1))
         # What the window faces: banking left (+) turns it down to the ground.
@@ -1123,6 +1164,40 @@ class FlyingScene(SceneBase):
         self._flaps.setMat(Mat4.translateMat(-p) * Mat4.rotateMat(-self.v("flaps_deg"),
                                                                  Vec3(*axis.tolist()))
                            * Mat4.translateMat(p))
+
+    def _build_rain(self, cabin: NodePath) -> None:
+        """Rain running over the patient's window pane, shown as the storm rises."""
+        from vrexposure.render import geometry as g
+
+        rng = np.random.default_rng(11)
+        h, w = 256, 96
+        img = np.zeros((h, w, 4), np.uint8)
+        img[..., :3] = (215, 222, 232)
+        alpha = np.zeros((h, w))
+        for _ in range(70):  # streaks, slanted by the airflow, and beads
+            x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
+            length = rng.uniform(12, 60)
+            for k in range(int(length)):
+                x, y = int(x0 + 0.35 * k) % w, int(y0 + k) % h
+                alpha[y, x] = max(alpha[y, x], 0.55 * (1 - k / length) + 0.2)
+        for _ in range(120):
+            x, y = int(rng.uniform(0, w - 2)), int(rng.uniform(0, h - 2))
+            alpha[y:y + 2, x:x + 2] = np.maximum(alpha[y:y + 2, x:x + 2], 0.8)
+        img[..., 3] = (np.clip(alpha, 0, 1) * 255).astype(np.uint8)
+        pane_x = WALL_X - RECESS_M + 0.004  # just inside the pane, behind the bezel
+        (hy, hz) = (WIN_HALF[0] + 0.02, WIN_HALF[1] + 0.02)
+        rain = g.MeshBuilder()
+        rain.quad([(pane_x, WIN_Y0 - hy, WIN_Z - hz), (pane_x, WIN_Y0 + hy, WIN_Z - hz),
+                   (pane_x, WIN_Y0 + hy, WIN_Z + hz), (pane_x, WIN_Y0 - hy, WIN_Z + hz)],
+                  (1, 1, 1, 1),
+                  uv_rect=(0.0, 0.0, 1.0, 1.4))
+        node = rain.attach(cabin, "rain-on-window")
+        node.setTexture(g.texture_from_array("rain", img))
+        g.set_transparent(node)
+        g.set_unlit(node)
+        node.setBin("fixed", 50)  # over the view outside, which is drawn after the cabin
+        node.hide()
+        self._rain = node
 
     def _show_passengers(self, count: int) -> None:
         """Draw the first ``count`` passengers (by rank): a shorter index range, no new data."""
@@ -1159,11 +1234,17 @@ SCENE = SceneSpec(
             "Phase of the flight: changes the view, pitch and sounds",
         ),
         float_param("turbulence", 0.0, 0.0, 1.0, "", "Cabin shaking strength"),
+        float_param("storm", 0.0, 0.0, 1.0, "",
+                    "Storm outside: dark sky, rain on the window, lightning"),
         float_param("cabin_occupancy", 0.5, 0.0, 1.0, "", "Share of seats taken"),
         bool_param("window_shade_open", True, "The window next to the patient is open"),
         bool_param("seatbelt_sign", False, "Seatbelt sign lit (with chime)"),
         float_param("engine_volume", 0.4, 0.0, 1.0, "", "Engine hum volume"),
         float_param("light_level", 1.0, 0.2, 1.0, "", "Cabin light"),
+    ),
+    events=(
+        EventSpec("jolt", "Turbulence jolt: a sudden drop and shudder", "j", 4.0),
+        EventSpec("chime", "Seat-belt sign chimes on", "b", 3.0),
     ),
     factory=FlyingScene,
 )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from vrexposure.render.scene_base import DEFAULT_EASE_TIME_S, SceneBase
 from vrexposure.render.seated import SwayParts, box_corners, facing_only
-from vrexposure.scene_api import SceneSpec, bool_param, choice_param, float_param
+from vrexposure.scene_api import EventSpec, SceneSpec, bool_param, choice_param, float_param
 
 if TYPE_CHECKING:
     from panda3d.core import NodePath
@@ -111,11 +111,14 @@ class HeightsScene(SceneBase):
     sound_name = "wind"
     sound_param = "wind_volume"
     near_far = (0.05, 2500.0)
+    #: Standing at the edge: the toes may be 0.1 m from it (check-scenes ground test).
+    footprint_m = 0.1
     background_color = (0.75, 0.84, 0.93)
 
     def __init__(self, spec: SceneSpec | None = None, ease_time_s: float = DEFAULT_EASE_TIME_S):
         super().__init__(spec or SCENE, ease_time_s)
         self._sway = 0.0
+        self._gust = 0.0
 
     def channel_targets(self, params: Any) -> dict[str, float]:
         targets = super().channel_targets(params)
@@ -235,6 +238,9 @@ class HeightsScene(SceneBase):
             g.facade_texture((0.72, 0.7, 0.66), (0.25, 0.33, 0.42), 4, 4, 9, 0.1)
         )
         self._city = w.attachNewNode("city")
+        # The stimulus is the edge and the drop below it (check-scenes measures it).
+        for part in (self._kerb, self._facade, self._city):
+            part.setTag("stimulus", "drop")
         self._build_city(self._city, rng)
 
         self._ambient = g.ambient_light(parent, (0.45, 0.47, 0.52))
@@ -297,7 +303,8 @@ class HeightsScene(SceneBase):
             [(-0.15, -400, 0.08), (0.15, -400, 0.08), (0.15, 900, 0.08), (-0.15, 900, 0.08)],
             (0.9, 0.85, 0.5, 1),
         )
-        streets.attach(city, "streets").setBin("fixed", DRAW_ORDER.index("streets"))
+        self._streets = streets.attach(city, "streets")
+        self._streets.setBin("fixed", DRAW_ORDER.index("streets"))
         palette = [
             (0.75, 0.72, 0.66),
             (0.6, 0.62, 0.66),
@@ -330,8 +337,10 @@ class HeightsScene(SceneBase):
                     h = float(rng.choice([9, 12, 15, 21, 30, 45, 60, 90])) * (
                         1.0 if far > 80 else 0.6
                     )
-                    lo = (x0 + (30 - w) * (part % 2), y0 + rng.uniform(0, 8), 0.0)
-                    hi = (lo[0] + w, lo[1] + rng.uniform(14, 22), h)
+                    # Each further part is inset and a little taller: no two parts of a
+                    # block share a wall or roof plane (coplanar faces z-fight).
+                    lo = (x0 + (30 - w) * (part % 2) + 0.5 * part, y0 + rng.uniform(0, 8), 0.0)
+                    hi = (lo[0] + w - 1.0 * part, lo[1] + rng.uniform(14, 22), h + 0.4 * part)
                     col = (*palette[int(rng.integers(0, len(palette)))], 1.0)
                     walls.box(lo, hi, col, uv_m=12.0, faces="xXyY")
                     roofs.box(lo, hi, g.shade(col, 0.7), faces="Z")
@@ -391,7 +400,8 @@ class HeightsScene(SceneBase):
             lanes.append(street + (3.5 if i % 2 else -3.5))
             starts.append(float(rng.uniform(-300, 800)))
             speeds.append(float(rng.uniform(6, 13)) * (1 if i % 2 else -1))
-        self._cars.attach(city).setBin("fixed", DRAW_ORDER.index("cars"))
+        self._cars_np = self._cars.attach(city)
+        self._cars_np.setBin("fixed", DRAW_ORDER.index("cars"))
         self._car_along_y = np.array(along)
         self._car_lane_m = np.array(lanes)
         self._car_start_m = np.array(starts)
@@ -410,7 +420,8 @@ class HeightsScene(SceneBase):
         bars = min(1.0, max(0.0, self.v("rail_bars")))
 
         facade_y = edge - BALCONY_M
-        self._terrace.setPos(0, min(0.0, facade_y), 0)
+        # The roof runs on to the balcony at any edge distance (no gap to float over).
+        self._terrace.setPos(0, facade_y, 0)
         self._balcony.setPos(0, facade_y, 0)
         self._balcony.setSy(BALCONY_M)
         self._slab.setAlphaScale(1.0 - glass)
@@ -440,9 +451,19 @@ class HeightsScene(SceneBase):
             TextureStage.getDefault(), 20 / 12.0, height / STOREY_M / 4.0 * 1.0
         )
         self._city.setZ(-height)
+        # Street layers lie centimetres apart; from high up the depth buffer cannot tell
+        # them apart (z-fighting), so their spacing grows with the height.
+        layers = max(1.0, height / 20.0)
+        self._streets.setSz(layers)
+        self._cars_np.setZ(0.08 * (layers - 1.0))
 
+        # The "gust" event: the wind rises to a strong gust and falls again, the view sways.
+        gust_p = self.event_progress("gust")
+        gust = 0.0 if gust_p is None else math.sin(math.pi * gust_p) ** 2
+        self._gust = gust
+        wind = wind + 12.0 * gust
         # Wind: a slow, small sway of everything around the eye, flag and plants move.
-        amp = 0.03 + 0.02 * wind
+        amp = 0.03 + 0.02 * wind + 0.6 * gust
         self._sway += dt_s * (0.25 + 0.03 * wind)
         self._world.setHpr(
             0, math.sin(self._sway * 2.1) * amp * 0.3, math.sin(self._sway * 1.3) * amp
@@ -459,6 +480,11 @@ class HeightsScene(SceneBase):
 
     def stimulus_world_position(self) -> tuple[float, float, float] | None:
         return (0.0, max(0.0, self.v("edge_distance_m")), 0.0)
+
+    @property
+    def sound_volume(self) -> float:
+        """The wind, louder in a gust."""
+        return min(1.0, super().sound_volume + 0.5 * self._gust)
 
     def view_hpr(self) -> tuple[float, float, float]:
         edge = max(0.0, self.v("edge_distance_m"))
@@ -479,5 +505,6 @@ SCENE = SceneSpec(
         ),
         float_param("wind_volume", 0.3, 0.0, 1.0, "", "Wind sound volume"),
     ),
+    events=(EventSpec("gust", "A strong gust: the view sways at the edge", "g", 5.0),),
     factory=HeightsScene,
 )

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from vrexposure.render.scene_base import DEFAULT_EASE_TIME_S, SceneBase
-from vrexposure.scene_api import SceneSpec, choice_param, float_param, int_param
+from vrexposure.scene_api import EventSpec, SceneSpec, choice_param, float_param, int_param
 
 if TYPE_CHECKING:
     from panda3d.core import NodePath, Texture
@@ -48,6 +48,11 @@ MAX_AUDIENCE = 80
 STAGE_M = 0.3  # the speaker's platform; the eye is 1.2 m above it
 SPEAKER_EYE_M = (0.0, 0.0, STAGE_M + 1.2)
 SEAT_PITCH_X, ROW_PITCH_Y = 0.65, 1.05
+#: The hall moves with the front row; its back wall stays this far behind the front row,
+#: so it is behind the speaker at every front-row distance (not through their head).
+BACK_WALL_M = 12.0
+#: Closest front row: nearer, the front row's knees would be in the lectern and stage.
+MIN_FRONT_ROW_M = 1.5
 # hall -> (half width, depth, ceiling height, seats per row, rise per row)
 HALLS = {
     "meeting_room": (4.0, 9.0, 2.7, 8, 0.0),
@@ -163,6 +168,8 @@ PHONE_LOCALS = np.stack(
      box_mat((-0.03, -0.06, 0.0105), (0.03, 0.06, 0.011))]
 )
 SIDES = np.array([-1.0, 1.0])  # left, right
+# Eyebrows in head space (the face looks along -Y; the eyes are at z 0.085).
+BROW_X_M, BROW_Y_M, BROW_Z_M, BROW_FROWN_DEG = 0.032, -0.098, 0.112, 24.0
 SHOULDERS_M = np.array([(side * 0.23, 0.01, 0.5) for side in SIDES])
 SHORT_HAIR = ellipsoid_mat((0.0, 0.025, 0.1), (0.095, 0.105, 0.1))
 LONG_HAIR = ellipsoid_mat((0.0, 0.025, 0.06), (0.095, 0.105, 0.12))
@@ -177,6 +184,8 @@ HOSTILE_RANK = (_INDEX * 0.414214 + 0.3) % 1.0
 AWAY_HEADING_DEG = ((_INDEX * 53) % 120) - 60.0
 PHASE_S = _INDEX * 1.7
 PHONE_USER = _INDEX % 3 == 0  # the others cross their arms when hostile
+# Who plays the stimulus events (seat-order positions: all in the front row).
+COUGHER, YAWNER, PHONER, LEAVER = 1, 2, 3, 5
 LEAN_SIGN = np.where(_INDEX % 2 == 1, 1.0, -1.0)
 
 
@@ -238,6 +247,8 @@ class _Crowd:
     hostile: NDArray[np.float64]
     visible: NDArray[np.bool_]
     stale: bool = True  # not drawn since built or hidden: rewrite everything
+    #: Extra head pitch per person (degrees, + bows the face) for a cough or a yawn.
+    nod_deg: NDArray[np.float64] = field(default_factory=lambda: np.zeros(MAX_AUDIENCE))
 
 
 class PublicSpeakingScene(SceneBase):
@@ -253,6 +264,7 @@ class PublicSpeakingScene(SceneBase):
         super().__init__(spec or SCENE, ease_time_s)
         self._halls: dict[str, _Crowd] = {}
         self._snap_motion = True  # next frame: per-person easing jumps to its targets
+        self._nodded = False  # a cough or yawn moved a head last frame
         self._lit_spot = math.nan  # spotlight value the lights were last set for
 
     def reset_motion(self) -> None:
@@ -279,6 +291,7 @@ class PublicSpeakingScene(SceneBase):
         node = st.attach(self._stage, "stage")
         node.setTexture(g.planks_texture((0.55, 0.4, 0.28), 4))
         templates = _Templates.make()
+        self._build_walker(parent)
         for name in HALLS:
             self._halls[name] = self._build_hall(parent, name, templates)
 
@@ -328,7 +341,11 @@ class PublicSpeakingScene(SceneBase):
         static = hall.attachNewNode("static")
         _room(name, half, depth, ceil, rise).attach(static, "room").setTexture(_room_texture())
         rows = 1 + MAX_AUDIENCE // per_row
-        _seats(name, per_row, rows, rise, depth).attach(static, "seats")
+        # The seats are the audience's place: stimulus even while empty (first step). Their
+        # own node (not flattened into the room's) so that they can be told apart.
+        seats = _seats(name, per_row, rows, rise, depth).attach(hall, "seats")
+        seats.setTag("stimulus", "audience")
+        seats.flattenStrong()
         static.flattenStrong()  # room and seats never move: one node, a Geom per state
 
         order = seat_order(per_row, rows)[:MAX_AUDIENCE]
@@ -342,7 +359,7 @@ class PublicSpeakingScene(SceneBase):
         hair_mats = np.where(looks.long_hair[:, None, None], LONG_HAIR, SHORT_HAIR)
 
         legs = templates.legs_batch(MAX_AUDIENCE)
-        legs.attach(hall)
+        legs.attach(hall).setTag("stimulus", "audience")
         _paint(legs, np.stack([looks.trousers, np.tile(SHOE, (MAX_AUDIENCE, 1))], axis=1))
         chunks = [
             templates.chunk(hall, np.arange(start, min(MAX_AUDIENCE, start + CHUNK_SIZE)), looks)
@@ -373,7 +390,7 @@ class PublicSpeakingScene(SceneBase):
                 crowd.stale = True
                 continue
             crowd.hall.show()
-            front_m = max(0.5, self.v("front_row_distance_m"))
+            front_m = max(MIN_FRONT_ROW_M, self.v("front_row_distance_m"))
             if front_m != crowd.hall.getY():
                 crowd.hall.setY(front_m)
             self._animate_crowd(crowd, dt_s, time_s, cut)
@@ -396,6 +413,12 @@ class PublicSpeakingScene(SceneBase):
         visible = size - _INDEX > 0.0  # people arrive one by one as the size eases up
         want_look = (attention > ATTENTIVE_RANK).astype(np.float64)
         want_hostile = (hostility > HOSTILE_RANK).astype(np.float64)
+        if self.event_progress("phone") is not None:  # takes out the phone, eyes down
+            want_hostile[PHONER], want_look[PHONER] = 1.0, 0.0
+        leaving = self._animate_walker(crowd, visible)
+        if leaving:
+            visible = visible.copy()
+            visible[LEAVER] = False
         settled = np.array_equal(crowd.look, want_look) and np.array_equal(
             crowd.hostile, want_hostile
         )
@@ -429,6 +452,10 @@ class PublicSpeakingScene(SceneBase):
             slots = max(1, round(dt_s / BATCH_SLOT_S))
             waiting = [c for c in crowd.chunks if (c, True) not in due]
             due += _most_urgent(waiting, time_s, slots - len(due))
+        if self._event_nods(crowd):  # a cough or yawn: that person's head moves every frame
+            chunk = crowd.chunks[0]
+            if (chunk, True) not in due:
+                due.append((chunk, True))
         front_m = crowd.hall.getY()
         for chunk, heads in due:
             pose = _Pose(crowd, chunk, time_s)
@@ -439,6 +466,53 @@ class PublicSpeakingScene(SceneBase):
             else:
                 chunk.bodies.update(pose.body_part_mats())
                 chunk.bodies_written_s = time_s
+
+    def _animate_walker(self, crowd: _Crowd, visible: NDArray[np.bool_]) -> bool:
+        """The "walk_out" event: a front-row listener stands up and walks out at the side.
+
+        Returns True while they are out of their seat (the seated figure is hidden).
+        """
+        progress = self.event_progress("walk_out")
+        walker = self._walker
+        if progress is None or not visible[LEAVER]:
+            walker.hide()
+            return False
+        walker.reparentTo(crowd.hall)
+        walker.show()
+        seat = crowd.seat_m[LEAVER]
+        half = HALLS[next(n for n, c in self._halls.items() if c is crowd)][0]
+        side = -1.0 if seat[0] >= 0 else 1.0  # out at the far side: across the front
+        aisle_x = side * (half - 0.6)
+        stand = min(1.0, progress / 0.12)
+        walk = min(1.0, max(0.0, (progress - 0.12) / 0.6))
+        out = min(1.0, max(0.0, (progress - 0.72) / 0.2))
+        x = seat[0] + (aisle_x - seat[0]) * walk
+        y = seat[1] - 0.45 * stand + 4.0 * out  # in front of the row, then up the side
+        walker.setPos(x, y, seat[2])
+        walker.setH(0.0 if walk <= 0.0 or walk >= 1.0 else -90.0 * side)
+        if out > 0.0:
+            walker.setH(180.0)
+        walker.setSz(0.75 + 0.25 * stand)  # from sitting height to standing
+        bob = 0.02 * abs(math.sin(self.time_s * 6.0)) * (0.0 < walk < 1.0)
+        walker.setZ(seat[2] + bob)
+        walker.setAlphaScale(1.0 - max(0.0, (progress - 0.9) / 0.1))
+        return True
+
+    def _event_nods(self, crowd: _Crowd) -> bool:
+        """Head motion of the "cough" (a front-row listener) and "yawn" events; True if any."""
+        crowd.nod_deg[:] = 0.0
+        moving = False
+        cough = self.event_progress("cough")
+        if cough is not None and crowd.visible[COUGHER]:
+            # Three coughs: the head jerks forward and back, then settles.
+            crowd.nod_deg[COUGHER] = 16.0 * max(0.0, math.sin(cough * math.pi * 6)) * (1 - cough)
+            moving = True
+        yawn = self.event_progress("yawn")
+        if yawn is not None and crowd.visible[YAWNER]:
+            crowd.nod_deg[YAWNER] = -28.0 * math.sin(math.pi * yawn) ** 2  # the head tips back
+            moving = True
+        was, self._nodded = self._nodded, moving
+        return moving or was  # one more frame after: the head back to where it was
 
     @staticmethod
     def _update_chunk_flags(
@@ -488,8 +562,50 @@ class PublicSpeakingScene(SceneBase):
             1.2 + centre_row * rise,
         )
 
+    def _build_walker(self, parent: NodePath) -> None:
+        """A standing figure for the "walk_out" event (hidden until it plays)."""
+        from vrexposure.render import geometry as g
+
+        coat, trousers, skin = (0.35, 0.38, 0.45, 1), (0.2, 0.2, 0.24, 1), (0.85, 0.68, 0.55, 1)
+        body = g.MeshBuilder()
+        for side in (-1, 1):
+            body.box((side * 0.1 - 0.07, -0.08, 0.0), (side * 0.1 + 0.07, 0.08, 0.85), trousers)
+        body.box((-0.2, -0.11, 0.85), (0.2, 0.12, 1.45), coat)
+        for side in (-1, 1):
+            body.box((side * 0.25 - 0.05, -0.05, 0.9), (side * 0.25 + 0.05, 0.05, 1.42), coat)
+        body.sphere((0.1, 0.11, 0.13), skin, center=(0, 0, 1.6), rings=5, segments=9)
+        body.sphere((0.105, 0.115, 0.09), (0.2, 0.14, 0.1, 1), center=(0, 0.02, 1.67),
+                    rings=4, segments=9)
+        self._walker = body.attach(parent, "walker")
+        self._walker.setTag("stimulus", "audience")
+        self._walker.setTransparency(True)
+        self._walker.hide()
+
     def eye_position(self) -> tuple[float, float, float]:
         return SPEAKER_EYE_M
+
+    def solid_boxes(self) -> list[tuple[str, tuple[float, float, float], tuple[float, float, float]]]:
+        """The lectern and every seated person's upper body (as last drawn), world metres."""
+        lec = STAGE_M + 0.78
+        boxes = [("lectern", (-0.38, 0.22, STAGE_M), (0.38, 0.75, lec + 0.3))]
+        for name, crowd in self._halls.items():
+            if crowd.hall.isHidden() or self.v(f"hall={name}") < 0.5:
+                continue
+            offset = np.array([0.0, crowd.hall.getY(), 0.0])
+            for chunk in crowd.chunks:
+                if chunk.bodies_np.isHidden():
+                    continue
+                heads = chunk.heads.part_bounds().reshape(len(chunk.members), -1, 2, 3)
+                people = len(chunk.members) * len(BODY_PARTS)
+                bodies = chunk.bodies.part_bounds()[:people].reshape(len(chunk.members), -1, 2, 3)
+                parts = np.concatenate([heads, bodies], axis=1)
+                for member, person in zip(chunk.members, parts, strict=True):
+                    if np.isnan(person).all():
+                        continue
+                    lo = np.nanmin(person[:, 0], axis=0) + offset
+                    hi = np.nanmax(person[:, 1], axis=0) + offset
+                    boxes.append((f"person {member}", tuple(lo), tuple(hi)))
+        return boxes
 
     def view_hpr(self) -> tuple[float, float, float]:
         return (0.0, -7.0, 0.0)
@@ -600,7 +716,7 @@ class _Pose:
         self.crossed = hostile - self.phone_use
         # Slow shifting in the seat; slouching and leaning when hostile.
         self.slouch_deg = -10 * self.crossed + 6 * self.phone_use + 1.5 * waves[:, 0]
-        lean_deg = 8 * self.crossed * LEAN_SIGN[span] + waves[:, 1]
+        lean_deg = 5 * self.crossed * LEAN_SIGN[span] + waves[:, 1]  # clear of neighbours
         self.torso = compose(_pitch_roll_mats(TORSO_POS_M, self.slouch_deg, lean_deg),
                              crowd.root_mats[span])
 
@@ -618,7 +734,7 @@ class _Pose:
         heading = (to_h + fidget_h * 0.3) * look + away_h * (1 - look)
         elev = (to_elev + fidget_p * 0.3) * look + away_elev * (1 - look) - 35 * self.phone_use
         # Pitch lifts +Y, so the face (-Y) goes down; a gaze at the speaker undoes the slouch.
-        pitch = -elev - self.slouch_deg * look
+        pitch = -elev - self.slouch_deg * look + self.crowd.nod_deg[span]
         return compose(
             _heading_pitch_mats(
                 HEAD_POS_M,
@@ -629,11 +745,23 @@ class _Pose:
         )
 
     def head_part_mats(self, head: FloatArray) -> FloatArray:
-        """Matrices of the heads batch: skin, hair, face per person."""
-        from vrexposure.render.batch import compose
+        """Matrices of the heads batch: skin, hair, face, left and right brow per person."""
+        from vrexposure.render.batch import compose, pos_hpr_scale_mats
 
         hair = compose(self.crowd.hair_mats[self.chunk.span], head)
-        return self._hide(np.stack([head, hair, head], axis=1))
+        # A frown that reads from the stage: the inner ends of the brows pull down (a
+        # positive roll lowers a brow's +x end), the brows drop a little, with hostility.
+        hostile = self.crowd.hostile[self.chunk.span]
+        brows = []
+        for side in SIDES:
+            pos = np.zeros((len(hostile), 3))
+            pos[:, 0] = side * BROW_X_M
+            pos[:, 1] = BROW_Y_M
+            pos[:, 2] = BROW_Z_M - 0.006 * hostile
+            hpr = np.zeros((len(hostile), 3))
+            hpr[:, 2] = -side * BROW_FROWN_DEG * hostile
+            brows.append(compose(pos_hpr_scale_mats(pos, hpr), head))
+        return self._hide(np.stack([head, hair, head, *brows], axis=1))
 
     def body_part_mats(self) -> FloatArray:
         """Matrices of the bodies batch: BODY_PARTS per person, then 2 per phone user."""
@@ -665,12 +793,14 @@ class _Pose:
         crossed, phone_use, k = self.crossed, self.phone_use, len(self.chunk.members)
         # Both arms at once: axis 0 is the side (left, right).
         arm_hpr = np.zeros((2, k, 3))
-        arm_hpr[:, :, 1] = 20.0 * (1 - crossed - phone_use) + 55.0 * crossed + 60.0 * phone_use
-        arm_hpr[:, :, 2] = -SIDES[:, None] * 35.0 * crossed
+        # Crossed arms: elbows forward of the chest (negative pitch brings them to -Y, the
+        # front), forearms turned inwards across it, one above the other. (Rolled outwards
+        # and turned out, as before, the arms stuck out sideways into the neighbours.)
+        arm_hpr[:, :, 1] = 20.0 * (1 - crossed - phone_use) - 35.0 * crossed + 60.0 * phone_use
         arms = pos_hpr_scale_mats(SHOULDERS_M[:, None], arm_hpr)
         fore_hpr = np.zeros((2, k, 3))
-        fore_hpr[:, :, 0] = SIDES[:, None] * 70 * crossed
-        fore_hpr[:, :, 1] = -10 * (1 - crossed) - 30 * phone_use + 15 * crossed
+        fore_hpr[:, :, 0] = -SIDES[:, None] * 75 * crossed
+        fore_hpr[:, :, 1] = -10 * (1 - crossed) - 30 * phone_use + 8 * SIDES[:, None] * crossed
         fores = compose(pos_hpr_scale_mats(ELBOW_POS_M, fore_hpr), arms)
         torso = np.broadcast_to(np.eye(4, dtype=np.float32), (k, 4, 4))
         joints = (torso, torso, arms[0], arms[1], fores[0], fores[1], fores[0], fores[1])
@@ -735,6 +865,7 @@ class _Templates:
     dome: MeshBuilder  # upper half of the unit sphere: shoulders, hands
     legs: MeshBuilder  # both legs in the person's space (times the trousers colour)
     shoes: MeshBuilder
+    brow: MeshBuilder  # one eyebrow (times the hair colour): they frown when hostile
 
     @staticmethod
     def make() -> _Templates:
@@ -778,7 +909,10 @@ class _Templates:
             legs.box((sx - 0.07, -0.35, 0.42), (sx + 0.07, 0.1, 0.56), WHITE, faces="yZ" + outer)
             legs.box((sx - 0.065, -0.42, 0.0), (sx + 0.065, -0.3, 0.5), WHITE, faces="y" + outer)
             shoes.box((sx - 0.06, -0.5, 0.0), (sx + 0.06, -0.3, 0.08), WHITE, faces="yZ" + outer)
-        return _Templates(heads, box, dome, legs, shoes)
+        brow = g.MeshBuilder()
+        brow.box((-0.017, -0.004, -0.004), (0.017, 0.0, 0.004), (0.55, 0.55, 0.55, 1),
+                 faces="yZz")
+        return _Templates(heads, box, dome, legs, shoes, brow)
 
     def legs_batch(self, people: int) -> RigidBatch:
         from vrexposure.render.batch import RigidBatch
@@ -801,6 +935,8 @@ class _Templates:
             heads.add_template(skin_t, "head"),
             heads.add_template(hair_t, "hair"),
             heads.add_template(face_t, "face"),
+            heads.add_template(self.brow, "brow"),
+            heads.add_template(self.brow, "brow"),
         )
         bodies = RigidBatch(f"audience-bodies-{members[0]}")
         box, dome = bodies.add_template(self.box, "box"), bodies.add_template(self.dome, "dome")
@@ -816,13 +952,16 @@ class _Templates:
             bodies.add_part(box)  # screen
         ones = np.ones((len(members), 4), np.float32)
         skin, shirt = looks.skin[members], looks.shirt[members]
-        head_colors = np.stack([skin, looks.hair[members], ones], axis=1).reshape(-1, 4)
+        hair = looks.hair[members]
+        head_colors = np.stack([skin, hair, ones, hair, hair], axis=1).reshape(-1, 4)
         body_colors = np.stack([shirt] * 6 + [skin] * 2, axis=1).reshape(-1, 4)
         phone_colors = np.tile(np.asarray([PHONE_CASE, PHONE_SCREEN], np.float32),
                                (len(phone_members), 1))
         chunk = _Chunk(
             members, phone_members, heads, heads.attach(hall), bodies, bodies.attach(hall)
         )
+        chunk.heads_np.setTag("stimulus", "audience")
+        chunk.bodies_np.setTag("stimulus", "audience")
         _paint(heads, head_colors)
         _paint(bodies, np.concatenate([body_colors, phone_colors]))
         chunk.heads_np.hide()  # as chunk.shown says, until someone sits in it
@@ -860,7 +999,7 @@ def _room(name: str, half: float, depth: float, ceil: float, rise: float) -> Mes
     }[name]
     top = ceil + depth * rise / 2
     room.quad(
-        [(-half, -2.5, 0), (half, -2.5, 0), (half, depth, 0), (-half, depth, 0)],
+        [(-half, -BACK_WALL_M, 0), (half, -BACK_WALL_M, 0), (half, depth, 0), (-half, depth, 0)],
         (0.5, 0.5, 0.55, 1),
         uv_m=1.5,
         subdiv=(6, 8),
@@ -872,17 +1011,18 @@ def _room(name: str, half: float, depth: float, ceil: float, rise: float) -> Mes
     )
     for side in (-1, 1):
         x = side * half
-        corners = [(x, -2.5, 0), (x, depth, 0), (x, depth, top), (x, -2.5, top)]
+        corners = [(x, -BACK_WALL_M, 0), (x, depth, 0), (x, depth, top), (x, -BACK_WALL_M, top)]
         if side > 0:
             corners = [corners[1], corners[0], corners[3], corners[2]]
         room.quad(corners, g.shade((*wall, 1), 0.92), subdiv=(8, 2))
     room.quad(
-        [(-half, -2.5, top), (-half, depth, top), (half, depth, top), (half, -2.5, top)],
+        [(-half, -BACK_WALL_M, top), (-half, depth, top), (half, depth, top), (half, -BACK_WALL_M, top)],
         (0.9, 0.9, 0.88, 1),
         normal=(0, 0, -1),
         subdiv=(4, 6),
     )
-    room.quad([(half, -2.5, 0), (-half, -2.5, 0), (-half, -2.5, 4), (half, -2.5, 4)], (*wall, 1))
+    back = -BACK_WALL_M
+    room.quad([(half, back, 0), (-half, back, 0), (-half, back, top), (half, back, top)], (*wall, 1))
     for y in np.arange(2.0, depth, 3.0):
         # Ceiling lights: their tops touch the ceiling.
         room.box(
@@ -922,7 +1062,7 @@ def _seats(name: str, per_row: int, rows: int, rise: float, depth: float) -> Mes
         y, z = r * ROW_PITCH_Y, r * rise
         if y - 0.2 > depth:
             break
-        if rise:
+        if rise and r > 0:  # the front row stands on the floor (a flat step would z-fight)
             seats.box(
                 (-row_half_m, y - 0.55, 0), (row_half_m, y + 0.5, z), (0.35, 0.3, 0.3, 1),
                 faces="yxXZ",
@@ -956,12 +1096,19 @@ SCENE = SceneSpec(
         int_param("audience_size", 3, 0, 80, "people", "Number of people in the audience"),
         float_param("attention", 0.3, 0.0, 1.0, "", "Share of the audience looking at the speaker"),
         float_param("hostility", 0.0, 0.0, 1.0, "", "Frowns, crossed arms, whispering and phones"),
-        float_param("front_row_distance_m", 4.0, 1.0, 10.0, "m", "Distance to the first row"),
+        float_param("front_row_distance_m", 4.0, MIN_FRONT_ROW_M, 10.0, "m",
+                    "Distance to the first row"),
         choice_param(
             "hall", "meeting_room", ("meeting_room", "classroom", "lecture_hall"), "Room size"
         ),
         float_param("murmur_volume", 0.2, 0.0, 1.0, "", "Crowd murmur volume"),
         float_param("spotlight", 0.0, 0.0, 1.0, "", "Stage light on the speaker (0 = none)"),
+    ),
+    events=(
+        EventSpec("cough", "A listener in the front row coughs", "c", 3.0),
+        EventSpec("yawn", "A listener in the front row yawns", "y", 4.0),
+        EventSpec("phone", "A listener takes out a phone and looks at it", "p", 15.0),
+        EventSpec("walk_out", "A listener gets up and walks out", "w", 14.0),
     ),
     factory=PublicSpeakingScene,
 )

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from vrexposure.render.scene_base import DEFAULT_EASE_TIME_S, SceneBase
 from vrexposure.scene_api import (
+    EventSpec,
     ParamValue,
     SceneSpec,
     bool_param,
@@ -595,7 +596,36 @@ class SpidersScene(SceneBase):
     def _build_spiders(self, parent: NodePath) -> None:
         shapes = _spider_shapes()
         self._spiders = parent.attachNewNode("spiders")
+        self._spiders.setTag("stimulus", "spiders")
         self._batch_sets = [_SpiderBatches(self._spiders, shapes, n) for n in BATCH_CAPACITIES]
+        self._build_dropper(parent)
+
+    def _build_dropper(self, parent: NodePath) -> None:
+        """The spider of the "drop" event: hangs from the ceiling on its thread (hidden)."""
+        from vrexposure.render import geometry as g
+
+        body = (0.16, 0.12, 0.09, 1)
+        spider = g.MeshBuilder()
+        spider.sphere((0.022, 0.028, 0.02), body, center=(0, -0.012, 0.0), rings=5, segments=8)
+        spider.sphere((0.015, 0.017, 0.013), body, center=(0, 0.022, 0.004), rings=4, segments=7)
+        for side in (-1, 1):  # eight legs, bent down at the knee as a hanging spider's are
+            for k, angle in enumerate(LEG_ANGLES):
+                a = math.radians(angle)
+                hip = (side * 0.01, 0.02 - 0.012 * k, 0.0)
+                knee = (side * 0.045 * math.sin(a), 0.05 * math.cos(a), 0.025)
+                tip = (side * 0.075 * math.sin(a), 0.085 * math.cos(a), -0.02)
+                spider.tube(hip, knee, 0.0025, 0.002, body)
+                spider.tube(knee, tip, 0.002, 0.0012, body)
+        thread = g.MeshBuilder()
+        thread.tube((0, 0, 0), (0, 0, 1.0), 0.0006, 0.0006, (0.85, 0.85, 0.82, 1))
+        root = parent.attachNewNode("dropping-spider")
+        self._drop_spider = spider.attach(root, "spider")
+        self._drop_spider.setTag("stimulus", "dropping spider")
+        self._drop_spider.setP(-80)  # head up the thread, belly to the patient
+        self._drop_thread = thread.attach(root, "thread")
+        g.set_unlit(self._drop_thread)
+        root.hide()
+        self._dropper = root
 
     # -- animation ----------------------------------------------------------------------------
 
@@ -642,6 +672,7 @@ class SpidersScene(SceneBase):
         else:
             self._nearest = None
 
+        self._animate_drop()
         g.set_light_color(self._ambient, g.shade((0.42, 0.4, 0.38), 0.35 + 0.65 * light))
         g.set_light_color(self._sun, g.shade((0.95, 0.92, 0.82), light))
         g.set_light_color(self._lamp, g.shade((1.0, 0.78, 0.5), 0.9 - 0.5 * light))
@@ -750,6 +781,26 @@ class SpidersScene(SceneBase):
             ),
         )
 
+    def _animate_drop(self) -> None:
+        """The "drop" event: a spider lets itself down from the ceiling in front of the face."""
+        progress = self.event_progress("drop")
+        if progress is None:
+            self._dropper.hide()
+            return
+        self._dropper.show()
+        top, low = ROOM_H - 0.01, 0.8  # from the ceiling to the patient's lap height
+        fall = min(1.0, progress / 0.3)
+        z = top - (top - low) * fall * fall * (3 - 2 * fall)  # down fast, then it hangs
+        if progress > 0.8:  # and climbs back up its thread
+            back = (progress - 0.8) / 0.2
+            z = low + (top - low) * back * back
+        bob = 0.015 * math.sin(self.time_s * 5.0) * (1.0 - abs(2 * fall - 1))
+        x, y = 0.12, 0.85
+        self._drop_spider.setPos(x, y, z + bob)
+        self._drop_spider.setH(20 * math.sin(self.time_s * 0.7))
+        self._drop_thread.setPos(x, y, z + bob + 0.03)
+        self._drop_thread.setSz(max(0.001, top - z - bob))
+
     # -- engine queries --------------------------------------------------------------------------
 
     def stimulus_world_position(self) -> tuple[float, float, float] | None:
@@ -786,6 +837,7 @@ SCENE = SceneSpec(
         choice_param("species", "house", ("house", "wolf", "tarantula"), "Look of the spiders"),
         float_param("light_level", 1.0, 0.2, 1.0, "", "Room brightness"),
     ),
+    events=(EventSpec("drop", "Spider drops from the ceiling on a thread", "d", 12.0),),
     factory=SpidersScene,
 )
 

@@ -26,7 +26,8 @@ STEREO_EYES = 2
 #: The old cabin drew 188 Geoms and 62 k triangles (stereo) at the top step.
 MAX_DRAW_CALLS_STEREO = 40
 MAX_TRIANGLES_STEREO = 25_000
-CRUISE = {"flight_phase": "cruise", "turbulence": 0.0, "window_shade_open": True}
+# Every weather parameter named: within a scene, unnamed parameters keep their targets.
+CRUISE = {"flight_phase": "cruise", "turbulence": 0.0, "window_shade_open": True, "storm": 0.0}
 
 
 def step_params(index: int) -> dict[str, Any]:

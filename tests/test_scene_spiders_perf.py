@@ -218,7 +218,7 @@ def test_approaching_spiders_come_close(engine: Any) -> None:
         ("speed_cm_s", 0.0),
         ("approach", False),
         ("contained", True),
-        ("species", "tarantula"),
+        ("species", "wolf"),
         ("light_level", 0.3),
     ],
 )

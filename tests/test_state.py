@@ -49,9 +49,9 @@ def test_happy_path_phases_and_scene(hierarchy: Hierarchy) -> None:
     state, _ = run(state, "start_exposure", 3.0)
     assert state.phase == Phase.EXPOSURE and state.step_index == 0
     scene, params = scene_target(state, scenes)
-    assert scene == "spiders" and params["distance_m"] == 4.5  # intensity 0 = range start
+    assert scene == "spiders" and params["distance_m"] == 2.0  # intensity 0 = range start
     state, _ = run(state, "intensity", 4.0, value=1.0)
-    assert scene_target(state, scenes)[1]["distance_m"] == 3.5
+    assert scene_target(state, scenes)[1]["distance_m"] == 1.5
     state, _ = run(state, "next", 5.0)
     assert state.step_index == 1 and state.intensity == 0.0 and state.step_since_s == 5.0
     state, _ = run(state, "previous", 6.0)

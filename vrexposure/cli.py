@@ -51,7 +51,7 @@ def validate(paths: tuple[Path, ...], strict: bool) -> None:
         if _is_questionnaire(path):
             ok_text, problems = _validate_questionnaire(path)
         else:
-            hierarchy, problems = validate_file(path)
+            hierarchy, problems = validate_file(path, intensity_checks=True)
             ok_text = (f"{len(hierarchy.steps)} steps, scene '{hierarchy.scene}'"
                        if hierarchy is not None else None)
         for problem in problems:
@@ -433,7 +433,7 @@ def _register_plugins_commands() -> None:
     from .cli_clinic import db_command, hierarchy_command, patient_command
     from .cli_panel import panel_command
     from .cli_questionnaire import questionnaire_command
-    from .cli_render import render_command, snapshot_command
+    from .cli_render import check_scenes_command, render_command, snapshot_command
     from .cli_research import (
         export_command,
         lsl_command,
@@ -447,6 +447,7 @@ def _register_plugins_commands() -> None:
     main.add_command(sim_device_command, "sim-device")
     main.add_command(render_command, "render")
     main.add_command(snapshot_command, "snapshot")
+    main.add_command(check_scenes_command, "check-scenes")
     main.add_command(panel_command, "panel")
     main.add_command(replay_command, "replay")
     main.add_command(report_command, "report")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .plugins import discover_scenes
-from .scene_api import ParamValue, SceneSpec, interpolate_params
+from .scene_api import EventSpec, ParamValue, SceneSpec, interpolate_params
 from .yamlsrc import PathKey, SourceMap, YamlSyntaxError, load_yaml_file, load_yaml_text
 
 Severity = Literal["error", "warning"]
@@ -86,6 +86,8 @@ class Step:
     #: The feared outcome the patient is asked to predict before the step (optional).
     expectancy_prompt: str = ""
     notes: str = ""
+    #: Stimulus events played automatically: (event name, seconds into the step).
+    events: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ class Hierarchy:
     description: str = ""
     source_path: str = ""
     questionnaires: QuestionnairePlan = field(default_factory=QuestionnairePlan)
+    #: The scene's stimulus events (from its schema), for the panel and the host.
+    scene_events: tuple[EventSpec, ...] = ()
 
     def step_params(
         self, index: int, intensity: float, scenes: Mapping[str, SceneSpec]
@@ -219,7 +223,8 @@ _BASELINE_KEYS = ("duration_s", "scene", "params")
 _RULE_KEYS = ("suds_drop_pct", "min_time_in_step_s", "max_time_in_step_s",
               "expectancy_violation", "auto_advance")
 _ALERT_KEYS = ("rise_bpm", "rise_sd", "sustain_s")
-_STEP_KEYS = ("id", "label", "expected_suds", "params", "intensity", "expectancy_prompt", "notes")
+_STEP_KEYS = ("id", "label", "expected_suds", "params", "intensity", "expectancy_prompt", "notes",
+              "events")
 
 
 def _scene_params(check: _Checker, scene: SceneSpec, params: object, key_path: PathKey
@@ -335,8 +340,46 @@ def _clinical_checks(check: _Checker, steps: Sequence[Step]) -> None:
                                 f"{MAX_SUDS_GAP}): add an intermediate step", "warning")
 
 
-def _build(data: object, source: SourceMap, scenes: Mapping[str, SceneSpec]
-           ) -> tuple[Hierarchy | None, list[Problem]]:
+def _step_events(check: _Checker, scene: SceneSpec, raw: object, key_path: PathKey
+                 ) -> tuple[tuple[str, float], ...]:
+    """``events: [{name, at_s}]`` of a step, checked against the scene's declared events."""
+    if not isinstance(raw, list):
+        check.report(key_path, "'events' must be a list of {name, at_s}")
+        return ()
+    names = [e.name for e in scene.events]
+    good: list[tuple[str, float]] = []
+    for k, item in enumerate(raw):
+        where = (*key_path, k)
+        if not isinstance(item, Mapping):
+            check.report(where, "an event must be a mapping {name, at_s}")
+            continue
+        check.unknown_keys(item, ("name", "at_s"), where)
+        name, at_s = item.get("name"), item.get("at_s")
+        if scene.event(str(name)) is None:
+            known = ", ".join(names) or "none"
+            check.report((*where, "name"), f"scene '{scene.name}' has no event {name!r} "
+                                           f"(its events: {known}){did_you_mean(str(name), names)}")
+            continue
+        if isinstance(at_s, bool) or not isinstance(at_s, int | float) or not 0 <= at_s <= 3600:
+            check.report((*where, "at_s"), f"'at_s' must be seconds into the step (0-3600), "
+                                           f"not {at_s!r}")
+            continue
+        good.append((str(name), float(at_s)))
+    return tuple(sorted(good, key=lambda e: e[1]))
+
+
+def _intensity_checks(check: _Checker, scene: SceneSpec, steps: Sequence[Step]) -> None:
+    """Warn about steps whose within-step intensity slider would change nothing."""
+    for index, step in enumerate(steps):
+        moving = [name for name, (low, high) in step.intensity.items() if low != high]
+        if not moving:
+            check.report(("steps", index), f"step '{step.id}': intensity changes nothing "
+                                           "(no parameter range under 'intensity'): the "
+                                           "intensity slider would do nothing", "warning")
+
+
+def _build(data: object, source: SourceMap, scenes: Mapping[str, SceneSpec],
+           intensity_checks: bool = False) -> tuple[Hierarchy | None, list[Problem]]:
     check = _Checker(source)
     top = check.mapping(data, (), "a hierarchy file")
     if top is None:
@@ -450,16 +493,21 @@ def _build(data: object, source: SourceMap, scenes: Mapping[str, SceneSpec]
                                                (*where, "intensity"))
             prompt = check.text(step_data, "expectancy_prompt", where, required=False)
             notes = check.text(step_data, "notes", where, required=False)
-            steps.append(Step(sid, label, suds, params, ranges, prompt, notes))
+            events: tuple[tuple[str, float], ...] = ()
+            if scene is not None and "events" in step_data:
+                events = _step_events(check, scene, step_data["events"], (*where, "events"))
+            steps.append(Step(sid, label, suds, params, ranges, prompt, notes, events))
     _clinical_checks(check, steps)
     plan = (_questionnaire_plan(check, top["questionnaires"]) if "questionnaires" in top
             else QuestionnairePlan())
+    if intensity_checks and scene is not None and scene.has_stimulus:
+        _intensity_checks(check, scene, steps)
 
     if any(p.severity == "error" for p in check.problems) or scene is None:
         return None, check.problems
     return (
         Hierarchy(hid, title, scene.name, calm_name, baseline, rule, alerts, tuple(steps),
-                  description, source.path, plan),
+                  description, source.path, plan, scene.events),
         check.problems,
     )
 
@@ -475,15 +523,18 @@ def parse_hierarchy(text: str, path: str = "<string>",
     return _build(data, source, scenes if scenes is not None else discover_scenes())
 
 
-def validate_file(path: Path, scenes: Mapping[str, SceneSpec] | None = None
-                  ) -> tuple[Hierarchy | None, list[Problem]]:
+def validate_file(path: Path, scenes: Mapping[str, SceneSpec] | None = None,
+                  *, intensity_checks: bool = False) -> tuple[Hierarchy | None, list[Problem]]:
+    """Problems of a hierarchy file; ``intensity_checks`` adds a warning for each step whose
+    intensity slider changes nothing (``vrexposure validate``)."""
     try:
         data, source = load_yaml_file(path)
     except YamlSyntaxError as exc:
         return None, [Problem(exc.path, exc.line, "error", exc.message)]
     except OSError as exc:
         return None, [Problem(str(path), 1, "error", f"cannot read file: {exc.strerror}")]
-    return _build(data, source, scenes if scenes is not None else discover_scenes())
+    return _build(data, source, scenes if scenes is not None else discover_scenes(),
+                  intensity_checks)
 
 
 def load_hierarchy(path: Path, scenes: Mapping[str, SceneSpec] | None = None) -> Hierarchy:
@@ -519,7 +570,8 @@ def hierarchy_to_dict(hierarchy: Hierarchy) -> dict[str, Any]:
              "params": dict(s.params),
              "intensity": {k: [lo, hi] for k, (lo, hi) in s.intensity.items()},
              **({"expectancy_prompt": s.expectancy_prompt} if s.expectancy_prompt else {}),
-             **({"notes": s.notes} if s.notes else {})}
+             **({"notes": s.notes} if s.notes else {}),
+             **({"events": [{"name": n, "at_s": t} for n, t in s.events]} if s.events else {})}
             for s in hierarchy.steps
         ],
         **({"questionnaires": {

@@ -58,6 +58,20 @@ class ParamSpec:
 
 
 @dataclass(frozen=True)
+class EventSpec:
+    """A stimulus event a therapist can trigger in the moment (a spider drops, a cough).
+
+    ``key``: the panel's keyboard shortcut (one character); ``duration_s``: how long the
+    renderer plays it.
+    """
+
+    name: str
+    label: str
+    key: str
+    duration_s: float
+
+
+@dataclass(frozen=True)
 class SceneSpec:
     """What a scene plugin declares: its name, its parameters and how to build it."""
 
@@ -66,11 +80,22 @@ class SceneSpec:
     params: tuple[ParamSpec, ...]
     #: True for scenes with a feared stimulus (look-at / look-away is measured against it).
     has_stimulus: bool = True
+    #: Smallest angular size (degrees, equivalent diameter of the largest visible part)
+    #: the stimulus must have from the patient's eye at every step (``check-scenes``).
+    stimulus_floor_deg: float = 1.0
+    #: Stimulus events the scene can play (``trigger_event`` host command, panel buttons).
+    events: tuple[EventSpec, ...] = ()
     #: Returns the renderer-side scene object; imported lazily (needs Panda3D).
     factory: Callable[..., Any] | None = field(default=None, compare=False)
 
     def param(self, name: str) -> ParamSpec | None:
         for spec in self.params:
+            if spec.name == name:
+                return spec
+        return None
+
+    def event(self, name: str) -> EventSpec | None:
+        for spec in self.events:
             if spec.name == name:
                 return spec
         return None

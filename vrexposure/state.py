@@ -52,7 +52,7 @@ ROLE_COMMANDS: dict[Role, frozenset[str]] = {
         "expectancy", "expectancy_outcome", "marker", "accept_suggestion",
         "dismiss_suggestion", "auto_advance", "end",
         "questionnaire_start", "questionnaire_answer", "questionnaire_pause",
-        "questionnaire_finish",
+        "questionnaire_finish", "trigger_event",
     }),
     Role.PATIENT: frozenset({"pause", "stop", "suds", "questionnaire_answer",
                              "questionnaire_pause"}),
@@ -166,6 +166,13 @@ class SessionState:
     questionnaires_done: tuple[qsession.CompletedQuestionnaire, ...] = ()
     #: Definitions a therapist may give (None: the built-in ones).
     questionnaire_library: Mapping[str, Any] | None = None
+    #: The last stimulus event (name, id, session time): the renderer plays each id once.
+    stimulus_event: tuple[str, int, float] | None = None
+    stimulus_event_count: int = 0
+    #: Indices of the step's automatic events already played, in the visit starting at
+    #: ``auto_events_since_s`` (a new visit of a step plays them again).
+    auto_events_played: tuple[int, ...] = ()
+    auto_events_since_s: float = -1.0
 
     @property
     def step(self) -> Any:
@@ -264,6 +271,14 @@ def evolve(state: SessionState, event: Event) -> SessionState:
     if kind == "questionnaire_scored":
         return replace(s, questionnaire=None, questionnaires_done=(
             *s.questionnaires_done, qsession.evolve_scored(d, t)))
+    if kind == "stimulus_event":
+        count = s.stimulus_event_count + 1
+        s = replace(s, stimulus_event=(str(d["name"]), count, t), stimulus_event_count=count)
+        if d.get("auto_index") is not None:
+            played = s.auto_events_played if s.auto_events_since_s == s.step_since_s else ()
+            s = replace(s, auto_events_played=(*played, int(d["auto_index"])),
+                        auto_events_since_s=s.step_since_s)
+        return s
     # Informational events (suggestion_accepted, auto_advanced, session_resumed, ...) only
     # advance the sequence number.
     return s
@@ -591,8 +606,34 @@ def _auto_advance(state: SessionState, cmd: Command, now: float) -> list[Event]:
     return [Event("auto_advance_set", now, {"enabled": enabled, "by": cmd.by})]
 
 
+def _stimulus_event(state: SessionState, name: str, by: str, now: float,
+                    auto_index: int | None = None) -> Event:
+    spec = next((e for e in state.hierarchy.scene_events if e.name == name), None)
+    if spec is None:
+        known = ", ".join(e.name for e in state.hierarchy.scene_events) or "none"
+        raise CommandError(f"scene '{state.hierarchy.scene}' has no event '{name}' "
+                           f"(its events: {known})")
+    data: dict[str, Any] = {"name": spec.name, "label": spec.label, "by": by,
+                            "duration_s": spec.duration_s, "step_index": state.step_index}
+    if auto_index is not None:
+        data["auto_index"] = auto_index
+    return Event("stimulus_event", now, data)
+
+
+def _trigger_event(state: SessionState, cmd: Command, now: float) -> list[Event]:
+    _require(state, cmd, Phase.EXPOSURE)
+    return [_stimulus_event(state, _text_arg(cmd, "name", 64), cmd.by, now)]
+
+
 def _tick(state: SessionState, cmd: Command, now: float) -> list[Event]:
-    return []
+    """The step's automatic stimulus events that are due (each once per visit)."""
+    if state.phase != Phase.EXPOSURE:
+        return []
+    played = state.auto_events_played if state.auto_events_since_s == state.step_since_s else ()
+    elapsed = state.time_in_step_s(now)
+    return [_stimulus_event(state, name, "host:auto", now, index)
+            for index, (name, at_s) in enumerate(state.step.events)
+            if at_s <= elapsed and index not in played]
 
 
 def _alert(state: SessionState, cmd: Command, now: float) -> list[Event]:
@@ -680,6 +721,7 @@ _HANDLERS = {
     "alert_cleared": _alert_cleared, "end": _end,
     "questionnaire_start": _questionnaire_start, "questionnaire_answer": _questionnaire_answer,
     "questionnaire_pause": _questionnaire_pause, "questionnaire_finish": _questionnaire_finish,
+    "trigger_event": _trigger_event,
 }
 
 #: Commands after which the advance rule is evaluated.

@@ -214,6 +214,21 @@ class RigidBatch:
         rows[:, _POS] = self._positions
         rows[:, _NRM] = self._normals
 
+    def part_bounds(self) -> FloatArray:
+        """(parts, 2, 3) low and high corners of each part as last updated (NaN: hidden).
+
+        For checks (people must not pass through each other), not per frame.
+        """
+        out = np.full((self.num_parts, 2, 3), np.nan, np.float32)
+        for block in self._blocks:
+            span = slice(block.start, block.start + block.count * block.rows)
+            positions = self._positions[span].reshape(block.count, block.rows, 3)
+            lo, hi = positions.min(axis=1), positions.max(axis=1)
+            shown = (hi - lo).max(axis=1) > 1e-6  # a hidden part collapses to a point
+            out[block.parts[shown], 0] = lo[shown]
+            out[block.parts[shown], 1] = hi[shown]
+        return out
+
     @staticmethod
     def hidden(count: int) -> FloatArray:
         """``count`` zero matrices (parts drawn as nothing)."""

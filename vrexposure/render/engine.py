@@ -524,6 +524,10 @@ class RenderEngine:
         sound.play()
         self._sound = sound
 
+    def play_event(self, name: str) -> bool:
+        """Play the current scene's stimulus event ``name``; False if it has none by that name."""
+        return self.current is not None and self.current.play_event(name)
+
     # -- head pose & gaze ----------------------------------------------------------------
 
     def set_head_pose(self, pos: Sequence[float], hpr: Sequence[float]) -> None:

@@ -69,6 +69,9 @@ DEFAULT_SIM_SOURCE = "sim"
 HEAD_SOURCE = "head"
 LOOK_AWAY_THRESHOLD_DEG = 30.0
 STATS_INTERVAL_S = 1.0
+#: A stimulus event older than this when its state arrives (a renderer that joined or
+#: stalled) is not played: a spider dropping out of context would be worse than none.
+STIMULUS_EVENT_MAX_LATE_S = 3.0
 #: Acknowledgements stay on screen this long.
 STATUS_HOLD_S = 4.0
 #: One STOP attempt lasts this long before it is resent on a fresh socket.
@@ -629,7 +632,8 @@ class RendererProcess:
         self.frame = 0
         self.shown_seq: int | None = None
         self.counters: dict[str, int] = {"states": 0, "events": 0, "sim_poses": 0,
-                                         "previews": 0, "stats": 0, "state_shown": 0}
+                                         "previews": 0, "stats": 0, "state_shown": 0,
+                                         "stimulus_events": 0}
         self.last_stats: dict[str, Any] = {}
         self.last_pose: dict[str, Any] = {}
         self.head_hpr: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -641,6 +645,7 @@ class RendererProcess:
         self._next_preview_s = now
         self._buttons: list[str] = []
         self._early: list[DataMessage] = []  # read while idling between frames
+        self._played_event_id = 0  # the last stimulus event id seen in a state
         self._mouse_ready = False
         self._sub = Subscriber(endpoints, topics=("state", "event", f"pose.{sim_source}"),
                                context=context)
@@ -906,6 +911,7 @@ class RendererProcess:
             if message.topic == "state":
                 self.counters["states"] += 1
                 self.director.on_state(message.payload, now)
+                self._play_stimulus_event(message.payload)
             elif message.topic == "event":
                 self.counters["events"] += 1
                 if message.payload.get("kind") == "suds_recorded":
@@ -920,6 +926,23 @@ class RendererProcess:
                 log.warning("ignoring a simulated pose: %s", exc)
             else:
                 self.engine.set_head_pose((0.0, 0.0, 0.0), self.head_hpr)
+
+    def _play_stimulus_event(self, state: Mapping[str, Any]) -> None:
+        """Play each stimulus event of the state once, if it is recent and its scene is shown."""
+        event = state.get("stimulus_event")
+        if not isinstance(event, Mapping):
+            return
+        event_id = int(event.get("id", 0))
+        if event_id <= self._played_event_id:
+            return
+        self._played_event_id = event_id
+        late_s = self._session_time() - float(event.get("t_s", 0.0))
+        current = self.engine.current
+        if (late_s > STIMULUS_EVENT_MAX_LATE_S or self.director.failsafe
+                or current is None or current.name != state.get("scene")):
+            return  # joined late, or STOP / the calm scene: not played
+        if self.engine.play_event(str(event.get("name"))):
+            self.counters["stimulus_events"] += 1
 
     def _update_suds_prompt(self) -> None:
         state = self.director.state

@@ -178,6 +178,7 @@ class SceneBase(ABC):
         self.root: NodePath | None = None
         self.time_s = 0.0
         self._channels: dict[str, Channel] = {}
+        self._events: dict[str, tuple[float, float]] = {}  # name -> (start time, duration)
         self._retarget(immediate=True)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -219,6 +220,7 @@ class SceneBase(ABC):
         self.params = merged
         self._retarget(immediate)
         if immediate:
+            self._events.clear()  # a cut into the scene ends what was playing
             self.reset_motion()
 
     def reset_motion(self) -> None:  # noqa: B027 - an optional hook, not abstract
@@ -264,6 +266,29 @@ class SceneBase(ABC):
             for c in self._channels.values()
         )
 
+    # -- stimulus events ---------------------------------------------------------------
+
+    def play_event(self, name: str) -> bool:
+        """Start the stimulus event ``name`` (declared in the spec) now; False if unknown."""
+        spec = self.spec.event(name)
+        if spec is None:
+            log.warning("scene %s: no event %r", self.spec.name, name)
+            return False
+        self._events[name] = (self.time_s, spec.duration_s)
+        return True
+
+    def event_progress(self, name: str) -> float | None:
+        """How far the event ``name`` has played (0..1), or None when it is not playing."""
+        started = self._events.get(name)
+        if started is None:
+            return None
+        start, duration = started
+        progress = (self.time_s - start) / max(1e-6, duration)
+        if progress > 1.0:
+            del self._events[name]
+            return None
+        return max(0.0, progress)
+
     # -- per frame -------------------------------------------------------------------
 
     def update(self, dt_s: float, time_s: float) -> None:
@@ -283,6 +308,34 @@ class SceneBase(ABC):
     def stimulus_world_position(self) -> Vec3Tuple | None:
         """World position of the feared stimulus (None for scenes without one)."""
         return None
+
+    def stimulus_nodes(self) -> list[NodePath]:
+        """The nodes that show the feared stimulus (tagged ``stimulus``; ``check-scenes``)."""
+        if self.root is None:
+            return []
+        return list(self.root.findAllMatches("**/=stimulus"))
+
+    #: Radius (m) around the eye point under which there must be ground (``check-scenes``).
+    footprint_m: float = 0.3
+
+    def solid_boxes(self) -> list[tuple[str, Vec3Tuple, Vec3Tuple]]:
+        """World bounding boxes (name, low, high) of people and props that must not overlap.
+
+        Default: the visible nodes tagged ``solid``; scenes that draw people in batches
+        override it with the boxes of their layout.
+        """
+        if self.root is None:
+            return []
+        boxes = []
+        for path in self.root.findAllMatches("**/=solid"):
+            if path.isHidden():
+                continue
+            bounds = path.getTightBounds(self.root.getParent())
+            if bounds is None:
+                continue
+            lo, hi = bounds
+            boxes.append((path.getName(), (lo.x, lo.y, lo.z), (hi.x, hi.y, hi.z)))
+        return boxes
 
     def eye_position(self) -> Vec3Tuple:
         """Where the seated patient's eyes are, in world coordinates (metres, Z up)."""
