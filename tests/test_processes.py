@@ -90,7 +90,7 @@ def test_sim_host_subscriber_and_ctl_as_processes(session_files: tuple[Endpoints
             if message is not None:
                 seen[message.kind] = seen.get(message.kind, 0) + 1
         assert min(seen.get(k, 0) for k in ("hr", "ecg", "pose", "state")) >= 3, seen
-        assert "ok start_baseline" in ctl(config, "start-baseline").stdout
+        assert "ok start-baseline" in ctl(config, "start-baseline").stdout
         time.sleep(7.0)  # baseline of 6 s with the simulated heart rate (1 Hz)
         assert ctl(config, "start-exposure").returncode == 0
         assert ctl(config, "intensity", "0.6").returncode == 0
