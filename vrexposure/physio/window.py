@@ -29,6 +29,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vrexposure.physio.crosscheck import (
+    CrossCheckSettings,
+    RateContinuity,
+    SlopeEnvelope,
+    beats_agree,
+    envelope_peaks,
+)
 from vrexposure.physio.quality import WindowFeatures, WindowQualitySettings, assess_window
 from vrexposure.physio.records import HeartRateEstimate, RrLabel
 from vrexposure.physio.rr import rmssd_ms
@@ -55,6 +62,7 @@ class _BeatMark:
     shape_corr: float
     noise_ratio: float
     searchback: bool
+    prominence: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +125,10 @@ class HeartRateWindower:
         window_s: Window length, seconds.
         step_s: Spacing of window ends on the session clock, seconds.
         quality: Thresholds of the quality rule.
+        envelope: Slope envelope of the waveform (ECG/PPG input): enables the
+            independent checks of :mod:`vrexposure.physio.crosscheck`. Without it
+            (RR-only input) the beat-level rule alone decides.
+        crosscheck: Constants of those checks.
     """
 
     def __init__(
@@ -124,6 +136,8 @@ class HeartRateWindower:
         window_s: float = 10.0,
         step_s: float = 1.0,
         quality: WindowQualitySettings | None = None,
+        envelope: SlopeEnvelope | None = None,
+        crosscheck: CrossCheckSettings | None = None,
     ) -> None:
         if not (window_s > 0 and step_s > 0):
             raise ValueError("window_s and step_s must be > 0")
@@ -136,6 +150,9 @@ class HeartRateWindower:
         self._bad: deque[tuple[float, float]] = deque()
         self._next_k: int | None = None
         self._last_item_end: float | None = None
+        self.envelope = envelope
+        self.crosscheck = crosscheck or (envelope.s if envelope is not None else None)
+        self._continuity = RateContinuity(self.crosscheck)
 
     # -- input -----------------------------------------------------------------------
 
@@ -162,12 +179,15 @@ class HeartRateWindower:
         shape_corr: float = float("nan"),
         noise_ratio: float = 0.0,
         searchback: bool = False,
+        prominence: float = 1.0,
     ) -> None:
         """Record a beat (for the beat count and the beat-level quality checks)."""
         if self._next_k is None:
             self.mark_start(t_s)
         self._beats.append(
-            _BeatMark(float(t_s), float(shape_corr), float(noise_ratio), bool(searchback))
+            _BeatMark(
+                float(t_s), float(shape_corr), float(noise_ratio), bool(searchback), prominence
+            )
         )
 
     def add_interval(self, t_end_s: float, rr_ms: float, label: RrLabel) -> None:
@@ -205,29 +225,69 @@ class HeartRateWindower:
         if adjacent:
             adjacent[0] = False
         cor = correct_intervals(labels, rr, adjacent)
-        corrs = [b.shape_corr for b in beats if not math.isnan(b.shape_corr)]
         bad = 0.0
         for a, b in self._bad:
             bad += max(0.0, min(b, t_end) - max(a, t_start))
+        ectopic = _ectopic_beats(beats, items, self.quality.min_shape_corr)
+        cross: str | None = None
+        chain = all(adjacent[1:]) and len(rr) >= 2
+        use_chain = False
+        if self.envelope is not None and self.crosscheck is not None:
+            # Every detected beat counts (ectopic beats are beats) when an independent
+            # count of the waveform's beats agrees with that rate.
+            t_env, env = self.envelope.window(t_start, t_end)
+            low, high = envelope_peaks(t_env, env, self.crosscheck)
+            if chain and not any(lab is RrLabel.IMPLAUSIBLE for lab in labels):
+                times = np.array([b.t_s for b in beats])
+                cross = beats_agree(times, low, high, self.crosscheck)
+                use_chain = cross is None
+            else:
+                cross = "broken_beat_sequence"
+        corrs = [
+            b.shape_corr
+            for b in beats
+            if not math.isnan(b.shape_corr) and not (use_chain and b.t_s in ectopic)
+        ]
+        if use_chain:
+            duration_ms, count = float(sum(rr)), float(len(rr))
+            # A long interval may hide a small beat both estimators missed: not trusted.
+            n_corrected = sum(1 for lab in labels if lab in (RrLabel.MISSED, RrLabel.LONG))
+            n_excluded = n_premature = 0
+            # A beat of any shape is certain when it stands well above the noise.
+            weak = [b for b in beats if b.t_s in ectopic and b.prominence < 0.5]
+            if weak:
+                corrs.append(-1.0)
+            n_searchback = sum(1 for b in beats if b.searchback and b.shape_corr < 0.8)
+        else:
+            duration_ms, count = cor.duration_ms, cor.count
+            n_corrected, n_excluded, n_premature = cor.n_corrected, cor.n_excluded, cor.n_premature
+            n_searchback = sum(1 for b in beats if b.searchback)
         feats = WindowFeatures(
             window_s=w,
             n_beats=len(beats),
-            n_used=round(cor.count),
+            n_used=round(count),
             n_warmup=sum(1 for lab in labels if lab is RrLabel.WARMUP),
-            n_premature=cor.n_premature,
-            n_corrected=cor.n_corrected,
-            n_excluded=cor.n_excluded,
-            used_coverage=cor.duration_ms / 1000.0 / w,
+            n_premature=n_premature,
+            n_corrected=n_corrected,
+            n_excluded=n_excluded,
+            used_coverage=duration_ms / 1000.0 / w,
             min_shape_corr=float(np.min(corrs)) if corrs else float("nan"),
             max_noise_ratio=max((b.noise_ratio for b in beats), default=0.0),
-            n_searchback=sum(1 for b in beats if b.searchback),
+            n_searchback=n_searchback,
             discontinuous=any(t_start < s < t_end for s in self._starts),
             bad_input_fraction=bad / w,
         )
         quality, reasons = assess_window(feats, self.quality)
         bpm = None
-        if quality is not Quality.BAD and cor.duration_ms > 0:
-            bpm = 60000.0 * cor.count / cor.duration_ms
+        if quality is not Quality.BAD and duration_ms > 0:
+            bpm = 60000.0 * count / duration_ms
+        if quality is Quality.GOOD and bpm is not None and self.crosscheck is not None:
+            extra = [r for r in (cross, self._continuity.check(t_end, bpm)) if r is not None]
+
+            if extra:
+                quality, reasons = Quality.UNCERTAIN, (*reasons, *extra)
+            else:
+                self._continuity.trusted(t_end, bpm)
         return HeartRateEstimate(
             t_s=t_end,
             bpm=bpm,
@@ -236,6 +296,7 @@ class HeartRateWindower:
             n_beats=len(beats),
             window_s=w,
             reasons=reasons,
+            n_ectopic=len(ectopic),
         )
 
     def _prune(self, before_s: float) -> None:
@@ -247,3 +308,15 @@ class HeartRateWindower:
             self._starts.popleft()
         while self._bad and self._bad[0][1] < before_s - 1.0:
             self._bad.popleft()
+        if self.envelope is not None:
+            self.envelope.prune(before_s - 1.0)
+
+
+def _ectopic_beats(beats: list[_BeatMark], items: list[_Item], min_corr: float) -> set[float]:
+    """Times of beats classified ectopic: premature (ending a SHORT interval) or odd-shaped."""
+    premature = {it.t_end for it in items if it.label is RrLabel.SHORT}
+    return {
+        b.t_s
+        for b in beats
+        if b.t_s in premature or (not math.isnan(b.shape_corr) and b.shape_corr < min_corr)
+    }
