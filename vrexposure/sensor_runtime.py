@@ -146,7 +146,10 @@ class HeartRateDeriver:
                 "bpm": float(estimate.bpm) if trusted and estimate.bpm is not None else 0.0,
                 "quality": estimate.quality.value if trusted else "bad",
                 "origin": self.origin, "n_beats": estimate.n_beats,
-                "window_s": estimate.window_s, "reasons": list(estimate.reasons)}
+                "window_s": estimate.window_s, "reasons": list(estimate.reasons),
+                # One readable reason for the panel when the value is not to be trusted.
+                "quality_reason": ", ".join(estimate.reasons),
+                "n_ectopic": estimate.n_ectopic}
             if estimate.rmssd_ms is not None and math.isfinite(estimate.rmssd_ms):
                 payload["rmssd_ms"] = float(estimate.rmssd_ms)
             messages.append(("hr", payload, estimate.t_s))

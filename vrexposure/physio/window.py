@@ -235,11 +235,12 @@ class HeartRateWindower:
         if self.envelope is not None and self.crosscheck is not None:
             # Every detected beat counts (ectopic beats are beats) when an independent
             # count of the waveform's beats agrees with that rate.
-            t_env, env = self.envelope.window(t_start, t_end)
+            # From a little before the window: a peak at the very start needs its left side.
+            t_env, env = self.envelope.window(t_start - 0.5, t_end)
             low, high = envelope_peaks(t_env, env, self.crosscheck)
             if chain and not any(lab is RrLabel.IMPLAUSIBLE for lab in labels):
                 times = np.array([b.t_s for b in beats])
-                cross = beats_agree(times, low, high, self.crosscheck)
+                cross = beats_agree(times, low, high, self.crosscheck, t_end)
                 use_chain = cross is None
             else:
                 cross = "broken_beat_sequence"
@@ -281,9 +282,12 @@ class HeartRateWindower:
         bpm = None
         if quality is not Quality.BAD and duration_ms > 0:
             bpm = 60000.0 * count / duration_ms
-        if quality is Quality.GOOD and bpm is not None and self.crosscheck is not None:
-            extra = [r for r in (cross, self._continuity.check(t_end, bpm)) if r is not None]
-
+        if self.crosscheck is not None and quality is not Quality.BAD and bpm is not None:
+            # Every failed check is named, so the panel can say why a value is uncertain.
+            extra = [] if cross is None else [cross]
+            if quality is Quality.GOOD:
+                jump = self._continuity.check(t_end, bpm)
+                extra += [] if jump is None else [jump]
             if extra:
                 quality, reasons = Quality.UNCERTAIN, (*reasons, *extra)
             else:
