@@ -17,7 +17,8 @@ from vrexposure.host import SessionHost
 
 ROOT = Path(__file__).resolve().parents[1]
 HIERARCHIES = ROOT / "hierarchies"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+#: The shared recordings: ``VREXPOSURE_SHARED_DATA``, else ``../shared/data`` beside the checkout.
+SHARED_DATA = Path(os.environ.get("VREXPOSURE_SHARED_DATA") or ROOT.parent / "shared" / "data")
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 

@@ -70,8 +70,12 @@ def sensor_command(device: str | None, port: str | None, source_id: str | None,
     runtime: Any
     try:
         if spec.extras.get("transport") == "ble":
-            from .ble import BleHeartRateSource
+            from .ble import BleHeartRateSource, require_bleak
 
+            try:
+                require_bleak()
+            except RuntimeError as exc:  # a message and exit code 1, never a hung thread
+                raise click.ClickException(f"--device {device}: {exc}") from exc
             # For a Bluetooth LE strap, --port is its address (e.g. from bluetoothctl scan).
             runtime = BleHeartRateSource(spec, port, endpoints, source_id=source_id)
         else:

@@ -35,7 +35,15 @@ from .sensor_api import DriverSpec, Encoder, PhysioChunk, Quality
 
 log = logging.getLogger(__name__)
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def data_dir() -> Path:
+    """``VREXPOSURE_SHARED_DATA``, else ``../shared/data`` beside the checkout."""
+    env = os.environ.get("VREXPOSURE_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+DATA_DIR = data_dir()
 MITDB_RECORD = DATA_DIR / "mitdb_100" / "100"
 NONIN_PPG = DATA_DIR / "nonin_systole" / "ppg.npy"
 NONIN_PPG_RATE_HZ = 75.0
@@ -152,7 +160,9 @@ def recording_for(driver: DriverSpec, encoder: Encoder, path: Path | None = None
         return load_nonin()
     if kind != "ppg" and have_ecg:
         return load_mitdb()
-    log.warning("shared recordings not found under %s; using a plain 70 bpm rhythm", DATA_DIR)
+    log.warning("shared recordings not found under %s (set VREXPOSURE_SHARED_DATA or put "
+                "them at ../shared/data beside the checkout); using a synthetic 70 bpm rhythm",
+                DATA_DIR)
     return default_recording()
 
 
