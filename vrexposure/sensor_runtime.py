@@ -109,6 +109,7 @@ class HeartRateDeriver:
         self._ppg = PpgHeartRatePipeline()
         self._rr = RrHeartRatePipeline()
         self.origin: str | None = None  # "ecg", "ppg" or "rr" once raw data has arrived
+        self._not_before_s: float = -math.inf  # windows ending earlier are not published
 
     @property
     def active(self) -> bool:
