@@ -183,3 +183,36 @@ def test_record_106_bigeminy_never_trusted_off_by_5bpm() -> None:
             errors.append(abs((e.bpm or 0.0) - 60.0 / float(np.mean(np.diff(b)))))
     assert len(errors) > 500  # enough trusted windows to mean something
     assert max(errors) <= 5.0
+
+
+def test_a_displaced_beat_gives_no_biased_trusted_window_rr_input() -> None:
+    """The BITalino case of issue 14: RR 1055 ms then 607 ms in a ~831 ms rhythm."""
+    from vrexposure.physio import RrHeartRatePipeline
+
+    rr = [831.0] * 40 + [1055.0, 607.0] + [831.0] * 30
+    pipe = RrHeartRatePipeline()
+    est: list[HeartRateEstimate] = []
+    t = 0.0
+    for v in rr:
+        t += v / 1000.0
+        est += pipe.feed([v], t).estimates
+    true_bpm = 60000.0 / 831.0
+    near = [e for e in est if 33.0 <= e.t_s <= 47.0 and e.bpm is not None]
+    assert near
+    for e in near:
+        if e.quality is Quality.GOOD:
+            assert abs(e.bpm - true_bpm) < 0.3, (e.t_s, e.bpm)  # type: ignore[operator]
+    assert sum(e.quality is Quality.GOOD for e in near) >= len(near) - 2
+
+
+def test_a_displaced_beat_gives_no_biased_trusted_window_ecg() -> None:
+    times = np.arange(0.5, 60.0, 0.831)
+    times[30] += 0.224  # detected/produced 224 ms late: RR 1055 then 607 ms
+    x = spikes(times, np.ones(times.size), 60.0)
+    pipe = EcgHeartRatePipeline()
+    est = list(pipe.feed(x, 0.0, FS_HZ).estimates) + list(pipe.flush().estimates)
+    true_bpm = 60000.0 / 831.0
+    good = [e for e in est if e.quality is Quality.GOOD and e.bpm is not None]
+    around = [e for e in good if times[30] < e.t_s < times[30] + 10.0]
+    assert around  # trusted through the displaced beat ...
+    assert all(abs(e.bpm - true_bpm) < 0.5 for e in good)  # type: ignore[operator]

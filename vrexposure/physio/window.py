@@ -54,6 +54,7 @@ class _Item:
     rr_ms: float
     label: RrLabel
     adjacent: bool  # directly follows the previous stored interval
+    displaced_second: bool = False  # the SHORT half of a displaced beat (LONG + SHORT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +90,14 @@ def correct_intervals(
     count = 0.0
     premature = corrected = excluded = 0
     n = len(labels)
+    displaced = displaced_beats(labels, rr_ms, adjacent, ref)
     for i, (lab, rr) in enumerate(zip(labels, rr_ms, strict=True)):
         nxt = labels[i + 1] if i + 1 < n and adjacent[i + 1] else None
         prev = labels[i - 1] if i > 0 and adjacent[i] else None
-        if lab in _USABLE or lab is RrLabel.ECTOPIC:
+        if i in displaced or (i - 1) in displaced:
+            duration += rr  # both halves of a displaced beat: the pair is two intervals
+            count += 1
+        elif lab in _USABLE or lab is RrLabel.ECTOPIC:
             duration += rr
             count += 1
         elif lab is RrLabel.SHORT:
@@ -116,6 +121,32 @@ def correct_intervals(
         else:
             excluded += 1
     return CorrectedIntervals(duration, count, premature, corrected, excluded)
+
+
+def displaced_beats(
+    labels: list[RrLabel],
+    rr_ms: list[float],
+    adjacent: list[bool],
+    ref_ms: float,
+    tolerance: float = 0.15,
+) -> set[int]:
+    """Indices ``i`` of LONG intervals followed by a SHORT one that sum to ~2 references.
+
+    That is one beat detected late (or early): dropping the long half and keeping the
+    short one as a premature beat would bias the rate up, so both are kept.
+    """
+    out: set[int] = set()
+    if ref_ms <= 0:
+        return out
+    for i in range(len(labels) - 1):
+        if (
+            labels[i] is RrLabel.LONG
+            and labels[i + 1] is RrLabel.SHORT
+            and adjacent[i + 1]
+            and abs(rr_ms[i] + rr_ms[i + 1] - 2 * ref_ms) <= tolerance * ref_ms
+        ):
+            out.add(i)
+    return out
 
 
 class HeartRateWindower:
@@ -194,7 +225,16 @@ class HeartRateWindower:
         """Record the interval that ends with the beat at ``t_end_s``."""
         t_start = t_end_s - rr_ms / 1000.0
         adjacent = self._last_item_end is not None and abs(self._last_item_end - t_start) < 0.05
-        self._items.append(_Item(t_start, float(t_end_s), float(rr_ms), label, adjacent))
+        second = False
+        if adjacent and label is RrLabel.SHORT and self._items:
+            prev = self._items[-1]
+            recent = [it.rr_ms for it in list(self._items)[-9:] if it.label in _USABLE]
+            if prev.label is RrLabel.LONG and recent:
+                ref = float(np.median(recent))
+                second = bool(
+                    displaced_beats([prev.label, label], [prev.rr_ms, rr_ms], [False, True], ref)
+                )
+        self._items.append(_Item(t_start, float(t_end_s), float(rr_ms), label, adjacent, second))
         self._last_item_end = float(t_end_s)
 
     def break_sequence(self) -> None:
@@ -218,6 +258,9 @@ class HeartRateWindower:
         w = self.window_s
         t_start = t_end - w
         items = [it for it in self._items if it.t_start >= t_start - _EPS_S and it.t_end < t_end]
+        if items and items[0].displaced_second:
+            # Its LONG partner lies before the window: alone it would bias the rate up.
+            items = items[1:]
         beats = [b for b in self._beats if t_start <= b.t_s < t_end]
         labels = [it.label for it in items]
         rr = [it.rr_ms for it in items]
@@ -252,7 +295,13 @@ class HeartRateWindower:
         if use_chain:
             duration_ms, count = float(sum(rr)), float(len(rr))
             # A long interval may hide a small beat both estimators missed: not trusted.
-            n_corrected = sum(1 for lab in labels if lab in (RrLabel.MISSED, RrLabel.LONG))
+            normal = [r for r, lab in zip(rr, labels, strict=True) if lab in _USABLE]
+            moved = displaced_beats(labels, rr, adjacent, float(np.median(normal or rr)))
+            n_corrected = sum(
+                1
+                for i, lab in enumerate(labels)
+                if lab is RrLabel.MISSED or (lab is RrLabel.LONG and i not in moved)
+            )
             n_excluded = n_premature = 0
             # A beat of any shape is certain when it stands well above the noise.
             weak = [b for b in beats if b.t_s in ectopic and b.prominence < 0.5]
