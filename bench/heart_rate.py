@@ -239,11 +239,35 @@ def peer_neurokit_ppg(x: FloatArray, fs: float) -> FloatArray:
     return np.asarray(info["PPG_Peaks"], dtype=np.float64) / fs
 
 
+def peer_heartpy(x: FloatArray, fs: float) -> FloatArray:
+    """HeartPy 1.2 as its docs use it on ECG: baseline wander removed, scaled, ``process``;
+    the peaks it rejects itself (``removed_beats``) are left out."""
+    import heartpy as hp
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y = hp.scale_data(hp.remove_baseline_wander(_clean(x), fs))
+        try:
+            wd, _ = hp.process(y, fs, bpmmax=240, clean_rr=False)
+        except hp.exceptions.BadSignalWarning:
+            return np.zeros(0)
+    removed = set(np.asarray(wd["removed_beats"]).tolist())
+    return np.array([p for p in wd["peaklist"] if p not in removed], dtype=np.float64) / fs
+
+
+def _have(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 ECG_PEERS: dict[str, Callable[[FloatArray, float], FloatArray]] = {
     "neurokit2_neurokit": peer_neurokit("neurokit"),
     "neurokit2_kalidas2017": peer_neurokit("kalidas2017"),
     "neurokit2_rodrigues2021": peer_neurokit("rodrigues2021"),
     "sleepecg": peer_sleepecg,
+    # HeartPy is in the `physio` extra (not `test`): scored when installed.
+    **({"heartpy": peer_heartpy} if _have("heartpy") else {}),
 }
 PPG_PEERS: dict[str, Callable[[FloatArray, float], FloatArray]] = {
     "neurokit2_elgendi": peer_neurokit_ppg,
