@@ -51,6 +51,8 @@ class CrossCheckSettings:
         high_fraction: High threshold, same reference.
         match_tolerance_s: An envelope peak and a detected beat this close are one beat.
         t_wave_s: A low peak this long after a beat may be its T wave (not a beat).
+        long_ratio: A LONG interval up to this x the window's median interval is rhythm
+            variation, not a hidden beat (when the envelope confirms the beats).
         halving_ratio: The low-threshold rate this many times the detector's rate
             means beats are being missed (a halved rate).
         max_change_bpm_per_s: Plausible change of the window rate per second since
@@ -67,6 +69,7 @@ class CrossCheckSettings:
     high_fraction: float = 0.45
     match_tolerance_s: float = 0.15
     t_wave_s: tuple[float, float] = (0.15, 0.42)
+    long_ratio: float = 1.3
     halving_ratio: float = 1.3
     max_change_bpm_per_s: float = 2.0
     change_floor_bpm: float = 6.0

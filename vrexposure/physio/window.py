@@ -293,21 +293,30 @@ class HeartRateWindower:
             if not math.isnan(b.shape_corr) and not (use_chain and b.t_s in ectopic)
         ]
         if use_chain:
+            assert self.crosscheck is not None  # use_chain needs the cross-check
             duration_ms, count = float(sum(rr)), float(len(rr))
-            # A long interval may hide a small beat both estimators missed: not trusted.
+            # A long interval may hide a small beat both estimators missed: not trusted,
+            # unless it is only a little longer than the window's typical interval (sinus
+            # arrhythmia) or half of a displaced beat.
             normal = [r for r, lab in zip(rr, labels, strict=True) if lab in _USABLE]
-            moved = displaced_beats(labels, rr, adjacent, float(np.median(normal or rr)))
+            typical = float(np.median(normal or rr))
+            moved = displaced_beats(labels, rr, adjacent, typical)
+            long_ok = self.crosscheck.long_ratio * float(np.median(rr))
+            # The last interval could be the first half of a displaced beat whose short
+            # half is not in the window: it cannot be judged yet.
+            last = len(rr) - 1
             n_corrected = sum(
                 1
-                for i, lab in enumerate(labels)
-                if lab is RrLabel.MISSED or (lab is RrLabel.LONG and i not in moved)
+                for i, (lab, v) in enumerate(zip(labels, rr, strict=True))
+                if lab is RrLabel.MISSED
+                or (lab is RrLabel.LONG and i not in moved and (v > long_ok or i == last))
             )
             n_excluded = n_premature = 0
             # A beat of any shape is certain when it stands well above the noise.
             weak = [b for b in beats if b.t_s in ectopic and b.prominence < 0.5]
             if weak:
                 corrs.append(-1.0)
-            n_searchback = sum(1 for b in beats if b.searchback and b.shape_corr < 0.8)
+            n_searchback = sum(1 for b in beats if b.searchback and b.prominence < 0.5)
         else:
             duration_ms, count = cor.duration_ms, cor.count
             n_corrected, n_excluded, n_premature = cor.n_corrected, cor.n_excluded, cor.n_premature
