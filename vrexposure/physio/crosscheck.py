@@ -53,8 +53,9 @@ class CrossCheckSettings:
         t_wave_s: A low peak this long after a beat may be its T wave (not a beat).
         long_ratio: A LONG interval up to this x the window's median interval is rhythm
             variation, not a hidden beat (when the envelope confirms the beats).
-        halving_ratio: The low-threshold rate this many times the detector's rate
-            means beats are being missed (a halved rate).
+        halving_band: Where in an interval (fraction) a missed beat of a halved rate lies.
+        halving_share: More unmatched low peaks there than this x the beats (and more
+            than one) means beats are being missed.
         max_change_bpm_per_s: Plausible change of the window rate per second since
             the last trusted window ...
         change_floor_bpm: ... plus this, for beat-to-beat variation.
@@ -70,7 +71,8 @@ class CrossCheckSettings:
     match_tolerance_s: float = 0.15
     t_wave_s: tuple[float, float] = (0.15, 0.42)
     long_ratio: float = 1.3
-    halving_ratio: float = 1.3
+    halving_band: tuple[float, float] = (0.4, 0.6)
+    halving_share: float = 0.3
     max_change_bpm_per_s: float = 2.0
     change_floor_bpm: float = 6.0
     continuity_horizon_s: float = 10.0
@@ -195,17 +197,22 @@ def beats_agree(
     lo, hi = beats_s[0] - tol, beats_s[-1] + tol
     low_in = low_s[(low_s >= lo) & (low_s <= hi)]
     high_in = high_s[(high_s >= lo) & (high_s <= hi)]
-    if low_in.size > s.halving_ratio * beats_s.size:
-        return "second_estimator_more_beats"
-    # A smaller peak that is no beat is only acceptable where a T wave can be.
+    # A smaller peak that is no beat is only acceptable where a T wave can be ...
     k = np.searchsorted(beats_s, low_in) - 1
     after = np.where(k >= 0, low_in - beats_s[np.maximum(k, 0)], np.inf)
     near = np.abs(after) <= tol
-    if k.size and np.any(k + 1 < beats_s.size):
-        nxt = beats_s[np.minimum(k + 1, beats_s.size - 1)]
-        near |= np.abs(nxt - low_in) <= tol
+    nxt = beats_s[np.minimum(k + 1, beats_s.size - 1)]
+    inside = (k >= 0) & (k + 1 < beats_s.size)
+    near |= (k + 1 < beats_s.size) & (np.abs(nxt - low_in) <= tol)
     t_wave = (after >= s.t_wave_s[0]) & (after <= s.t_wave_s[1])
     if np.any(~near & ~t_wave):
+        return "second_estimator_more_beats"
+    # ... and in a fast rhythm the middle of an interval is where a missed beat of a
+    # halved rate would be: a few such peaks there mean beats are being missed.
+    frac = np.full(low_in.size, np.nan)
+    frac[inside] = after[inside] / (nxt[inside] - beats_s[k[inside]])
+    mid = ~near & inside & (frac >= s.halving_band[0]) & (frac <= s.halving_band[1])
+    if int(np.sum(mid)) > max(1.0, s.halving_share * beats_s.size):
         return "second_estimator_more_beats"
     if _unmatched(high_in, beats_s, tol) > 0:
         return "second_estimator_more_beats"
