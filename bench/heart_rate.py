@@ -492,7 +492,7 @@ DEV_HEADER = [
     "≤3 bpm %",
     "max err bpm",
     ">5 bpm",
-    "ectopic",
+    "ectopic/window",
 ]
 
 
@@ -515,7 +515,7 @@ def run_dev(
         c = match_counts(beats, rec.ref_beats_s)
         ws = ours_window_stats(rec, est)
         sinus = ours_window_stats(rec, est, only=sinus_span(rec))
-        ectopic = sum(e.n_ectopic for e in est if hasattr(e, "n_ectopic"))
+        ectopic = float(np.mean([e.n_ectopic for e in est])) if est else 0.0
         entry: dict[str, Any] = {
             "paced": bool(rec.extra["paced"]),
             "ref_beats": c[0] + c[2],
@@ -554,7 +554,7 @@ def run_dev(
                 fmt(ws.within3_pct, 2) if ws.n_trusted else "—",
                 fmt(ws.max_trusted_error, 1),
                 str(ws.n_trusted_over5),
-                str(ectopic),
+                fmt(ectopic, 1),
             ]
         )
         print(f"  scored {rec.name}", file=sys.stderr, flush=True)

@@ -115,8 +115,6 @@ class HeartRateDeriver:
     def active(self) -> bool:
         return self.origin is not None
 
-        self._not_before_s: float = -math.inf
-
     def reset(self, t_s: float | None = None) -> None:
         """After a gap in the data: start new segments (no interval spans the gap).
 

@@ -53,6 +53,9 @@ class CrossCheckSettings:
         t_wave_s: A low peak this long after a beat may be its T wave (not a beat).
         long_ratio: A LONG interval up to this x the window's median interval is rhythm
             variation, not a hidden beat (when the envelope confirms the beats).
+        count_every_beat: When the envelope confirms the beats, count every interval
+            (ectopic beats are beats) and relax the beat-shape rules. Off for PPG: a
+            premature beat often gives no proper pulse, and the rule stays strict.
         halving_band: Where in an interval (fraction) a missed beat of a halved rate lies.
         halving_share: More unmatched low peaks there than this x the beats (and more
             than one) means beats are being missed.
@@ -71,6 +74,7 @@ class CrossCheckSettings:
     match_tolerance_s: float = 0.15
     t_wave_s: tuple[float, float] = (0.15, 0.42)
     long_ratio: float = 1.3
+    count_every_beat: bool = True
     halving_band: tuple[float, float] = (0.4, 0.6)
     halving_share: float = 0.3
     max_change_bpm_per_s: float = 2.0
@@ -78,8 +82,9 @@ class CrossCheckSettings:
     continuity_horizon_s: float = 10.0
 
 
-#: Pulse (PPG) input: the upstroke is slow, so a longer lag and rising slopes only.
-PPG_CROSSCHECK = CrossCheckSettings(slope_lag_s=0.05, rise_only=True)
+#: Pulse (PPG) input: the upstroke is slow, so a longer lag and rising slopes only; the
+#: cross-check only vetoes (a pulse after a premature beat is unreliable).
+PPG_CROSSCHECK = CrossCheckSettings(slope_lag_s=0.05, rise_only=True, count_every_beat=False)
 
 
 class SlopeEnvelope:

@@ -284,7 +284,7 @@ class HeartRateWindower:
             if chain and not any(lab is RrLabel.IMPLAUSIBLE for lab in labels):
                 times = np.array([b.t_s for b in beats])
                 cross = beats_agree(times, low, high, self.crosscheck, t_end)
-                use_chain = cross is None
+                use_chain = cross is None and self.crosscheck.count_every_beat
             else:
                 cross = "broken_beat_sequence"
         corrs = [
