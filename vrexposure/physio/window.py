@@ -14,11 +14,24 @@ inside it. The window's heart rate counts the beats the intervals imply:
   (compensatory) interval after it;
 * a SHORT + EXTRA pair is one interval split by an extra detection: merged;
 * a MISSED interval of ≈ k references counts as k intervals;
+* a LONG + SHORT pair summing to ≈ two references is one displaced beat: both
+  are used; the SHORT half alone at a window's start is left out;
 * LONG, IMPLAUSIBLE and a trailing SHORT interval are left out;
 
 ``bpm = 60000 * (number of intervals) / (their total duration)``. RMSSD uses
 adjacent NORMAL (and WARMUP) pairs only. See :mod:`vrexposure.physio.quality`
 for the flag.
+
+Waveform input (ECG/PPG) adds independent evidence
+(:mod:`vrexposure.physio.crosscheck`): a window is GOOD only if the slope
+envelope of the raw signal confirms its beats (no prominent peak without a
+beat, no beat without a peak, no missed beats of a halved rate) and its rate is
+a plausible continuation of the last trusted windows; every failed check is
+named in ``reasons``. For ECG, when the envelope confirms an unbroken chain of
+beats, *every* interval counts (ectopic beats are beats, classified and counted
+in ``n_ectopic``) and the beat-shape, premature-beat and search-back rules are
+relaxed; an interval of about k references or a long interval (> 1.3 x the
+window's median, or the window's last) still makes the window uncertain.
 """
 
 from __future__ import annotations
