@@ -87,6 +87,72 @@ def load_mitdb100(root: Path) -> Record:
     )
 
 
+#: Paced records: scored apart (AAMI EC57 leaves them out of detector evaluations).
+PACED = frozenset({"102", "104", "107"})
+#: Rhythm annotations that count as sinus rhythm (with or without ectopic beats) for the
+#: coverage goal; AFIB, AFL, NOD, SVTA, VT, paced ... are not.
+SINUS_RHYTHMS = frozenset({"(N", "(SBR", "(B", "(T", "(AB", "(BII"})
+
+
+def rhythm_spans(ann: Any, fs: float, duration_s: float) -> list[tuple[float, float, str]]:
+    """(start s, end s, rhythm label) from the annotation's aux notes."""
+    marks = [
+        (float(s) / fs, str(a).strip("\x00 "))
+        for s, a in zip(ann.sample, ann.aux_note, strict=True)
+        if str(a).startswith("(")
+    ]
+    out = []
+    for k, (t, lab) in enumerate(marks):
+        end = marks[k + 1][0] if k + 1 < len(marks) else duration_s
+        out.append((t, end, lab))
+    return out
+
+
+def load_mitdb(folder: Path, name: str) -> Record:
+    """One MIT-BIH record: MLII when it has that lead (lead 1 in 114), else lead 0 (V5)."""
+    import wfdb
+
+    rec = wfdb.rdrecord(str(folder / name))
+    ann = wfdb.rdann(str(folder / name), "atr")
+    names = list(rec.sig_name)
+    lead = names.index("MLII") if "MLII" in names else 0
+    fs = float(rec.fs)
+    pairs = zip(ann.sample, ann.symbol, strict=True)
+    beats = np.array([s for s, sym in pairs if sym in BEAT_SYMBOLS])
+    x = rec.p_signal[:, lead].astype(np.float64)
+    return Record(
+        f"mitdb{name}",
+        "ecg",
+        x,
+        fs,
+        beats / fs,
+        f"MIT-BIH annotations, lead {names[lead]}",
+        extra={
+            "paced": name in PACED,
+            "rhythms": rhythm_spans(ann, fs, x.size / fs),
+        },
+    )
+
+
+def dev_records(root: Path) -> list[Record]:
+    """The development set: record 100 and the 17 records of ``mitdb_dev``."""
+    dev = root / "mitdb_dev"
+    if not dev.is_dir():
+        raise SystemExit(f"development set not found at {dev} (set VREXPOSURE_SHARED_DATA)")
+    names = sorted(p.stem for p in dev.glob("*.hea"))
+    return [load_mitdb(root / "mitdb_100", "100"), *(load_mitdb(dev, n) for n in names)]
+
+
+def sinus_span(rec: Record) -> Callable[[float, float], bool]:
+    """Windows lying entirely inside one sinus-rhythm annotation span."""
+    spans = [(a, b) for a, b, lab in rec.extra.get("rhythms", []) if lab in SINUS_RHYTHMS]  # type: ignore[attr-defined]
+
+    def inside(t0: float, t1: float) -> bool:
+        return any(a <= t0 and t1 <= b for a, b in spans)
+
+    return inside
+
+
 def load_nstdb(root: Path, snr: int) -> Record:
     x = np.loadtxt(root / "nstdb_118" / f"118e{snr:02d}.csv")
     ann = np.loadtxt(root / "nstdb_118" / f"118e{snr:02d}_ann.csv")
@@ -173,11 +239,35 @@ def peer_neurokit_ppg(x: FloatArray, fs: float) -> FloatArray:
     return np.asarray(info["PPG_Peaks"], dtype=np.float64) / fs
 
 
+def peer_heartpy(x: FloatArray, fs: float) -> FloatArray:
+    """HeartPy 1.2 as its docs use it on ECG: baseline wander removed, scaled, ``process``;
+    the peaks it rejects itself (``removed_beats``) are left out."""
+    import heartpy as hp
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y = hp.scale_data(hp.remove_baseline_wander(_clean(x), fs))
+        try:
+            wd, _ = hp.process(y, fs, bpmmax=240, clean_rr=False)
+        except hp.exceptions.BadSignalWarning:
+            return np.zeros(0)
+    removed = set(np.asarray(wd["removed_beats"]).tolist())
+    return np.array([p for p in wd["peaklist"] if p not in removed], dtype=np.float64) / fs
+
+
+def _have(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 ECG_PEERS: dict[str, Callable[[FloatArray, float], FloatArray]] = {
     "neurokit2_neurokit": peer_neurokit("neurokit"),
     "neurokit2_kalidas2017": peer_neurokit("kalidas2017"),
     "neurokit2_rodrigues2021": peer_neurokit("rodrigues2021"),
     "sleepecg": peer_sleepecg,
+    # HeartPy is in the `physio` extra (not `test`): scored when installed.
+    **({"heartpy": peer_heartpy} if _have("heartpy") else {}),
 }
 PPG_PEERS: dict[str, Callable[[FloatArray, float], FloatArray]] = {
     "neurokit2_elgendi": peer_neurokit_ppg,
@@ -242,13 +332,24 @@ class WindowStats:
         e = np.asarray(self.trusted_errors)
         return 100.0 * float(np.mean(e <= 3.0)) if e.size else math.nan
 
+    @property
+    def max_trusted_error(self) -> float:
+        return max(self.trusted_errors, default=0.0)
+
+    @property
+    def n_trusted_over5(self) -> int:
+        return sum(1 for e in self.trusted_errors if e > 5.0)
+
 
 def window_ends(duration_s: float) -> FloatArray:
     return np.arange(WINDOW_S, math.floor(duration_s) + 1e-9, STEP_S)
 
 
 def ours_window_stats(
-    rec: Record, est: Sequence[HeartRateEstimate], span: tuple[float, float] | None = None
+    rec: Record,
+    est: Sequence[HeartRateEstimate],
+    span: tuple[float, float] | None = None,
+    only: Callable[[float, float], bool] | None = None,
 ) -> WindowStats:
     st = WindowStats()
     ref = rec.ref_beats_s + rec.lag_s
@@ -259,6 +360,8 @@ def ours_window_stats(
         if span is not None and not (span[0] <= e.t_s - WINDOW_S and e.t_s <= span[1]):
             continue
         if rec.ref_valid is not None and not rec.ref_valid(e.t_s - WINDOW_S, e.t_s):
+            continue
+        if only is not None and not only(e.t_s - WINDOW_S, e.t_s):
             continue
         r = window_hr(ref, e.t_s)
         if r is None:
@@ -378,8 +481,216 @@ def pooled_f1(counts: Sequence[tuple[int, int, int]]) -> float:
     return f1_pct(*(sum(c[i] for c in counts) for i in range(3)))
 
 
+DEV_HEADER = [
+    "record",
+    "ref beats",
+    "ours F1 %",
+    *(f"{n} F1 %" for n in ECG_PEERS),
+    "ours s",
+    "trusted %",
+    "sinus trusted %",
+    "≤3 bpm %",
+    "max err bpm",
+    ">5 bpm",
+    "ectopic/window",
+]
+
+
+def run_dev(
+    root: Path, only: set[str] | None, peers: bool
+) -> tuple[dict[str, Any], list[list[str]], float]:
+    """Score every development record (ours + peers); per-record entries and the table."""
+    per: dict[str, Any] = {}
+    rows: list[list[str]] = []
+    cpu_s = 0.0
+    ecg_s = 0.0
+    for rec in dev_records(root):
+        if only and rec.name.removeprefix("mitdb") not in only:
+            continue
+        duration = rec.signal.size / rec.fs
+        c0 = time.process_time()
+        beats, est, _ = run_ours_ecg(rec.signal, rec.fs)
+        cpu_s += time.process_time() - c0
+        ecg_s += duration
+        c = match_counts(beats, rec.ref_beats_s)
+        ws = ours_window_stats(rec, est)
+        sinus = ours_window_stats(rec, est, only=sinus_span(rec))
+        ectopic = float(np.mean([e.n_ectopic for e in est])) if est else 0.0
+        entry: dict[str, Any] = {
+            "paced": bool(rec.extra["paced"]),
+            "ref_beats": c[0] + c[2],
+            "ours": list(c),
+            "f1": round(f1_pct(*c), 3),
+            "windows": ws.n_windows,
+            "trusted_pct": round(ws.trusted_pct, 2),
+            "sinus_windows": sinus.n_windows,
+            "sinus_trusted_pct": round(sinus.trusted_pct, 2) if sinus.n_windows else None,
+            "trusted_within_3bpm_pct": round(ws.within3_pct, 3) if ws.n_trusted else None,
+            "trusted_max_error_bpm": round(ws.max_trusted_error, 2),
+            "trusted_over_5bpm": ws.n_trusted_over5,
+            "n_trusted": ws.n_trusted,
+            "n_trusted_within_3bpm": sum(1 for e in ws.trusted_errors if e <= 3.0),
+            "n_sinus_trusted": sinus.n_trusted,
+            "peers": {},
+        }
+        peer_f1 = []
+        if peers:
+            for name, fn in ECG_PEERS.items():
+                pc = match_counts(fn(rec.signal, rec.fs), rec.ref_beats_s)
+                entry["peers"][name] = list(pc)
+                peer_f1.append(fmt(f1_pct(*pc)))
+        else:
+            peer_f1 = ["" for _ in ECG_PEERS]
+        per[rec.name] = entry
+        rows.append(
+            [
+                rec.name + (" (paced)" if entry["paced"] else ""),
+                str(entry["ref_beats"]),
+                fmt(entry["f1"]),
+                *peer_f1,
+                fmt(time.process_time() - c0, 1),
+                fmt(ws.trusted_pct, 1),
+                fmt(sinus.trusted_pct, 1) if sinus.n_windows else "—",
+                fmt(ws.within3_pct, 2) if ws.n_trusted else "—",
+                fmt(ws.max_trusted_error, 1),
+                str(ws.n_trusted_over5),
+                fmt(ectopic, 1),
+            ]
+        )
+        print(f"  scored {rec.name}", file=sys.stderr, flush=True)
+    return per, rows, (cpu_s / ecg_s * 3600.0 if ecg_s else math.nan)
+
+
+def dev_summary(per: dict[str, Any], cpu_per_hour_s: float) -> dict[str, Any]:
+    """Pooled figures over the development set (paced records apart)."""
+
+    def pool(paced: bool, key: str) -> list[Any]:
+        return [e[key] for e in per.values() if e["paced"] is paced]
+
+    def f1(cs: list[Any]) -> float:
+        return round(pooled_f1([tuple(c) for c in cs]), 3) if cs else math.nan
+
+    np_ = [e for e in per.values() if not e["paced"]]
+    n_win = sum(e["windows"] for e in np_)
+    n_tr = sum(e["n_trusted"] for e in np_)
+    n_w3 = sum(e["n_trusted_within_3bpm"] for e in np_)
+    n_sw = sum(e["sinus_windows"] for e in np_)
+    n_st = sum(e["n_sinus_trusted"] for e in np_)
+    out: dict[str, Any] = {
+        "dev_records": len(per),
+        "dev_f1_pooled": f1(pool(False, "ours")),
+        "dev_paced_f1_pooled": f1(pool(True, "ours")),
+        "dev_trusted_pct": round(100.0 * n_tr / max(1, n_win), 2),
+        "dev_sinus_trusted_pct": round(100.0 * n_st / max(1, n_sw), 2),
+        "dev_trusted_within_3bpm_pct": round(100.0 * n_w3 / max(1, n_tr), 3),
+        "dev_trusted_max_error_bpm": max(
+            (e["trusted_max_error_bpm"] for e in per.values()), default=0.0
+        ),
+        "dev_trusted_over_5bpm": sum(e["trusted_over_5bpm"] for e in per.values()),
+        "dev_paced_trusted_max_error_bpm": max(
+            (e["trusted_max_error_bpm"] for e in per.values() if e["paced"]), default=0.0
+        ),
+        "cpu_s_per_hour_ecg": round(cpu_per_hour_s, 3),
+        "peers": {},
+    }
+    for name in ECG_PEERS:
+        cs = [e["peers"][name] for e in np_ if name in e["peers"]]
+        pcs = [e["peers"][name] for e in per.values() if e["paced"] and name in e["peers"]]
+        if cs:
+            out["peers"][name] = {"dev_f1_pooled": f1(cs), "dev_paced_f1_pooled": f1(pcs)}
+    return out
+
+
+def compare(base: dict[str, Any], now: dict[str, Any]) -> list[list[str]]:
+    """Which way each record moved against a baseline JSON line (dev part)."""
+    rows = []
+    bper = base.get("dev_per_record", {})
+    for name, e in now.get("dev_per_record", {}).items():
+        b = bper.get(name)
+        if b is None:
+            continue
+        cells = [name]
+        for key, better_high in (
+            ("f1", True),
+            ("trusted_pct", True),
+            ("sinus_trusted_pct", True),
+            ("trusted_max_error_bpm", False),
+            ("trusted_over_5bpm", False),
+        ):
+            v0, v1 = b.get(key), e.get(key)
+            if v0 is None or v1 is None:
+                cells.append("—")
+                continue
+            d = v1 - v0
+            arrow = "=" if abs(d) < 1e-09 else "▲" if (d > 0) == better_high else "▼"
+            cells.append(f"{v0:g} → {v1:g} {arrow}")
+        rows.append(cells)
+    return rows
+
+
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", type=Path, help="JSON line of an earlier run to compare with")
+    ap.add_argument("--json-out", type=Path, help="also write the JSON line to this file")
+    ap.add_argument("--records", help="comma-separated dev record numbers (quick tuning runs)")
+    ap.add_argument("--no-peers", action="store_true", help="skip the peers (tuning runs)")
+    ap.add_argument("--dev-only", action="store_true", help="only the development set")
+    args = ap.parse_args()
     root = data_dir()
+    only = set(args.records.split(",")) if args.records else None
+    per, dev_rows, cpu_h = run_dev(root, only, peers=not args.no_peers)
+    print(
+        "Development set (MIT-BIH: record 100 + mitdb_dev): beat F1 at ±100 ms; windows of "
+        f"{WINDOW_S:g} s every {STEP_S:g} s.\ntrusted: windows flagged GOOD among windows with "
+        "a reference value; sinus: windows inside a sinus-rhythm annotation\n(N, SBR, B, T, AB, "
+        "BII); ≤3 bpm / max err / >5 bpm: of the trusted windows.\n"
+    )
+    print_table(DEV_HEADER, dev_rows)
+    dev = dev_summary(per, cpu_h)
+    peer_line = ", ".join(f"{n} {v['dev_f1_pooled']:.2f}" for n, v in dev["peers"].items())
+    print(
+        f"\npooled (non-paced): F1 {dev['dev_f1_pooled']:.2f} % (peers: {peer_line or '—'}); "
+        f"trusted {dev['dev_trusted_pct']:.1f} %, in sinus rhythm "
+        f"{dev['dev_sinus_trusted_pct']:.1f} %; trusted within 3 bpm "
+        f"{dev['dev_trusted_within_3bpm_pct']:.2f} %; max trusted error "
+        f"{dev['dev_trusted_max_error_bpm']:.1f} bpm ({dev['dev_trusted_over_5bpm']} windows "
+        f"> 5 bpm); paced F1 {dev['dev_paced_f1_pooled']:.2f} %; "
+        f"CPU {dev['cpu_s_per_hour_ecg']:.2f} s per hour of ECG\n"
+    )
+    summary: dict[str, Any] = {}
+    if not args.dev_only:
+        summary = legacy(root)
+    summary.update({k: v for k, v in dev.items() if k != "peers"})
+    summary.setdefault("peers", {})
+    for name, v in dev["peers"].items():
+        summary["peers"].setdefault(name, {}).update(v)
+    summary["dev_per_record"] = per
+    if args.baseline is not None:
+        base = json.loads(args.baseline.read_text().strip().splitlines()[-1])
+        print(f"\nChange per record against {args.baseline} (▲ better, ▼ worse):\n")
+        print_table(
+            ["record", "F1 %", "trusted %", "sinus trusted %", "max err bpm", ">5 bpm"],
+            compare(base, summary),
+        )
+        keys = (
+            "dev_f1_pooled",
+            "dev_trusted_pct",
+            "dev_sinus_trusted_pct",
+            "dev_trusted_within_3bpm_pct",
+            "dev_trusted_max_error_bpm",
+        )
+        print("  pooled: " + "; ".join(f"{k} {base.get(k)} → {summary.get(k)}" for k in keys))
+    line = json.dumps(summary)
+    if args.json_out is not None:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(line + "\n")
+    print(line)
+
+
+def legacy(root: Path) -> dict[str, Any]:
+    """Record 100, the NSTDB excerpts and the PPG records (the original bench)."""
     ecg_records = [load_mitdb100(root), load_nstdb(root, 24), load_nstdb(root, 12)]
     rows: list[list[str]] = []
     counts: dict[str, dict[str, tuple[int, int, int]]] = {}
@@ -497,7 +808,7 @@ def main() -> None:
             "ppg_window_error_bpm_median": round(ppg_stats[pname].median_error, 3),
         }
     print(f"\nECG reference detector for PPG: {best} (runner-up: {second})")
-    print(json.dumps(summary))
+    return summary
 
 
 def _beats_in_valid(rec: Record, beats: FloatArray | None = None) -> FloatArray:

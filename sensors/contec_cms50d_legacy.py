@@ -97,6 +97,23 @@ def pulse_rate_bpm(frame: bytes) -> int:
     return ((frame[2] & B2_PR_BIT7) << 1) | (frame[3] & 0x7F)
 
 
+#: Largest frame-to-frame change of a real device (pleth counts, bpm, %).
+MAX_PLETH_STEP = 40
+MAX_PR_STEP_BPM = 5
+MAX_SPO2_STEP_PCT = 3
+_STATUS = (0, B0_FINGER_OUT), (2, B2_SEARCHING | B2_PROBE_ERROR)
+
+
+def _continues(frame: bytes, prev: bytes) -> bool:
+    """Whether ``frame`` is a plausible successor of ``prev`` (60 frames a second)."""
+    return (
+        abs(frame[1] - prev[1]) <= MAX_PLETH_STEP
+        and abs(pulse_rate_bpm(frame) - pulse_rate_bpm(prev)) <= MAX_PR_STEP_BPM
+        and abs(frame[4] - prev[4]) <= MAX_SPO2_STEP_PCT
+        and all((frame[i] & m) == (prev[i] & m) for i, m in _STATUS)
+    )
+
+
 class Cms50dLegacyDecoder:
     """Incremental decoder for the old CMS50D+ 5-byte live format."""
 
@@ -104,6 +121,8 @@ class Cms50dLegacyDecoder:
         self.stats = DecoderStats()
         self._buffer = bytearray()
         self._frames: list[bytes] = []
+        self._last: bytes | None = None  # last accepted frame
+        self._suspect: bytes | None = None  # an abrupt change waiting for confirmation
 
     def feed(self, data: bytes) -> list[Sample]:
         self._buffer += data
@@ -123,13 +142,38 @@ class Cms50dLegacyDecoder:
                 self.stats.bytes_discarded += bad + 1
                 pos += bad + 1
                 continue
-            self.stats.frames_ok += 1
-            self._frames.append(bytes(buf[pos : pos + FRAME_LEN]))
             pos += FRAME_LEN
-            if len(self._frames) == BLOCK_FRAMES:
-                out.extend(self._flush())
+            out.extend(self._candidate(bytes(buf[pos - FRAME_LEN : pos])))
         del buf[:pos]
         return out
+
+    def _candidate(self, frame: bytes) -> list[Sample]:
+        """Accept a frame that continues the last one; hold an abrupt change for one frame.
+
+        Without a checksum, one random byte sequence in 32 passes the sync bits; under a
+        garbage burst such frames put junk pleth values and finger-out flags into the
+        stream (and no window could be trusted). A genuine change is confirmed by the next
+        frame; a garbage frame is not.
+        """
+        out: list[Sample] = []
+        if self._suspect is not None:
+            suspect, self._suspect = self._suspect, None
+            if _continues(frame, suspect):
+                out += self._accept(suspect)
+            else:
+                self.stats.frames_malformed += 1
+                self.stats.bytes_discarded += FRAME_LEN
+        if self._last is None or _continues(frame, self._last):
+            out += self._accept(frame)
+        else:
+            self._suspect = frame
+        return out
+
+    def _accept(self, frame: bytes) -> list[Sample]:
+        self.stats.frames_ok += 1
+        self._last = frame
+        self._frames.append(frame)
+        return self._flush() if len(self._frames) == BLOCK_FRAMES else []
 
     def _flush(self) -> list[Sample]:
         frames, self._frames = self._frames, []

@@ -51,6 +51,7 @@ IBI_MAX_MS = 3000
 
 _TAGGED = re.compile(rb"([a-z]?)([SBQ])(\d{1,5})")
 _PLOTTER = re.compile(rb"(\d{1,5}),(\d{1,5}),(\d{1,5})")
+_TAIL_SAMPLE = re.compile(rb"([a-z]?)S(\d{1,4})$")
 
 
 def visualizer_lines(
@@ -83,6 +84,9 @@ class PulseSensorDecoder:
         self._lines = LineSplitter(self.stats, MAX_LINE_BYTES)
         self._signal: list[float] = []
         self._last_plotter_beat: tuple[int, int] | None = None
+        self._last_value: float | None = None
+        #: Samples put in place of garbled lines (see ``_malformed``).
+        self.samples_filled = 0
 
     def feed(self, data: bytes) -> list[Sample]:
         out: list[Sample] = []
@@ -93,7 +97,17 @@ class PulseSensorDecoder:
     def _malformed(self, line: bytes) -> list[Sample]:
         self.stats.frames_malformed += 1
         self.stats.bytes_discarded += len(line)
-        return []
+        if self._last_value is None:
+            return []  # no signal yet: nothing to keep in time
+        # A garbled line was most likely a sample line (50 of ~52 lines a second): keep
+        # the 50 Hz time base by putting a sample in its place, the value at its end if
+        # it survived, else the previous one. Dropping it would shrink time (HR +3 %).
+        tail = _TAIL_SAMPLE.search(line.rstrip(b"\r\n"))
+        value = self._last_value
+        if tail and tail.group(1) in self._prefixes and int(tail.group(2)) <= SIGNAL_MAX:
+            value = float(tail.group(2))
+        self.samples_filled += 1
+        return self._add_signal(value)
 
     def _decode_line(self, line: bytes) -> list[Sample]:
         text = line.rstrip(b"\r\n")
@@ -129,7 +143,8 @@ class PulseSensorDecoder:
             return out
         return self._malformed(line)
 
-    def _add_signal(self, value: int) -> list[Sample]:
+    def _add_signal(self, value: float) -> list[Sample]:
+        self._last_value = float(value)
         self._signal.append(float(value))
         if len(self._signal) < BLOCK_SAMPLES:
             return []

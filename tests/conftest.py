@@ -22,6 +22,14 @@ HIERARCHIES = ROOT / "hierarchies"
 SHARED_DATA = Path(os.environ.get("VREXPOSURE_SHARED_DATA") or ROOT.parent / "shared" / "data")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """CI always has the shared data: there, its absence stops the run instead of letting
+    the tests that need it skip."""
+    if os.environ.get("CI") == "true" and not SHARED_DATA.is_dir():
+        raise pytest.UsageError(f"CI needs the shared data set at {SHARED_DATA} "
+                                "(../shared/data beside the checkout, or VREXPOSURE_SHARED_DATA)")
+
+
 def require_shared_data(*parts: str) -> Path:
     """A path inside the shared data set. Without it a developer's run skips with the reason;
     CI (``CI=true``), which always has the data, fails instead of hiding the tests."""

@@ -96,3 +96,28 @@ def test_round_trip_through_encoder(ps: ModuleType, mode: str) -> None:
 def test_encoder_rejects_unknown_mode(ps: ModuleType) -> None:
     with pytest.raises(ValueError):
         ps.PulseSensorEncoder("csv")
+
+
+@pytest.mark.parametrize("mode", ["visualizer", "plotter"])
+def test_garbled_lines_keep_the_time_base(ps: ModuleType, mode: str) -> None:
+    """Issue 14: garbage dropped lines and the 50 Hz decoder shrank time (HR +3 %).
+
+    One line in 20 garbled (bytes overwritten in place): every sent sample still has
+    a decoded sample in its place, so 10 s of signal stay 10 s long.
+    """
+    enc = ps.PulseSensorEncoder(mode)
+    signal = 512 + 300 * np.sin(2 * np.pi * 1.2 * np.arange(500) / 50.0)
+    wire = bytearray(enc.frames_for(PhysioChunk(hr_bpm=72, rr_ms=(833.0,) * 12, waveform=signal)))
+    lines = bytes(wire).split(b"\n")
+    garbled = [
+        (b"\xff\x13" + line[2:]) if i % 20 == 7 and len(line) > 3 else line
+        for i, line in enumerate(lines)
+    ]
+    dec = ps.PulseSensorDecoder()
+    out = dec.feed(b"\n".join(garbled))
+    got = np.concatenate([w.values for w in out if isinstance(w, Waveform)])
+    assert dec.stats.frames_malformed >= 20 and dec.samples_filled == dec.stats.frames_malformed
+    assert abs(got.size - 500) <= 10  # without filling: ~475 samples, a 5 % shorter time base
+    # Aligned: only the filled samples differ (a lost sample would shift all later ones).
+    n = min(got.size, 500)
+    assert int(np.sum(got[:n] != np.rint(signal[:n]))) <= dec.samples_filled

@@ -41,12 +41,22 @@ class BleClient(Protocol):
                            callback: Callable[[Any, bytearray], None]) -> None: ...
 
 
+BLE_EXTRA_MESSAGE = "Bluetooth LE needs the optional extra: pip install 'vrexposure[ble]'"
+
+
+def require_bleak() -> None:
+    """Raise ``RuntimeError`` (a message, not a thread traceback) when bleak is missing."""
+    try:
+        import bleak  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError(BLE_EXTRA_MESSAGE) from exc
+
+
 def default_client_factory(address: str, disconnected: Callable[[Any], None]) -> BleClient:
     try:
         from bleak import BleakClient
     except ImportError as exc:
-        raise RuntimeError("Bluetooth LE needs the optional extra: pip install "
-                           "'vrexposure[ble]'") from exc
+        raise RuntimeError(BLE_EXTRA_MESSAGE) from exc
     return BleakClient(address, disconnected_callback=disconnected)
 
 

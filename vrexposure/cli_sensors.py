@@ -71,8 +71,12 @@ def sensor_command(device: str | None, port: str | None, source_id: str | None,
     runtime: Any
     try:
         if spec.extras.get("transport") == "ble":
-            from .ble import BleHeartRateSource
+            from .ble import BleHeartRateSource, require_bleak
 
+            try:
+                require_bleak()
+            except RuntimeError as exc:  # a message and exit code 1, never a hung thread
+                raise click.ClickException(f"--device {device}: {exc}") from exc
             # For a Bluetooth LE strap, --port is its address (e.g. from bluetoothctl scan).
             runtime = BleHeartRateSource(spec, port, endpoints, source_id=source_id)
         else:
@@ -98,16 +102,39 @@ def sensor_command(device: str | None, port: str | None, source_id: str | None,
               help="WFDB record (.dat/.hea, beats from <record>_atr.csv) or PPG .npy file.")
 @click.option("--start", "start_s", type=float, default=30.0, show_default=True,
               help="Offset into the recording, s.")
-def sim_device_command(name: str, recording: Path | None, start_s: float) -> None:
-    """Simulate sensor NAME on a pseudo-terminal; prints its path first."""
-    from .sim_device import SimDevice
+@click.option("--fault", "faults", multiple=True, metavar="KIND[@S][:VALUE]",
+              help="Inject a fault S seconds in (default 5): displaced (beat moved by VALUE "
+                   "s, default 0.224), garbage (VALUE bytes, default 300), unplug (for VALUE "
+                   "s, default 3; the new path is printed), wrong-device (another device's "
+                   "frames on this port). Repeatable.")
+def sim_device_command(name: str, recording: Path | None, start_s: float,
+                       faults: tuple[str, ...]) -> None:
+    """Simulate sensor NAME on a pseudo-terminal; prints its path first.
+
+    Recordings come from VREXPOSURE_SHARED_DATA (default ../shared/data beside the
+    checkout); without them a synthetic 70 bpm rhythm is played (and logged).
+    """
+    from .sim_device import Fault, SimDevice
 
     try:
-        device = SimDevice(_driver(name), recording=recording, start_s=start_s)
+        parsed = [Fault.parse(f) for f in faults]
+        spec = _driver(name)
+        wrong = None
+        if any(f.kind == "wrong-device" for f in parsed):
+            other = "nonin_df2" if name != "nonin_df2" else "zephyr_hxm"
+            encoder = _driver(other).encoder
+            wrong = encoder() if encoder is not None else None
+        device = SimDevice(spec, recording=recording, start_s=start_s, faults=parsed,
+                           wrong_encoder=wrong)
     except (ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(device.path)
-    sys.stdout.flush()
+
+    def announce(path: str) -> None:
+        click.echo(path)
+        sys.stdout.flush()
+
+    device.on_new_path = announce
+    announce(device.path)
     _exit_on_sigterm()
     try:
         device.run()

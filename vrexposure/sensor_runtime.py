@@ -48,6 +48,10 @@ BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 5.0
 READ_TIMEOUT_S = 0.05
 STATUS_INTERVAL_S = 1.0
+#: A live port that gives bytes but no valid frame for this long is the wrong device.
+NO_FRAMES_S = 3.0
+#: Persisting problems (port missing, wrong device, no host) are logged again this often.
+REMIND_S = 5.0
 
 
 def _finite_in(value: float, low: float, high: float) -> bool:
@@ -105,15 +109,22 @@ class HeartRateDeriver:
         self._ppg = PpgHeartRatePipeline()
         self._rr = RrHeartRatePipeline()
         self.origin: str | None = None  # "ecg", "ppg" or "rr" once raw data has arrived
+        self._not_before_s: float = -math.inf  # windows ending earlier are not published
 
     @property
     def active(self) -> bool:
         return self.origin is not None
 
-    def reset(self) -> None:
-        """After a gap in the data: start new segments (no interval spans the gap)."""
+    def reset(self, t_s: float | None = None) -> None:
+        """After a gap in the data: start new segments (no interval spans the gap).
+
+        With ``t_s`` (the time the data came back), windows ending before it are not
+        published: they cover the outage and would arrive late, looking current.
+        """
         for pipeline in (self._ecg, self._ppg, self._rr):
             pipeline.reset()
+        if t_s is not None:
+            self._not_before_s = max(self._not_before_s, t_s)
 
     def feed(self, samples: Sequence[Sample], t_s: float) -> list[Message]:
         estimates: list[Any] = []
@@ -141,12 +152,17 @@ class HeartRateDeriver:
                 self.reset()
         messages: list[Message] = []
         for estimate in estimates:
+            if estimate.t_s < self._not_before_s:
+                continue
             trusted = estimate.bpm is not None and _finite_in(estimate.bpm, 0.0, 400.0)
             payload: dict[str, Any] = {
                 "bpm": float(estimate.bpm) if trusted and estimate.bpm is not None else 0.0,
                 "quality": estimate.quality.value if trusted else "bad",
                 "origin": self.origin, "n_beats": estimate.n_beats,
-                "window_s": estimate.window_s, "reasons": list(estimate.reasons)}
+                "window_s": estimate.window_s, "reasons": list(estimate.reasons),
+                # One readable reason for the panel when the value is not to be trusted.
+                "quality_reason": ", ".join(estimate.reasons),
+                "n_ectopic": estimate.n_ectopic}
             if estimate.rmssd_ms is not None and math.isfinite(estimate.rmssd_ms):
                 payload["rmssd_ms"] = float(estimate.rmssd_ms)
             messages.append(("hr", payload, estimate.t_s))
@@ -165,7 +181,8 @@ class SensorRuntime:
                  source_id: str | None = None, clock: Callable[[], float] | None = None,
                  port_resolver: Callable[[], str | None] | None = None,
                  status_interval_s: float = STATUS_INTERVAL_S,
-                 sync_timeout_s: float = 1.0) -> None:
+                 sync_timeout_s: float = 1.0, remind_s: float = REMIND_S,
+                 no_frames_s: float = NO_FRAMES_S) -> None:
         if driver.extras.get("transport") == "ble":
             raise ValueError(f"{driver.name} is a Bluetooth LE device, not a serial port")
         self.driver = driver
@@ -176,6 +193,8 @@ class SensorRuntime:
         self.port_resolver = port_resolver or (lambda: self.port)
         self.status_interval_s = status_interval_s
         self.sync_timeout_s = sync_timeout_s
+        self.remind_s = remind_s
+        self.no_frames_s = no_frames_s
         self._clock = clock
         self._offset_s = 0.0
         self.decoder = driver.decoder()
@@ -186,6 +205,9 @@ class SensorRuntime:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._serial: serial.Serial | None = None
+        self.host_synced = False
+        #: What is wrong right now (missing port, wrong device), ``None`` when all is well.
+        self.problem: str | None = None
 
     # --- clock -------------------------------------------------------------------
 
@@ -199,8 +221,13 @@ class SensorRuntime:
                                 reply_timeout_s=min(0.5, self.sync_timeout_s))
         try:
             self._offset_s = control.sync_clock(rounds=4, timeout_s=self.sync_timeout_s)
+            if not self.host_synced:
+                log.warning("session host at %s answered; clock synchronised",
+                            self.endpoints.control)
+            self.host_synced = True
         except HostUnreachable:
-            log.warning("host did not answer; stamping with the local clock")
+            log.warning("no session host at %s; stamping with the local clock and retrying "
+                        "every %.0f s", self.endpoints.control, self.remind_s)
         finally:
             control.close()
 
@@ -211,9 +238,12 @@ class SensorRuntime:
         return self.decoder.stats
 
     def status_payload(self) -> dict[str, Any]:
-        return {"event": "status", "connected": self.connected, "device": self.driver.name,
-                "port": self.port, "bytes_read": self.bytes_read,
-                "disconnects": self.disconnects, **asdict(self.decoder.stats)}
+        out = {"event": "status", "connected": self.connected, "device": self.driver.name,
+               "port": self.port, "bytes_read": self.bytes_read,
+               "disconnects": self.disconnects, **asdict(self.decoder.stats)}
+        if self.problem is not None:
+            out["problem"] = self.problem
+        return out
 
     # --- port --------------------------------------------------------------------
 
@@ -270,36 +300,75 @@ class SensorRuntime:
             finally:
                 publisher.close()
 
+    def _report(self, publisher: Publisher, problem: str | None, now_local: float) -> None:
+        """Say what is wrong: in the log (without -v) and as ``sensor_lost`` on the host.
+
+        A new problem is published at once as a ``disconnected`` event (the host raises
+        ``sensor_lost``); a persisting one is logged again every ``REMIND_S``; its end is
+        published as ``connected`` (the host clears the alert).
+        """
+        if problem is None:
+            if self.problem is not None:
+                log.warning("%s on %s: ok again", self.driver.name, self.port)
+                self.problem = None
+                publisher.publish("sensor", {"event": "connected", "port": self.port})
+            return
+        if problem != self.problem:
+            self.problem = problem
+            self._remind_at = now_local + self.remind_s
+            log.warning("%s", problem)
+            publisher.publish("sensor", {"event": "disconnected", "port": self.port,
+                                         "reason": problem[:200]})
+        elif now_local >= self._remind_at:
+            self._remind_at = now_local + self.remind_s
+            log.warning("still: %s", problem)
+
     def _loop(self, publisher: Publisher) -> None:
         backoff = BACKOFF_START_S
         lost_at: float | None = None
         next_status = 0.0
         next_keepalive = math.inf
         retry_at = 0.0
+        self._remind_at = 0.0
+        next_sync = time.monotonic() + self.remind_s
+        frames_ok_at_open = 0
+        bytes_at_open = 0
+        opened_at = 0.0
         while not self._stop.is_set():
             now_local = time.monotonic()
             if now_local >= next_status:
                 publisher.publish("sensor", self.status_payload())
                 next_status = now_local + self.status_interval_s
+            if not self.host_synced and self._clock is None and now_local >= next_sync:
+                self._sync_clock()  # no host yet: keep asking, and say so
+                next_sync = time.monotonic() + self.remind_s
             if self._serial is None:
                 if now_local < retry_at:
-                    self._stop.wait(min(retry_at, next_status) - now_local)
+                    self._stop.wait(max(0.0, min(retry_at, next_status) - now_local))
                     continue
                 try:
                     self._serial = self._open()
                 except (serial.SerialException, OSError, ValueError) as exc:
-                    log.info("cannot open %s (%s); retry in %.1f s", self.port, exc, backoff)
+                    self._report(publisher, f"cannot open {self.port} for {self.driver.name}: "
+                                 f"{exc}; retrying", now_local)
+                    log.info("retry %s in %.1f s", self.port, backoff)
                     retry_at = time.monotonic() + backoff
                     backoff = min(BACKOFF_MAX_S, backoff * 2)
                     continue
                 backoff = BACKOFF_START_S
                 self.connected = True
+                if self.problem is not None and self.problem.startswith("cannot open"):
+                    log.warning("%s opened", self.port)
+                    self.problem = None
                 event: dict[str, Any] = {"event": "connected", "port": self.port}
                 if lost_at is not None:
                     event["gap_s"] = time.monotonic() - lost_at
                     lost_at = None
-                    self.deriver.reset()  # no beat interval spans the outage
+                    self.deriver.reset(self.now())  # no interval spans, no window backdated
                 publisher.publish("sensor", event)
+                frames_ok_at_open = self.decoder.stats.frames_ok
+                bytes_at_open = self.bytes_read
+                opened_at = time.monotonic()
                 keepalive = self.driver.keepalive
                 next_keepalive = time.monotonic() + keepalive[1] if keepalive else math.inf
             try:
@@ -315,9 +384,17 @@ class SensorRuntime:
                 lost_at = time.monotonic()
                 retry_at = lost_at + BACKOFF_START_S
                 backoff = BACKOFF_START_S * 2
+                self.problem = None
                 publisher.publish("sensor", {"event": "disconnected", "port": self.port,
                                              "reason": str(exc)[:200]})
                 continue
+            if self.decoder.stats.frames_ok > frames_ok_at_open:
+                if self.problem is not None:
+                    self._report(publisher, None, now_local)
+            elif (self.bytes_read > bytes_at_open
+                  and time.monotonic() - opened_at > self.no_frames_s):
+                self._report(publisher, f"no valid {self.driver.name} frames on {self.port}: "
+                             "is it the right device?", now_local)
             if not data:
                 continue
             t_s = self.now()

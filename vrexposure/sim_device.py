@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import errno
 import logging
 import os
 import threading
 import time
 import tty
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +37,15 @@ from .sensor_api import DriverSpec, Encoder, PhysioChunk, Quality
 
 log = logging.getLogger(__name__)
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def data_dir() -> Path:
+    """``VREXPOSURE_SHARED_DATA``, else ``../shared/data`` beside the checkout."""
+    env = os.environ.get("VREXPOSURE_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+DATA_DIR = data_dir()
 MITDB_RECORD = DATA_DIR / "mitdb_100" / "100"
 NONIN_PPG = DATA_DIR / "nonin_systole" / "ppg.npy"
 NONIN_PPG_RATE_HZ = 75.0
@@ -45,6 +55,34 @@ BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
 MAX_LOAD_S = 600.0
 
 FloatArray = npt.NDArray[np.float64]
+
+
+FAULT_KINDS = ("displaced", "garbage", "unplug", "wrong-device")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault the simulator injects ``at_s`` seconds after it starts.
+
+    ``value``: the shift of a displaced beat (s, default 0.224), the size of a garbage
+    burst (bytes, default 300), the length of an unplug (s, default 3).
+    """
+
+    kind: str
+    at_s: float = 5.0
+    value: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Fault:
+        """``KIND[@SECONDS][:VALUE]``, e.g. ``garbage@10:500``, ``unplug@20:3``."""
+        head, _, value = text.partition(":")
+        kind, _, at = head.partition("@")
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault '{kind}' (one of: {', '.join(FAULT_KINDS)})")
+        try:
+            return cls(kind, float(at) if at else 5.0, float(value) if value else None)
+        except ValueError as exc:
+            raise ValueError(f"bad fault '{text}': KIND[@SECONDS][:VALUE]") from exc
 
 
 @dataclass(frozen=True)
@@ -58,15 +96,38 @@ class Recording:
     beats_s: FloatArray
     duration_s: float
 
+    #: Beats moved in time: (original beat time, shift s). The waveform is warped so
+    #: that the complex keeps its shape and the intervals either side change.
+    displaced: tuple[tuple[float, float], ...] = ()
+
+    def displace_beat(self, near_s: float, shift_s: float) -> Recording:
+        """This recording with the beat nearest ``near_s`` (recording time) moved."""
+        t = near_s % self.duration_s
+        k = int(np.argmin(np.abs(self.beats_s - t)))
+        beats = self.beats_s.copy()
+        b = float(beats[k])
+        beats[k] += shift_s
+        return dataclasses.replace(self, beats_s=beats,
+                                   displaced=(*self.displaced, (b, shift_s)))
+
+    def _warp(self, t: FloatArray) -> FloatArray:
+        """Output time -> source time: around a displaced beat the source lags by the shift."""
+        for b, d in self.displaced:
+            ramp_s = 0.4
+            up = np.clip((t - (b + d - ramp_s)) / (ramp_s - 0.12), 0.0, 1.0)
+            down = np.clip(((b + d + ramp_s) - t) / (ramp_s - 0.12), 0.0, 1.0)
+            t = t - d * np.minimum(up, down)
+        return t
+
     def window(self, t0_s: float, n: int, rate_hz: float) -> FloatArray:
         """``n`` samples at ``rate_hz`` from ``t0_s`` on (looping), linearly interpolated."""
         t = (t0_s + np.arange(n) / rate_hz) % self.duration_s
-        if self.signal.size == 0:
+        if self.signal.size == 0:  # synthetic: pulses at the (possibly moved) beat times
             phase = (t[:, None] - self.beats_s[None, :])
             phase = np.where(phase >= 0, phase, np.inf).min(axis=1)
             return np.exp(-((phase - 0.15) / 0.08) ** 2)
         src_t = np.arange(self.signal.size) / self.rate_hz
-        return np.interp(t, src_t, self.signal)
+        return np.interp(self._warp(t), src_t, self.signal)
 
     def rr_between(self, t0_s: float, t1_s: float) -> tuple[float, ...]:
         """Intervals of the beats that fall in [t0, t1) (recording time, looping)."""
@@ -152,7 +213,9 @@ def recording_for(driver: DriverSpec, encoder: Encoder, path: Path | None = None
         return load_nonin()
     if kind != "ppg" and have_ecg:
         return load_mitdb()
-    log.warning("shared recordings not found under %s; using a plain 70 bpm rhythm", DATA_DIR)
+    log.warning("shared recordings not found under %s (set VREXPOSURE_SHARED_DATA or put "
+                "them at ../shared/data beside the checkout); using a synthetic 70 bpm rhythm",
+                DATA_DIR)
     return default_recording()
 
 
@@ -161,13 +224,24 @@ class SimDevice:
 
     def __init__(self, driver: DriverSpec, recording: Path | str | None = None,
                  start_s: float = 30.0, chunk_s: float | None = None,
-                 spo2_pct: float = 97.0) -> None:
+                 spo2_pct: float = 97.0, faults: Sequence[Fault] = (),
+                 wrong_encoder: Encoder | None = None) -> None:
         if driver.encoder is None:
             raise ValueError(f"driver {driver.name} has no encoder to simulate it")
         self.driver = driver
         self.encoder = driver.encoder()
         self.recording = recording_for(driver, self.encoder,
                                        Path(recording) if recording else None)
+        self.faults = sorted(faults, key=lambda f: f.at_s)
+        for fault in self.faults:
+            if fault.kind == "displaced":
+                self.recording = self.recording.displace_beat(start_s + fault.at_s,
+                                                              fault.value or 0.224)
+        #: Frames of another device on this port ("wrong device").
+        self.wire_encoder = wrong_encoder or self.encoder
+        #: Called with the new path after a simulated unplug and replug.
+        self.on_new_path: Callable[[str], None] | None = None
+        self._rng = np.random.default_rng(14)
         self.start_s = start_s
         # One chunk per second for devices that only send a summary (HxM: 1 packet/s).
         self.chunk_s = chunk_s or (0.1 if self.encoder.waveform_kind else 1.0)
@@ -254,13 +328,39 @@ class SimDevice:
         """Write frames in real time until :meth:`stop` or :meth:`close`."""
         t_start = time.monotonic()
         k = 0
+        pending = [f for f in self.faults if f.kind in ("garbage", "unplug")]
         while not self._stop.is_set() and not self._closed:
             t0 = self.start_s + k * self.chunk_s
-            self.write(self.encoder.frames_for(self.chunk(t0)))
+            while pending and pending[0].at_s <= k * self.chunk_s:
+                fault = pending.pop(0)
+                if fault.kind == "garbage":
+                    n = int(fault.value or 300)
+                    self.write(self._rng.integers(0, 256, n, dtype=np.uint8).tobytes())
+                    log.warning("injected %d bytes of garbage", n)
+                else:
+                    self.unplug(fault.value or 3.0)
+            self.write(self.wire_encoder.frames_for(self.chunk(t0)))
             self._drain_input()
             k += 1
             self.elapsed_s = k * self.chunk_s
             self._stop.wait(max(0.0, t_start + k * self.chunk_s - time.monotonic()))
+
+    def unplug(self, for_s: float) -> None:
+        """Close the pty (the reader sees the device gone), wait, open a new one."""
+        with self._lock:
+            for fd in (self.master, self._slave):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            log.warning("unplugged %s for %.1f s", self.path, for_s)
+        self._stop.wait(for_s)
+        with self._lock:
+            self.master, self._slave = os.openpty()
+            tty.setraw(self._slave)
+            os.set_blocking(self.master, False)
+            self.path = os.ttyname(self._slave)
+        log.warning("plugged back in as %s", self.path)
+        if self.on_new_path is not None:
+            self.on_new_path(self.path)
 
     def stop(self) -> None:
         self._stop.set()

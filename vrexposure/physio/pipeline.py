@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vrexposure.physio._stream import StreamingDetector
+from vrexposure.physio.crosscheck import PPG_CROSSCHECK, CrossCheckSettings, SlopeEnvelope
 from vrexposure.physio.ecg import EcgBeatDetector, EcgDetectorSettings
 from vrexposure.physio.ppg import PpgDetectorSettings, PpgPulseDetector
 from vrexposure.physio.quality import PPG_QUALITY, WindowQualitySettings
@@ -48,10 +49,12 @@ class _WaveformPipeline:
         step_s: float,
         rr_settings: RrRuleSettings | None,
         quality_settings: WindowQualitySettings | None,
+        crosscheck: CrossCheckSettings,
     ) -> None:
         self.detector = detector
         self._rr = RrClassifier(rr_settings)
-        self._win = HeartRateWindower(window_s, step_s, quality_settings)
+        self._env = SlopeEnvelope(crosscheck)
+        self._win = HeartRateWindower(window_s, step_s, quality_settings, envelope=self._env)
         self._watermark: float | None = None
         self._expected_t0: float | None = None
 
@@ -84,6 +87,8 @@ class _WaveformPipeline:
             self._win.mark_start(t0_s)
             self._rr.reset()
             self._win.break_sequence()
+            self._env.reset()
+        self._env.feed(x, t0_s, rate_hz)
         new = self.detector.feed(x, t0_s, rate_hz)
         intervals += self._consume(new)
         beats += new
@@ -111,12 +116,13 @@ class _WaveformPipeline:
     def reset(self) -> None:
         """Drop detector state (e.g. on a reported sequence gap); windows continue."""
         self.detector.reset()
+        self._env.reset()
         self._expected_t0 = None
 
     def _consume(self, beats: Sequence[Beat]) -> list[RrInterval]:
         out: list[RrInterval] = []
         for b in beats:
-            self._win.add_beat(b.t_s, b.shape_corr, b.noise_ratio, b.searchback)
+            self._win.add_beat(b.t_s, b.shape_corr, b.noise_ratio, b.searchback, b.prominence)
             if b.rr_ms is None:
                 self._rr.reset()
                 self._win.break_sequence()
@@ -162,6 +168,7 @@ class EcgHeartRatePipeline(_WaveformPipeline):
             step_s,
             rr_settings,
             quality_settings,
+            CrossCheckSettings(),
         )
 
 
@@ -188,6 +195,7 @@ class PpgHeartRatePipeline(_WaveformPipeline):
             step_s,
             rr_settings,
             quality_settings or PPG_QUALITY,
+            PPG_CROSSCHECK,
         )
 
 

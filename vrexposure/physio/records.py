@@ -97,6 +97,8 @@ class HeartRateEstimate:
         n_beats: Number of beats in the window.
         window_s: Window length, seconds.
         reasons: Short machine-readable reasons why the quality is not GOOD.
+        n_ectopic: Beats in the window classified ectopic (premature by RR, or of
+            another shape than the running template); they count as beats.
     """
 
     t_s: float
@@ -106,3 +108,4 @@ class HeartRateEstimate:
     n_beats: int
     window_s: float
     reasons: tuple[str, ...] = ()
+    n_ectopic: int = 0

@@ -1,0 +1,250 @@
+"""Independent evidence for the trust flag (pure, streaming).
+
+The beat detector decides beat by beat with adaptive thresholds and a running
+template; when it goes wrong (e.g. locks onto the ectopic beats of a bigeminy
+and misses every normal beat) its own beat-level features can look perfect.
+These checks do not share its decisions:
+
+* :class:`SlopeEnvelope` keeps a coarse (≈ 50 Hz) envelope of the raw signal's
+  slope (ECG: ``|x[k] - x[k - 10 ms]|``; PPG: the rise over 50 ms), with no
+  adaptive state at all;
+* :func:`envelope_peaks` finds the envelope peaks in a window above a low and a
+  high threshold (relative to the window's own peaks); :func:`beats_agree`
+  matches them with the detected beats: no prominent peak without a beat, no
+  beat without a peak, and not far more low peaks than beats (a halved rate:
+  every second beat missed);
+* :class:`RateContinuity` compares a window with the previous trusted windows
+  (a plausible change of rate over the time between them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.signal import find_peaks
+
+__all__ = [
+    "CrossCheckSettings",
+    "RateContinuity",
+    "SlopeEnvelope",
+    "beats_agree",
+    "envelope_peaks",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class CrossCheckSettings:
+    """Constants of the independent checks (chosen with ``bench/heart_rate.py``).
+
+    Attributes:
+        envelope_rate_hz: Rate of the slope envelope (block maxima of the slope).
+        slope_lag_s: Lag of the slope difference (ECG 10 ms: QRS slopes; PPG 50 ms).
+        rise_only: Use only rising slopes (PPG upstroke) instead of both signs.
+        min_peak_gap_s: Envelope peaks closer than this are one (240 bpm).
+        low_fraction: Low threshold, x the 80th percentile of the window's peaks.
+        high_fraction: High threshold, same reference.
+        match_tolerance_s: An envelope peak and a detected beat this close are one beat.
+        t_wave_s: A low peak this long after a beat may be its T wave (not a beat).
+        long_ratio: A LONG interval up to this x the window's median interval is rhythm
+            variation, not a hidden beat (when the envelope confirms the beats).
+        count_every_beat: When the envelope confirms the beats, count every interval
+            (ectopic beats are beats) and relax the beat-shape rules. Off for PPG: a
+            premature beat often gives no proper pulse, and the rule stays strict.
+        halving_band: Where in an interval (fraction) a missed beat of a halved rate lies.
+        halving_share: More unmatched low peaks there than this x the beats (and more
+            than one) means beats are being missed.
+        max_change_bpm_per_s: Plausible change of the window rate per second since
+            the last trusted window ...
+        change_floor_bpm: ... plus this, for beat-to-beat variation.
+        continuity_horizon_s: Trusted windows older than this are not compared.
+    """
+
+    envelope_rate_hz: float = 50.0
+    slope_lag_s: float = 0.01
+    rise_only: bool = False
+    min_peak_gap_s: float = 0.25
+    low_fraction: float = 0.3
+    high_fraction: float = 0.45
+    match_tolerance_s: float = 0.15
+    t_wave_s: tuple[float, float] = (0.15, 0.42)
+    long_ratio: float = 1.3
+    count_every_beat: bool = True
+    halving_band: tuple[float, float] = (0.4, 0.6)
+    halving_share: float = 0.3
+    max_change_bpm_per_s: float = 2.0
+    change_floor_bpm: float = 6.0
+    continuity_horizon_s: float = 10.0
+
+
+#: Pulse (PPG) input: the upstroke is slow, so a longer lag and rising slopes only; the
+#: cross-check only vetoes (a pulse after a premature beat is unreliable).
+PPG_CROSSCHECK = CrossCheckSettings(slope_lag_s=0.05, rise_only=True, count_every_beat=False)
+
+
+class SlopeEnvelope:
+    """Streaming slope envelope of one continuous segment; chunking does not matter."""
+
+    def __init__(self, settings: CrossCheckSettings | None = None) -> None:
+        self.s = settings or CrossCheckSettings()
+        self._t: deque[FloatArray] = deque()
+        self._v: deque[FloatArray] = deque()
+        self.reset()
+
+    def reset(self) -> None:
+        """A new continuous segment starts with the next chunk."""
+        self._prev: FloatArray = np.zeros(0)
+        self._carry: FloatArray = np.zeros(0)
+        self._t0: float | None = None
+        self._n = 0  # slope samples emitted into blocks so far in this segment
+        self._fs = 0.0
+
+    def feed(self, x: FloatArray, t0_s: float, rate_hz: float) -> None:
+        """Append one chunk (NaN samples count as flat signal)."""
+        if self._t0 is None or rate_hz != self._fs:
+            self._prev = np.zeros(0)
+            self._carry = np.zeros(0)
+            self._t0, self._n, self._fs = t0_s, 0, rate_hz
+        lag = max(1, round(self.s.slope_lag_s * rate_hz))
+        ext = np.concatenate([self._prev, np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)])
+        if ext.size > lag:
+            d = ext[lag:] - ext[:-lag]
+            slope = np.maximum(d, 0.0) if self.s.rise_only else np.abs(d)
+            if self._prev.size < lag:  # segment start: the first slopes are undefined
+                slope = slope[: max(0, ext.size - lag)]
+        else:
+            slope = np.zeros(0)
+        self._prev = ext[-lag:].copy()
+        block = max(1, round(rate_hz / self.s.envelope_rate_hz))
+        v = np.concatenate([self._carry, slope])
+        n = v.size // block * block
+        self._carry = v[n:].copy()
+        if n == 0:
+            return
+        env = v[:n].reshape(-1, block).max(axis=1)
+        k = self._n // block + np.arange(env.size)
+        t = self._t0 + (k * block + 0.5 * block + lag) / rate_hz
+        self._n += n
+        self._t.append(t)
+        self._v.append(env)
+
+    def window(self, t0_s: float, t1_s: float) -> tuple[FloatArray, FloatArray]:
+        """Envelope samples with time in ``[t0_s, t1_s)``."""
+        pairs = [
+            (t, v)
+            for t, v in zip(self._t, self._v, strict=True)
+            if t.size and t[-1] >= t0_s and t[0] < t1_s
+        ]
+        if not pairs:
+            return np.zeros(0), np.zeros(0)
+        t = np.concatenate([p[0] for p in pairs])
+        v = np.concatenate([p[1] for p in pairs])
+        m = (t >= t0_s) & (t < t1_s)
+        return t[m], v[m]
+
+    def prune(self, before_s: float) -> None:
+        """Forget envelope samples before ``before_s``."""
+        while self._t and self._t[0].size and self._t[0][-1] < before_s:
+            self._t.popleft()
+            self._v.popleft()
+
+
+def envelope_peaks(
+    t_s: FloatArray, env: FloatArray, settings: CrossCheckSettings | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """Times of the envelope peaks above the low and above the high threshold."""
+    s = settings or CrossCheckSettings()
+    if t_s.size < 3:
+        return np.zeros(0), np.zeros(0)
+    rate = 1.0 / float(np.median(np.diff(t_s)))
+    pk, _ = find_peaks(env, distance=max(1, round(s.min_peak_gap_s * rate)))
+    if pk.size < 3:
+        return np.zeros(0), np.zeros(0)
+    h = env[pk]
+    ref = float(np.quantile(h, 0.8))
+    return t_s[pk[h >= s.low_fraction * ref]], t_s[pk[h >= s.high_fraction * ref]]
+
+
+def _unmatched(a: FloatArray, b: FloatArray, tol_s: float) -> int:
+    """How many times of ``a`` have no time of ``b`` within ``tol_s``."""
+    if a.size == 0:
+        return 0
+    if b.size == 0:
+        return int(a.size)
+    k = np.clip(np.searchsorted(b, a), 1, b.size - 1) if b.size > 1 else np.zeros(a.size, int)
+    d = np.minimum(np.abs(a - b[k - 1 if b.size > 1 else 0]), np.abs(a - b[k]))
+    return int(np.sum(d > tol_s))
+
+
+def beats_agree(
+    beats_s: FloatArray,
+    low_s: FloatArray,
+    high_s: FloatArray,
+    settings: CrossCheckSettings | None = None,
+    env_end_s: float = float("inf"),
+) -> str | None:
+    """``None`` when the envelope peaks confirm the detected beats, else the reason.
+
+    Every prominent (high-threshold) peak between the first and the last beat must be a
+    detected beat (no beat missed); every detected beat must be an envelope peak (no beat
+    invented); and the low-threshold peaks must not be far more than the beats (a halved
+    rate: every second beat missed, whatever its size).
+    """
+    s = settings or CrossCheckSettings()
+    if beats_s.size < 3 or low_s.size < 3:
+        return "no_second_estimate"
+    tol = s.match_tolerance_s
+    lo, hi = beats_s[0] - tol, beats_s[-1] + tol
+    low_in = low_s[(low_s >= lo) & (low_s <= hi)]
+    high_in = high_s[(high_s >= lo) & (high_s <= hi)]
+    # A smaller peak that is no beat is only acceptable where a T wave can be ...
+    k = np.searchsorted(beats_s, low_in) - 1
+    after = np.where(k >= 0, low_in - beats_s[np.maximum(k, 0)], np.inf)
+    near = np.abs(after) <= tol
+    nxt = beats_s[np.minimum(k + 1, beats_s.size - 1)]
+    inside = (k >= 0) & (k + 1 < beats_s.size)
+    near |= (k + 1 < beats_s.size) & (np.abs(nxt - low_in) <= tol)
+    t_wave = (after >= s.t_wave_s[0]) & (after <= s.t_wave_s[1])
+    if np.any(~near & ~t_wave):
+        return "second_estimator_more_beats"
+    # ... and in a fast rhythm the middle of an interval is where a missed beat of a
+    # halved rate would be: a few such peaks there mean beats are being missed.
+    frac = np.full(low_in.size, np.nan)
+    frac[inside] = after[inside] / (nxt[inside] - beats_s[k[inside]])
+    mid = ~near & inside & (frac >= s.halving_band[0]) & (frac <= s.halving_band[1])
+    if int(np.sum(mid)) > max(1.0, s.halving_share * beats_s.size):
+        return "second_estimator_more_beats"
+    if _unmatched(high_in, beats_s, tol) > 0:
+        return "second_estimator_more_beats"
+    # A beat at the very end of the envelope has no peak yet (a peak needs a next sample).
+    if _unmatched(beats_s[beats_s < env_end_s - 0.06], low_in, tol) > 0:
+        return "second_estimator_fewer_beats"
+    return None
+
+
+class RateContinuity:
+    """Remembers recent trusted windows; a window far off their rate is not trusted."""
+
+    def __init__(self, settings: CrossCheckSettings | None = None) -> None:
+        self.s = settings or CrossCheckSettings()
+        self._last: deque[tuple[float, float]] = deque(maxlen=5)  # (t_s, bpm)
+
+    def check(self, t_s: float, bpm: float) -> str | None:
+        """``None`` if ``bpm`` is a plausible continuation of the trusted windows."""
+        s = self.s
+        recent = [(t, b) for t, b in self._last if 0 < t_s - t <= s.continuity_horizon_s]
+        if not recent:
+            return None
+        t, ref = recent[-1]
+        limit = s.change_floor_bpm + s.max_change_bpm_per_s * (t_s - t)
+        return "implausible_rate_change" if abs(bpm - ref) > limit else None
+
+    def trusted(self, t_s: float, bpm: float) -> None:
+        """Record a window that was flagged trusted."""
+        if math.isfinite(bpm):
+            self._last.append((t_s, bpm))
