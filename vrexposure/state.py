@@ -445,7 +445,24 @@ def _resume(state: SessionState, cmd: Command, now: float) -> list[Event]:
         target = Phase.EXPOSURE if state.exposure_started else Phase.BASELINE
     if target == Phase.EXPOSURE and not state.exposure_started:
         target = Phase.BASELINE
-    return [Event("resumed", now, {"by": cmd.by, "to": target.value})]
+    # Optional: where exposure resumes. Coming back from a STOP is a decision (this step or
+    # one below, at which intensity), so the panel can say both; without them: as it was.
+    events: list[Event] = []
+    if "step" in cmd.args or "intensity" in cmd.args:
+        if target != Phase.EXPOSURE:
+            raise CommandError("'step' and 'intensity' only apply when resuming exposure")
+        if "step" in cmd.args:
+            index = _step_index_arg(state, cmd)
+            if index > state.step_index:
+                raise CommandError(f"resume goes back to step {state.step_index + 1} or below, "
+                                   f"not to step {index + 1} (use 'next' or 'jump')")
+            events.append(_step_change(state, index, "resume", cmd.by, now))
+        if "intensity" in cmd.args:
+            value = _float_arg(cmd, "intensity", 0.0, 1.0)
+            index = events[0].data["to"] if events else state.step_index
+            events.append(Event("intensity_changed", now, {"intensity": value, "by": cmd.by,
+                                                           "step_index": index}))
+    return [*events, Event("resumed", now, {"by": cmd.by, "to": target.value})]
 
 
 def _stop(state: SessionState, cmd: Command, now: float) -> list[Event]:
