@@ -129,7 +129,6 @@ def _panel(endpoints: Endpoints, seconds: float, results: Any) -> None:
 
     app = QApplication(["bench-panel"])
     window = PanelWindow(endpoints, "bench-panel")
-    window.confirm = lambda _title, _text: True
     window.show()
     marks: dict[str, float] = {}
     threads: dict[str, float] = {}

@@ -30,7 +30,6 @@ CLIENT = "test-panel"
 
 def open_panel(qtbot: QtBot, endpoints: Endpoints, **kwargs: Any) -> PanelWindow:
     window = PanelWindow(endpoints, CLIENT, **kwargs)
-    window.confirm = lambda _title, _text: True
     qtbot.addWidget(window)
     window.show()
     window.activateWindow()
@@ -306,6 +305,7 @@ def test_grabbed_panel_shows_every_part_with_content(qtbot: QtBot, endpoints: En
         wait_for(qtbot, lambda: panel.suggestion_box.isVisible())
         wait_for(qtbot, lambda: panel.mirror.pixmap is not None)
         wait_for(qtbot, lambda: panel.band.isVisible())
+        panel.resize(1600, 1000)  # a 1080p screen (the X-server tests try laptop sizes)
         qtbot.wait(600)
         image = panel.grab().toImage()
         image.save(str(tmp_path / "panel.png"))

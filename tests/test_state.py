@@ -118,7 +118,7 @@ def test_resume_after_stop_can_go_a_step_down_at_a_chosen_intensity(
     assert (same.step_index, same.intensity) == (1, 0.0)
     with pytest.raises(CommandError, match="step 2 or below"):
         run(safe, "resume", 13.0, step=2)
-    with pytest.raises(CommandError, match="'intensity' must be from 0.0 to 1.0"):
+    with pytest.raises(CommandError, match="'intensity' must be from 0"):
         run(safe, "resume", 13.0, intensity=1.5)
     baseline, _ = run(initial_state(hierarchy), "start_baseline", 1.0)
     stopped, _ = run(baseline, "stop", 2.0)
@@ -257,6 +257,9 @@ def test_state_dict_is_complete(hierarchy: Hierarchy) -> None:
     assert payload["time_in_step_s"] == 2.0 and payload["n_steps"] == len(hierarchy.steps)
     assert payload["baseline"] == {"mean_bpm": 70.0, "sd_bpm": 4.0, "n_values": 60,
                                    "threshold_bpm": 90.0}  # mean + max(20 bpm, 3 x 4 bpm)
+    assert payload["exposure_started"] is True
+    safe, _ = run(state, "stop", 13.0)
+    assert state_to_dict(safe, 13.0, discover_scenes())["resume_to"] == "exposure"
 
 
 COMMANDS = st.sampled_from([

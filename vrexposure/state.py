@@ -689,4 +689,7 @@ def state_to_dict(state: SessionState, now: float, scenes: Mapping[str, SceneSpe
         "alerts_active": list(state.alerts_active),
         "highest_step": state.highest_step,
         "stop_count": state.stop_count,
+        # where 'resume' goes: the panel asks at which step only when it is exposure
+        "resume_to": state.resume_to.value,
+        "exposure_started": state.exposure_started,
     }

@@ -37,6 +37,7 @@ from PySide6.QtGui import (
     QPixmap,
     QPolygonF,
     QShortcut,
+    QShowEvent,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -55,6 +56,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSlider,
     QSpinBox,
@@ -66,6 +68,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..config import Endpoints
+from .ask import InlineQuestion
 from .bridge import Bridge, CommandOutcome
 from .model import (
     BAD,
@@ -168,6 +171,9 @@ SHORTCUTS: list[tuple[str, str]] = [
 
 W = TypeVar("W", bound=QWidget)
 
+#: The likelihood spin box's "nothing chosen yet" value.
+LIKELIHOOD_UNSET = -1
+
 
 #: The short version of :data:`SHORTCUTS` always shown at the bottom of the window.
 FOOTER_KEYS = [("F12", "STOP"), ("P", "pause"), ("Ctrl+Shift+P", "resume"),
@@ -194,6 +200,14 @@ def _set_text(label: QLabel, text: str) -> None:
 def _set_style(widget: QWidget, style: str) -> None:
     if widget.styleSheet() != style:
         widget.setStyleSheet(style)
+
+
+def seen_text(state: Mapping[str, Any]) -> str:
+    """What the patient sees now: the intensity in exposure, else the calm scene."""
+    pct = round(100 * float(state.get("intensity", 0.0)))
+    if state.get("phase") == "exposure":
+        return f"patient sees <b>{pct} %</b>"
+    return "patient sees <b>the calm scene</b>"
 
 
 def _clock_text(seconds: float | None) -> str:
@@ -333,6 +347,19 @@ class MirrorView(QWidget):
         painter.end()
 
 
+class ColumnScroll(QScrollArea):
+    """A column that scrolls up and down, never narrower than its widgets need (narrower,
+    they would overlap: the splitter honours this minimum)."""
+
+    def minimumSizeHint(self) -> QSize:
+        column = self.widget()
+        if column is None:
+            return super().minimumSizeHint()
+        scrollbar = self.verticalScrollBar().sizeHint().width()
+        width = max(column.minimumWidth(), column.minimumSizeHint().width())
+        return QSize(width + scrollbar + 2, 80)
+
+
 # --- the window --------------------------------------------------------------------
 
 class PanelWindow(QMainWindow):
@@ -354,8 +381,6 @@ class PanelWindow(QMainWindow):
         self.bridge.signals.messages_ready.connect(self._on_messages)
         self.bridge.signals.command_done.connect(self._on_command_done)
         self.bridge.signals.heartbeat_done.connect(self._on_heartbeat)
-        #: Asked before consequential actions; tests replace it.
-        self.confirm: Callable[[str, str], bool] = self._ask
         #: publication → plot latency of samples carrying ``sent_ns`` (benchmarks only)
         self.display_latency_ms: deque[float] = deque(maxlen=100_000)
         self._last_refresh = 0.0
@@ -369,29 +394,47 @@ class PanelWindow(QMainWindow):
         self._session_shown: str | None = None
         self._prompt_for_step: int | None = None
         self._closed = False
+        self._close_confirmed = False
 
         self.setWindowTitle("vrexposure — therapist panel")
         self.setStyleSheet(STYLE)
-        self.resize(1600, 1000)
+        self.fit_to_screen()
         central = _named(QWidget(), "central")
         self.setCentralWidget(central)
         root = QVBoxLayout(central)
-        root.setContentsMargins(10, 8, 10, 6)
-        root.setSpacing(6)
+        root.setContentsMargins(8, 6, 8, 4)
+        root.setSpacing(4)
+        # Pinned at the top, whatever the window's size: the header with STOP, the inline
+        # question (never a modal dialog: STOP stays live) and the host's last answer.
         root.addWidget(self._build_header())
+        self.question = InlineQuestion()
+        root.addWidget(self.question)
+        self.status_line = _named(QLabel(""), "status")
+        self.status_line.setWordWrap(True)
+        self.status_line.setMinimumWidth(300)
+        self._set_status("Connecting to the session host …", "pending")
+        root.addWidget(self.status_line)
         self.banners = QVBoxLayout()  # placed above the heart-rate plot (it stretches)
         self.banners.setSpacing(4)
         self._build_banners()
+        # Below: the three columns scroll on their own when the screen is small.
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.setChildrenCollapsible(False)
-        splitter.addWidget(self._build_left())
-        splitter.addWidget(self._build_center())
-        splitter.addWidget(self._build_right())
+        splitter.addWidget(self._scrolling(self._build_left()))
+        splitter.addWidget(self._scrolling(self._build_center()))
+        splitter.addWidget(self._scrolling(self._build_right()))
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
         splitter.setStretchFactor(2, 0)
-        splitter.setSizes([520, 640, 420])
-        root.addWidget(splitter, 1)
+        splitter.setSizes([460, 640, 400])
+        self.body = QSplitter(Qt.Orientation.Vertical)
+        self.body.setChildrenCollapsible(False)
+        self.body.addWidget(splitter)
+        self.body.addWidget(self._build_log())
+        self.body.setStretchFactor(0, 1)
+        self.body.setStretchFactor(1, 0)
+        self.body.setSizes([800, 150])  # the log: a fifth of the height, drag for more
+        root.addWidget(self.body, 1)
         root.addWidget(self._build_footer())
         self._build_shortcuts()
 
@@ -415,6 +458,33 @@ class PanelWindow(QMainWindow):
         if start:
             self.start()
 
+    def fit_to_screen(self) -> None:
+        """Take the screen's available area (a clinic laptop may have 1280×720)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is not None:
+            self.setGeometry(screen.availableGeometry())
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._fitted:
+            # once more when the style sheet has settled the widgets' minimum sizes
+            # (before it, they are wider and would leave the window wider than the screen)
+            self._fitted = True
+            QTimer.singleShot(0, self.fit_to_screen)
+
+    _fitted = False
+
+    def _scrolling(self, column: QWidget) -> QScrollArea:
+        area = ColumnScroll()
+        area.setWidget(column)
+        area.setWidgetResizable(True)
+        area.setFrameShape(QFrame.Shape.NoFrame)
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scrollbar = area.verticalScrollBar().sizeHint().width()
+        if column.maximumWidth() < 10_000:
+            area.setMaximumWidth(column.maximumWidth() + scrollbar + 2)
+        return area
+
     def start(self) -> None:
         self.bridge.start()
         self._tick_timer.start()
@@ -431,7 +501,7 @@ class PanelWindow(QMainWindow):
         layout.setContentsMargins(10, 6, 10, 6)
         layout.setSpacing(14)
         self.phase_label = _named(QLabel("NO HOST"), "phase")
-        self.phase_label.setFixedWidth(210)
+        self.phase_label.setFixedWidth(190)
         self.phase_label.setWordWrap(True)
         self.phase_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout.addWidget(self.phase_label)
@@ -467,6 +537,8 @@ class PanelWindow(QMainWindow):
         self.sensors_label.setMinimumWidth(260)
         self.recording_label = QLabel("")
         self.recording_label.setTextFormat(Qt.TextFormat.RichText)
+        self.recording_label.setWordWrap(True)  # a long name must not widen the window
+        self.recording_label.setMinimumWidth(260)
         status.addWidget(self.links_label)
         status.addWidget(self.sensors_label)
         status.addWidget(self.recording_label)
@@ -497,21 +569,25 @@ class PanelWindow(QMainWindow):
         self.suggestion_box.setStyleSheet(
             "QFrame { background: #e3f0fd; border: 2px solid #1565c0; border-radius: 6px; }"
             " QLabel { border: none; background: transparent; }")
-        row = QHBoxLayout(self.suggestion_box)
-        row.setContentsMargins(10, 4, 10, 4)
+        column = QVBoxLayout(self.suggestion_box)
+        column.setContentsMargins(10, 4, 10, 4)
+        row = QHBoxLayout()
         self.suggestion_label = QLabel("")
         self.suggestion_label.setStyleSheet("font-size: 12pt; font-weight: 600;")
         self.suggestion_label.setWordWrap(True)
         self.suggestion_label.setMinimumWidth(240)
         self.accept_button = QPushButton("Accept  [Ctrl+G]")
         self.accept_button.setToolTip("Accept the suggestion and go to the next step (Ctrl+G)")
-        self.accept_button.clicked.connect(lambda: self.send("accept_suggestion"))
+        self.accept_button.clicked.connect(lambda: self.do_step("accept_suggestion"))
         self.dismiss_button = QPushButton("Dismiss  [Ctrl+D]")
         self.dismiss_button.setToolTip("Dismiss the suggestion and stay in this step (Ctrl+D)")
         self.dismiss_button.clicked.connect(lambda: self.send("dismiss_suggestion"))
-        row.addWidget(self.suggestion_label, 1)
+        # the text above its buttons: the heart-rate column stays narrow enough for 1280 px
+        column.addWidget(self.suggestion_label)
+        row.addStretch(1)
         row.addWidget(self.accept_button)
         row.addWidget(self.dismiss_button)
+        column.addLayout(row)
         self.suggestion_box.hide()
         self.banners.addWidget(self.suggestion_box)
 
@@ -526,7 +602,7 @@ class PanelWindow(QMainWindow):
 
     def _build_left(self) -> QWidget:
         column = QWidget()
-        column.setMinimumWidth(480)
+        column.setMinimumWidth(400)
         layout = QVBoxLayout(column)
         layout.setContentsMargins(0, 0, 0, 0)
         hierarchy = QGroupBox("Hierarchy — current step highlighted")
@@ -552,12 +628,12 @@ class PanelWindow(QMainWindow):
         box.addWidget(self.table)
         steps = QGridLayout()
         self.prev_button = self._button("◀ Previous", "Ctrl+PgUp", "Go back one step",
-                                        lambda: self.send("previous"))
+                                        lambda: self.do_step("previous"))
         self.repeat_button = self._button("↻ Repeat", "Ctrl+R", "Start this step again",
-                                          lambda: self.send("repeat"))
+                                          lambda: self.do_step("repeat"))
         self.next_button = self._button("Next ▶", "Ctrl+PgDn", "Go to the next step",
-                                        lambda: self.send("next"))
-        self.jump_button = self._button("Jump to chosen", "Ctrl+J",
+                                        lambda: self.do_step("next"))
+        self.jump_button = self._button("Jump", "Ctrl+J",
                                         "Jump to the step chosen in the list", self.do_jump)
         steps.addWidget(self.prev_button, 0, 0)
         steps.addWidget(self.repeat_button, 0, 1)
@@ -598,8 +674,9 @@ class PanelWindow(QMainWindow):
         self.pause_button = self._button("Pause", "P", "Pause exposure (calm scene)",
                                          lambda: self.send("pause"))
         self.resume_button = self._button("Resume", "Ctrl+Shift+P",
-                                          "Resume where the session was paused or stopped",
-                                          lambda: self.send("resume"))
+                                          "Resume where the session was paused; after a STOP "
+                                          "asks at which step and intensity",
+                                          self.do_resume)
         self.end_button = self._button("End session…", "Ctrl+Shift+E",
                                        "End the session (asks first)", self.do_end)
         self.auto_check = QCheckBox("Auto-advance when the rule suggests it")
@@ -652,7 +729,7 @@ class PanelWindow(QMainWindow):
                                   "(artefacts over 20 % left out)")
         self.band_label = _named(QLabel("baseline: not yet"), "muted")
         self.band_label.setWordWrap(True)
-        self.band_label.setMinimumWidth(150)
+        self.band_label.setMinimumWidth(100)
         hr_col = QVBoxLayout()
         hr_col.setSpacing(0)
         hr_col.addWidget(self.hr_value)
@@ -674,13 +751,14 @@ class PanelWindow(QMainWindow):
         self.legend = QLabel(LEGEND_TAIL)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.legend.setWordWrap(True)
-        self.legend.setMinimumWidth(200)
+        self.legend.setMinimumWidth(240)
         self.legend.setToolTip("Filled points and the line: trusted values; hollow grey: "
                                "uncertain; grey ×: bad (the line skips both)")
         window_col.addWidget(self.window_combo)
-        window_col.addWidget(self.legend)
+        window_col.addStretch(1)
         numbers.addLayout(window_col)
         box.addLayout(numbers)
+        box.addWidget(self.legend)  # its own line: one entry per source, wrapped
 
         self.hr_plot = pg.PlotWidget(background="w",
                                      axisItems={"bottom": SessionTimeAxis("bottom")})
@@ -738,7 +816,7 @@ class PanelWindow(QMainWindow):
 
     def _build_right(self) -> QWidget:
         column = QWidget()
-        column.setMinimumWidth(390)
+        column.setMinimumWidth(360)
         column.setMaximumWidth(440)
         layout = QVBoxLayout(column)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -784,7 +862,7 @@ class PanelWindow(QMainWindow):
             button.setStyleSheet(f"background: {SUDS_COLORS[i]};")
             button.setToolTip(f"Record SUDS {value} now (or type the number and press Enter)")
             button.clicked.connect(lambda _c=False, v=value: self.send_suds(v))
-            quick.addWidget(button, 0, i)
+            quick.addWidget(button, i // 6, i % 6)  # two rows: fits a narrow column
             self.suds_buttons[value] = button
         suds_box.addLayout(quick)
         entry = QHBoxLayout()
@@ -802,7 +880,7 @@ class PanelWindow(QMainWindow):
                                        lambda: self.send("request_suds"))
         entry.addWidget(self.suds_edit)
         entry.addWidget(record)
-        entry.addWidget(self.ask_button)
+        quick.addWidget(self.ask_button, 1, 5)
         suds_box.addLayout(entry)
         self.suds_status = _named(QLabel("No SUDS yet"), "muted")
         suds_box.addWidget(self.suds_status)
@@ -815,8 +893,10 @@ class PanelWindow(QMainWindow):
         self.expect_edit.setToolTip("E: type the predicted outcome; Enter records it")
         self.expect_edit.returnPressed.connect(self.send_expectancy)
         self.likelihood = QSpinBox()
-        self.likelihood.setRange(0, 100)
-        self.likelihood.setValue(70)
+        # below 0 is "not chosen": shown as "likely? %" and refused by Record
+        self.likelihood.setRange(LIKELIHOOD_UNSET, 100)
+        self.likelihood.setSpecialValueText("likely? %")
+        self.likelihood.setValue(LIKELIHOOD_UNSET)
         self.likelihood.setSuffix(" %")
         self.likelihood.setToolTip("How likely the patient thinks it is (0–100 %)")
         self.likelihood.lineEdit().returnPressed.connect(self.send_expectancy)
@@ -843,22 +923,19 @@ class PanelWindow(QMainWindow):
         layout.addStretch(1)
         return column
 
+    def _build_log(self) -> QWidget:
+        self.log_list = QListWidget()
+        self.log_list.setMinimumHeight(90)
+        self.log_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.log_list.setToolTip("Every command with the host's answer, and the session's "
+                                 "events (drag the bar above to make it taller)")
+        return self.log_list
+
     def _build_footer(self) -> QWidget:
         footer = QWidget()
         layout = QVBoxLayout(footer)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(3)
-        self.status_line = _named(QLabel(""), "status")
-        self.status_line.setWordWrap(True)
-        self.status_line.setMinimumWidth(300)
-        self._set_status("Connecting to the session host …", "info")
-        layout.addWidget(self.status_line)
-        self.log_list = QListWidget()
-        self.log_list.setMaximumHeight(100)
-        self.log_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.log_list.setToolTip("Every command with the host's answer, and the session's "
-                                 "events")
-        layout.addWidget(self.log_list)
         keys = QLabel("   ".join(f"<b>{html.escape(k)}</b>&nbsp;{html.escape(v)}"
                                    for k, v in FOOTER_KEYS))
         keys.setWordWrap(True)
@@ -871,10 +948,10 @@ class PanelWindow(QMainWindow):
         bindings: list[tuple[str, Callable[[], object]]] = [
             ("F12", self.do_stop),
             ("P", lambda: self.send("pause")),
-            ("Ctrl+Shift+P", lambda: self.send("resume")),
-            ("Ctrl+PgDown", lambda: self.send("next")),
-            ("Ctrl+PgUp", lambda: self.send("previous")),
-            ("Ctrl+R", lambda: self.send("repeat")),
+            ("Ctrl+Shift+P", self.do_resume),
+            ("Ctrl+PgDown", lambda: self.do_step("next")),
+            ("Ctrl+PgUp", lambda: self.do_step("previous")),
+            ("Ctrl+R", lambda: self.do_step("repeat")),
             ("Ctrl+J", self.do_jump),
             ("Ctrl+L", lambda: self.table.setFocus()),
             ("Ctrl+Up", lambda: self.nudge_intensity(+10)),
@@ -884,13 +961,13 @@ class PanelWindow(QMainWindow):
             ("M", lambda: self.marker_edit.setFocus()),
             ("Ctrl+Y", lambda: self.send_outcome(True)),
             ("Ctrl+N", lambda: self.send_outcome(False)),
-            ("Ctrl+G", lambda: self.send("accept_suggestion")),
+            ("Ctrl+G", lambda: self.do_step("accept_suggestion")),
             ("Ctrl+D", lambda: self.send("dismiss_suggestion")),
             ("Ctrl+B", lambda: self.send("start_baseline")),
             ("Ctrl+E", self.do_start_exposure),
             ("Ctrl+Shift+E", self.do_end),
             ("F1", self.show_shortcuts),
-            ("Esc", self._clear_entry),
+            ("Esc", self._escape),
         ]
         for digit in range(10):
             bindings.append((str(digit), self._digit_slot(digit)))
@@ -898,7 +975,9 @@ class PanelWindow(QMainWindow):
         self.shortcuts: dict[str, QShortcut] = {}
         for keys, slot in bindings:
             shortcut = QShortcut(QKeySequence(keys), self)
-            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            # STOP works whatever has the focus, in any window of the panel (issue 13)
+            shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut if keys == "F12"
+                                else Qt.ShortcutContext.WindowShortcut)
             shortcut.activated.connect(slot)
             self.shortcuts[keys] = shortcut
 
@@ -954,12 +1033,25 @@ class PanelWindow(QMainWindow):
         self.suds_edit.clear()
         self.table.setFocus()
 
+    def _escape(self) -> None:
+        """Esc: cancel the open question, else clear the SUDS field."""
+        if self.question.is_open:
+            self.question.cancel()
+        else:
+            self._clear_entry()
+
     def send_expectancy(self) -> None:
         outcome = self.expect_edit.text().strip()
         if not outcome:
             self._set_status("Type the predicted outcome first", "error")
             return
+        if self.likelihood.value() < 0:  # unset: a rating is never invented by a default
+            self._set_status("Choose how likely the patient thinks it is (0–100 %): nothing "
+                             "recorded yet", "error")
+            self.likelihood.setFocus()
+            return
         self.send("expectancy", {"outcome": outcome, "likelihood_pct": self.likelihood.value()})
+        self.likelihood.setValue(LIKELIHOOD_UNSET)
         self.table.setFocus()
 
     def send_outcome(self, happened: bool) -> None:
@@ -990,23 +1082,73 @@ class PanelWindow(QMainWindow):
             self._set_status(f"Step {current + 1} is the current step: choose another one "
                              "(↑/↓) or use Repeat (Ctrl+R)", "info")
             return
-        if target > current + 1 and not self.confirm(
-                "Jump ahead", f"Jump from step {current + 1} to step {target + 1}, "
-                              f"skipping {target - current - 1} step(s)?"):
-            self._set_status("Jump cancelled", "info")
+        def jump() -> None:
+            self.leave_step(lambda: self.send("jump", {"step": target}), f"jump to step "
+                                                                          f"{target + 1}")
+
+        if target > current + 1:
+            self.question.ask(f"Jump from step {current + 1} to step {target + 1}, skipping "
+                              f"{target - current - 1} step(s)?",
+                              [(f"Jump to step {target + 1}  [Enter]", jump)],
+                              lambda: self._set_status("Jump cancelled", "info"))
             return
-        self.send("jump", {"step": target})
+        jump()
+
+    def leave_step(self, action: Callable[[], object], what: str) -> None:
+        """Do ``action`` (a step change); with a prediction open, ask for its outcome first."""
+        exp = self.model.open_expectancy()
+        if exp is None or self.read_only:
+            action()
+            return
+
+        def answered(happened: bool) -> Callable[[], None]:
+            def run() -> None:
+                # the same socket keeps the order: the outcome lands before the step change
+                self.send_outcome(happened)
+                action()
+            return run
+
+        self.question.ask(f"Before you {what}: did the predicted “{exp.get('outcome')}” "
+                          "happen?", [("Did not happen  [Enter]", answered(False)),
+                                      ("Happened", answered(True))],
+                          lambda: self._set_status(f"Stayed in this step ({what} cancelled)",
+                                                   "info"))
+
+    def do_step(self, name: str) -> None:
+        """Next, previous or repeat (asking for an open prediction's outcome first)."""
+        what = {"next": "go to the next step", "previous": "go back a step",
+                "repeat": "repeat this step", "accept_suggestion": "advance"}[name]
+        self.leave_step(lambda: self.send(name), what)
+
+    def do_resume(self) -> None:
+        """Resume: after a STOP, a deliberate choice of step, at the step's low end."""
+        state = self.model.state or {}
+        if state.get("phase") != "safe" or state.get("resume_to") != "exposure" \
+                or not state.get("exposure_started"):
+            self.send("resume")
+            return
+        index = int(state.get("step_index", 0))
+        choices = [(f"Resume at step {index + 1}, intensity 0 %  [Enter]",
+                    lambda: self.send("resume", {"step": index, "intensity": 0.0}))]
+        if index > 0:
+            choices.append((f"One step down (step {index})",
+                            lambda: self.send("resume", {"step": index - 1, "intensity": 0.0})))
+        shown = round(100 * float(state.get("intensity", 0.0)))
+        choices.append((f"Step {index + 1} at {shown} % as before",
+                        lambda: self.send("resume")))
+        self.question.ask("Resume after STOP: where does the patient go back in?", choices,
+                          lambda: self._set_status("Resume cancelled: the calm scene stays",
+                                                   "info"))
 
     def do_start_exposure(self) -> None:
         target = self.chosen_step()
         self.send("start_exposure", {"step": target} if target else {})
 
     def do_end(self) -> None:
-        if self.confirm("End the session", "End the session now? This cannot be undone; "
-                                           "the recording is closed."):
-            self.send("end", {"reason": "ended from the panel"})
-        else:
-            self._set_status("End cancelled", "info")
+        self.question.ask("End the session now? This cannot be undone; the recording is "
+                          "closed.", [("End the session", lambda: self.send(
+                              "end", {"reason": "ended from the panel"}))],
+                          lambda: self._set_status("End cancelled", "info"))
 
     def nudge_intensity(self, delta_pct: int) -> None:
         self.slider.setValue(max(0, min(100, self.slider.value() + delta_pct)))
@@ -1039,13 +1181,6 @@ class PanelWindow(QMainWindow):
         box.setText(f"<table>{rows}</table>")
         box.setModal(False)
         box.show()
-
-    def _ask(self, title: str, text: str) -> bool:
-        answer = QMessageBox.question(self, title, text,
-                                      QMessageBox.StandardButton.Yes
-                                      | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
-        return answer == QMessageBox.StandardButton.Yes
 
     # --- incoming -----------------------------------------------------------------
 
@@ -1171,6 +1306,9 @@ class PanelWindow(QMainWindow):
         state = self.model.state
         if state is None:
             return
+        if self.status_line.text().startswith("Connecting"):  # the host answered: say so
+            self._set_status(f"Connected to the session host (session "
+                             f"{str(self.model.session_id or '')[:8]})", "ok")
         session = self.model.session
         self._update_phase_badge(now)
         _set_text(self.session_label,
@@ -1195,6 +1333,7 @@ class PanelWindow(QMainWindow):
             if not self.expect_edit.hasFocus():
                 self.expect_edit.setText(str(prompt) if prompt else "")
                 self.expect_edit.setCursorPosition(0)
+                self.likelihood.setValue(LIKELIHOOD_UNSET)  # each prediction is asked anew
         self._update_recording(session)
         self._update_clock(now)
 
@@ -1351,7 +1490,7 @@ class PanelWindow(QMainWindow):
         error = session.get("recording_error")
         size = format_bytes(session.get("recording_bytes"))
         metrics = self.recording_label.fontMetrics()
-        name = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, 300)
+        name = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, 220)  # full on hover
         error_text = metrics.elidedText(str(error or ""), Qt.TextElideMode.ElideRight, 300)
         if error:
             text = _colored(f"● Recording ERROR: {error_text}", RED)
@@ -1376,7 +1515,7 @@ class PanelWindow(QMainWindow):
             in_phase = float(state.get("time_in_phase_s", 0.0)) + min(
                 max(0.0, now - (self.model.state_received_s or now)), 3.0)
             parts.append(f"{phase} for <b>{_clock_text(in_phase)}</b>")
-        parts.append(f"intensity <b>{round(100 * float(state.get('intensity', 0.0)))} %</b>")
+        parts.append(seen_text(state))
         self.clock_label.setTextFormat(Qt.TextFormat.RichText)
         _set_text(self.clock_label, "  ·  ".join(parts))
 
@@ -1790,14 +1929,20 @@ class PanelWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         phase = (self.model.state or {}).get("phase")
-        if (not self._closed and not self.read_only and phase in ("baseline", "exposure")
-                and not self.confirm("Close the panel",
-                                     "Exposure is running. Closing the panel pauses it "
-                                     "(the host loses this panel's heartbeat). Close?")):
-            event.ignore()
+        if (not self._closed and not self._close_confirmed and not self.read_only
+                and phase in ("baseline", "exposure")):
+            event.ignore()  # asked inline: a modal dialog would block STOP (and SIGTERM)
+            self.question.ask("Exposure is running. Closing the panel pauses it (the host "
+                              "loses this panel's heartbeat). Close?",
+                              [("Close the panel", self.close_now)])
             return
         self.shutdown()
         event.accept()
+
+    def close_now(self) -> None:
+        """Close without asking (the question was answered, or Ctrl-C / SIGTERM)."""
+        self._close_confirmed = True
+        self.close()
 
     def shutdown(self) -> None:
         """Stop the timers and the I/O threads (idempotent)."""
@@ -1816,10 +1961,11 @@ def run_panel(endpoints: Endpoints, client_id: str, *, read_only: bool = False,
     app = QApplication.instance() or QApplication(list(argv or ["vrexposure-panel"]))
     pg.setConfigOptions(antialias=False, foreground="#455060")
     window = PanelWindow(endpoints, client_id, read_only=read_only)
+    window.fit_to_screen()
     window.show()
-    # Ctrl-C or SIGTERM closes the window (asking first while exposure runs). Python only
+    # Ctrl-C or SIGTERM closes the window at once (never asks: nobody may see it). Python only
     # runs signal handlers between bytecodes, so a timer lets the interpreter run now and then.
-    previous = {sig: signal.signal(sig, lambda *_: window.close())
+    previous = {sig: signal.signal(sig, lambda *_: window.close_now())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     wake = QTimer()
     wake.timeout.connect(lambda: None)
