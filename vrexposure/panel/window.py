@@ -433,7 +433,7 @@ class PanelWindow(QMainWindow):
         self.body.addWidget(self._build_log())
         self.body.setStretchFactor(0, 1)
         self.body.setStretchFactor(1, 0)
-        self.body.setSizes([800, 150])  # the log: a fifth of the height, drag for more
+        self.body.setSizes([850, 120])  # the log: an eighth of the height, drag for more
         root.addWidget(self.body, 1)
         root.addWidget(self._build_footer())
         self._build_shortcuts()
