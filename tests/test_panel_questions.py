@@ -1,0 +1,94 @@
+"""Questions the panel asks inline (never a modal dialog) and ratings never invented."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from vrexposure.host import SessionHost
+from vrexposure.panel.window import LIKELIHOOD_UNSET, PanelWindow
+from vrexposure.state import Phase
+
+from .test_panel_window import click, open_panel, wait_for
+
+
+@pytest.fixture
+def panel(qtbot: QtBot, host: SessionHost) -> Iterator[PanelWindow]:
+    window = open_panel(qtbot, host.endpoints)
+    qtbot.waitUntil(lambda: window.model.state is not None, timeout=5000)
+    yield window
+    window.shutdown()
+
+
+def test_no_likelihood_no_prediction_and_leaving_asks_for_the_outcome(
+        qtbot: QtBot, panel: PanelWindow, host: SessionHost) -> None:
+    panel.send("start_exposure")
+    wait_for(qtbot, lambda: host.state.phase == Phase.EXPOSURE)
+    wait_for(qtbot, lambda: panel.phase_label.text() == "EXPOSURE")
+    assert panel.likelihood.value() == LIKELIHOOD_UNSET
+    assert panel.likelihood.text() == "likely? %"  # shown as unset, not as a number
+    panel.expect_edit.setText("The spider jumps on me")
+    qtbot.keyClick(panel.expect_edit, Qt.Key.Key_Return)  # Enter without a likelihood
+    qtbot.wait(500)
+    assert host.state.expectancies == () and "nothing recorded" in panel.status_text()
+    panel.likelihood.setValue(40)
+    click(qtbot, panel.predict_button)
+    wait_for(qtbot, lambda: len(host.state.expectancies) == 1)
+    assert host.state.expectancies[0].likelihood_pct == 40
+    assert panel.likelihood.value() == LIKELIHOOD_UNSET  # the next one is asked anew
+    wait_for(qtbot, lambda: panel.model.open_expectancy() is not None)
+
+    # Next step with the prediction open: asked inline first; nothing sent yet
+    click(qtbot, panel.next_button)
+    assert panel.question.is_open and "did the predicted" in panel.question.label.text()
+    qtbot.wait(300)
+    assert host.state.step_index == 0
+    click(qtbot, panel.question.choice("Did not happen"))
+    wait_for(qtbot, lambda: host.state.step_index == 1)
+    assert host.state.expectancies[0].happened is False
+    assert not panel.question.is_open
+
+
+def test_resume_after_stop_asks_where_and_the_header_tells_what_is_seen(
+        qtbot: QtBot, panel: PanelWindow, host: SessionHost) -> None:
+    panel.send("start_exposure", {"step": 2})
+    wait_for(qtbot, lambda: host.state.phase == Phase.EXPOSURE)
+    panel.send("intensity", {"value": 0.8})
+    wait_for(qtbot, lambda: "patient sees <b>80 %</b>" in panel.clock_label.text())
+    qtbot.keyClick(panel, Qt.Key.Key_F12)
+    wait_for(qtbot, lambda: host.state.phase == Phase.SAFE)
+    wait_for(qtbot, lambda: "the calm scene" in panel.clock_label.text())
+    assert "80 %" not in panel.clock_label.text()
+
+    click(qtbot, panel.resume_button)
+    assert panel.question.is_open
+    assert host.state.phase == Phase.SAFE  # one keypress does not go straight back
+    qtbot.keyClick(panel, Qt.Key.Key_Escape)  # cancel: stays calm
+    assert not panel.question.is_open
+    qtbot.keyClick(panel, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier
+                   | Qt.KeyboardModifier.ShiftModifier)
+    assert panel.question.is_open
+    click(qtbot, panel.question.choice("One step down"))
+    wait_for(qtbot, lambda: host.state.phase == Phase.EXPOSURE)
+    assert (host.state.step_index, host.state.intensity) == (1, 0.0)
+    wait_for(qtbot, lambda: "patient sees <b>0 %</b>" in panel.clock_label.text())
+
+
+def test_end_and_jump_ask_inline_and_cancel_sends_nothing(
+        qtbot: QtBot, panel: PanelWindow, host: SessionHost) -> None:
+    panel.send("start_exposure")
+    wait_for(qtbot, lambda: host.state.phase == Phase.EXPOSURE)
+    qtbot.keyClick(panel, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier
+                   | Qt.KeyboardModifier.ShiftModifier)
+    assert panel.question.is_open and "End the session" in panel.question.label.text()
+    click(qtbot, panel.question.cancel_button)
+    qtbot.wait(300)
+    assert host.state.phase == Phase.EXPOSURE and "End cancelled" in panel.status_text()
+    panel.table.selectRow(6)
+    click(qtbot, panel.jump_button)
+    assert "skipping 5 step(s)" in panel.question.label.text()
+    click(qtbot, panel.question.choice("Jump to step 7"))
+    wait_for(qtbot, lambda: host.state.step_index == 6)
