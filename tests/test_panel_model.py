@@ -347,3 +347,61 @@ def test_descriptions_a_therapist_can_read(hier: Hierarchy) -> None:
     assert describe_event({"kind": "stopped", "reason": "STOP"}) == "STOP: calm scene"
     state = replace(exposure_state(hier), phase=Phase.SAFE)
     assert state.phase == Phase.SAFE
+
+
+# --- status lines that tell the host's truth (issue 13, item 6) --------------------------
+
+def test_stop_line_says_when_and_who_from_the_event_and_clears_after_resume(
+        hier: Hierarchy) -> None:
+    model = PanelModel("panel")
+    state = exposure_state(hier)
+    model.ingest(state_message(state, 10.0), 100.0)
+    assert model.stop_line(100.0) == ("not pressed this session", "idle")
+    safe = run(state, "stop", 12.0)
+    model.ingest(data("event", 12.0, {"kind": "stopped", "t_s": 12.0, "by": "patient:sim",
+                                      "reason": "patient STOP", "already_safe": False}), 130.0)
+    model.ingest(state_message(safe, 42.0), 130.0)
+    # the STOP's own time (0:12), not the time the panel heard of it (0:42)
+    assert model.stop_line(130.0) == ("✓ STOPPED at 0:12 by the patient", "ok")
+    # a second STOP while safe keeps the first one's time
+    model.ingest(data("event", 20.0, {"kind": "stopped", "t_s": 20.0, "by": "therapist:ctl",
+                                      "already_safe": True}), 131.0)
+    assert model.stop_line(131.0)[0] == "✓ STOPPED at 0:12 by the patient"
+    model.ingest(data("event", 50.0, {"kind": "resumed", "t_s": 50.0, "to": "exposure",
+                                      "by": "therapist:ctl"}), 140.0)
+    model.ingest(state_message(run(safe, "resume", 50.0), 50.0), 140.0)
+    assert model.stop_line(140.0) == ("last STOP at 0:12 by the patient, resumed at 0:50",
+                                      "idle")  # no longer green
+    command = model.command_sent("c1", "stop", {}, 141.0)
+    assert model.stop_line(141.0)[1] == "pending"
+    model.ingest(data("event", 55.0, {"kind": "stopped", "t_s": 55.0, "by": "therapist:panel",
+                                      "already_safe": False}), 141.05)
+    model.ingest(state_message(run(run(safe, "resume", 50.0), "stop", 55.0), 55.0), 141.05)
+    model.command_answered(command.id, True, "", None, ["stopped"], 141.05)
+    text, level = model.stop_line(141.1)
+    assert text == "✓ STOPPED at 0:55 by this panel, acknowledged in 50 ms" and level == "ok"
+
+
+def test_paused_says_why_and_who(hier: Hierarchy) -> None:
+    model = PanelModel("panel")
+    state = exposure_state(hier)
+    model.ingest(state_message(state, 10.0), 100.0)
+    assert model.pause_text() == ""
+    model.ingest(data("event", 15.0, {"kind": "paused", "t_s": 15.0, "by": "host:host",
+                                      "reason": "controller_lost"}), 105.0)
+    model.ingest(state_message(run(state, "pause", 15.0), 15.0), 105.0)
+    assert model.pause_text() == ("paused by the host at 0:15: the controlling panel fell "
+                                  "silent")
+
+
+def test_a_frozen_panel_blames_itself_not_the_host(hier: Hierarchy) -> None:
+    model = PanelModel("panel")
+    state = exposure_state(hier)
+    model.ingest(state_message(state, 10.0), 100.0)
+    model.panel_stalled(8.0, 108.0)  # the GUI thread did not run for 8 s
+    model.ingest(state_message(state, 18.0), 108.1)
+    texts = [e.text for e in model.log]
+    assert any("This panel did not respond for 8.0 s" in t for t in texts)
+    assert not any(t.startswith("Host back") for t in texts)
+    model.ingest(state_message(state, 30.0), 120.0)  # a real host silence is still said
+    assert model.log[-1].text.startswith("Host back after")

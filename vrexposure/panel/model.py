@@ -396,6 +396,34 @@ class AlertRecord:
     threshold_bpm: float | None
 
 
+@dataclass
+class PhaseCause:
+    """Who stopped or paused the session, why and when (session time), from the event."""
+
+    t_s: float
+    by: str
+    reason: str
+    resumed_t_s: float | None = None
+
+
+def who_text(by: str, client_id: str) -> str:
+    """'this panel', 'the patient', 'the host' or the other client's id, from an event's
+    ``by`` (``role:client``)."""
+    role, _, client = by.partition(":")
+    if client == client_id:
+        return "this panel"
+    if role == "patient":
+        return "the patient"
+    if role == "host":
+        return "the host"
+    return client or by or "?"
+
+
+#: Pause reasons a therapist reads ("command": no reason worth saying).
+PAUSE_REASONS = {"controller_lost": "the controlling panel fell silent",
+                 "heartbeat": "the controlling panel fell silent", "command": ""}
+
+
 # --- the model ----------------------------------------------------------------------
 
 class PanelModel:
@@ -450,6 +478,8 @@ class PanelModel:
         self.expectancies: list[dict[str, Any]] = []
         self.timeline: list[tuple[float, str, str]] = []  # (t_s, kind step|marker, label)
         self.last_suds: tuple[float, int, int, str] | None = None  # t, step, value, by
+        self.last_stop: PhaseCause | None = None
+        self.last_pause: PhaseCause | None = None
 
     # --- bookkeeping -------------------------------------------------------------
 
@@ -548,7 +578,9 @@ class PanelModel:
                          _num(session.get("t_s")))
         was_lost = (self.state_received_s is not None
                     and now_s - self.state_received_s > self.lost_after_s)
-        if was_lost:
+        if was_lost and self.stalled_s is not None and now_s - self.stalled_s < 2.0:
+            was_lost = False  # the panel froze, not the host: its state was only waiting
+        elif was_lost:
             self.add_log("ok", f"Host back after {now_s - (self.state_received_s or now_s):.0f} s",
                          now_s)
         self.session_id = session_id
@@ -613,7 +645,20 @@ class PanelModel:
         elif kind == "suds_recorded":
             self.last_suds = (t_s or 0.0, int(event.get("step_index", 0)),
                               int(event.get("value", 0)), str(event.get("by", "")))
-        elif kind in ("stopped", "controller_lost"):
+        elif kind in ("stopped", "paused"):
+            level = "warn"
+            cause = PhaseCause(t_s or 0.0, str(event.get("by", "")),
+                               str(event.get("reason", "")))
+            if kind == "stopped":
+                if not (event.get("already_safe") and self.last_stop is not None
+                        and self.last_stop.resumed_t_s is None):
+                    self.last_stop = cause  # a second STOP while safe keeps the first
+            else:
+                self.last_pause = cause
+        elif kind == "resumed":
+            if self.last_stop is not None and self.last_stop.resumed_t_s is None:
+                self.last_stop.resumed_t_s = t_s or 0.0
+        elif kind == "controller_lost":
             level = "warn"
         elif kind in ("intensity_changed", "suds_requested"):
             level = "info"
@@ -959,6 +1004,54 @@ class PanelModel:
 
     def stop_status(self) -> CommandRecord | None:
         return self.last_command("stop")
+
+    def stop_line(self, now_s: float) -> tuple[str, str]:
+        """The line under STOP and its level (ok, pending, error, idle), from the host's
+        events: when the STOP happened (its own time, not now), who pressed it, and
+        whether the session has resumed since."""
+        record = self.stop_status()
+        phase = (self.state or {}).get("phase")
+        stop = self.last_stop
+        if record is not None and record.status == "pending":
+            return f"sent — waiting for the host ({now_s - record.sent_s:.0f} s)…", "pending"
+        if record is not None and record.status == "refused" and phase != "safe":
+            return f"✗ refused: {record.error}", "error"
+        if record is not None and record.status == "unreachable" and phase != "safe":
+            return "✗ NOT acknowledged — press STOP again", "error"
+        if stop is None and record is not None and record.status == "ok" \
+                and record.answered_s is not None and phase == "safe":
+            # acknowledged, its event not seen (a restarted host's first moments)
+            return (f"✓ STOPPED, acknowledged in "
+                    f"{1000 * (record.answered_s - record.sent_s):.0f} ms"), "ok"
+        if stop is None:
+            return "not pressed this session", "idle"
+        who = who_text(stop.by, self.client_id)
+        if stop.resumed_t_s is None and phase == "safe":
+            acked = ""
+            if record is not None and record.status == "ok" and record.answered_s:
+                acked = f", acknowledged in {1000 * (record.answered_s - record.sent_s):.0f} ms"
+            return f"✓ STOPPED at {format_duration(stop.t_s)} by {who}{acked}", "ok"
+        resumed = ("" if stop.resumed_t_s is None
+                   else f", resumed at {format_duration(stop.resumed_t_s)}")
+        return f"last STOP at {format_duration(stop.t_s)} by {who}{resumed}", "idle"
+
+    def pause_text(self) -> str:
+        """Why the session is paused, for the header ("" when not paused)."""
+        if (self.state or {}).get("phase") != "paused" or self.last_pause is None:
+            return ""
+        pause = self.last_pause
+        reason = PAUSE_REASONS.get(pause.reason, pause.reason)
+        return (f"paused by {who_text(pause.by, self.client_id)} at "
+                f"{format_duration(pause.t_s)}" + (f": {reason}" if reason else ""))
+
+    def panel_stalled(self, gap_s: float, now_s: float) -> None:
+        """This panel's own event loop did not run for ``gap_s``: say so, and do not
+        blame the host for the silence that follows."""
+        self.add_log("warn", f"This panel did not respond for {gap_s:.1f} s (the panel "
+                             "itself, not the host)", now_s)
+        self.stalled_s = now_s
+
+    stalled_s: float | None = None
 
 
 def command_label(name: str, args: Mapping[str, Any]) -> str:

@@ -75,7 +75,6 @@ from .model import (
     GOOD,
     MAX_CLOCK_SKEW_S,
     UNCERTAIN,
-    CommandRecord,
     Link,
     PanelModel,
     command_label,
@@ -170,6 +169,9 @@ SHORTCUTS: list[tuple[str, str]] = [
 
 
 W = TypeVar("W", bound=QWidget)
+
+#: A 4 Hz tick this late means the panel itself froze (logged as such, not as the host).
+STALL_S = 2.0
 
 #: The likelihood spin box's "nothing chosen yet" value.
 LIKELIHOOD_UNSET = -1
@@ -1267,6 +1269,9 @@ class PanelWindow(QMainWindow):
 
     def _tick(self) -> None:
         now = time.monotonic()
+        if self._last_tick_s is not None and now - self._last_tick_s > STALL_S:
+            self.model.panel_stalled(now - self._last_tick_s, now)
+        self._last_tick_s = now
         self._refresh()
         self._update_clock(now)
         self._update_links(now)
@@ -1284,6 +1289,7 @@ class PanelWindow(QMainWindow):
             self._scroll_hr(now)
 
     _ticks = 0
+    _last_tick_s: float | None = None
 
     def _reset_session_view(self) -> None:
         self._session_shown = self.model.session_id
@@ -1515,6 +1521,9 @@ class PanelWindow(QMainWindow):
             in_phase = float(state.get("time_in_phase_s", 0.0)) + min(
                 max(0.0, now - (self.model.state_received_s or now)), 3.0)
             parts.append(f"{phase} for <b>{_clock_text(in_phase)}</b>")
+        why = self.model.pause_text()
+        if why:  # PAUSED says why (the reason was only in the log)
+            parts.append(html.escape(why))
         parts.append(seen_text(state))
         self.clock_label.setTextFormat(Qt.TextFormat.RichText)
         _set_text(self.clock_label, "  ·  ".join(parts))
@@ -1605,34 +1614,17 @@ class PanelWindow(QMainWindow):
             self.alert_banner.hide()
 
     def _update_stop_status(self, now: float) -> None:
-        record = self.model.stop_status()
-        acked = waiting = False
-        if record is None:
-            text = "not pressed this session"
-        elif record.status == "ok":
-            acked = True
-            text = (f"✓ acknowledged by the host at {self._session_clock_at(record)} "
-                    f"({1000 * ((record.answered_s or now) - record.sent_s):.0f} ms)")
-        elif record.status == "pending":
-            waiting = True
-            text = f"sent — waiting for the host ({now - record.sent_s:.0f} s)…"
-        elif record.status == "refused":
-            text = f"✗ refused: {record.error}"
-        else:
-            text = "✗ NOT acknowledged — press STOP again"
-        color = GREEN if acked else (AMBER if waiting else (RED if record else GREY))
-        self.stop_status.setStyleSheet(f"color: {color}; font-weight: 600;")
+        text, level = self.model.stop_line(now)
+        acked, waiting = level == "ok", level == "pending"
+        color = {"ok": GREEN, "pending": AMBER, "error": RED}.get(level, GREY)
+        _set_style(self.stop_status, f"color: {color}; font-weight: 600;")
         _set_text(self.stop_status, text)
+        self.stop_status.setToolTip(text)
         for name, value in (("acked", acked), ("waiting", waiting)):
             if bool(self.stop_button.property(name)) != value:
                 self.stop_button.setProperty(name, value)
                 self.stop_button.style().unpolish(self.stop_button)
                 self.stop_button.style().polish(self.stop_button)
-
-    def _session_clock_at(self, record: CommandRecord) -> str:
-        stamp = record.answered_s or record.sent_s
-        t = self.model.session_time(stamp)
-        return format_duration(t) if t is not None else "?"
 
     def _update_hr_plot(self, now: float) -> None:
         model = self.model
@@ -1797,6 +1789,9 @@ class PanelWindow(QMainWindow):
             lost = now - pose.received_s > self.model.lost_after_s
             if lost:
                 text = _colored(f"Head pose lost ({now - pose.received_s:.0f} s)", RED)
+            elif (self.model.state or {}).get("phase") != "exposure":
+                # no stimulus (idle, baseline, calm scene): nothing to look at or away from
+                text = _colored("No stimulus shown (calm scene)", GREY)
             elif pose.looking_away:
                 text = _colored("Looking AWAY from the stimulus", RED)
             else:
@@ -1835,8 +1830,8 @@ class PanelWindow(QMainWindow):
         renderer = model.renderer_link(now)
         pose_source = model.pose_source(now)
         pose = model.pose.get(pose_source) if pose_source else None
-        away = bool(pose and pose.looking_away and
-                    now - pose.received_s <= model.lost_after_s)
+        away = bool(pose and pose.looking_away and (model.state or {}).get("phase") == "exposure"
+                    and now - pose.received_s <= model.lost_after_s)
         overlay = ""
         if frame is None:
             overlay = "No preview from the renderer yet"
