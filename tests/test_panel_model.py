@@ -405,3 +405,25 @@ def test_a_frozen_panel_blames_itself_not_the_host(hier: Hierarchy) -> None:
     assert not any(t.startswith("Host back") for t in texts)
     model.ingest(state_message(state, 30.0), 120.0)  # a real host silence is still said
     assert model.log[-1].text.startswith("Host back after")
+
+
+def test_headline_is_one_primary_source_not_whichever_sent_last(hier: Hierarchy) -> None:
+    model = PanelModel()
+    model.ingest(state_message(exposure_state(hier), 10.0), 1.0)
+    # a chest strap (good) and an oximeter (mostly uncertain), sending in turn
+    for i in range(20):
+        model.ingest(data("hr.strap", 10.0 + i, {"bpm": 106.0, "quality": "good"}), 1.0)
+        model.ingest(data("hr.oxi", 10.5 + i, {"bpm": 72.0, "quality":
+                                              "good" if i % 4 == 0 else "uncertain"}), 1.0)
+        assert model.latest_hr() is not None
+        if i >= 2:
+            assert model.latest_hr()[0] == "strap"  # type: ignore[index]
+    assert model.hr_good_count("strap") > model.hr_good_count("oxi")
+    model.primary_hr_choice = "oxi"  # the config or the therapist names it
+    assert model.latest_hr() == ("oxi", 29.5, 72.0, UNCERTAIN)
+    model.primary_hr_choice = "gone"  # a named source that is not there: the best one
+    assert model.primary_hr_source() == "strap"
+    # the strap is lost: after 30 s without values the oximeter is the better source
+    for i in range(31):
+        model.ingest(data("hr.oxi", 31.0 + i, {"bpm": 75.0, "quality": "good"}), 1.0)
+    assert model.primary_hr_source() == "oxi"

@@ -50,6 +50,7 @@ def panel_command(host_address: str | None, config_path: Path | None, client_id:
             or os.environ.get("QT_QPA_PLATFORM")):
         raise click.ClickException("no display: set DISPLAY (or QT_QPA_PLATFORM=offscreen)")
     endpoints = Endpoints.from_config(config, host_address)
-    code = run_panel(endpoints, client_id or default_client_id(), read_only=observe)
+    code = run_panel(endpoints, client_id or default_client_id(), read_only=observe,
+                     primary_hr_source=config["panel"]["primary_hr_source"])
     if code:
         sys.exit(code)

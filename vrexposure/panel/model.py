@@ -962,8 +962,34 @@ class PanelModel:
                 best, best_t = name, last
         return best
 
+    #: How far back the automatic choice of the headline source looks.
+    QUALITY_WINDOW_S: ClassVar[float] = 30.0
+
+    def hr_good_count(self, source: str) -> int:
+        """Trusted heart-rate values of ``source`` in the last 30 s (of all sources' time):
+        a lost source has none, a noisy one few."""
+        lasts = [t for t in (r.last_t() for r in self.hr.values()) if t is not None]
+        newest = max(lasts, default=None)
+        ring = self.hr.get(source)
+        if ring is None or newest is None:
+            return 0
+        _, _, quality = ring.arrays(newest - self.QUALITY_WINDOW_S)
+        return int(np.count_nonzero(quality == GOOD))
+
+    def primary_hr_source(self) -> str | None:
+        """The heart-rate source of the headline (and of the numbers the alert is read
+        against): the one chosen (config or therapist) while it exists, else the one with
+        the most trusted values over the last 30 s (ties: by name, so it never flips)."""
+        if self.primary_hr_choice in self.hr:
+            return self.primary_hr_choice
+        if not self.hr:
+            return None
+        return max(sorted(self.hr), key=self.hr_good_count)
+
+    primary_hr_choice: str | None = None
+
     def latest_hr(self) -> tuple[str, float, float, int] | None:
-        source = self.primary_source(self.hr)
+        source = self.primary_hr_source()
         if source is None:
             return None
         last = self.hr[source].last()

@@ -370,6 +370,7 @@ class PanelWindow(QMainWindow):
     def __init__(self, endpoints: Endpoints, client_id: str = "panel", *,
                  read_only: bool = False, min_refresh_s: float = 1 / 30,
                  hr_window_s: float = 300.0, ecg_window_s: float = 5.0,
+                 primary_hr_source: str | None = None,
                  start: bool = True) -> None:
         super().__init__()
         self.endpoints = endpoints
@@ -378,6 +379,7 @@ class PanelWindow(QMainWindow):
         self.hr_window_s = hr_window_s
         self.ecg_window_s = ecg_window_s
         self.model = PanelModel(client_id)
+        self.model.primary_hr_choice = primary_hr_source  # config panel.primary_hr_source
         self.bridge = Bridge(endpoints, client_id, role="observer" if read_only else "therapist",
                              controlling=not read_only)
         self.bridge.signals.messages_ready.connect(self._on_messages)
@@ -393,6 +395,7 @@ class PanelWindow(QMainWindow):
         self._timeline_shown = 0
         self._timeline_items: list[pg.InfiniteLine] = []
         self._hr_items: dict[str, tuple[Any, Any, Any, Any]] = {}
+        self._source_colors: dict[str, str] = {}
         self._session_shown: str | None = None
         self._prompt_for_step: int | None = None
         self._closed = False
@@ -757,6 +760,12 @@ class PanelWindow(QMainWindow):
         self.legend.setToolTip("Filled points and the line: trusted values; hollow grey: "
                                "uncertain; grey ×: bad (the line skips both)")
         window_col.addWidget(self.window_combo)
+        self.source_combo = QComboBox()
+        self.source_combo.addItem("headline: best signal", None)
+        self.source_combo.setToolTip("Which heart-rate source the big number shows (automatic: "
+                                     "the most trusted values over the last 30 s)")
+        self.source_combo.currentIndexChanged.connect(self._on_source_chosen)
+        window_col.addWidget(self.source_combo)
         window_col.addStretch(1)
         numbers.addLayout(window_col)
         box.addLayout(numbers)
@@ -1632,10 +1641,10 @@ class PanelWindow(QMainWindow):
         since = None if t_now is None else t_now - self.hr_window_s
         lows: list[float] = []
         highs: list[float] = []
-        for i, (source, ring) in enumerate(sorted(model.hr.items())):
+        for source, ring in sorted(model.hr.items()):
             items = self._hr_items.get(source)
             if items is None:
-                color = SOURCE_PENS[i % len(SOURCE_PENS)]
+                color = self.source_color(source)
                 line = pg.PlotDataItem(pen=pg.mkPen(color, width=2), connect="finite",
                                        antialias=True)
                 good = pg.ScatterPlotItem(size=6, pen=pg.mkPen(None), brush=pg.mkBrush(color))
@@ -1659,9 +1668,12 @@ class PanelWindow(QMainWindow):
             if bpm.size:
                 lows.append(float(bpm.min()))
                 highs.append(float(bpm.max()))
+        primary = model.primary_hr_source()
         legend = "&nbsp;&nbsp; ".join(
-            _colored("●", SOURCE_PENS[i % len(SOURCE_PENS)]) + f"&nbsp;{html.escape(name)}"
-            for i, name in enumerate(sorted(model.hr)))
+            _colored("●", self.source_color(name)) + "&nbsp;"
+            + (f"<b>{html.escape(name)}</b>" if name == primary else html.escape(name))
+            for name in sorted(model.hr))
+        self._update_source_choice()
         _set_text(self.legend, (legend + "&nbsp;&nbsp; " if legend else "") + LEGEND_TAIL)
         band = model.baseline_band()
         if band is None:
@@ -1695,6 +1707,34 @@ class PanelWindow(QMainWindow):
         self.hr_plot.setXRange(max(0.0, t_now - self.hr_window_s),
                                max(t_now, self.hr_window_s * 0.05), padding=0.01)
 
+    def source_color(self, source: str) -> str:
+        """A trace's colour: given when the source first appears, never changed after."""
+        color = self._source_colors.get(source)
+        if color is None:
+            color = SOURCE_PENS[len(self._source_colors) % len(SOURCE_PENS)]
+            self._source_colors[source] = color
+        return color
+
+    def _update_source_choice(self) -> None:
+        """The headline-source menu: automatic plus one entry per heart-rate source."""
+        names = sorted(self.model.hr)
+        shown = [self.source_combo.itemData(i) for i in range(1, self.source_combo.count())]
+        if names != shown:
+            self.source_combo.blockSignals(True)
+            while self.source_combo.count() > 1:
+                self.source_combo.removeItem(1)
+            for name in names:
+                self.source_combo.addItem(f"headline: {name}", name)
+            choice = self.model.primary_hr_choice
+            self.source_combo.setCurrentIndex(max(0, self.source_combo.findData(choice))
+                                              if choice else 0)
+            self.source_combo.blockSignals(False)
+
+    def _on_source_chosen(self) -> None:
+        self.model.primary_hr_choice = self.source_combo.currentData()
+        self._update_hr_plot(time.monotonic())
+        self._update_staleness(time.monotonic())
+
     def _on_window_changed(self) -> None:
         self.hr_window_s = float(self.window_combo.currentData())
         self._update_hr_plot(time.monotonic())
@@ -1726,28 +1766,30 @@ class PanelWindow(QMainWindow):
                                   f"{self.ecg_window_s:.0f} s")
 
     def _update_hr_numbers(self) -> None:
-        latest = self.model.latest_hr()
-        if latest is not None:
-            source, t_s, bpm, quality = latest
-            quality_text = {GOOD: "good", UNCERTAIN: "uncertain", BAD: "bad"}[quality]
-            _set_text(self.hr_value, f"{bpm:.0f} bpm")
-            _set_style(self.hr_value, f"color: {INK if quality == GOOD else '#8a8f98'};")
-            _set_text(self.hr_detail, f"{source}, {quality_text}, at {format_duration(t_s)}")
         self._update_staleness(time.monotonic())
 
     def _update_staleness(self, now: float) -> None:
-        """Grey the heart rate and say so in the ECG title when their source falls silent."""
+        """The headline from the primary source; grey and "stale, N s ago" once it has sent
+        no fresh value (never shown as current and good); the ECG title likewise."""
         latest = self.model.latest_hr()
         if latest is not None:
-            source = self.model.sources.get(latest[0])
-            silent = source.silent_s(now) if source is not None else 0.0
-            stale = silent > self.model.lost_after_s
-            if stale:
+            source, t_s, bpm, quality = latest
+            status = self.model.sources.get(source)
+            silent = status.silent_s(now) if status is not None else 0.0
+            session_now = self.model.session_time(now)
+            age = max(silent, (session_now - t_s) if session_now is not None else 0.0)
+            color = self.source_color(source)
+            chosen = "" if self.model.primary_hr_choice == source else " (best signal)"
+            _set_text(self.hr_value, f"{bpm:.0f} bpm")
+            if age > self.model.lost_after_s:
                 _set_style(self.hr_value, "color: #a6adb5;")
-                _set_text(self.hr_detail, f"{latest[0]}: no value for {silent:.0f} s")
-            elif self.hr_value.styleSheet() == "color: #a6adb5;":
-                _set_style(self.hr_value, f"color: {INK if latest[3] == GOOD else '#8a8f98'};")
-                _set_text(self.hr_detail, f"{latest[0]}, at {format_duration(latest[1])}")
+                _set_text(self.hr_detail, f"{source}: stale, {age:.0f} s ago")
+            else:
+                quality_text = {GOOD: "good", UNCERTAIN: "uncertain", BAD: "bad"}[quality]
+                _set_style(self.hr_value, f"color: {INK if quality == GOOD else '#8a8f98'};")
+                _set_text(self.hr_detail, f"{source}{chosen}, {quality_text}, at "
+                                          f"{format_duration(t_s)}")
+            _set_style(self.hr_detail, f"color: {color};")
         ecg_source = self.model.primary_source(self.model.ecg)
         if ecg_source is not None:
             status = self.model.sources.get(ecg_source)
@@ -1951,11 +1993,12 @@ class PanelWindow(QMainWindow):
 
 
 def run_panel(endpoints: Endpoints, client_id: str, *, read_only: bool = False,
-              argv: Sequence[str] | None = None) -> int:
+              argv: Sequence[str] | None = None, primary_hr_source: str | None = None) -> int:
     """Open the panel and run the Qt event loop until it is closed; returns the exit code."""
     app = QApplication.instance() or QApplication(list(argv or ["vrexposure-panel"]))
     pg.setConfigOptions(antialias=False, foreground="#455060")
-    window = PanelWindow(endpoints, client_id, read_only=read_only)
+    window = PanelWindow(endpoints, client_id, read_only=read_only,
+                         primary_hr_source=primary_hr_source)
     window.fit_to_screen()
     window.show()
     # Ctrl-C or SIGTERM closes the window at once (never asks: nobody may see it). Python only
