@@ -92,3 +92,31 @@ def test_end_and_jump_ask_inline_and_cancel_sends_nothing(
     assert "skipping 5 step(s)" in panel.question.label.text()
     click(qtbot, panel.question.choice("Jump to step 7"))
     wait_for(qtbot, lambda: host.state.step_index == 6)
+
+
+def test_baseline_counts_down_then_says_the_next_action_and_end_offers_the_report(
+        qtbot: QtBot, panel: PanelWindow, host: SessionHost) -> None:
+    from vrexposure.panel.window import baseline_badge
+
+    # the countdown itself (pure): the host's planned length minus the time in the phase
+    assert "1:30 left of 2:00" in baseline_badge({"baseline_duration_s": 120.0}, 30.0)
+    qtbot.keyClick(panel, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier)
+    wait_for(qtbot, lambda: host.state.phase == Phase.BASELINE)
+    wait_for(qtbot, lambda: host.state.baseline_done, timeout_s=8)
+    wait_for(qtbot, lambda: "start exposure (Ctrl+E)" in panel.phase_label.text())
+    qtbot.keyClick(panel, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    wait_for(qtbot, lambda: host.state.phase == Phase.EXPOSURE)
+    wait_for(qtbot, lambda: " of min " in panel.clock_label.text())  # the step timer
+
+    qtbot.keyClick(panel, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier
+                   | Qt.KeyboardModifier.ShiftModifier)
+    click(qtbot, panel.question.choice("End the session"))
+    wait_for(qtbot, lambda: host.state.phase == Phase.ENDED)
+    wait_for(qtbot, lambda: panel.question.is_open and "report" in panel.question.label.text())
+    assert not panel._tick_timer.isActive()  # the clocks stop
+    assert "recording closed" in panel.recording_label.text()
+    assert "REC" not in panel.recording_label.text()
+    click(qtbot, panel.question.choice("Write the session report"))
+    wait_for(qtbot, lambda: panel.report_path is not None, timeout_s=120)
+    assert panel.report_path is not None and panel.report_path.is_file()
+    assert "Session report written" in panel.status_text()

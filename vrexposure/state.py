@@ -691,5 +691,9 @@ def state_to_dict(state: SessionState, now: float, scenes: Mapping[str, SceneSpe
         "stop_count": state.stop_count,
         # where 'resume' goes: the panel asks at which step only when it is exposure
         "resume_to": state.resume_to.value,
+        # the plan the panel's timers count against
+        "baseline_duration_s": state.hierarchy.baseline.duration_s,
+        "step_min_s": state.hierarchy.advance_rule.min_time_in_step_s,
+        "step_max_s": state.hierarchy.advance_rule.max_time_in_step_s,
         "exposure_started": state.exposure_started,
     }

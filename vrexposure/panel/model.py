@@ -886,6 +886,13 @@ class PanelModel:
             return None
         return base + min(max(0.0, now_s - self.state_received_s), self.lost_after_s)
 
+    def time_in_phase(self, now_s: float) -> float | None:
+        """Time in the current phase now, extrapolated like the session clock."""
+        if self.state is None or self.state_received_s is None:
+            return None
+        base = _num(self.state.get("time_in_phase_s"), 0.0) or 0.0
+        return base + min(max(0.0, now_s - self.state_received_s), self.lost_after_s)
+
     def host_link(self, now_s: float) -> Link:
         if self.state_received_s is None:
             return Link.NOT_SEEN

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import html
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, QTimer
+from PySide6.QtCore import QEvent, QPointF, QProcess, QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import (
     QBrush,
     QCloseEvent,
@@ -210,6 +212,29 @@ def seen_text(state: Mapping[str, Any]) -> str:
     if state.get("phase") == "exposure":
         return f"patient sees <b>{pct} %</b>"
     return "patient sees <b>the calm scene</b>"
+
+
+def baseline_badge(state: Mapping[str, Any], in_phase_s: float | None) -> str:
+    """The baseline badge: a countdown to its planned length, then the next action."""
+    small = "<br><span style='font-size:10.5pt; font-weight:600'>{}</span>"
+    if state.get("baseline_done"):
+        return "BASELINE ✓" + small.format("complete — start exposure (Ctrl+E)")
+    planned = state.get("baseline_duration_s")
+    if planned is None or in_phase_s is None:
+        return "BASELINE"
+    left = max(0.0, float(planned) - in_phase_s)
+    return "BASELINE" + small.format(f"{format_duration(left)} left of "
+                                     f"{format_duration(float(planned))}")
+
+
+def step_timer_text(in_step_s: float | None, state: Mapping[str, Any]) -> str:
+    """Time in the step against the advance rule: "2:31 of min 2:00 / max 15:00"."""
+    text = f"in step <b>{format_duration(in_step_s)}</b>"
+    low, high = state.get("step_min_s"), state.get("step_max_s")
+    limits = [f"min {format_duration(float(low))}" if low else "",
+              f"max {format_duration(float(high))}" if high else ""]
+    limits = [part for part in limits if part]
+    return text + (f" of {' / '.join(limits)}" if limits else "")
 
 
 def _clock_text(seconds: float | None) -> str:
@@ -1351,6 +1376,55 @@ class PanelWindow(QMainWindow):
                 self.likelihood.setValue(LIKELIHOOD_UNSET)  # each prediction is asked anew
         self._update_recording(session)
         self._update_clock(now)
+        if state.get("phase") == "ended":
+            self._on_ended()
+
+    def _on_ended(self) -> None:
+        """The session ended: clocks stop, REC goes off, the report is offered."""
+        if self._ended:
+            return
+        self._ended = True
+        self._tick_timer.stop()
+        self._intensity_timer.stop()
+        self._update_recording(self.model.session)
+        if not self.read_only:
+            self.question.ask("The session has ended and its recording is closed. Write the "
+                              "session report now?",
+                              [("Write the session report  [Enter]", self.make_report)])
+
+    _ended = False
+
+    def make_report(self) -> None:
+        """Run ``vrexposure report`` on the recording, in the background."""
+        recording = Path(str(self.model.session.get("recording") or ""))
+        if not recording.is_file():
+            self._set_status(f"The recording {recording} is not on this computer: run "
+                             f"'vrexposure report {recording}' where the host ran", "error")
+            return
+        process = QProcess(self)
+        process.setProgram(sys.executable)
+        process.setArguments(["-m", "vrexposure", "report", str(recording)])
+        html_path = recording.with_name(f"{recording.stem}.report.html")
+
+        def finished(code: int, _status: QProcess.ExitStatus) -> None:
+            if code == 0 and html_path.is_file():
+                self.report_path = html_path
+                self._set_status(f"✓ Session report written: {html_path}", "ok")
+                self.model.add_log("ok", f"Session report written: {html_path}",
+                                   time.monotonic())
+                self._update_log()
+            else:
+                error = bytes(process.readAllStandardError().data()).decode(errors="replace")
+                self._set_status(f"✗ The session report failed: {error.strip()[-300:]}",
+                                 "error")
+
+        process.finished.connect(finished)
+        self.report_process = process
+        self._set_status(f"… Writing the session report for {recording.name}", "pending")
+        process.start()
+
+    report_path: Path | None = None
+    report_process: QProcess | None = None
 
     def _update_phase_badge(self, now: float) -> None:
         """The phase in its colour; grey with "last known" while the host is silent."""
@@ -1363,6 +1437,8 @@ class PanelWindow(QMainWindow):
         text, color = PHASE_LOOK.get(phase, (phase.upper(), GREY))
         if self.model.host_link(now) != Link.OK:
             text, color = f"{text.splitlines()[0]}?\nlast known", GREY
+        elif phase == "baseline":
+            text = baseline_badge(state, self.model.time_in_phase(now))
         _set_text(self.phase_label, text)
         _set_style(self.phase_label, f"background: {color};")
 
@@ -1507,7 +1583,10 @@ class PanelWindow(QMainWindow):
         metrics = self.recording_label.fontMetrics()
         name = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, 220)  # full on hover
         error_text = metrics.elidedText(str(error or ""), Qt.TextElideMode.ElideRight, 300)
-        if error:
+        if (self.model.state or {}).get("phase") == "ended":
+            text = _colored("■ recording closed ", GREY) + html.escape(f"{name}  ({size})")
+            self.recording_banner.hide()
+        elif error:
             text = _colored(f"● Recording ERROR: {error_text}", RED)
             self.recording_banner.setText(f"Recording error: {error} — the session is not being "
                                           "saved correctly")
@@ -1525,11 +1604,11 @@ class PanelWindow(QMainWindow):
         phase = str(state.get("phase"))
         session_t = self.model.session_time(now)
         parts = [f"Session <b>{_clock_text(session_t)}</b>",
-                 f"in step <b>{_clock_text(self.model.time_in_step(now))}</b>"]
+                 step_timer_text(self.model.time_in_step(now), state)
+                 if phase in ("exposure", "paused", "safe")
+                 else f"in step <b>{_clock_text(self.model.time_in_step(now))}</b>"]
         if phase in ("paused", "safe", "baseline"):
-            in_phase = float(state.get("time_in_phase_s", 0.0)) + min(
-                max(0.0, now - (self.model.state_received_s or now)), 3.0)
-            parts.append(f"{phase} for <b>{_clock_text(in_phase)}</b>")
+            parts.append(f"{phase} for <b>{_clock_text(self.model.time_in_phase(now))}</b>")
         why = self.model.pause_text()
         if why:  # PAUSED says why (the reason was only in the log)
             parts.append(html.escape(why))
