@@ -385,6 +385,7 @@ class LogEntry:
     session_t_s: float | None
     level: str  # info | ok | error | warn | alert | event
     text: str
+    clinical: bool = False  # a session event a clinician reads (SUDS, alert, STOP, ...)
 
 
 @dataclass(frozen=True)
@@ -422,6 +423,14 @@ def who_text(by: str, client_id: str) -> str:
 #: Pause reasons a therapist reads ("command": no reason worth saying).
 PAUSE_REASONS = {"controller_lost": "the controlling panel fell silent",
                  "heartbeat": "the controlling panel fell silent", "command": ""}
+
+
+#: Events a clinician reads in the log (the rest: connections, acknowledgements, ...).
+CLINICAL_EVENTS = frozenset({
+    "suds_recorded", "suds_requested", "alert", "alert_cleared", "stopped", "paused",
+    "resumed", "baseline_started", "baseline_completed", "exposure_started", "step_changed",
+    "expectancy_recorded", "expectancy_outcome", "marker", "note", "ended", "auto_advanced",
+    "advance_suggested", "intensity_changed"})
 
 
 # --- the model ----------------------------------------------------------------------
@@ -488,11 +497,11 @@ class PanelModel:
         return dirty
 
     def add_log(self, level: str, text: str, now_s: float,
-                session_t_s: float | None = None) -> LogEntry:
+                session_t_s: float | None = None, clinical: bool = False) -> LogEntry:
         self._log_number += 1
         entry = LogEntry(self._log_number, now_s,
                          session_t_s if session_t_s is not None else self.session_time(now_s),
-                         level, text)
+                         level, text, clinical)
         self.log.append(entry)
         self.dirty.add("log")
         return entry
@@ -665,7 +674,8 @@ class PanelModel:
         if kind in ("controller_connected", "controller_lost") \
                 and event.get("client") == self.client_id:
             level = "ok" if kind == "controller_connected" else "warn"
-        self.add_log(level, describe_event(event), now_s, t_s)
+        self.add_log(level, describe_event(event), now_s, t_s,
+                     clinical=kind in CLINICAL_EVENTS)
         self.dirty.add("events")
 
     # data ----------------------------------------------------------------------------

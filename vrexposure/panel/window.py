@@ -53,8 +53,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QMessageBox,
     QPushButton,
@@ -72,6 +70,7 @@ from PySide6.QtWidgets import (
 from ..config import Endpoints
 from .ask import InlineQuestion
 from .bridge import Bridge, CommandOutcome
+from .log_area import LogArea
 from .model import (
     BAD,
     GOOD,
@@ -235,6 +234,15 @@ def step_timer_text(in_step_s: float | None, state: Mapping[str, Any]) -> str:
               f"max {format_duration(float(high))}" if high else ""]
     limits = [part for part in limits if part]
     return text + (f" of {' / '.join(limits)}" if limits else "")
+
+
+def label_row(last_t_s: list[float], t_s: float, min_gap_s: float) -> int:
+    """The row for a plot label at ``t_s``: the first row whose last label is at least
+    ``min_gap_s`` earlier, else the row with the oldest label. Updates ``last_t_s``."""
+    free = [row for row, last in enumerate(last_t_s) if t_s - last >= min_gap_s]
+    row = free[0] if free else min(range(len(last_t_s)), key=last_t_s.__getitem__)
+    last_t_s[row] = t_s
+    return row
 
 
 def _clock_text(seconds: float | None) -> str:
@@ -421,6 +429,7 @@ class PanelWindow(QMainWindow):
         self._timeline_items: list[pg.InfiniteLine] = []
         self._hr_items: dict[str, tuple[Any, Any, Any, Any]] = {}
         self._source_colors: dict[str, str] = {}
+        self._label_rows: dict[str, list[float]] = {}
         self._session_shown: str | None = None
         self._prompt_for_step: int | None = None
         self._closed = False
@@ -960,12 +969,9 @@ class PanelWindow(QMainWindow):
         return column
 
     def _build_log(self) -> QWidget:
-        self.log_list = QListWidget()
-        self.log_list.setMinimumHeight(90)
-        self.log_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.log_list.setToolTip("Every command with the host's answer, and the session's "
-                                 "events (drag the bar above to make it taller)")
-        return self.log_list
+        self.log_area = LogArea()
+        self.log_list = self.log_area.list
+        return self.log_area
 
     def _build_footer(self) -> QWidget:
         footer = QWidget()
@@ -1335,6 +1341,7 @@ class PanelWindow(QMainWindow):
             self.hr_plot.removeItem(line)
         self._timeline_items.clear()
         self._timeline_shown = 0
+        self._label_rows = {}
         self._steps_key = ()
         self._preview_shown = -1
         self.mirror.set_frame(None, "", "No preview from the renderer yet", False)
@@ -1986,12 +1993,16 @@ class PanelWindow(QMainWindow):
 
     def _update_timeline(self) -> None:
         timeline = self.model.timeline
+        # labels closer than a tenth of the plot's span go on another row: no overprint
+        min_gap_s = self.hr_window_s / 10
         for t_s, kind, label in timeline[self._timeline_shown:]:
             color = "#78909c" if kind == "step" else "#6a1b9a"
+            row = label_row(self._label_rows.setdefault(kind, [-1e9] * 3), t_s, min_gap_s)
+            position = 0.96 - 0.08 * row if kind == "step" else 0.06 + 0.08 * row
             line = pg.InfiniteLine(
                 pos=t_s, angle=90, movable=False,
                 pen=pg.mkPen(color, width=1, style=Qt.PenStyle.DotLine),
-                label=label, labelOpts={"position": 0.96 if kind == "step" else 0.06,
+                label=label, labelOpts={"position": position,
                                         "color": color, "rotateAxis": None})
             self.hr_plot.addItem(line)
             self._timeline_items.append(line)
@@ -2012,23 +2023,10 @@ class PanelWindow(QMainWindow):
             self.not_happened_button.setEnabled(enabled)
 
     def _update_log(self) -> None:
-        colors = {"ok": GREEN, "error": RED, "warn": AMBER, "alert": RED, "info": "#455060",
-                  "event": INK}
         new = [e for e in self.model.log if e.number > self._log_shown]
-        for entry in new:
-            stamp = format_duration(entry.session_t_s)
-            item = QListWidgetItem(f"{stamp:>8}  {entry.text}")
-            item.setForeground(QBrush(QColor(colors.get(entry.level, INK))))
-            if entry.level in ("error", "alert"):
-                font = item.font()
-                font.setBold(True)
-                item.setFont(font)
-            self.log_list.addItem(item)
-            self._log_shown = entry.number
-        while self.log_list.count() > 500:
-            self.log_list.takeItem(0)
         if new:
-            self.log_list.scrollToBottom()
+            self.log_area.add(new)
+            self._log_shown = new[-1].number
 
     def _set_status(self, text: str, level: str) -> None:
         styles = {"ok": "background: #e3f4e8; color: #14532d;",
