@@ -22,6 +22,7 @@ from vrexposure.panel.model import (
     describe_reason,
     format_bytes,
     format_duration,
+    intensity_effect,
     rmssd_ms,
 )
 from vrexposure.plugins import discover_scenes
@@ -427,3 +428,19 @@ def test_headline_is_one_primary_source_not_whichever_sent_last(hier: Hierarchy)
     for i in range(31):
         model.ingest(data("hr.oxi", 31.0 + i, {"bpm": 75.0, "quality": "good"}), 1.0)
     assert model.primary_hr_source() == "oxi"
+
+
+def test_intensity_effect_from_the_hierarchy_and_a_reset_is_said(hier: Hierarchy) -> None:
+    model = PanelModel()
+    state = run(exposure_state(hier), "next", 11.0)
+    state = run(state, "intensity", 12.0, value=0.5)
+    model.ingest(state_message(state, 12.0), 1.0)
+    step = model.steps()[1]
+    assert intensity_effect(step) == "distance 1.6 → 0.9 m"
+    assert intensity_effect(step, 0.5) == "distance 1.6 → 0.9 m (now 1.2 m)"
+    assert intensity_effect({"intensity": {"speed_cm_s": [2, 6], "count": [1, 3]}}) == (
+        "count 1 → 3; speed 2 → 6 cm/s")
+    assert intensity_effect({"intensity": {}}) == "changes nothing at this step"
+    model.ingest(data("event", 13.0, {"kind": "step_changed", "t_s": 13.0, "from": 1,
+                                      "to": 2, "reason": "next"}), 1.1)
+    assert any(e.text.startswith("Intensity reset to 0 % for step 3") for e in model.log)

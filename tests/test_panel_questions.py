@@ -58,6 +58,8 @@ def test_resume_after_stop_asks_where_and_the_header_tells_what_is_seen(
     wait_for(qtbot, lambda: host.state.phase == Phase.EXPOSURE)
     panel.send("intensity", {"value": 0.8})
     wait_for(qtbot, lambda: "patient sees <b>80 %</b>" in panel.clock_label.text())
+    wait_for(qtbot, lambda: "(now " in panel.intensity_effect.text())
+    assert panel.intensity_effect.text() == "Intensity here: size 2 → 3 cm (now 2.8 cm)"
     qtbot.keyClick(panel, Qt.Key.Key_F12)
     wait_for(qtbot, lambda: host.state.phase == Phase.SAFE)
     wait_for(qtbot, lambda: "the calm scene" in panel.clock_label.text())
@@ -85,8 +87,9 @@ def test_end_and_jump_ask_inline_and_cancel_sends_nothing(
                    | Qt.KeyboardModifier.ShiftModifier)
     assert panel.question.is_open and "End the session" in panel.question.label.text()
     click(qtbot, panel.question.cancel_button)
+    assert "End cancelled" in panel.status_text()
     qtbot.wait(300)
-    assert host.state.phase == Phase.EXPOSURE and "End cancelled" in panel.status_text()
+    assert host.state.phase == Phase.EXPOSURE
     panel.table.selectRow(6)
     click(qtbot, panel.jump_button)
     assert "skipping 5 step(s)" in panel.question.label.text()

@@ -258,6 +258,7 @@ def test_state_dict_is_complete(hierarchy: Hierarchy) -> None:
     assert payload["baseline"] == {"mean_bpm": 70.0, "sd_bpm": 4.0, "n_values": 60,
                                    "threshold_bpm": 90.0}  # mean + max(20 bpm, 3 x 4 bpm)
     assert payload["exposure_started"] is True
+    assert payload["steps"][1]["intensity"] == {"distance_m": [1.6, 0.9]}
     assert payload["baseline_duration_s"] == hierarchy.baseline.duration_s
     assert payload["step_min_s"] == hierarchy.advance_rule.min_time_in_step_s
     safe, _ = run(state, "stop", 13.0)

@@ -664,7 +664,9 @@ def state_to_dict(state: SessionState, now: float, scenes: Mapping[str, SceneSpe
         "step_expected_suds": step.expected_suds,
         "step_expectancy_prompt": step.expectancy_prompt,
         "n_steps": len(state.hierarchy.steps),
-        "steps": [{"id": s.id, "label": s.label, "expected_suds": s.expected_suds}
+        "steps": [{"id": s.id, "label": s.label, "expected_suds": s.expected_suds,
+                   # what the within-step intensity changes: parameter -> [at 0, at 1]
+                   "intensity": {k: [float(v[0]), float(v[1])] for k, v in s.intensity.items()}}
                   for s in state.hierarchy.steps],
         "intensity": state.intensity,
         "time_in_step_s": round(state.time_in_step_s(now), 3),

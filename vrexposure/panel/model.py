@@ -425,6 +425,33 @@ PAUSE_REASONS = {"controller_lost": "the controlling panel fell silent",
                  "heartbeat": "the controlling panel fell silent", "command": ""}
 
 
+#: Parameter-name endings and the unit they mean (longest first).
+PARAM_UNITS = [("_cm_s", "cm/s"), ("_deg", "°"), ("_pct", "%"), ("_cm", "cm"), ("_m", "m"),
+               ("_s", "s")]
+
+
+def intensity_effect(step: Mapping[str, Any], intensity: float | None = None) -> str:
+    """What the within-step intensity changes at a step, from the hierarchy:
+    "distance 1.6 → 0.9 m (now 1.2 m)", or that it changes nothing there."""
+    ranges = step.get("intensity") or {}
+    parts = []
+    for name, pair in sorted(ranges.items()):
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            continue
+        low, high = float(pair[0]), float(pair[1])
+        label, unit = str(name), ""
+        for ending, symbol in PARAM_UNITS:
+            if label.endswith(ending):
+                label, unit = label[: -len(ending)], symbol
+                break
+        space = "" if unit in ("°", "") else " "
+        text = f"{label.replace('_', ' ')} {low:g} → {high:g}{space}{unit}"
+        if intensity is not None:
+            text += f" (now {low + (high - low) * intensity:.2g}{space}{unit})"
+        parts.append(text)
+    return "; ".join(parts) if parts else "changes nothing at this step"
+
+
 #: Events a clinician reads in the log (the rest: connections, acknowledgements, ...).
 CLINICAL_EVENTS = frozenset({
     "suds_recorded", "suds_requested", "alert", "alert_cleared", "stopped", "paused",
@@ -627,6 +654,10 @@ class PanelModel:
         kind = str(event.get("kind", ""))
         t_s = _num(event.get("t_s"))
         level = "event"
+        if kind == "step_changed" and float((self.state or {}).get("intensity", 0.0)) > 0:
+            self.add_log("info", f"Intensity reset to 0 % for step "
+                                 f"{int(event.get('to', 0)) + 1} (a new step starts at its "
+                                 "low end)", now_s, t_s)
         if kind == "step_changed" or kind == "exposure_started":
             index = int(event.get("to", event.get("step_index", 0)))
             self._start_visit(index, t_s or 0.0)

@@ -82,6 +82,7 @@ from .model import (
     describe_reason,
     format_bytes,
     format_duration,
+    intensity_effect,
 )
 
 # --- look ------------------------------------------------------------------------------
@@ -703,7 +704,16 @@ class PanelWindow(QMainWindow):
         intensity_row.addWidget(self.intensity_title)
         intensity_row.addWidget(self.slider, 1)
         intensity_row.addWidget(self.intensity_value)
-        grid.addLayout(intensity_row, 0, 0, 1, 3)
+        intensity_box = QVBoxLayout()
+        intensity_box.setSpacing(1)
+        intensity_box.addLayout(intensity_row)
+        self.intensity_effect = _named(QLabel("Intensity: –"), "muted")
+        self.intensity_effect.setWordWrap(True)
+        self.intensity_effect.setMinimumWidth(240)
+        self.intensity_effect.setToolTip("What the intensity slider changes at this step, "
+                                         "from the hierarchy (0 % → 100 %)")
+        intensity_box.addWidget(self.intensity_effect)
+        grid.addLayout(intensity_box, 0, 0, 1, 3)
         self.baseline_button = self._button("Start baseline", "Ctrl+B",
                                             "Record the resting heart rate in the calm scene",
                                             lambda: self.send("start_baseline"))
@@ -1367,6 +1377,10 @@ class PanelWindow(QMainWindow):
                                    f"  (expected SUDS {state.get('step_expected_suds', '–')})")
         self._update_table(state)
         self._sync_slider()
+        steps = self.model.steps()
+        if 0 <= index < len(steps):
+            _set_text(self.intensity_effect, "Intensity here: " + intensity_effect(
+                steps[index], float(state.get("intensity", 0.0))))
         self.auto_check.blockSignals(True)
         self.auto_check.setChecked(bool(state.get("auto_advance")))
         self.auto_check.blockSignals(False)
