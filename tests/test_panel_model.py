@@ -444,3 +444,21 @@ def test_intensity_effect_from_the_hierarchy_and_a_reset_is_said(hier: Hierarchy
     model.ingest(data("event", 13.0, {"kind": "step_changed", "t_s": 13.0, "from": 1,
                                       "to": 2, "reason": "next"}), 1.1)
     assert any(e.text.startswith("Intensity reset to 0 % for step 3") for e in model.log)
+
+
+def test_a_suds_reminder_after_the_hierarchys_interval(hier: Hierarchy) -> None:
+    from dataclasses import replace as _replace
+
+    timed = _replace(hier, advance_rule=_replace(hier.advance_rule, suds_interval_s=120.0))
+    model = PanelModel()
+    state = exposure_state(timed)  # exposure from t = 10 s
+    model.ingest(state_message(state, 100.0), 1000.0)
+    model.ingest(data("event", 10.0, {"kind": "exposure_started", "t_s": 10.0,
+                                      "step_index": 0}), 1000.0)
+    assert model.suds_reminder(1000.0) == ""  # 90 s in: not yet
+    model.ingest(state_message(state, 140.0), 1040.0)
+    assert model.suds_reminder(1040.0).startswith("No SUDS for 2:10 (the hierarchy asks "
+                                                  "every 2:00)")
+    model.ingest(data("event", 141.0, {"kind": "suds_requested", "t_s": 141.0,
+                                       "step_index": 0}), 1041.0)
+    assert model.suds_reminder(1041.0) == ""

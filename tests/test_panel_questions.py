@@ -123,3 +123,37 @@ def test_baseline_counts_down_then_says_the_next_action_and_end_offers_the_repor
     wait_for(qtbot, lambda: panel.report_path is not None, timeout_s=120)
     assert panel.report_path is not None and panel.report_path.is_file()
     assert "Session report written" in panel.status_text()
+
+
+def test_session_notes_are_saved_as_typed_with_their_lines_and_a_larger_view(
+        qtbot: QtBot, panel: PanelWindow, host: SessionHost) -> None:
+    from vrexposure.client import Subscriber
+
+    events = Subscriber(host.endpoints, topics=("event",), data=False)
+    try:
+        panel.send("start_exposure")
+        wait_for(qtbot, lambda: panel.notes.edit.isEnabled())
+        panel.notes.edit.setFocus()
+        qtbot.keyClicks(panel.notes.edit, "Breathing fast")
+        qtbot.keyClick(panel.notes.edit, Qt.Key.Key_Return)
+        qtbot.keyClicks(panel.notes.edit, "  holds the rail")
+        wait_for(qtbot, lambda: panel.notes.status.text().startswith("✓ saved at"))
+        notes: list[str] = []
+
+        def got_note() -> bool:
+            for message in events.drain(100):
+                if message.payload.get("kind") == "note":
+                    notes.append(str(message.payload["text"]))
+            return bool(notes)
+
+        wait_for(qtbot, got_note)
+        assert notes[-1] == "Breathing fast\n  holds the rail"  # as typed, lines kept
+        assert "Waiting" not in panel.status_text() and "note" not in panel.status_text()
+    finally:
+        events.close()
+    click(qtbot, panel.large_button)
+    assert panel.large_view is not None and panel.large_view.isVisible()
+    assert panel.large_view.mirror.width() > panel.mirror.width()
+    # STOP from the larger view's window: F12 is an application shortcut
+    qtbot.keyClick(panel.large_view, Qt.Key.Key_F12)
+    wait_for(qtbot, lambda: host.state.phase == Phase.SAFE)

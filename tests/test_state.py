@@ -268,7 +268,7 @@ def test_state_dict_is_complete(hierarchy: Hierarchy) -> None:
 COMMANDS = st.sampled_from([
     ("start_baseline", {}), ("complete_baseline", {"mean_bpm": 70.0, "sd_bpm": 3.0}),
     ("start_exposure", {}), ("pause", {}), ("resume", {}), ("stop", {}), ("next", {}),
-    ("resume", {"step": 0, "intensity": 0.0}),
+    ("resume", {"step": 0, "intensity": 0.0}), ("note", {"text": "line 1\nline 2"}),
     ("previous", {}), ("repeat", {}), ("jump", {"step": 3}), ("intensity", {"value": 0.7}),
     ("suds", {"value": 70}), ("suds", {"value": 20}), ("request_suds", {}),
     ("expectancy", {"outcome": "o", "likelihood_pct": 50}),
@@ -299,3 +299,15 @@ def test_events_rebuild_the_state(hierarchy: Hierarchy,
     assert rebuild(hierarchy, round_tripped) == state
     # Determinism: the same script gives the same state.
     assert state.seq == len(events)
+
+
+def test_a_session_note_keeps_its_lines_and_is_checked(hierarchy: Hierarchy) -> None:
+    state = in_exposure(hierarchy)
+    _, events = run(state, "note", 11.0, text="Breathing fast.\n  Holds the rail.", note_id=3)
+    assert [e.kind for e in events] == ["note"]
+    assert events[0].data["text"] == "Breathing fast.\n  Holds the rail."  # as typed
+    assert events[0].data["note_id"] == 3
+    with pytest.raises(CommandError, match="longer than"):
+        run(state, "note", 11.0, text="x" * 20_001)
+    with pytest.raises(CommandError, match="may not send 'note'"):
+        run(state, "note", 11.0, role=Role.PATIENT, text="hi")

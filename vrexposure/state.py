@@ -49,7 +49,7 @@ ROLE_COMMANDS: dict[Role, frozenset[str]] = {
         "start_baseline", "complete_baseline", "start_exposure", "pause", "resume", "stop",
         "next", "previous", "repeat", "jump", "intensity", "suds", "request_suds",
         "expectancy", "expectancy_outcome", "marker", "accept_suggestion",
-        "dismiss_suggestion", "auto_advance", "end",
+        "dismiss_suggestion", "auto_advance", "end", "note",
     }),
     Role.PATIENT: frozenset({"pause", "stop", "suds"}),
     Role.OBSERVER: frozenset(),
@@ -62,6 +62,8 @@ ROLE_COMMANDS: dict[Role, frozenset[str]] = {
 }
 
 MAX_MARKER_CHARS = 500
+#: A session note (free text, several lines) may be this long.
+MAX_NOTE_CHARS = 20_000
 
 
 class CommandError(Exception):
@@ -563,6 +565,19 @@ def _marker(state: SessionState, cmd: Command, now: float) -> list[Event]:
                                   "step_index": state.step_index})]
 
 
+def _note(state: SessionState, cmd: Command, now: float) -> list[Event]:
+    """A session note as typed so far: the whole text each time (the newest one of a
+    ``note_id`` is the note), kept with its line breaks."""
+    value = _arg(cmd, "text")
+    if not isinstance(value, str):
+        raise CommandError("'text' must be text")
+    if len(value) > MAX_NOTE_CHARS:
+        raise CommandError(f"'text' is longer than {MAX_NOTE_CHARS} characters")
+    note_id = _int_arg(cmd, "note_id", 0, 1_000_000) if "note_id" in cmd.args else 0
+    return [Event("note", now, {"text": value, "note_id": note_id, "by": cmd.by,
+                                "step_index": state.step_index})]
+
+
 def _accept_suggestion(state: SessionState, cmd: Command, now: float) -> list[Event]:
     suggestion = state.suggestion
     if suggestion is None or suggestion.step_index != state.step_index:
@@ -620,6 +635,7 @@ _HANDLERS = {
     "next": _next, "previous": _previous, "repeat": _repeat, "jump": _jump,
     "intensity": _intensity, "suds": _suds, "request_suds": _request_suds,
     "expectancy": _expectancy, "expectancy_outcome": _expectancy_outcome, "marker": _marker,
+    "note": _note,
     "accept_suggestion": _accept_suggestion, "dismiss_suggestion": _dismiss_suggestion,
     "auto_advance": _auto_advance, "tick": _tick, "alert": _alert,
     "alert_cleared": _alert_cleared, "end": _end,
@@ -697,5 +713,6 @@ def state_to_dict(state: SessionState, now: float, scenes: Mapping[str, SceneSpe
         "baseline_duration_s": state.hierarchy.baseline.duration_s,
         "step_min_s": state.hierarchy.advance_rule.min_time_in_step_s,
         "step_max_s": state.hierarchy.advance_rule.max_time_in_step_s,
+        "suds_interval_s": state.hierarchy.advance_rule.suds_interval_s,
         "exposure_started": state.exposure_started,
     }

@@ -229,6 +229,10 @@ def describe_event(event: Mapping[str, Any]) -> str:
         return f"Outcome: “{event.get('outcome')}” {verdict}{suffix}"
     if kind == "marker":
         return f"Marker: {event.get('text')}{suffix}"
+    if kind == "note":
+        lines = str(event.get("text", "")).strip().splitlines() or [""]
+        more = f" (+{len(lines) - 1} more lines)" if len(lines) > 1 else ""
+        return f"Note: {lines[-1]}{more}{suffix}"
     if kind == "advance_suggested":
         return f"Suggestion: advance ({describe_reason(event)})"
     if kind == "auto_advance_set":
@@ -515,6 +519,7 @@ class PanelModel:
         self.timeline: list[tuple[float, str, str]] = []  # (t_s, kind step|marker, label)
         self.last_suds: tuple[float, int, int, str] | None = None  # t, step, value, by
         self.last_stop: PhaseCause | None = None
+        self.last_suds_asked_t: float | None = None  # SUDS asked for or recorded
         self.last_pause: PhaseCause | None = None
 
     # --- bookkeeping -------------------------------------------------------------
@@ -682,7 +687,9 @@ class PanelModel:
                 if exp.get("step_index") == event.get("step_index") and exp["happened"] is None:
                     exp["happened"] = bool(event.get("happened"))
                     break
-        elif kind == "suds_recorded":
+        if kind in ("suds_recorded", "suds_requested"):
+            self.last_suds_asked_t = max(t_s or 0.0, self.last_suds_asked_t or 0.0)
+        if kind == "suds_recorded":
             self.last_suds = (t_s or 0.0, int(event.get("step_index", 0)),
                               int(event.get("value", 0)), str(event.get("by", "")))
         elif kind in ("stopped", "paused"):
@@ -1108,6 +1115,22 @@ class PanelModel:
         resumed = ("" if stop.resumed_t_s is None
                    else f", resumed at {format_duration(stop.resumed_t_s)}")
         return f"last STOP at {format_duration(stop.t_s)} by {who}{resumed}", "idle"
+
+    def suds_reminder(self, now_s: float) -> str:
+        """"" or a reminder that no SUDS was asked for in the hierarchy's interval (in
+        exposure; counted from the later of the last SUDS and the step's start)."""
+        state = self.state or {}
+        interval = _num(state.get("suds_interval_s"))
+        session_now = self.session_time(now_s)
+        if state.get("phase") != "exposure" or not interval or session_now is None:
+            return ""
+        since = max(self.last_suds_asked_t or 0.0,
+                    self.current_visit[1] if self.current_visit else 0.0)
+        quiet = session_now - since
+        if quiet < interval:
+            return ""
+        return (f"No SUDS for {format_duration(quiet)} (the hierarchy asks every "
+                f"{format_duration(interval)}): press A to ask the patient, or type it")
 
     def pause_text(self) -> str:
         """Why the session is paused, for the header ("" when not paused)."""

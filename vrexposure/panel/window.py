@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, QProcess, QRectF, QSize, Qt, QTimer
+from PySide6.QtCore import QEvent, QProcess, QSize, Qt, QTimer
 from PySide6.QtGui import (
     QBrush,
     QCloseEvent,
@@ -33,11 +33,7 @@ from PySide6.QtGui import (
     QIntValidator,
     QKeyEvent,
     QKeySequence,
-    QPainter,
-    QPaintEvent,
-    QPen,
     QPixmap,
-    QPolygonF,
     QShortcut,
     QShowEvent,
 )
@@ -84,6 +80,8 @@ from .model import (
     format_duration,
     intensity_effect,
 )
+from .notes import SessionNotes
+from .patient_view import HeadCompass, LargePatientView, MirrorView
 
 # --- look ------------------------------------------------------------------------------
 
@@ -271,116 +269,6 @@ class DigitEdit(QLineEdit):
                 event.ignore()
                 return False
         return super().event(event)
-
-
-class HeadCompass(QWidget):
-    """Top-down view of the head: where it points relative to the stimulus (straight up)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.yaw_deg: float | None = None
-        self.look_angle_deg: float | None = None
-        self.looking_away: bool | None = None
-        self.setFixedSize(QSize(96, 96))
-        self.setToolTip("Head direction seen from above; the orange mark is the stimulus")
-
-    def set_pose(self, yaw_deg: float | None, look_angle_deg: float | None,
-                 looking_away: bool | None) -> None:
-        if (yaw_deg, look_angle_deg, looking_away) != (self.yaw_deg, self.look_angle_deg,
-                                                       self.looking_away):
-            self.yaw_deg, self.look_angle_deg, self.looking_away = (yaw_deg, look_angle_deg,
-                                                                    looking_away)
-            self.update()
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        side = min(self.width(), self.height()) - 8
-        cx, cy, r = self.width() / 2, self.height() / 2, side / 2
-        painter.setPen(QPen(QColor(LINE), 2))
-        painter.setBrush(QBrush(QColor("white")))
-        painter.drawEllipse(QPointF(cx, cy), r, r)
-        # the stimulus, straight ahead
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QBrush(QColor("#ef6c00")))
-        painter.drawPolygon(QPolygonF([QPointF(cx, cy - r + 1), QPointF(cx - 7, cy - r - 8 + 12),
-                                       QPointF(cx + 7, cy - r - 8 + 12)]))
-        if self.yaw_deg is None:
-            painter.setPen(QColor(GREY))
-            painter.drawText(QRectF(0, 0, self.width(), self.height()),
-                             Qt.AlignmentFlag.AlignCenter, "no pose")
-            painter.end()
-            return
-        color = QColor(RED if self.looking_away else GREEN)
-        angle = np.radians(-self.yaw_deg)  # yaw is counter-clockwise seen from above
-        tip = QPointF(cx + 0.8 * r * np.sin(angle), cy - 0.8 * r * np.cos(angle))
-        painter.setPen(QPen(color, 4, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
-        painter.drawLine(QPointF(cx, cy), tip)
-        painter.setBrush(QBrush(color))
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.drawEllipse(QPointF(cx, cy), 6, 6)
-        painter.end()
-
-
-class MirrorView(QWidget):
-    """The renderer's preview of what the patient sees, with its state drawn over it."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.pixmap: QPixmap | None = None
-        self.caption = ""
-        self.overlay = "No preview from the renderer yet"
-        self.looking_away = False
-        self.setMinimumSize(QSize(320, 180))
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-
-    def hasHeightForWidth(self) -> bool:
-        return True
-
-    def heightForWidth(self, width: int) -> int:
-        return max(180, int(width * 9 / 16))
-
-    def sizeHint(self) -> QSize:
-        return QSize(400, 225)
-
-    def set_frame(self, pixmap: QPixmap | None, caption: str, overlay: str,
-                  looking_away: bool) -> None:
-        self.pixmap, self.caption, self.overlay = pixmap, caption, overlay
-        self.looking_away = looking_away
-        self.update()
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        rect = QRectF(self.rect())
-        painter.fillRect(rect, QColor("#263238"))
-        if self.pixmap is not None and not self.pixmap.isNull():
-            size = self.pixmap.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            target = QRectF((self.width() - size.width()) / 2,
-                            (self.height() - size.height()) / 2, size.width(), size.height())
-            painter.drawPixmap(target, self.pixmap, QRectF(self.pixmap.rect()))
-        font = painter.font()
-        font.setPointSizeF(9.5)
-        painter.setFont(font)
-        if self.caption:
-            painter.fillRect(QRectF(0, 0, self.width(), 22), QColor(0, 0, 0, 130))
-            painter.setPen(QColor("white"))
-            painter.drawText(QRectF(8, 0, self.width() - 16, 22),
-                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                             self.caption)
-        if self.overlay:
-            painter.fillRect(rect, QColor(0, 0, 0, 110 if self.pixmap is not None else 0))
-            font.setPointSizeF(13)
-            font.setBold(True)
-            painter.setFont(font)
-            painter.setPen(QColor("#ffcdd2" if self.pixmap is not None else "#cfd8dc"))
-            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                             self.overlay)
-        if self.looking_away:
-            painter.setPen(QPen(QColor("#ff9800"), 6))
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawRect(rect.adjusted(3, 3, -3, -3))
-        painter.end()
 
 
 class ColumnScroll(QScrollArea):
@@ -605,6 +493,7 @@ class PanelWindow(QMainWindow):
         self.control_banner = self._banner(AMBER)
         self.alert_banner = self._banner(RED)
         self.recording_banner = self._banner(RED)
+        self.suds_banner = self._banner(AMBER)
         self.suggestion_box = QFrame()
         self.suggestion_box.setStyleSheet(
             "QFrame { background: #e3f0fd; border: 2px solid #1565c0; border-radius: 6px; }"
@@ -752,6 +641,8 @@ class PanelWindow(QMainWindow):
         marker_box.addWidget(self.marker_edit, 1)
         marker_box.addWidget(add)
         layout.addWidget(marker)
+        self.notes = SessionNotes(self._send_note)
+        layout.addWidget(self.notes)
         return column
 
     def _button(self, text: str, keys: str, tip: str, slot: Callable[[], object]
@@ -882,6 +773,12 @@ class PanelWindow(QMainWindow):
         self.mirror.setMinimumHeight(212)
         self.mirror.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         view_box.addWidget(self.mirror)
+        self.large_view: LargePatientView | None = None
+        self.large_button = QPushButton("Larger view ⤢")
+        self.large_button.setToolTip("The patient's view in its own window, as large as you "
+                                     "like (STOP's F12 works there too)")
+        self.large_button.clicked.connect(self.show_large_view)
+        view_box.addWidget(self.large_button)
         gaze = QHBoxLayout()
         self.compass = HeadCompass()
         gaze.addWidget(self.compass)
@@ -1109,6 +1006,25 @@ class PanelWindow(QMainWindow):
     def send_outcome(self, happened: bool) -> None:
         self.send("expectancy_outcome", {"happened": happened})
 
+    def _send_note(self, text: str, note_id: int) -> str | None:
+        """A session note as typed so far (its answer shows under the notes, not in the
+        status line: typing must not hide the host's other answers)."""
+        if self.read_only:
+            return None
+        command_id = self.bridge.send("note", {"text": text, "note_id": note_id})
+        self.model.command_sent(command_id, "note", {"note_id": note_id}, time.monotonic())
+        return command_id
+
+    def show_large_view(self) -> None:
+        if self.large_view is None:
+            self.large_view = LargePatientView()
+            self.large_view.setStyleSheet(STYLE)
+        mirror = self.mirror
+        self.large_view.mirror.set_frame(mirror.pixmap, mirror.caption, mirror.overlay,
+                                         mirror.looking_away)
+        self.large_view.show()
+        self.large_view.raise_()
+
     def send_marker(self) -> None:
         text = self.marker_edit.text().strip()
         if not text:
@@ -1258,6 +1174,10 @@ class PanelWindow(QMainWindow):
                 outcome.id, outcome.ok, outcome.error, outcome.state_seq,
                 [str(e) for e in outcome.result.get("events", [])], now)
         if record is None:
+            return
+        if record.name == "note":
+            when = format_duration(self.model.session_time(now))
+            self.notes.saved(record.status == "ok", when, record.error)
             return
         label = command_label(record.name, record.args)
         if record.status == "ok":
@@ -1591,7 +1511,7 @@ class PanelWindow(QMainWindow):
                        self.suds_record_button):
             widget.setEnabled(phase in ("baseline", "exposure", "paused", "safe")
                               and not self.read_only)
-        for widget in (self.expect_edit, self.likelihood, self.marker_edit,
+        for widget in (self.expect_edit, self.likelihood, self.marker_edit, self.notes.edit,
                        self.predict_button, self.marker_button):
             widget.setEnabled(live)
         self.stop_button.setEnabled(not self.read_only)
@@ -1721,6 +1641,10 @@ class PanelWindow(QMainWindow):
             self.alert_banner.show()
         else:
             self.alert_banner.hide()
+        reminder = model.suds_reminder(now)
+        if reminder:
+            _set_text(self.suds_banner, reminder)
+        self.suds_banner.setVisible(bool(reminder))
 
     def _update_stop_status(self, now: float) -> None:
         text, level = self.model.stop_line(now)
@@ -2004,6 +1928,8 @@ class PanelWindow(QMainWindow):
         if (pixmap is not self.mirror.pixmap or caption != self.mirror.caption
                 or overlay != self.mirror.overlay or away != self.mirror.looking_away):
             self.mirror.set_frame(pixmap, caption, overlay, away)
+            if self.large_view is not None and self.large_view.isVisible():
+                self.large_view.mirror.set_frame(pixmap, caption, overlay, away)
 
     def _update_timeline(self) -> None:
         timeline = self.model.timeline
@@ -2080,6 +2006,9 @@ class PanelWindow(QMainWindow):
         self._tick_timer.stop()
         self._refresh_timer.stop()
         self._intensity_timer.stop()
+        self.notes.save_now()  # the last words typed reach the recording
+        if self.large_view is not None:
+            self.large_view.close()
         self.bridge.close()
 
 
