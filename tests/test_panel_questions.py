@@ -157,3 +157,19 @@ def test_session_notes_are_saved_as_typed_with_their_lines_and_a_larger_view(
     # STOP from the larger view's window: F12 is an application shortcut
     qtbot.keyClick(panel.large_view, Qt.Key.Key_F12)
     wait_for(qtbot, lambda: host.state.phase == Phase.SAFE)
+
+
+def test_other_areas_have_a_place_in_the_window(qtbot: QtBot, panel: PanelWindow) -> None:
+    from PySide6.QtWidgets import QGroupBox
+
+    events = QGroupBox("Stimulus events")
+    questionnaire = QGroupBox("Questionnaire")
+    panel.add_area(events, "left")
+    panel.add_area(questionnaire, "right")
+    qtbot.wait(50)
+    assert events.isVisible() and questionnaire.isVisible()
+    exposure = panel.pause_button.parentWidget()
+    assert events.parentWidget() is exposure.parentWidget()  # next to exposure controls
+    assert events.geometry().top() > exposure.geometry().bottom()
+    likelihood_box = panel.likelihood.parentWidget()
+    assert questionnaire.geometry().top() > likelihood_box.geometry().bottom()

@@ -318,6 +318,7 @@ class PanelWindow(QMainWindow):
         self._timeline_items: list[pg.InfiniteLine] = []
         self._hr_items: dict[str, tuple[Any, Any, Any, Any]] = {}
         self._source_colors: dict[str, str] = {}
+        self._area_slots: dict[str, tuple[QVBoxLayout, int]] = {}
         self._label_rows: dict[str, list[float]] = {}
         self._session_shown: str | None = None
         self._prompt_for_step: int | None = None
@@ -385,6 +386,14 @@ class PanelWindow(QMainWindow):
                              "info")
         if start:
             self.start()
+
+    def add_area(self, widget: QWidget, column: str = "left") -> None:
+        """Add an area to the window: ``left`` goes under the exposure controls (e.g. the
+        stimulus events bar), ``right`` under the ratings (e.g. questionnaires). The
+        columns scroll, so an added area never pushes STOP off the screen."""
+        layout, index = self._area_slots[column]
+        layout.insertWidget(index, widget)
+        self._area_slots[column] = (layout, index + 1)
 
     def fit_to_screen(self) -> None:
         """Take the screen's available area (a clinic laptop may have 1280×720)."""
@@ -629,6 +638,8 @@ class PanelWindow(QMainWindow):
         grid.addWidget(self.resume_button, 2, 1, 1, 2)
         grid.addWidget(self.auto_check, 3, 0, 1, 3)
         layout.addWidget(exposure)
+        # slot for more areas next to the exposure controls (issue 15's stimulus events bar)
+        self._area_slots["left"] = (layout, layout.count())
         marker = QGroupBox("Marker")
         marker_box = QHBoxLayout(marker)
         self.marker_edit = QLineEdit()
@@ -871,6 +882,8 @@ class PanelWindow(QMainWindow):
         exp_box.addWidget(self.happened_button, 2, 0, 1, 2)
         exp_box.addWidget(self.not_happened_button, 2, 2, 1, 2)
         layout.addWidget(expectancy)
+        # slot for more rating areas (issue 16's questionnaires), above the stretch
+        self._area_slots["right"] = (layout, layout.count())
 
         layout.addStretch(1)
         return column
