@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QRect, QTimer
-from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QWidget
+from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QScrollArea, QWidget
 
 from vrexposure.config import Endpoints, load_config
-from vrexposure.panel.window import PanelWindow
+from vrexposure.panel.window import ColumnScroll, PanelWindow
 
 
 def _name(widget: QWidget) -> str:
@@ -42,6 +42,13 @@ def layout_faults(window: QWidget) -> list[str]:
                 if child.geometry().intersects(other.geometry()):
                     faults.append(f"{_name(child)} {child.geometry().getRect()} overlaps "
                                   f"{_name(other)} {other.geometry().getRect()}")
+    areas = [window] if isinstance(window, QScrollArea) else []
+    for area in [*areas, *window.findChildren(QScrollArea)]:
+        content = area.widget()
+        if (area.isVisible() and content is not None
+                and content.width() > area.viewport().width()):
+            faults.append(f"{_name(content)} is {content.width()} px wide in a scroll area "
+                          f"{area.viewport().width()} px wide: cut off at the right")
     return faults
 
 
@@ -69,9 +76,9 @@ def main() -> None:
             "stop_on_screen": area.contains(stop_rect),
             "faults": layout_faults(window),
             # what sets the window's width when it is wider than the screen
-            "min_widths": {_name(w): w.minimumSizeHint().width() for w in (
-                window.stop_button.parentWidget(), *window.findChildren(QAbstractScrollArea))
-                if w.isVisible() and w.minimumSizeHint().width() > 300},
+            "min_widths": {f"{i} {_name(w)}": w.minimumSizeHint().width() for i, w in enumerate((
+                window.stop_button.parentWidget(), window.body,
+                *window.findChildren(ColumnScroll))) if w.isVisible()},
             "state_seen": window.model.state is not None,
         }, indent=1))
         window.shutdown()

@@ -21,6 +21,7 @@ import pytest
 from vrexposure.client import ControlClient
 from vrexposure.config import Endpoints, write_config
 from vrexposure.host import SessionHost
+from vrexposure.sim import SimSettings, SimulatedPatient
 from vrexposure.state import Phase
 
 from .panel_x import ROOT, panel_process, panel_window, screenshot, xdotool, xvfb
@@ -110,7 +111,10 @@ def test_the_window_fits_the_screen_without_overlap(size: tuple[int, int], host:
     width, height = size
     config = write_config(tmp_path / "config.yaml", endpoints)
     ctl = ControlClient(endpoints.control, "therapist", "t-ctl")
-    ctl.send("start_exposure")
+    # real numbers on screen: their text is wider than the placeholders
+    patient = SimulatedPatient(endpoints, SimSettings(answer_suds=True)).start()
+    ctl.send("start_exposure", {"step": 1})
+    ctl.send("intensity", {"value": 0.8})
     ctl.send("suds", {"value": 40})
     out_json, out_png = tmp_path / "layout.json", tmp_path / f"panel-{width}x{height}.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "xcb",
@@ -118,10 +122,11 @@ def test_the_window_fits_the_screen_without_overlap(size: tuple[int, int], host:
                                          if p)}
     with xvfb(width, height) as display:
         done = subprocess.run([sys.executable, str(ROOT / "tests" / "panel_layout_probe.py"),
-                               str(config), str(out_json), str(out_png), "6"],
+                               str(config), str(out_json), str(out_png), "8"],
                               env={**env, "DISPLAY": display}, capture_output=True, text=True,
                               timeout=120)
     ctl.close()
+    patient.stop()
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out_json.read_text())
     print(out_png, json.dumps(report))
@@ -146,3 +151,34 @@ def test_sigterm_stops_the_panel_during_exposure(host: SessionHost, endpoints: E
         assert panel.returncode == 0, out
         assert "Traceback" not in out
     ctl.close()
+
+
+def test_the_overlap_check_finds_overlaps_and_cut_off_widgets(qtbot: object) -> None:
+    """The fit test's checker itself: it must see what a person would see."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QPushButton, QScrollArea, QWidget
+
+    from .panel_layout_probe import layout_faults
+
+    window = QWidget()
+    window.resize(300, 100)
+    first, second = QPushButton("one", window), QPushButton("two", window)
+    first.setGeometry(0, 0, 100, 40)
+    second.setGeometry(150, 0, 100, 40)
+    window.show()
+    assert layout_faults(window) == []
+    second.setGeometry(90, 0, 100, 40)  # over the first button
+    assert any("overlaps" in f for f in layout_faults(window))
+    second.setGeometry(250, 0, 100, 40)  # half outside the window
+    assert any("sticks out" in f for f in layout_faults(window))
+    window.close()
+    area = QScrollArea()  # content wider than its scroll area: cut off at the right
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    wide = QWidget()
+    wide.setMinimumWidth(400)
+    area.setWidget(wide)
+    area.setWidgetResizable(True)
+    area.resize(200, 100)
+    area.show()
+    assert any("cut off at the right" in f for f in layout_faults(area))
+    area.close()

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QProcess, QSize, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QProcess, QSize, Qt, QTimer
 from PySide6.QtGui import (
     QBrush,
     QCloseEvent,
@@ -274,6 +274,16 @@ class DigitEdit(QLineEdit):
 class ColumnScroll(QScrollArea):
     """A column that scrolls up and down, never narrower than its widgets need (narrower,
     they would overlap: the splitter honours this minimum)."""
+
+    def setWidget(self, widget: QWidget) -> None:
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # the column's needs changed (new text, a banner): tell the splitter
+        if event.type() == QEvent.Type.LayoutRequest and watched is self.widget():
+            self.updateGeometry()
+        return super().eventFilter(watched, event)
 
     def minimumSizeHint(self) -> QSize:
         column = self.widget()
@@ -674,6 +684,8 @@ class PanelWindow(QMainWindow):
         self.hr_value = _named(QLabel("–"), "big")
         self.hr_value.setMinimumWidth(150)
         self.hr_detail = _named(QLabel("no heart rate yet"), "muted")
+        self.hr_detail.setWordWrap(True)  # "oxi: stale, 12 s ago" must not widen the column
+        self.hr_detail.setMinimumWidth(140)
         self.hrv_value = QLabel("HRV –")
         self.hrv_value.setStyleSheet("font-size: 15pt; font-weight: 600;")
         self.hrv_value.setToolTip("RMSSD of the RR intervals over the last 60 s "
@@ -690,12 +702,12 @@ class PanelWindow(QMainWindow):
         hrv_col.addWidget(self.hrv_value)
         hrv_col.addWidget(self.band_label)
         numbers.addLayout(hr_col)
-        numbers.addSpacing(16)
+        numbers.addSpacing(8)
         numbers.addLayout(hrv_col, 1)
         window_col = QVBoxLayout()
         self.window_combo = QComboBox()
         for minutes in (2, 5, 10, 30, 120):
-            self.window_combo.addItem(f"last {minutes} min", minutes * 60.0)
+            self.window_combo.addItem(f"{minutes} min", minutes * 60.0)
         self.window_combo.setCurrentIndex(1)
         self.window_combo.setToolTip("How much of the session the heart-rate plot shows")
         self.window_combo.currentIndexChanged.connect(self._on_window_changed)
@@ -707,15 +719,17 @@ class PanelWindow(QMainWindow):
                                "uncertain; grey ×: bad (the line skips both)")
         window_col.addWidget(self.window_combo)
         self.source_combo = QComboBox()
-        self.source_combo.addItem("headline: best signal", None)
+        self.source_combo.addItem("big number: best", None)
         self.source_combo.setToolTip("Which heart-rate source the big number shows (automatic: "
                                      "the most trusted values over the last 30 s)")
         self.source_combo.currentIndexChanged.connect(self._on_source_chosen)
-        window_col.addWidget(self.source_combo)
         window_col.addStretch(1)
         numbers.addLayout(window_col)
         box.addLayout(numbers)
-        box.addWidget(self.legend)  # its own line: one entry per source, wrapped
+        legend_row = QHBoxLayout()  # its own line: one entry per source, wrapped
+        legend_row.addWidget(self.legend, 1)
+        legend_row.addWidget(self.source_combo)
+        box.addLayout(legend_row)
 
         self.hr_plot = pg.PlotWidget(background="w",
                                      axisItems={"bottom": SessionTimeAxis("bottom")})
@@ -1761,7 +1775,7 @@ class PanelWindow(QMainWindow):
             while self.source_combo.count() > 1:
                 self.source_combo.removeItem(1)
             for name in names:
-                self.source_combo.addItem(f"headline: {name}", name)
+                self.source_combo.addItem(f"big number: {name}", name)
             choice = self.model.primary_hr_choice
             self.source_combo.setCurrentIndex(max(0, self.source_combo.findData(choice))
                                               if choice else 0)
