@@ -1829,7 +1829,6 @@ class PanelWindow(QMainWindow):
             silent = status.silent_s(now) if status is not None else 0.0
             session_now = self.model.session_time(now)
             age = max(silent, (session_now - t_s) if session_now is not None else 0.0)
-            color = self.source_color(source)
             chosen = "" if self.model.primary_hr_choice == source else " (best signal)"
             _set_text(self.hr_value, f"{bpm:.0f} bpm")
             if age > self.model.lost_after_s:
@@ -1840,7 +1839,6 @@ class PanelWindow(QMainWindow):
                 _set_style(self.hr_value, f"color: {INK if quality == GOOD else '#8a8f98'};")
                 _set_text(self.hr_detail, f"{source}{chosen}, {quality_text}, at "
                                           f"{format_duration(t_s)}")
-            _set_style(self.hr_detail, f"color: {color};")
         ecg_source = self.model.primary_source(self.model.ecg)
         if ecg_source is not None:
             status = self.model.sources.get(ecg_source)
