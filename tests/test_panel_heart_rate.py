@@ -37,18 +37,18 @@ def test_two_sources_one_headline_stable_colours_and_stale_shown(
         model.ingest(data("hr.oxi", 5.5 + i, {"bpm": 72.0, "quality": "uncertain"}), now)
         window._refresh()
         assert window.hr_value.text() == "106 bpm"  # never flips to the last sender
-    strap_color = window.source_color("strap")
+    strap_color = window.hr_area.source_color("strap")
     assert f"color:{strap_color}'>●</span>&nbsp;<b>strap</b>" in window.legend.text()
     # a third source sorting first does not repaint the others
     model.ingest(data("hr.aaa", 10.0, {"bpm": 80.0, "quality": "uncertain"}), now)
     window._refresh()
-    assert window.source_color("strap") == strap_color
+    assert window.hr_area.source_color("strap") == strap_color
     pen = window._hr_items["strap"][0].opts["pen"]
     assert pen.color().name() == strap_color  # the trace matches its legend entry
     # the therapist switches the headline to the oximeter
     window.source_combo.setCurrentIndex(window.source_combo.findData("oxi"))
     assert window.hr_value.text() == "72 bpm" and window.hr_detail.text().startswith("oxi,")
     # no fresh value for 12 s: the number is greyed and says how old it is
-    window._update_staleness(now + 12.0)
+    window.hr_area.update_numbers(now + 12.0)
     assert window.hr_detail.text().startswith("oxi: stale, ")
     assert "a6adb5" in window.hr_value.styleSheet()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pytestqt.qtbot import QtBot
 
+from vrexposure.panel.heart_rate import label_row
 from vrexposure.panel.log_area import LogArea
 from vrexposure.panel.model import PanelModel
-from vrexposure.panel.window import label_row
 
 from .test_panel_model import data
 
