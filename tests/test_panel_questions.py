@@ -160,7 +160,7 @@ def test_session_notes_are_saved_as_typed_with_their_lines_and_a_larger_view(
 
 
 def test_other_areas_have_a_place_in_the_window(qtbot: QtBot, panel: PanelWindow) -> None:
-    from PySide6.QtWidgets import QGroupBox
+    from PySide6.QtWidgets import QGroupBox, QWidget
 
     events = QGroupBox("Stimulus events")
     questionnaire = QGroupBox("Questionnaire")
@@ -168,8 +168,13 @@ def test_other_areas_have_a_place_in_the_window(qtbot: QtBot, panel: PanelWindow
     panel.add_area(questionnaire, "right")
     qtbot.wait(50)
     assert events.isVisible() and questionnaire.isVisible()
+    def top(widget: QWidget) -> int:
+        return widget.mapToGlobal(widget.rect().topLeft()).y()
+
+    def bottom(widget: QWidget) -> int:
+        return widget.mapToGlobal(widget.rect().bottomLeft()).y()
+
     exposure = panel.pause_button.parentWidget()
     assert events.parentWidget() is exposure.parentWidget()  # next to exposure controls
-    assert events.geometry().top() > exposure.geometry().bottom()
-    likelihood_box = panel.likelihood.parentWidget()
-    assert questionnaire.geometry().top() > likelihood_box.geometry().bottom()
+    assert top(events) > bottom(exposure)
+    assert top(questionnaire) > bottom(panel.likelihood.parentWidget())  # under the ratings

@@ -29,8 +29,6 @@ from PySide6.QtGui import (
     QCloseEvent,
     QColor,
     QFont,
-    QIntValidator,
-    QKeyEvent,
     QKeySequence,
     QPixmap,
     QShortcut,
@@ -53,7 +51,6 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QSlider,
-    QSpinBox,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -83,6 +80,7 @@ from .model import (
 )
 from .notes import SessionNotes
 from .patient_view import HeadCompass, LargePatientView, MirrorView
+from .ratings import LIKELIHOOD_UNSET, RatingsArea
 
 # --- look ------------------------------------------------------------------------------
 
@@ -95,9 +93,6 @@ PHASE_LOOK = {  # phase: (text, background)
     "ended": ("ENDED", "#37474f"),
 }
 LINK_COLOR = {Link.OK: GREEN, Link.LOST: RED, Link.DISCONNECTED: RED, Link.NOT_SEEN: GREY}
-SUDS_COLORS = ["#e8f5e9", "#eef6e4", "#f3f6df", "#f8f5da", "#fcf2d6", "#fdecd2",
-               "#fde4cd", "#fcdac8", "#fbd0c4", "#f9c6c0", "#f7bcbc"]
-
 STYLE = f"""
 QMainWindow, QWidget#central {{ background: {PAPER}; }}
 QWidget {{ color: {INK}; font-size: 10.5pt; }}
@@ -161,8 +156,7 @@ SHORTCUTS: list[tuple[str, str]] = [
 #: A 4 Hz tick this late means the panel itself froze (logged as such, not as the host).
 STALL_S = 2.0
 
-#: The likelihood spin box's "nothing chosen yet" value.
-LIKELIHOOD_UNSET = -1
+
 
 
 #: The short version of :data:`SHORTCUTS` always shown at the bottom of the window.
@@ -206,21 +200,6 @@ def step_timer_text(in_step_s: float | None, state: Mapping[str, Any]) -> str:
 
 def _clock_text(seconds: float | None) -> str:
     return format_duration(seconds)
-
-
-class DigitEdit(QLineEdit):
-    """A number field that takes digits but lets letter shortcuts (P, A, …) through."""
-
-    PASS_KEYS = frozenset({Qt.Key.Key_Backspace, Qt.Key.Key_Delete, Qt.Key.Key_Left,
-                           Qt.Key.Key_Right, Qt.Key.Key_Home, Qt.Key.Key_End})
-
-    def event(self, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent):
-            key = Qt.Key(event.key())
-            if not (event.text().isdigit() or key in self.PASS_KEYS):
-                event.ignore()
-                return False
-        return super().event(event)
 
 
 class ColumnScroll(QScrollArea):
@@ -680,73 +659,17 @@ class PanelWindow(QMainWindow):
         view_box.addLayout(gaze)
         layout.addWidget(view)
 
-        suds = QGroupBox("SUDS — distress 0–100")
-        suds_box = QVBoxLayout(suds)
-        quick = QGridLayout()
-        quick.setSpacing(3)
-        self.suds_buttons: dict[int, QPushButton] = {}
-        for i, value in enumerate(range(0, 101, 10)):
-            button = _named(QPushButton(str(value)), "suds")
-            button.setStyleSheet(f"background: {SUDS_COLORS[i]};")
-            button.setToolTip(f"Record SUDS {value} now (or type the number and press Enter)")
-            button.clicked.connect(lambda _c=False, v=value: self.send_suds(v))
-            quick.addWidget(button, i // 6, i % 6)  # two rows: fits a narrow column
-            self.suds_buttons[value] = button
-        suds_box.addLayout(quick)
-        entry = QHBoxLayout()
-        self.suds_edit = DigitEdit()
-        self.suds_edit.setValidator(QIntValidator(0, 100, self))
-        self.suds_edit.setPlaceholderText("type 0–100, Enter")
-        self.suds_edit.setMaximumWidth(130)
-        self.suds_edit.setToolTip("Digit keys anywhere type here; Enter records the value")
-        self.suds_edit.returnPressed.connect(self._record_typed_suds)
-        record = QPushButton("Record  [Enter]")
-        record.clicked.connect(self._record_typed_suds)
-        self.suds_record_button = record
-        self.ask_button = self._button("Ask patient", "A",
-                                       "Show the SUDS prompt to the patient",
-                                       lambda: self.send("request_suds"))
-        entry.addWidget(self.suds_edit)
-        entry.addWidget(record)
-        quick.addWidget(self.ask_button, 1, 5)
-        suds_box.addLayout(entry)
-        self.suds_status = _named(QLabel("No SUDS yet"), "muted")
-        suds_box.addWidget(self.suds_status)
-        layout.addWidget(suds)
-
-        expectancy = QGroupBox("Expectancy — before the step, then after")
-        exp_box = QGridLayout(expectancy)
-        self.expect_edit = QLineEdit()
-        self.expect_edit.setPlaceholderText("What does the patient fear will happen?  [E]")
-        self.expect_edit.setToolTip("E: type the predicted outcome; Enter records it")
-        self.expect_edit.returnPressed.connect(self.send_expectancy)
-        self.likelihood = QSpinBox()
-        # below 0 is "not chosen": shown as "likely? %" and refused by Record
-        self.likelihood.setRange(LIKELIHOOD_UNSET, 100)
-        self.likelihood.setSpecialValueText("likely? %")
-        self.likelihood.setValue(LIKELIHOOD_UNSET)
-        self.likelihood.setSuffix(" %")
-        self.likelihood.setToolTip("How likely the patient thinks it is (0–100 %)")
-        self.likelihood.lineEdit().returnPressed.connect(self.send_expectancy)
-        predict = QPushButton("Record  [Enter]")
-        predict.clicked.connect(self.send_expectancy)
-        self.predict_button = predict
-        self.open_expectancy = _named(QLabel("No open prediction for this step"), "muted")
-        self.open_expectancy.setWordWrap(True)
-        self.open_expectancy.setMinimumWidth(200)
-        self.happened_button = self._button("Happened", "Ctrl+Y",
-                                            "The predicted outcome happened",
-                                            lambda: self.send_outcome(True))
-        self.not_happened_button = self._button("Did not happen", "Ctrl+N",
-                                                "The predicted outcome did not happen",
-                                                lambda: self.send_outcome(False))
-        exp_box.addWidget(self.expect_edit, 0, 0, 1, 2)
-        exp_box.addWidget(self.likelihood, 0, 2)
-        exp_box.addWidget(predict, 0, 3)
-        exp_box.addWidget(self.open_expectancy, 1, 0, 1, 4)
-        exp_box.addWidget(self.happened_button, 2, 0, 1, 2)
-        exp_box.addWidget(self.not_happened_button, 2, 2, 1, 2)
-        layout.addWidget(expectancy)
+        self.ratings = RatingsArea(self.model, self.send, self._set_status,
+                                   lambda: self.table.setFocus(), self._button, self.read_only)
+        layout.addWidget(self.ratings)
+        r = self.ratings  # its parts, by their old names (tests, the controls' enabling)
+        self.suds_buttons, self.suds_edit = r.suds_buttons, r.suds_edit
+        self.suds_record_button, self.ask_button, self.suds_status = (
+            r.suds_record_button, r.ask_button, r.suds_status)
+        self.expect_edit, self.likelihood, self.predict_button = (
+            r.expect_edit, r.likelihood, r.predict_button)
+        self.open_expectancy = r.open_expectancy
+        self.happened_button, self.not_happened_button = r.happened_button, r.not_happened_button
         # slot for more rating areas (issue 16's questionnaires), above the stretch
         self._area_slots["right"] = (layout, layout.count())
 
@@ -831,34 +754,30 @@ class PanelWindow(QMainWindow):
         self._set_status("… STOP sent — waiting for the host's acknowledgement", "pending")
         self._update_stop_status(time.monotonic())
 
-    def send_suds(self, value: int) -> None:
-        self.send("suds", {"value": int(value)})
-
-    def _record_typed_suds(self) -> None:
-        text = self.suds_edit.text().strip()
-        if not text:
-            self._set_status("Type a SUDS value 0–100 first", "error")
-            return
-        value = int(text)
-        if not 0 <= value <= 100:
-            self._set_status(f"SUDS {value} is outside 0–100: not sent", "error")
-            return
-        self.suds_edit.clear()
-        self.send_suds(value)
-        self.table.setFocus()
-
     def _digit_slot(self, digit: int) -> Callable[[], None]:
         return lambda: self._type_suds_digit(digit)
-
-    def _type_suds_digit(self, digit: int) -> None:
-        if not self.suds_edit.hasFocus():
-            self.suds_edit.setFocus()
-            self.suds_edit.selectAll()
-        self.suds_edit.insert(str(digit))
 
     def _clear_entry(self) -> None:
         self.suds_edit.clear()
         self.table.setFocus()
+
+    def send_suds(self, value: int) -> None:
+        self.ratings.send_suds(value)
+
+    def send_expectancy(self) -> None:
+        self.ratings.send_expectancy()
+
+    def send_outcome(self, happened: bool) -> None:
+        self.ratings.send_outcome(happened)
+
+    def _type_suds_digit(self, digit: int) -> None:
+        self.ratings.type_suds_digit(digit)
+
+    def _update_suds_status(self, state: Mapping[str, Any]) -> None:
+        self.ratings.update_suds_status(state)
+
+    def _update_expectancy(self) -> None:
+        self.ratings.update_expectancy()
 
     def _escape(self) -> None:
         """Esc: cancel the open question, else clear the SUDS field."""
@@ -866,23 +785,6 @@ class PanelWindow(QMainWindow):
             self.question.cancel()
         else:
             self._clear_entry()
-
-    def send_expectancy(self) -> None:
-        outcome = self.expect_edit.text().strip()
-        if not outcome:
-            self._set_status("Type the predicted outcome first", "error")
-            return
-        if self.likelihood.value() < 0:  # unset: a rating is never invented by a default
-            self._set_status("Choose how likely the patient thinks it is (0–100 %): nothing "
-                             "recorded yet", "error")
-            self.likelihood.setFocus()
-            return
-        self.send("expectancy", {"outcome": outcome, "likelihood_pct": self.likelihood.value()})
-        self.likelihood.setValue(LIKELIHOOD_UNSET)
-        self.table.setFocus()
-
-    def send_outcome(self, happened: bool) -> None:
-        self.send("expectancy_outcome", {"happened": happened})
 
     def _send_note(self, text: str, note_id: int) -> str | None:
         """A session note as typed so far (its answer shows under the notes, not in the
@@ -1325,22 +1227,6 @@ class PanelWindow(QMainWindow):
                 self._updating_slider = False
             self._set_intensity_label(f"{host_pct} %")
 
-    def _update_suds_status(self, state: Mapping[str, Any]) -> None:
-        last = self.model.last_suds
-        suds = state.get("suds") or []
-        if last is None and suds:
-            t_s, step, value = suds[-1]
-            last = (float(t_s), int(step), int(value), "")
-        text = "No SUDS yet this session"
-        if last is not None:
-            by = f" by {last[3].split(':')[0]}" if last[3] else ""
-            text = (f"Last: <b>{last[2]}</b> at step {last[1] + 1}, "
-                    f"{format_duration(last[0])}{html.escape(by)}")
-        if state.get("suds_requested"):
-            text = "<b style='color:#1565c0'>Waiting for the patient's rating…</b>  " + text
-        self.suds_status.setTextFormat(Qt.TextFormat.RichText)
-        _set_text(self.suds_status, text)
-
     def _update_suggestion(self, state: Mapping[str, Any]) -> None:
         suggestion = state.get("suggestion")
         if not suggestion or suggestion.get("step_index") != state.get("step_index"):
@@ -1621,20 +1507,6 @@ class PanelWindow(QMainWindow):
             self.mirror.set_frame(pixmap, caption, overlay, away)
             if self.large_view is not None and self.large_view.isVisible():
                 self.large_view.mirror.set_frame(pixmap, caption, overlay, away)
-
-    def _update_expectancy(self) -> None:
-        exp = self.model.open_expectancy()
-        if exp is None:
-            _set_text(self.open_expectancy, "No open prediction for this step")
-            self.happened_button.setEnabled(False)
-            self.not_happened_button.setEnabled(False)
-        else:
-            _set_text(self.open_expectancy,
-                      f"Open prediction: “{exp.get('outcome')}” ({exp.get('likelihood_pct')} %)"
-                      " — after the step, did it happen?")
-            enabled = not self.read_only
-            self.happened_button.setEnabled(enabled)
-            self.not_happened_button.setEnabled(enabled)
 
     def _update_log(self) -> None:
         new = [e for e in self.model.log if e.number > self._log_shown]
