@@ -99,7 +99,7 @@ def test_end_and_jump_ask_inline_and_cancel_sends_nothing(
 
 def test_baseline_counts_down_then_says_the_next_action_and_end_offers_the_report(
         qtbot: QtBot, panel: PanelWindow, host: SessionHost) -> None:
-    from vrexposure.panel.window import baseline_badge
+    from vrexposure.panel.header import baseline_badge
 
     # the countdown itself (pure): the host's planned length minus the time in the phase
     assert "1:30 left of 2:00" in baseline_badge({"baseline_duration_s": 120.0}, 30.0)

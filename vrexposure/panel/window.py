@@ -61,6 +61,7 @@ from PySide6.QtWidgets import (
 from ..config import Endpoints
 from .ask import InlineQuestion
 from .bridge import Bridge, CommandOutcome
+from .header import HeaderArea
 from .heart_rate import HeartRateArea
 from .log_area import LogArea
 from .look import AMBER, BLUE, GREEN, GREY, INK, LINE, PAPER, RED
@@ -69,7 +70,6 @@ from .look import named as _named
 from .look import set_style as _set_style
 from .look import set_text as _set_text
 from .model import (
-    MAX_CLOCK_SKEW_S,
     Link,
     PanelModel,
     command_label,
@@ -84,15 +84,6 @@ from .ratings import LIKELIHOOD_UNSET, RatingsArea
 
 # --- look ------------------------------------------------------------------------------
 
-PHASE_LOOK = {  # phase: (text, background)
-    "idle": ("IDLE", "#607d8b"),
-    "baseline": ("BASELINE", "#1565c0"),
-    "exposure": ("EXPOSURE", "#2e7d32"),
-    "paused": ("PAUSED", "#c77700"),
-    "safe": ("STOPPED\ncalm scene", "#b71c1c"),
-    "ended": ("ENDED", "#37474f"),
-}
-LINK_COLOR = {Link.OK: GREEN, Link.LOST: RED, Link.DISCONNECTED: RED, Link.NOT_SEEN: GREY}
 STYLE = f"""
 QMainWindow, QWidget#central {{ background: {PAPER}; }}
 QWidget {{ color: {INK}; font-size: 10.5pt; }}
@@ -165,37 +156,6 @@ FOOTER_KEYS = [("F12", "STOP"), ("P", "pause"), ("Ctrl+Shift+P", "resume"),
                ("Ctrl+↑ / ↓", "intensity"), ("0–9 Enter", "SUDS"), ("A", "ask SUDS"),
                ("E", "prediction"), ("M", "marker"), ("Ctrl+G / D", "accept / dismiss"),
                ("F1", "all keys")]
-
-
-def seen_text(state: Mapping[str, Any]) -> str:
-    """What the patient sees now: the intensity in exposure, else the calm scene."""
-    pct = round(100 * float(state.get("intensity", 0.0)))
-    if state.get("phase") == "exposure":
-        return f"patient sees <b>{pct} %</b>"
-    return "patient sees <b>the calm scene</b>"
-
-
-def baseline_badge(state: Mapping[str, Any], in_phase_s: float | None) -> str:
-    """The baseline badge: a countdown to its planned length, then the next action."""
-    small = "<br><span style='font-size:10.5pt; font-weight:600'>{}</span>"
-    if state.get("baseline_done"):
-        return "BASELINE ✓" + small.format("complete — start exposure (Ctrl+E)")
-    planned = state.get("baseline_duration_s")
-    if planned is None or in_phase_s is None:
-        return "BASELINE"
-    left = max(0.0, float(planned) - in_phase_s)
-    return "BASELINE" + small.format(f"{format_duration(left)} left of "
-                                     f"{format_duration(float(planned))}")
-
-
-def step_timer_text(in_step_s: float | None, state: Mapping[str, Any]) -> str:
-    """Time in the step against the advance rule: "2:31 of min 2:00 / max 15:00"."""
-    text = f"in step <b>{format_duration(in_step_s)}</b>"
-    low, high = state.get("step_min_s"), state.get("step_max_s")
-    limits = [f"min {format_duration(float(low))}" if low else "",
-              f"max {format_duration(float(high))}" if high else ""]
-    limits = [part for part in limits if part]
-    return text + (f" of {' / '.join(limits)}" if limits else "")
 
 
 def _clock_text(seconds: float | None) -> str:
@@ -271,7 +231,15 @@ class PanelWindow(QMainWindow):
         root.setSpacing(4)
         # Pinned at the top, whatever the window's size: the header with STOP, the inline
         # question (never a modal dialog: STOP stays live) and the host's last answer.
-        root.addWidget(self._build_header())
+        self.header = HeaderArea(self.model, self.read_only, self.do_stop)
+        root.addWidget(self.header)
+        h = self.header  # its parts, by their old names (tests, the state's update)
+        self.phase_label, self.session_label, self.step_label = (
+            h.phase_label, h.session_label, h.step_label)
+        self.clock_label, self.links_label, self.sensors_label = (
+            h.clock_label, h.links_label, h.sensors_label)
+        self.recording_label, self.stop_button, self.stop_status = (
+            h.recording_label, h.stop_button, h.stop_status)
         self.question = InlineQuestion()
         root.addWidget(self.question)
         self.status_line = _named(QLabel(""), "status")
@@ -363,74 +331,6 @@ class PanelWindow(QMainWindow):
         self.table.setFocus()
 
     # --- building -----------------------------------------------------------------
-
-    def _build_header(self) -> QWidget:
-        bar = QFrame()
-        bar.setStyleSheet(f"QFrame#header {{ background: white; border: 1px solid {LINE};"
-                          " border-radius: 6px; }")
-        bar.setObjectName("header")
-        layout = QHBoxLayout(bar)
-        layout.setContentsMargins(10, 6, 10, 6)
-        layout.setSpacing(14)
-        self.phase_label = _named(QLabel("NO HOST"), "phase")
-        self.phase_label.setFixedWidth(190)
-        self.phase_label.setWordWrap(True)
-        self.phase_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(self.phase_label)
-
-        info = QVBoxLayout()
-        info.setSpacing(2)
-        self.session_label = QLabel("Waiting for the session host …")
-        self.session_label.setStyleSheet("font-size: 12pt; font-weight: 600;")
-        self.step_label = QLabel("")
-        self.step_label.setStyleSheet("font-size: 12pt;")
-        self.step_label.setWordWrap(True)
-        self.step_label.setMinimumWidth(300)
-        self.clock_label = QLabel("")
-        self.clock_label.setWordWrap(True)
-        self.clock_label.setMinimumWidth(300)
-        self.clock_label.setStyleSheet("font-size: 12pt;")
-        info.addWidget(self.session_label)
-        info.addWidget(self.step_label)
-        info.addWidget(self.clock_label)
-        layout.addLayout(info, 1)
-
-        status = QVBoxLayout()
-        status.setSpacing(2)
-        self.links_label = QLabel("")
-        self.links_label.setTextFormat(Qt.TextFormat.RichText)
-        self.links_label.setWordWrap(True)
-        self.links_label.setMinimumWidth(260)
-        self.links_label.setToolTip("Connection of the session host, this panel's control, "
-                                    "the renderer and each sensor; lost = silent for 3 s")
-        self.sensors_label = QLabel("")
-        self.sensors_label.setTextFormat(Qt.TextFormat.RichText)
-        self.sensors_label.setWordWrap(True)
-        self.sensors_label.setMinimumWidth(260)
-        self.recording_label = QLabel("")
-        self.recording_label.setTextFormat(Qt.TextFormat.RichText)
-        self.recording_label.setWordWrap(True)  # a long name must not widen the window
-        self.recording_label.setMinimumWidth(260)
-        status.addWidget(self.links_label)
-        status.addWidget(self.sensors_label)
-        status.addWidget(self.recording_label)
-        layout.addLayout(status, 1)
-
-        stop_box = QVBoxLayout()
-        stop_box.setSpacing(2)
-        self.stop_button = _named(QPushButton("STOP   [F12]"), "stop")
-        self.stop_button.setMinimumSize(QSize(250, 72))
-        self.stop_button.setToolTip("STOP (F12): the patient sees the calm scene at once. "
-                                    "Resent until the host acknowledges it.")
-        self.stop_button.clicked.connect(self.do_stop)
-        # F12 is its key; never focused, so a stray Space or Enter cannot press it
-        self.stop_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.stop_status = _named(QLabel("not pressed this session"), "muted")
-        self.stop_status.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        stop_box.addWidget(self.stop_button)
-        stop_box.addWidget(self.stop_status)
-        layout.addLayout(stop_box)
-        return bar
 
     def _build_banners(self) -> None:
         self.host_banner = self._banner(RED)
@@ -752,7 +652,7 @@ class PanelWindow(QMainWindow):
         self.model.command_sent(command_id, "stop", {"reason": "STOP (panel)"},
                                 time.monotonic())
         self._set_status("… STOP sent — waiting for the host's acknowledgement", "pending")
-        self._update_stop_status(time.monotonic())
+        self.header.update_stop_status(time.monotonic())
 
     def _digit_slot(self, digit: int) -> Callable[[], None]:
         return lambda: self._type_suds_digit(digit)
@@ -975,7 +875,7 @@ class PanelWindow(QMainWindow):
             # refused or unanswered: back to the host's value; acknowledged: show it
             self._sync_slider(force=record.status != "ok")
         self._schedule_refresh()
-        self._update_stop_status(now)
+        self.header.update_stop_status(now)
 
     def _on_heartbeat(self, ok: bool, _rtt_s: float) -> None:
         self.model.heartbeat_result(ok, time.monotonic())
@@ -1012,10 +912,10 @@ class PanelWindow(QMainWindow):
         if "log" in dirty:
             self._update_log()
         if dirty & {"sources", "state"}:
-            self._update_links(now)
+            self.header.update_links(now)
             self._update_banners(now)
         if "commands" in dirty:
-            self._update_stop_status(now)
+            self.header.update_stop_status(now)
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -1023,13 +923,13 @@ class PanelWindow(QMainWindow):
             self.model.panel_stalled(now - self._last_tick_s, now)
         self._last_tick_s = now
         self._refresh()
-        self._update_clock(now)
-        self._update_links(now)
+        self.header.update_clock(now)
+        self.header.update_links(now)
         self._update_banners(now)
-        self._update_stop_status(now)
+        self.header.update_stop_status(now)
         self._update_preview(now, overlay_only=True)
         self._update_pose_text()
-        self._update_phase_badge(now)
+        self.header.update_phase_badge(now)
         self.hr_area.update_numbers(now)
         session = self.model.session
         if session:
@@ -1056,7 +956,7 @@ class PanelWindow(QMainWindow):
             self._set_status(f"Connected to the session host (session "
                              f"{str(self.model.session_id or '')[:8]})", "ok")
         session = self.model.session
-        self._update_phase_badge(now)
+        self.header.update_phase_badge(now)
         _set_text(self.session_label,
                   f"Patient {session.get('patient_id', '?')} · {state.get('hierarchy_id', '')}")
         self.session_label.setToolTip(f"session {session.get('session_id', '')}")
@@ -1085,7 +985,7 @@ class PanelWindow(QMainWindow):
                 self.expect_edit.setCursorPosition(0)
                 self.likelihood.setValue(LIKELIHOOD_UNSET)  # each prediction is asked anew
         self._update_recording(session)
-        self._update_clock(now)
+        self.header.update_clock(now)
         if state.get("phase") == "ended":
             self._on_ended()
 
@@ -1135,22 +1035,6 @@ class PanelWindow(QMainWindow):
 
     report_path: Path | None = None
     report_process: QProcess | None = None
-
-    def _update_phase_badge(self, now: float) -> None:
-        """The phase in its colour; grey with "last known" while the host is silent."""
-        state = self.model.state
-        if state is None:
-            _set_text(self.phase_label, "NO HOST")
-            _set_style(self.phase_label, f"background: {GREY};")
-            return
-        phase = str(state.get("phase", "idle"))
-        text, color = PHASE_LOOK.get(phase, (phase.upper(), GREY))
-        if self.model.host_link(now) != Link.OK:
-            text, color = f"{text.splitlines()[0]}?\nlast known", GREY
-        elif phase == "baseline":
-            text = baseline_badge(state, self.model.time_in_phase(now))
-        _set_text(self.phase_label, text)
-        _set_style(self.phase_label, f"background: {color};")
 
     def _update_table(self, state: Mapping[str, Any]) -> None:
         steps = self.model.steps()
@@ -1291,69 +1175,6 @@ class PanelWindow(QMainWindow):
         _set_text(self.recording_label, text)
         self.recording_label.setToolTip(path)
 
-    def _update_clock(self, now: float) -> None:
-        state = self.model.state
-        if state is None:
-            return
-        phase = str(state.get("phase"))
-        session_t = self.model.session_time(now)
-        parts = [f"Session <b>{_clock_text(session_t)}</b>",
-                 step_timer_text(self.model.time_in_step(now), state)
-                 if phase in ("exposure", "paused", "safe")
-                 else f"in step <b>{_clock_text(self.model.time_in_step(now))}</b>"]
-        if phase in ("paused", "safe", "baseline"):
-            parts.append(f"{phase} for <b>{_clock_text(self.model.time_in_phase(now))}</b>")
-        why = self.model.pause_text()
-        if why:  # PAUSED says why (the reason was only in the log)
-            parts.append(html.escape(why))
-        parts.append(seen_text(state))
-        self.clock_label.setTextFormat(Qt.TextFormat.RichText)
-        _set_text(self.clock_label, "  ·  ".join(parts))
-
-    def _update_links(self, now: float) -> None:
-        model = self.model
-        host = model.host_link(now)
-        silent = model.host_silent_s(now)
-        host_text = {Link.OK: "Host ●", Link.LOST: f"Host LOST ({silent or 0:.0f} s)",
-                     Link.NOT_SEEN: "Host: not connected"}.get(host, "Host")
-        chips = [_colored(host_text, LINK_COLOR[host])]
-        if self.read_only:
-            chips.append(_colored("read-only", GREY))
-        elif host != Link.OK:
-            chips.append(_colored("Control: unknown", GREY))
-        elif model.is_controller():
-            chips.append(_colored("In control ●", GREEN))
-        else:
-            controller = model.session.get("controller")
-            if controller and controller != model.client_id:
-                chips.append(_colored(f"Control: {controller}", AMBER))
-            else:
-                chips.append(_colored("Not in control", AMBER if host == Link.OK else GREY))
-        renderer = model.renderer_link(now)
-        renderer_text = {Link.OK: "Renderer ●", Link.NOT_SEEN: "Renderer: not seen",
-                         Link.LOST: "Renderer LOST", Link.DISCONNECTED: "Renderer LOST"}
-        chips.append(_colored(renderer_text[renderer], LINK_COLOR[renderer]))
-        _set_text(self.links_label, "&nbsp;&nbsp;&nbsp;".join(chips))
-        sensors = []
-        for source in sorted(model.sensor_sources(), key=lambda s: s.name):
-            link = source.link(now, model.lost_after_s)
-            kinds = "/".join(k for k in ("hr", "rr", "ecg", "ppg", "spo2", "pose")
-                             if k in source.counts)
-            label = f"{source.name} ({kinds})" if kinds else source.name
-            skew = source.clock_skew_s
-            if link == Link.LOST:
-                label += f" LOST {source.silent_s(now):.0f} s"
-            elif link == Link.DISCONNECTED:
-                label += " device disconnected"
-            elif skew is not None and abs(skew) > MAX_CLOCK_SKEW_S:
-                label += f" ● clock off by {format_duration(abs(skew))}"
-                link = Link.DISCONNECTED  # drawn red: its samples fall outside the plot
-            else:
-                label += " ●"
-            sensors.append(_colored(label, LINK_COLOR[link]))
-        _set_text(self.sensors_label, "Sensors: " + ("&nbsp;&nbsp;&nbsp;".join(sensors)
-                                                     or _colored("none seen", GREY)))
-
     def _update_banners(self, now: float) -> None:
         model = self.model
         host = model.host_link(now)
@@ -1398,19 +1219,6 @@ class PanelWindow(QMainWindow):
         if reminder:
             _set_text(self.suds_banner, reminder)
         self.suds_banner.setVisible(bool(reminder))
-
-    def _update_stop_status(self, now: float) -> None:
-        text, level = self.model.stop_line(now)
-        acked, waiting = level == "ok", level == "pending"
-        color = {"ok": GREEN, "pending": AMBER, "error": RED}.get(level, GREY)
-        _set_style(self.stop_status, f"color: {color}; font-weight: 600;")
-        _set_text(self.stop_status, text)
-        self.stop_status.setToolTip(text)
-        for name, value in (("acked", acked), ("waiting", waiting)):
-            if bool(self.stop_button.property(name)) != value:
-                self.stop_button.setProperty(name, value)
-                self.stop_button.style().unpolish(self.stop_button)
-                self.stop_button.style().polish(self.stop_button)
 
     def _update_pose(self, now: float) -> None:
         """The compass, at the refresh rate (whole degrees, so noise does not repaint it)."""
