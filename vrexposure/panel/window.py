@@ -25,24 +25,19 @@ from typing import Any
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QProcess, QSize, Qt, QTimer
 from PySide6.QtGui import (
-    QBrush,
     QCloseEvent,
-    QColor,
-    QFont,
     QKeySequence,
     QPixmap,
     QShortcut,
     QShowEvent,
 )
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QApplication,
     QCheckBox,
     QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QMainWindow,
@@ -52,8 +47,6 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSlider,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -63,6 +56,7 @@ from .ask import InlineQuestion
 from .bridge import Bridge, CommandOutcome
 from .header import HeaderArea
 from .heart_rate import HeartRateArea
+from .hierarchy_area import HierarchyArea
 from .log_area import LogArea
 from .look import AMBER, BLUE, GREEN, GREY, INK, LINE, PAPER, RED
 from .look import colored as _colored
@@ -213,8 +207,6 @@ class PanelWindow(QMainWindow):
         self._last_refresh = 0.0
         self._log_shown = 0
         self._preview_shown = -1
-        self._steps_key: tuple[Any, ...] = ()
-        self._row_cache = {}
         self._area_slots: dict[str, tuple[QVBoxLayout, int]] = {}
         self._session_shown: str | None = None
         self._prompt_for_step: int | None = None
@@ -378,42 +370,13 @@ class PanelWindow(QMainWindow):
         column.setMinimumWidth(400)
         layout = QVBoxLayout(column)
         layout.setContentsMargins(0, 0, 0, 0)
-        hierarchy = QGroupBox("Hierarchy — current step highlighted")
-        box = QVBoxLayout(hierarchy)
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["#", "Step", "Exp.", "SUDS recorded", "Away"])
-        self.table.verticalHeader().hide()
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.table.setToolTip("Ctrl+L: go here; ↑/↓ choose a step; Ctrl+J (or double-click) "
-                              "jumps to it")
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        for col in (2, 3, 4):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.doubleClicked.connect(lambda _index: self.do_jump())
-        self.table.verticalHeader().setDefaultSectionSize(26)
-        self.table.setMinimumHeight(26 * 10 + 30)
-        box.addWidget(self.table)
-        steps = QGridLayout()
-        self.prev_button = self._button("◀ Previous", "Ctrl+PgUp", "Go back one step",
-                                        lambda: self.do_step("previous"))
-        self.repeat_button = self._button("↻ Repeat", "Ctrl+R", "Start this step again",
-                                          lambda: self.do_step("repeat"))
-        self.next_button = self._button("Next ▶", "Ctrl+PgDn", "Go to the next step",
-                                        lambda: self.do_step("next"))
-        self.jump_button = self._button("Jump", "Ctrl+J",
-                                        "Jump to the step chosen in the list", self.do_jump)
-        steps.addWidget(self.prev_button, 0, 0)
-        steps.addWidget(self.repeat_button, 0, 1)
-        steps.addWidget(self.next_button, 0, 2)
-        steps.addWidget(self.jump_button, 0, 3)
-        box.addLayout(steps)
-        layout.addWidget(hierarchy, 1)
+        self.hierarchy = HierarchyArea(self.model, self._button, {
+            "previous": lambda: self.do_step("previous"), "repeat": lambda: self.do_step("repeat"),
+            "next": lambda: self.do_step("next"), "jump": self.do_jump})
+        layout.addWidget(self.hierarchy, 1)
+        a = self.hierarchy  # its parts, by their old names (tests, shortcuts, controls)
+        self.table, self.prev_button, self.repeat_button = a.table, a.prev_button, a.repeat_button
+        self.next_button, self.jump_button = a.next_button, a.jump_button
 
         exposure = QGroupBox("Exposure")
         grid = QGridLayout(exposure)
@@ -944,7 +907,7 @@ class PanelWindow(QMainWindow):
     def _reset_session_view(self) -> None:
         self._session_shown = self.model.session_id
         self.hr_area.reset()
-        self._steps_key = ()
+        self.hierarchy.reset()
         self._preview_shown = -1
         self.mirror.set_frame(None, "", "No preview from the renderer yet", False)
 
@@ -964,7 +927,7 @@ class PanelWindow(QMainWindow):
         n_steps = int(state.get("n_steps", 0) or 0)
         _set_text(self.step_label, f"Step {index + 1} of {n_steps}: {state.get('step_label', '')}"
                                    f"  (expected SUDS {state.get('step_expected_suds', '–')})")
-        self._update_table(state)
+        self.hierarchy.update_table(state)
         self._sync_slider()
         steps = self.model.steps()
         if 0 <= index < len(steps):
@@ -1035,67 +998,6 @@ class PanelWindow(QMainWindow):
 
     report_path: Path | None = None
     report_process: QProcess | None = None
-
-    def _update_table(self, state: Mapping[str, Any]) -> None:
-        steps = self.model.steps()
-        key = tuple((s.get("id"), s.get("label")) for s in steps)
-        table = self.table
-        if key != self._steps_key:
-            self._steps_key = key
-            self._row_cache.clear()
-            table.setRowCount(len(steps))
-            for row, step in enumerate(steps):
-                label_item = self._cell(row, 1)
-                label_item.setText(str(step.get("label") or step.get("id") or ""))
-                label_item.setToolTip(f"{step.get('id')}: {step.get('label')}")
-                expected = step.get("expected_suds")
-                exp_item = self._cell(row, 2)
-                exp_item.setText("" if expected is None else str(expected))
-                exp_item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-        current = int(state.get("step_index", 0))
-        highest = int(state.get("highest_step", 0))
-        suds = self.model.suds_by_step()
-        bold = QFont(table.font())
-        bold.setBold(True)
-        normal = QFont(table.font())
-        for row in range(table.rowCount()):
-            values = suds.get(row, [])
-            shown = " · ".join(str(v) for v in values[-5:])
-            if len(values) > 5:
-                shown = "… " + shown
-            marker = "▶" if row == current else ("✓" if row <= highest else "")
-            share = self.model.look_away.get(row)
-            share_value = share.share if share is not None else None
-            away = "" if share_value is None else f"{100 * share_value:.0f} %"
-            row_key = (marker, tuple(values), away)
-            if self._row_cache.get(row) == row_key:
-                continue  # unchanged: touching the items would repaint the table
-            self._row_cache[row] = row_key
-            items = [self._cell(row, col) for col in range(5)]
-            items[0].setText(f"{marker} {row + 1}")
-            items[3].setText(shown)
-            items[3].setToolTip(", ".join(str(v) for v in values) or "no SUDS yet")
-            items[4].setText(away)
-            items[4].setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-            background = QColor("#fff3c4") if row == current else QColor("white")
-            for item in items:
-                item.setBackground(QBrush(background))
-                item.setFont(bold if row == current else normal)
-        if self._shown_current_step != current:
-            self._shown_current_step = current
-            table.selectRow(current)
-            if current < table.rowCount():
-                table.scrollToItem(self._cell(current, 0))
-
-    _shown_current_step: int | None = None
-    _row_cache: dict[int, tuple[Any, ...]]
-
-    def _cell(self, row: int, col: int) -> QTableWidgetItem:
-        item = self.table.item(row, col)
-        if item is None:
-            item = QTableWidgetItem("")
-            self.table.setItem(row, col, item)
-        return item
 
     def _sync_slider(self, force: bool = False) -> None:
         state = self.model.state
@@ -1267,13 +1169,9 @@ class PanelWindow(QMainWindow):
         state = self.model.state
         if state is not None:
             row = int(state.get("step_index", 0))
-            item = self.table.item(row, 4)
             look = self.model.look_away.get(row)
-            if item is not None and look is not None and look.share is not None:
-                text = f"{100 * look.share:.0f} %"
-                if item.text() != text:
-                    item.setText(text)
-                    self._row_cache.pop(row, None)
+            if look is not None and look.share is not None:
+                self.hierarchy.show_away(row, f"{100 * look.share:.0f} %")
 
     def _update_preview(self, now: float, overlay_only: bool = False) -> None:
         model = self.model
