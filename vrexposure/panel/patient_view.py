@@ -8,12 +8,24 @@ shortcut).
 
 from __future__ import annotations
 
+import html
+import time
+
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QPainter, QPaintEvent, QPen, QPixmap, QPolygonF
-from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
-GREEN, RED, GREY, LINE = "#1b7f3b", "#c62828", "#7b828c", "#d5dae0"
+from .look import GREEN, GREY, LINE, RED, colored, named, set_text
+from .model import Link, PanelModel, format_duration
 
 
 class HeadCompass(QWidget):
@@ -140,4 +152,148 @@ class LargePatientView(QWidget):
         self.resize(960, 540)
 
 
-__all__ = ["HeadCompass", "LargePatientView", "MirrorView"]
+class PatientViewArea(QGroupBox):
+    """The "Patient's view" group: preview, compass, where the head points."""
+
+    def __init__(self, model: PanelModel) -> None:
+        super().__init__("Patient's view")
+        self.model = model
+        self._preview_shown = -1
+        view_box = QVBoxLayout(self)
+        self.mirror = MirrorView()
+        self.mirror.setMinimumHeight(212)
+        self.mirror.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        view_box.addWidget(self.mirror)
+        self.large_view: LargePatientView | None = None
+        self.large_button = QPushButton("Larger view ⤢")
+        self.large_button.setToolTip("The patient's view in its own window, as large as you "
+                                     "like (STOP's F12 works there too)")
+        self.large_button.clicked.connect(self.show_large_view)
+        view_box.addWidget(self.large_button)
+        gaze = QHBoxLayout()
+        self.compass = HeadCompass()
+        gaze.addWidget(self.compass)
+        gaze_text = QVBoxLayout()
+        self.gaze_now = QLabel("Head: no pose yet")
+        self.gaze_now.setStyleSheet("font-size: 11pt; font-weight: 600;")
+        self.gaze_now.setWordWrap(True)
+        self.gaze_now.setMinimumWidth(150)
+        self.gaze_share = QLabel("Looking away this step: –")
+        self.gaze_share.setStyleSheet("font-size: 11pt;")
+        self.gaze_share.setWordWrap(True)
+        self.gaze_share.setMinimumWidth(150)
+        self.gaze_share.setToolTip("Share of this step's exposure time with the head turned "
+                                   "away from the stimulus (from the head pose)")
+        self.render_label = named(QLabel(""), "muted")
+        self.render_label.setWordWrap(True)
+        self.render_label.setMinimumWidth(150)
+        gaze_text.addWidget(self.gaze_now)
+        gaze_text.addWidget(self.gaze_share)
+        gaze_text.addWidget(self.render_label)
+        gaze_text.addStretch(1)
+        gaze.addLayout(gaze_text, 1)
+        view_box.addLayout(gaze)
+
+    def reset(self) -> None:
+        """A new session: no picture yet."""
+        self._preview_shown = -1
+        self.mirror.set_frame(None, "", "No preview from the renderer yet", False)
+
+    def show_large_view(self) -> None:
+        if self.large_view is None:
+            self.large_view = LargePatientView()
+            self.large_view.setStyleSheet(self.window().styleSheet())
+        mirror = self.mirror
+        self.large_view.mirror.set_frame(mirror.pixmap, mirror.caption, mirror.overlay,
+                                         mirror.looking_away)
+        self.large_view.show()
+        self.large_view.raise_()
+
+    def update_pose(self, now: float) -> None:
+        """The compass, at the refresh rate (whole degrees, so noise does not repaint it)."""
+        source = self.model.pose_source(now)
+        pose = self.model.pose.get(source) if source else None
+        if pose is None:
+            self.compass.set_pose(None, None, None)
+        else:
+            self.compass.set_pose(None if pose.yaw_deg is None else round(pose.yaw_deg),
+                                  None if pose.look_angle_deg is None
+                                  else round(pose.look_angle_deg), pose.looking_away)
+
+    def update_pose_text(self) -> None:
+        """Where the head points and the look-away share, in words (4 Hz)."""
+        now = time.monotonic()
+        source = self.model.pose_source(now)
+        pose = self.model.pose.get(source) if source else None
+        if pose is not None:
+            lost = now - pose.received_s > self.model.lost_after_s
+            if lost:
+                text = colored(f"Head pose lost ({now - pose.received_s:.0f} s)", RED)
+            elif (self.model.state or {}).get("phase") != "exposure":
+                # no stimulus (idle, baseline, calm scene): nothing to look at or away from
+                text = colored("No stimulus shown (calm scene)", GREY)
+            elif pose.looking_away:
+                text = colored("Looking AWAY from the stimulus", RED)
+            else:
+                text = colored("Looking at the stimulus", GREEN)
+            angle = (f" ({pose.look_angle_deg:.0f}° off)"
+                     if pose.look_angle_deg is not None and not lost else "")
+            self.gaze_now.setTextFormat(Qt.TextFormat.RichText)
+            set_text(self.gaze_now, text + html.escape(angle))
+        current = self.model.current_look_away()
+        phase = (self.model.state or {}).get("phase")
+        if current is not None:
+            index, share = current
+            if share.share is None:
+                text = f"Looking away in step {index + 1}: –" + (
+                    "" if phase == "exposure" else " (counted during exposure only)")
+            else:
+                text = (f"Looking away in step {index + 1}: <b>{100 * share.share:.0f} %</b> "
+                        f"({format_duration(share.away_s)} of "
+                        f"{format_duration(share.total_s)})")
+            self.gaze_share.setTextFormat(Qt.TextFormat.RichText)
+            set_text(self.gaze_share, text)
+
+    def update_preview(self, now: float, overlay_only: bool = False) -> None:
+        model = self.model
+        frame = model.preview
+        renderer = model.renderer_link(now)
+        pose_source = model.pose_source(now)
+        pose = model.pose.get(pose_source) if pose_source else None
+        away = bool(pose and pose.looking_away and (model.state or {}).get("phase") == "exposure"
+                    and now - pose.received_s <= model.lost_after_s)
+        overlay = ""
+        if frame is None:
+            overlay = "No preview from the renderer yet"
+        elif now - frame.received_s > model.lost_after_s:
+            overlay = (f"Renderer preview lost\n(last frame "
+                       f"{now - frame.received_s:.0f} s ago)")
+        if frame is not None and frame.source in model.render_stats:
+            stats = model.render_stats[frame.source]
+            parts = [f"{float(stats['fps']):.0f} fps" if "fps" in stats else "",
+                     f"p99 {float(stats['frame_ms_p99']):.1f} ms"
+                     if "frame_ms_p99" in stats else "",
+                     f"scene {stats.get('scene')}" if stats.get("scene") else "",
+                     "FAILSAFE (calm)" if stats.get("failsafe") else ""]
+            set_text(self.render_label, "Renderer: " + ", ".join(p for p in parts if p))
+        elif renderer == Link.NOT_SEEN:
+            set_text(self.render_label, "Renderer: not seen yet")
+        pixmap = self.mirror.pixmap
+        if frame is not None and model.preview_version != self._preview_shown \
+                and not overlay_only:
+            self._preview_shown = model.preview_version
+            loaded = QPixmap()
+            if loaded.loadFromData(frame.jpeg, "JPG"):
+                pixmap = loaded
+        caption = ""
+        if frame is not None:
+            caption = (f"{frame.source} · frame {frame.frame if frame.frame is not None else '?'}"
+                       f" · {format_duration(frame.t_s)}")
+        if (pixmap is not self.mirror.pixmap or caption != self.mirror.caption
+                or overlay != self.mirror.overlay or away != self.mirror.looking_away):
+            self.mirror.set_frame(pixmap, caption, overlay, away)
+            if self.large_view is not None and self.large_view.isVisible():
+                self.large_view.mirror.set_frame(pixmap, caption, overlay, away)
+
+
+__all__ = ["HeadCompass", "LargePatientView", "MirrorView", "PatientViewArea"]

@@ -27,7 +27,6 @@ from PySide6.QtCore import QEvent, QObject, QProcess, QSize, Qt, QTimer
 from PySide6.QtGui import (
     QCloseEvent,
     QKeySequence,
-    QPixmap,
     QShortcut,
     QShowEvent,
 )
@@ -44,7 +43,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
     QSlider,
     QSplitter,
     QVBoxLayout,
@@ -58,7 +56,7 @@ from .header import HeaderArea
 from .heart_rate import HeartRateArea
 from .hierarchy_area import HierarchyArea
 from .log_area import LogArea
-from .look import AMBER, BLUE, GREEN, GREY, INK, LINE, PAPER, RED
+from .look import AMBER, BLUE, GREY, INK, LINE, PAPER, RED
 from .look import colored as _colored
 from .look import named as _named
 from .look import set_style as _set_style
@@ -73,7 +71,7 @@ from .model import (
     intensity_effect,
 )
 from .notes import SessionNotes
-from .patient_view import HeadCompass, LargePatientView, MirrorView
+from .patient_view import HeadCompass, LargePatientView, MirrorView, PatientViewArea
 from .ratings import LIKELIHOOD_UNSET, RatingsArea
 
 # --- look ------------------------------------------------------------------------------
@@ -206,7 +204,6 @@ class PanelWindow(QMainWindow):
         self.display_latency_ms: deque[float] = deque(maxlen=100_000)
         self._last_refresh = 0.0
         self._log_shown = 0
-        self._preview_shown = -1
         self._area_slots: dict[str, tuple[QVBoxLayout, int]] = {}
         self._session_shown: str | None = None
         self._prompt_for_step: int | None = None
@@ -485,42 +482,11 @@ class PanelWindow(QMainWindow):
         layout = QVBoxLayout(column)
         layout.setContentsMargins(0, 0, 0, 0)
 
-        view = QGroupBox("Patient's view")
-        view_box = QVBoxLayout(view)
-        self.mirror = MirrorView()
-        self.mirror.setMinimumHeight(212)
-        self.mirror.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        view_box.addWidget(self.mirror)
-        self.large_view: LargePatientView | None = None
-        self.large_button = QPushButton("Larger view ⤢")
-        self.large_button.setToolTip("The patient's view in its own window, as large as you "
-                                     "like (STOP's F12 works there too)")
-        self.large_button.clicked.connect(self.show_large_view)
-        view_box.addWidget(self.large_button)
-        gaze = QHBoxLayout()
-        self.compass = HeadCompass()
-        gaze.addWidget(self.compass)
-        gaze_text = QVBoxLayout()
-        self.gaze_now = QLabel("Head: no pose yet")
-        self.gaze_now.setStyleSheet("font-size: 11pt; font-weight: 600;")
-        self.gaze_now.setWordWrap(True)
-        self.gaze_now.setMinimumWidth(150)
-        self.gaze_share = QLabel("Looking away this step: –")
-        self.gaze_share.setStyleSheet("font-size: 11pt;")
-        self.gaze_share.setWordWrap(True)
-        self.gaze_share.setMinimumWidth(150)
-        self.gaze_share.setToolTip("Share of this step's exposure time with the head turned "
-                                   "away from the stimulus (from the head pose)")
-        self.render_label = _named(QLabel(""), "muted")
-        self.render_label.setWordWrap(True)
-        self.render_label.setMinimumWidth(150)
-        gaze_text.addWidget(self.gaze_now)
-        gaze_text.addWidget(self.gaze_share)
-        gaze_text.addWidget(self.render_label)
-        gaze_text.addStretch(1)
-        gaze.addLayout(gaze_text, 1)
-        view_box.addLayout(gaze)
-        layout.addWidget(view)
+        self.patient_view = PatientViewArea(self.model)
+        layout.addWidget(self.patient_view)
+        v = self.patient_view  # its parts, by their old names (tests)
+        self.mirror, self.compass, self.large_button = v.mirror, v.compass, v.large_button
+        self.gaze_now, self.gaze_share, self.render_label = v.gaze_now, v.gaze_share, v.render_label
 
         self.ratings = RatingsArea(self.model, self.send, self._set_status,
                                    lambda: self.table.setFocus(), self._button, self.read_only)
@@ -658,15 +624,18 @@ class PanelWindow(QMainWindow):
         self.model.command_sent(command_id, "note", {"note_id": note_id}, time.monotonic())
         return command_id
 
-    def show_large_view(self) -> None:
-        if self.large_view is None:
-            self.large_view = LargePatientView()
-            self.large_view.setStyleSheet(STYLE)
-        mirror = self.mirror
-        self.large_view.mirror.set_frame(mirror.pixmap, mirror.caption, mirror.overlay,
-                                         mirror.looking_away)
-        self.large_view.show()
-        self.large_view.raise_()
+    @property
+    def large_view(self) -> LargePatientView | None:
+        return self.patient_view.large_view
+
+    def _show_look_away(self) -> None:
+        """This step's look-away share in the hierarchy table too."""
+        state = self.model.state
+        if state is not None:
+            row = int(state.get("step_index", 0))
+            look = self.model.look_away.get(row)
+            if look is not None and look.share is not None:
+                self.hierarchy.show_away(row, f"{100 * look.share:.0f} %")
 
     def send_marker(self) -> None:
         text = self.marker_edit.text().strip()
@@ -866,9 +835,9 @@ class PanelWindow(QMainWindow):
         if dirty & {"hr", "rr"}:
             self.hr_area.update_numbers(time.monotonic())
         if dirty & {"pose", "state"}:
-            self._update_pose(now)
+            self.patient_view.update_pose(now)
         if "preview" in dirty:
-            self._update_preview(now)
+            self.patient_view.update_preview(now)
         if "events" in dirty:
             self.hr_area.update_timeline()
             self._update_expectancy()
@@ -890,8 +859,9 @@ class PanelWindow(QMainWindow):
         self.header.update_links(now)
         self._update_banners(now)
         self.header.update_stop_status(now)
-        self._update_preview(now, overlay_only=True)
-        self._update_pose_text()
+        self.patient_view.update_preview(now, overlay_only=True)
+        self.patient_view.update_pose_text()
+        self._show_look_away()
         self.header.update_phase_badge(now)
         self.hr_area.update_numbers(now)
         session = self.model.session
@@ -908,8 +878,7 @@ class PanelWindow(QMainWindow):
         self._session_shown = self.model.session_id
         self.hr_area.reset()
         self.hierarchy.reset()
-        self._preview_shown = -1
-        self.mirror.set_frame(None, "", "No preview from the renderer yet", False)
+        self.patient_view.reset()
 
     def _update_state(self, now: float) -> None:
         state = self.model.state
@@ -1121,98 +1090,6 @@ class PanelWindow(QMainWindow):
         if reminder:
             _set_text(self.suds_banner, reminder)
         self.suds_banner.setVisible(bool(reminder))
-
-    def _update_pose(self, now: float) -> None:
-        """The compass, at the refresh rate (whole degrees, so noise does not repaint it)."""
-        source = self.model.pose_source(now)
-        pose = self.model.pose.get(source) if source else None
-        if pose is None:
-            self.compass.set_pose(None, None, None)
-        else:
-            self.compass.set_pose(None if pose.yaw_deg is None else round(pose.yaw_deg),
-                                  None if pose.look_angle_deg is None
-                                  else round(pose.look_angle_deg), pose.looking_away)
-
-    def _update_pose_text(self) -> None:
-        """Where the head points and the look-away share, in words (4 Hz)."""
-        now = time.monotonic()
-        source = self.model.pose_source(now)
-        pose = self.model.pose.get(source) if source else None
-        if pose is not None:
-            lost = now - pose.received_s > self.model.lost_after_s
-            if lost:
-                text = _colored(f"Head pose lost ({now - pose.received_s:.0f} s)", RED)
-            elif (self.model.state or {}).get("phase") != "exposure":
-                # no stimulus (idle, baseline, calm scene): nothing to look at or away from
-                text = _colored("No stimulus shown (calm scene)", GREY)
-            elif pose.looking_away:
-                text = _colored("Looking AWAY from the stimulus", RED)
-            else:
-                text = _colored("Looking at the stimulus", GREEN)
-            angle = (f" ({pose.look_angle_deg:.0f}° off)"
-                     if pose.look_angle_deg is not None and not lost else "")
-            self.gaze_now.setTextFormat(Qt.TextFormat.RichText)
-            _set_text(self.gaze_now, text + html.escape(angle))
-        current = self.model.current_look_away()
-        phase = (self.model.state or {}).get("phase")
-        if current is not None:
-            index, share = current
-            if share.share is None:
-                text = f"Looking away in step {index + 1}: –" + (
-                    "" if phase == "exposure" else " (counted during exposure only)")
-            else:
-                text = (f"Looking away in step {index + 1}: <b>{100 * share.share:.0f} %</b> "
-                        f"({format_duration(share.away_s)} of "
-                        f"{format_duration(share.total_s)})")
-            self.gaze_share.setTextFormat(Qt.TextFormat.RichText)
-            _set_text(self.gaze_share, text)
-        state = self.model.state
-        if state is not None:
-            row = int(state.get("step_index", 0))
-            look = self.model.look_away.get(row)
-            if look is not None and look.share is not None:
-                self.hierarchy.show_away(row, f"{100 * look.share:.0f} %")
-
-    def _update_preview(self, now: float, overlay_only: bool = False) -> None:
-        model = self.model
-        frame = model.preview
-        renderer = model.renderer_link(now)
-        pose_source = model.pose_source(now)
-        pose = model.pose.get(pose_source) if pose_source else None
-        away = bool(pose and pose.looking_away and (model.state or {}).get("phase") == "exposure"
-                    and now - pose.received_s <= model.lost_after_s)
-        overlay = ""
-        if frame is None:
-            overlay = "No preview from the renderer yet"
-        elif now - frame.received_s > model.lost_after_s:
-            overlay = (f"Renderer preview lost\n(last frame "
-                       f"{now - frame.received_s:.0f} s ago)")
-        if frame is not None and frame.source in model.render_stats:
-            stats = model.render_stats[frame.source]
-            parts = [f"{float(stats['fps']):.0f} fps" if "fps" in stats else "",
-                     f"p99 {float(stats['frame_ms_p99']):.1f} ms"
-                     if "frame_ms_p99" in stats else "",
-                     f"scene {stats.get('scene')}" if stats.get("scene") else "",
-                     "FAILSAFE (calm)" if stats.get("failsafe") else ""]
-            _set_text(self.render_label, "Renderer: " + ", ".join(p for p in parts if p))
-        elif renderer == Link.NOT_SEEN:
-            _set_text(self.render_label, "Renderer: not seen yet")
-        pixmap = self.mirror.pixmap
-        if frame is not None and model.preview_version != self._preview_shown \
-                and not overlay_only:
-            self._preview_shown = model.preview_version
-            loaded = QPixmap()
-            if loaded.loadFromData(frame.jpeg, "JPG"):
-                pixmap = loaded
-        caption = ""
-        if frame is not None:
-            caption = (f"{frame.source} · frame {frame.frame if frame.frame is not None else '?'}"
-                       f" · {format_duration(frame.t_s)}")
-        if (pixmap is not self.mirror.pixmap or caption != self.mirror.caption
-                or overlay != self.mirror.overlay or away != self.mirror.looking_away):
-            self.mirror.set_frame(pixmap, caption, overlay, away)
-            if self.large_view is not None and self.large_view.isVisible():
-                self.large_view.mirror.set_frame(pixmap, caption, overlay, away)
 
     def _update_log(self) -> None:
         new = [e for e in self.model.log if e.number > self._log_shown]
