@@ -32,9 +32,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QApplication,
-    QCheckBox,
     QFrame,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -43,7 +41,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QScrollArea,
-    QSlider,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -52,6 +49,7 @@ from PySide6.QtWidgets import (
 from ..config import Endpoints
 from .ask import InlineQuestion
 from .bridge import Bridge, CommandOutcome
+from .exposure_area import ExposureArea
 from .header import HeaderArea
 from .heart_rate import HeartRateArea
 from .hierarchy_area import HierarchyArea
@@ -68,7 +66,6 @@ from .model import (
     describe_reason,
     format_bytes,
     format_duration,
-    intensity_effect,
 )
 from .notes import SessionNotes
 from .patient_view import HeadCompass, LargePatientView, MirrorView, PatientViewArea
@@ -266,10 +263,6 @@ class PanelWindow(QMainWindow):
         self._tick_timer = QTimer(self)
         self._tick_timer.setInterval(250)
         self._tick_timer.timeout.connect(self._tick)
-        self._intensity_timer = QTimer(self)
-        self._intensity_timer.setSingleShot(True)
-        self._intensity_timer.setInterval(300)
-        self._intensity_timer.timeout.connect(self._send_intensity)
         self._update_controls()
         self._update_expectancy()
         self._tick()
@@ -375,64 +368,18 @@ class PanelWindow(QMainWindow):
         self.table, self.prev_button, self.repeat_button = a.table, a.prev_button, a.repeat_button
         self.next_button, self.jump_button = a.next_button, a.jump_button
 
-        exposure = QGroupBox("Exposure")
-        grid = QGridLayout(exposure)
-        intensity_row = QHBoxLayout()
-        self.intensity_title = QLabel("Intensity")
-        self.intensity_title.setStyleSheet("font-weight: 600;")
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setRange(0, 100)
-        self.slider.setSingleStep(5)
-        self.slider.setPageStep(10)
-        self.slider.setTickInterval(10)
-        self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
-        self.slider.setMinimumHeight(30)
-        self.slider.setToolTip("Within-step intensity (the renderer eases to it). "
-                               "Ctrl+Up / Ctrl+Down: ±10 %; arrows when focused: ±5 %")
-        self.slider.valueChanged.connect(self._on_slider_value)
-        self.slider.sliderReleased.connect(self._send_intensity)
-        self.intensity_value = QLabel("–")
-        self.intensity_value.setMinimumWidth(150)
-        self.intensity_value.setStyleSheet("font-size: 12pt; font-weight: 600;")
-        intensity_row.addWidget(self.intensity_title)
-        intensity_row.addWidget(self.slider, 1)
-        intensity_row.addWidget(self.intensity_value)
-        intensity_box = QVBoxLayout()
-        intensity_box.setSpacing(1)
-        intensity_box.addLayout(intensity_row)
-        self.intensity_effect = _named(QLabel("Intensity: –"), "muted")
-        self.intensity_effect.setWordWrap(True)
-        self.intensity_effect.setMinimumWidth(240)
-        self.intensity_effect.setToolTip("What the intensity slider changes at this step, "
-                                         "from the hierarchy (0 % → 100 %)")
-        intensity_box.addWidget(self.intensity_effect)
-        grid.addLayout(intensity_box, 0, 0, 1, 3)
-        self.baseline_button = self._button("Start baseline", "Ctrl+B",
-                                            "Record the resting heart rate in the calm scene",
-                                            lambda: self.send("start_baseline"))
-        self.exposure_button = self._button("Start exposure", "Ctrl+E",
-                                            "Start exposure at the step chosen in the list",
-                                            self.do_start_exposure)
-        self.pause_button = self._button("Pause", "P", "Pause exposure (calm scene)",
-                                         lambda: self.send("pause"))
-        self.resume_button = self._button("Resume", "Ctrl+Shift+P",
-                                          "Resume where the session was paused; after a STOP "
-                                          "asks at which step and intensity",
-                                          self.do_resume)
-        self.end_button = self._button("End session…", "Ctrl+Shift+E",
-                                       "End the session (asks first)", self.do_end)
-        self.auto_check = QCheckBox("Auto-advance when the rule suggests it")
-        self.auto_check.setToolTip("When on, the host moves to the next step by itself "
-                                   "when it suggests advancing (logged)")
-        self.auto_check.clicked.connect(
-            lambda checked: self.send("auto_advance", {"enabled": bool(checked)}))
-        grid.addWidget(self.baseline_button, 1, 0)
-        grid.addWidget(self.exposure_button, 1, 1)
-        grid.addWidget(self.end_button, 1, 2)
-        grid.addWidget(self.pause_button, 2, 0)
-        grid.addWidget(self.resume_button, 2, 1, 1, 2)
-        grid.addWidget(self.auto_check, 3, 0, 1, 3)
-        layout.addWidget(exposure)
+        self.exposure = ExposureArea(self.model, self.send, self._button, {
+            "baseline": lambda: self.send("start_baseline"), "exposure": self.do_start_exposure,
+            "pause": lambda: self.send("pause"), "resume": self.do_resume, "end": self.do_end})
+        layout.addWidget(self.exposure)
+        e = self.exposure  # its parts, by their old names (tests, shortcuts, controls)
+        self.slider, self.intensity_value, self.intensity_effect = (
+            e.slider, e.intensity_value, e.intensity_effect)
+        self.baseline_button, self.exposure_button, self.pause_button = (
+            e.baseline_button, e.exposure_button, e.pause_button)
+        self.resume_button, self.end_button, self.auto_check = (
+            e.resume_button, e.end_button, e.auto_check)
+        self._intensity_timer = e.intensity_timer
         # slot for more areas next to the exposure controls (issue 15's stimulus events bar)
         self._area_slots["left"] = (layout, layout.count())
         marker = QGroupBox("Marker")
@@ -731,26 +678,7 @@ class PanelWindow(QMainWindow):
                           lambda: self._set_status("End cancelled", "info"))
 
     def nudge_intensity(self, delta_pct: int) -> None:
-        self.slider.setValue(max(0, min(100, self.slider.value() + delta_pct)))
-        self._intensity_timer.start()
-
-    def _on_slider_value(self, value: int) -> None:
-        if self._updating_slider:
-            return
-        self._set_intensity_label(f"→ {value} %")
-        if not self.slider.isSliderDown():
-            self._intensity_timer.start()
-
-    _updating_slider = False
-
-    def _send_intensity(self) -> None:
-        self._intensity_timer.stop()
-        value = self.slider.value()
-        self.send("intensity", {"value": round(value / 100, 2)})
-        self._set_intensity_label(f"→ {value} % sending…")
-
-    def _set_intensity_label(self, text: str) -> None:
-        _set_text(self.intensity_value, text)
+        self.exposure.nudge_intensity(delta_pct)
 
     def show_shortcuts(self) -> None:
         rows = "".join(f"<tr><td><b>{html.escape(k)}</b>&nbsp;&nbsp;</td>"
@@ -805,7 +733,7 @@ class PanelWindow(QMainWindow):
                              f"({record.attempts_s:.0f} s)", "pending")
         if record.name == "intensity" and record.done:
             # refused or unanswered: back to the host's value; acknowledged: show it
-            self._sync_slider(force=record.status != "ok")
+            self.exposure.sync_slider(force=record.status != "ok")
         self._schedule_refresh()
         self.header.update_stop_status(now)
 
@@ -897,14 +825,8 @@ class PanelWindow(QMainWindow):
         _set_text(self.step_label, f"Step {index + 1} of {n_steps}: {state.get('step_label', '')}"
                                    f"  (expected SUDS {state.get('step_expected_suds', '–')})")
         self.hierarchy.update_table(state)
-        self._sync_slider()
-        steps = self.model.steps()
-        if 0 <= index < len(steps):
-            _set_text(self.intensity_effect, "Intensity here: " + intensity_effect(
-                steps[index], float(state.get("intensity", 0.0))))
-        self.auto_check.blockSignals(True)
-        self.auto_check.setChecked(bool(state.get("auto_advance")))
-        self.auto_check.blockSignals(False)
+        self.exposure.sync_slider()
+        self.exposure.update_state(state)
         self._update_suds_status(state)
         self._update_suggestion(state)
         self._update_controls()
@@ -967,20 +889,6 @@ class PanelWindow(QMainWindow):
 
     report_path: Path | None = None
     report_process: QProcess | None = None
-
-    def _sync_slider(self, force: bool = False) -> None:
-        state = self.model.state
-        if state is None:
-            return
-        host_pct = round(100 * float(state.get("intensity", 0.0)))
-        busy = (self.slider.isSliderDown() or self._intensity_timer.isActive()
-                or self.model.pending("intensity"))
-        if force or not busy:
-            if self.slider.value() != host_pct:
-                self._updating_slider = True
-                self.slider.setValue(host_pct)
-                self._updating_slider = False
-            self._set_intensity_label(f"{host_pct} %")
 
     def _update_suggestion(self, state: Mapping[str, Any]) -> None:
         suggestion = state.get("suggestion")
