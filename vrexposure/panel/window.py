@@ -9,6 +9,14 @@ clocks and the connection states (a source silent for 3 s shows as lost).
 Every control sends a command; the status line and the log show the host's
 answer (acknowledged, or its error text). The keyboard alone runs the session
 (see :data:`SHORTCUTS`, shown on the buttons, in tooltips and with F1).
+
+Layout: the header with STOP, the inline question and the status line are pinned at
+the top; below, three columns that scroll on their own (hierarchy and exposure
+controls; heart rate; patient's view and ratings) over the log, so the window fits
+a 1280×720 screen. Nothing here opens a modal dialog: questions are asked inline
+(:mod:`.ask`) and F12 is an application-wide shortcut, so STOP always works. Each
+area is its own module (see the package docstring); :meth:`PanelWindow.add_area`
+places more (the stimulus events bar, questionnaires).
 """
 
 from __future__ import annotations
