@@ -22,6 +22,7 @@ from vrexposure.panel.model import (
     describe_reason,
     format_bytes,
     format_duration,
+    intensity_effect,
     rmssd_ms,
 )
 from vrexposure.plugins import discover_scenes
@@ -347,3 +348,117 @@ def test_descriptions_a_therapist_can_read(hier: Hierarchy) -> None:
     assert describe_event({"kind": "stopped", "reason": "STOP"}) == "STOP: calm scene"
     state = replace(exposure_state(hier), phase=Phase.SAFE)
     assert state.phase == Phase.SAFE
+
+
+# --- status lines that tell the host's truth (issue 13, item 6) --------------------------
+
+def test_stop_line_says_when_and_who_from_the_event_and_clears_after_resume(
+        hier: Hierarchy) -> None:
+    model = PanelModel("panel")
+    state = exposure_state(hier)
+    model.ingest(state_message(state, 10.0), 100.0)
+    assert model.stop_line(100.0) == ("not pressed this session", "idle")
+    safe = run(state, "stop", 12.0)
+    model.ingest(data("event", 12.0, {"kind": "stopped", "t_s": 12.0, "by": "patient:sim",
+                                      "reason": "patient STOP", "already_safe": False}), 130.0)
+    model.ingest(state_message(safe, 42.0), 130.0)
+    # the STOP's own time (0:12), not the time the panel heard of it (0:42)
+    assert model.stop_line(130.0) == ("✓ STOPPED at 0:12 by the patient", "ok")
+    # a second STOP while safe keeps the first one's time
+    model.ingest(data("event", 20.0, {"kind": "stopped", "t_s": 20.0, "by": "therapist:ctl",
+                                      "already_safe": True}), 131.0)
+    assert model.stop_line(131.0)[0] == "✓ STOPPED at 0:12 by the patient"
+    model.ingest(data("event", 50.0, {"kind": "resumed", "t_s": 50.0, "to": "exposure",
+                                      "by": "therapist:ctl"}), 140.0)
+    model.ingest(state_message(run(safe, "resume", 50.0), 50.0), 140.0)
+    assert model.stop_line(140.0) == ("last STOP at 0:12 by the patient, resumed at 0:50",
+                                      "idle")  # no longer green
+    command = model.command_sent("c1", "stop", {}, 141.0)
+    assert model.stop_line(141.0)[1] == "pending"
+    model.ingest(data("event", 55.0, {"kind": "stopped", "t_s": 55.0, "by": "therapist:panel",
+                                      "already_safe": False}), 141.05)
+    model.ingest(state_message(run(run(safe, "resume", 50.0), "stop", 55.0), 55.0), 141.05)
+    model.command_answered(command.id, True, "", None, ["stopped"], 141.05)
+    text, level = model.stop_line(141.1)
+    assert text == "✓ STOPPED at 0:55 by this panel, acknowledged in 50 ms" and level == "ok"
+
+
+def test_paused_says_why_and_who(hier: Hierarchy) -> None:
+    model = PanelModel("panel")
+    state = exposure_state(hier)
+    model.ingest(state_message(state, 10.0), 100.0)
+    assert model.pause_text() == ""
+    model.ingest(data("event", 15.0, {"kind": "paused", "t_s": 15.0, "by": "host:host",
+                                      "reason": "controller_lost"}), 105.0)
+    model.ingest(state_message(run(state, "pause", 15.0), 15.0), 105.0)
+    assert model.pause_text() == ("paused by the host at 0:15: the controlling panel fell "
+                                  "silent")
+
+
+def test_a_frozen_panel_blames_itself_not_the_host(hier: Hierarchy) -> None:
+    model = PanelModel("panel")
+    state = exposure_state(hier)
+    model.ingest(state_message(state, 10.0), 100.0)
+    model.panel_stalled(8.0, 108.0)  # the GUI thread did not run for 8 s
+    model.ingest(state_message(state, 18.0), 108.1)
+    texts = [e.text for e in model.log]
+    assert any("This panel did not respond for 8.0 s" in t for t in texts)
+    assert not any(t.startswith("Host back") for t in texts)
+    model.ingest(state_message(state, 30.0), 120.0)  # a real host silence is still said
+    assert model.log[-1].text.startswith("Host back after")
+
+
+def test_headline_is_one_primary_source_not_whichever_sent_last(hier: Hierarchy) -> None:
+    model = PanelModel()
+    model.ingest(state_message(exposure_state(hier), 10.0), 1.0)
+    # a chest strap (good) and an oximeter (mostly uncertain), sending in turn
+    for i in range(20):
+        model.ingest(data("hr.strap", 10.0 + i, {"bpm": 106.0, "quality": "good"}), 1.0)
+        model.ingest(data("hr.oxi", 10.5 + i, {"bpm": 72.0, "quality":
+                                              "good" if i % 4 == 0 else "uncertain"}), 1.0)
+        assert model.latest_hr() is not None
+        if i >= 2:
+            assert model.latest_hr()[0] == "strap"  # type: ignore[index]
+    assert model.hr_good_count("strap") > model.hr_good_count("oxi")
+    model.primary_hr_choice = "oxi"  # the config or the therapist names it
+    assert model.latest_hr() == ("oxi", 29.5, 72.0, UNCERTAIN)
+    model.primary_hr_choice = "gone"  # a named source that is not there: the best one
+    assert model.primary_hr_source() == "strap"
+    # the strap is lost: after 30 s without values the oximeter is the better source
+    for i in range(31):
+        model.ingest(data("hr.oxi", 31.0 + i, {"bpm": 75.0, "quality": "good"}), 1.0)
+    assert model.primary_hr_source() == "oxi"
+
+
+def test_intensity_effect_from_the_hierarchy_and_a_reset_is_said(hier: Hierarchy) -> None:
+    model = PanelModel()
+    state = run(exposure_state(hier), "next", 11.0)
+    state = run(state, "intensity", 12.0, value=0.5)
+    model.ingest(state_message(state, 12.0), 1.0)
+    step = model.steps()[1]
+    assert intensity_effect(step) == "distance 1.6 → 0.9 m"
+    assert intensity_effect(step, 0.5) == "distance 1.6 → 0.9 m (now 1.2 m)"
+    assert intensity_effect({"intensity": {"speed_cm_s": [2, 6], "count": [1, 3]}}) == (
+        "count 1 → 3; speed 2 → 6 cm/s")
+    assert intensity_effect({"intensity": {}}) == "changes nothing at this step"
+    model.ingest(data("event", 13.0, {"kind": "step_changed", "t_s": 13.0, "from": 1,
+                                      "to": 2, "reason": "next"}), 1.1)
+    assert any(e.text.startswith("Intensity reset to 0 % for step 3") for e in model.log)
+
+
+def test_a_suds_reminder_after_the_hierarchys_interval(hier: Hierarchy) -> None:
+    from dataclasses import replace as _replace
+
+    timed = _replace(hier, advance_rule=_replace(hier.advance_rule, suds_interval_s=120.0))
+    model = PanelModel()
+    state = exposure_state(timed)  # exposure from t = 10 s
+    model.ingest(state_message(state, 100.0), 1000.0)
+    model.ingest(data("event", 10.0, {"kind": "exposure_started", "t_s": 10.0,
+                                      "step_index": 0}), 1000.0)
+    assert model.suds_reminder(1000.0) == ""  # 90 s in: not yet
+    model.ingest(state_message(state, 140.0), 1040.0)
+    assert model.suds_reminder(1040.0).startswith("No SUDS for 2:10 (the hierarchy asks "
+                                                  "every 2:00)")
+    model.ingest(data("event", 141.0, {"kind": "suds_requested", "t_s": 141.0,
+                                       "step_index": 0}), 1041.0)
+    assert model.suds_reminder(1041.0) == ""

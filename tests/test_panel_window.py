@@ -30,7 +30,6 @@ CLIENT = "test-panel"
 
 def open_panel(qtbot: QtBot, endpoints: Endpoints, **kwargs: Any) -> PanelWindow:
     window = PanelWindow(endpoints, CLIENT, **kwargs)
-    window.confirm = lambda _title, _text: True
     qtbot.addWidget(window)
     window.show()
     window.activateWindow()
@@ -120,7 +119,8 @@ def test_stop_is_acknowledged_on_screen(qtbot: QtBot, panel: PanelWindow,
     assert panel.stop_button.text() == "STOP   [F12]"
     click(qtbot, panel.stop_button)
     wait_for(qtbot, lambda: host.state.phase == Phase.SAFE)
-    wait_for(qtbot, lambda: panel.stop_status.text().startswith("✓ acknowledged by the host"))
+    wait_for(qtbot, lambda: panel.stop_status.text().startswith("✓ STOPPED at ")
+             and "by this panel, acknowledged in" in panel.stop_status.text())
     wait_for(qtbot, lambda: panel.phase_label.text() == "STOPPED\ncalm scene")
     assert panel.stop_button.property("acked") is True
     qtbot.keyClick(panel, Qt.Key.Key_F12)  # from the keyboard, again
@@ -182,7 +182,7 @@ def test_panel_reconnects_after_the_host_restarts(qtbot: QtBot, panel: PanelWind
         assert panel.model.session_id != first_session
         wait_for(qtbot, lambda: panel.session_label.text().startswith("Patient P002"))
         wait_for(qtbot, lambda: second.state.phase == Phase.SAFE)
-        wait_for(qtbot, lambda: panel.stop_status.text().startswith("✓ acknowledged"))
+        wait_for(qtbot, lambda: panel.stop_status.text().startswith("✓ STOPPED"))
         wait_for(qtbot, lambda: panel.phase_label.text() == "STOPPED\ncalm scene")
         wait_for(qtbot, lambda: not panel.host_banner.isVisible())
         assert any("Host restarted" in e.text for e in panel.model.log)
@@ -306,6 +306,7 @@ def test_grabbed_panel_shows_every_part_with_content(qtbot: QtBot, endpoints: En
         wait_for(qtbot, lambda: panel.suggestion_box.isVisible())
         wait_for(qtbot, lambda: panel.mirror.pixmap is not None)
         wait_for(qtbot, lambda: panel.band.isVisible())
+        panel.resize(1600, 1000)  # a 1080p screen (the X-server tests try laptop sizes)
         qtbot.wait(600)
         image = panel.grab().toImage()
         image.save(str(tmp_path / "panel.png"))

@@ -32,6 +32,7 @@ eng = RenderEngine("offscreen", W, H, stereo=True, fov_deg=FOV)
 eng.show("calm", {})
 overlay = PatientOverlay(eng.base.aspect2d, eng.base.camera, aspect_ratio=(W / 2) / H)
 overlay.show_suds()
+overlay.suds.right()  # a rating chosen (it starts unset): "Your rating: 50"
 overlay.update(0.0)
 eng.world.hide()
 eng.base.win.setClearColor((0, 0, 0, 1))

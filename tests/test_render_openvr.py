@@ -140,16 +140,17 @@ def test_headset_pose_buttons_and_fade(host: SessionHost, vr_renderer: tuple[
         # SUDS: touchpad left lowers the selection, the trigger sends it.
         therapist.send("request_suds")
         frames_until(renderer, lambda: renderer.overlay.suds_visible)
-        start = renderer.overlay.suds.value
+        assert renderer.overlay.suds.value is None  # no default rating
         headset.touchpad_x = -0.7
         headset.press(FAKE_OPENVR.k_EButton_SteamVR_Touchpad)
         headset.press(FAKE_OPENVR.k_EButton_SteamVR_Touchpad)
         headset.press(FAKE_OPENVR.k_EButton_SteamVR_Touchpad, FAKE_OPENVR.VREvent_ButtonUnpress)
         renderer.step_frame()
-        assert renderer.overlay.suds.value == start - 10  # releases are not presses
+        # the first press chooses the middle, the second lowers it; releases are not presses
+        assert renderer.overlay.suds.value == 45
         headset.press(FAKE_OPENVR.k_EButton_SteamVR_Trigger)
         frames_until(renderer, lambda: bool(host.state.suds))
-        assert host.state.suds[-1].value == start - 10
+        assert host.state.suds[-1].value == 45
         assert host.state.suds[-1].by.startswith("patient:")
 
         # Grip: STOP, with the fade drawn inside the headset (render2d is not in the eyes).

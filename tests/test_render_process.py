@@ -217,6 +217,9 @@ def test_suds_input_keys_and_status_line() -> None:
     assert suds.right() == 100 and suds.left() == 95 and suds.enter() == 95
     suds.reset(0)
     assert suds.left() == 0
+    unset = SudsInput()  # no default rating: Enter before a choice sends nothing
+    assert unset.value is None and unset.enter() is None
+    assert unset.right() == 50
     assert suds_marker_x(0, 1.0) == -1.0 and suds_marker_x(100, 1.0) == 1.0
     line = StatusLine()
     line.set("Stopped", "ok", 10.0, 4.0)
@@ -378,7 +381,8 @@ def test_patient_stop_pause_and_suds_reach_the_host(
     assert host.state.phase == Phase.PAUSED
     therapist.send("request_suds")
     run_until(renderer, lambda: renderer.overlay.suds_visible, 5)
-    for key in ("6", "5", "arrow_right", "enter"):
+    # Enter before a choice sends nothing (no default rating): the first rating is 70
+    for key in ("enter", "6", "5", "arrow_right", "enter"):
         messenger.send(key)
         renderer.step_frame()
     run_until(renderer, lambda: bool(host.state.suds), 5)

@@ -104,6 +104,28 @@ def test_safe_resumes_to_exposure_or_pause(hierarchy: Hierarchy) -> None:
     assert again.phase == Phase.EXPOSURE
 
 
+def test_resume_after_stop_can_go_a_step_down_at_a_chosen_intensity(
+        hierarchy: Hierarchy) -> None:
+    state = in_exposure(hierarchy)
+    state, _ = run(state, "next", 11.0)
+    state, _ = run(state, "intensity", 11.5, value=0.8)
+    safe, _ = run(state, "stop", 12.0)
+    down, events = run(safe, "resume", 13.0, step=0, intensity=0.0)
+    assert [e.kind for e in events] == ["step_changed", "intensity_changed", "resumed"]
+    assert events[0].data["reason"] == "resume"
+    assert (down.phase, down.step_index, down.intensity) == (Phase.EXPOSURE, 0, 0.0)
+    same, _ = run(safe, "resume", 13.0, intensity=0.0)
+    assert (same.step_index, same.intensity) == (1, 0.0)
+    with pytest.raises(CommandError, match="step 2 or below"):
+        run(safe, "resume", 13.0, step=2)
+    with pytest.raises(CommandError, match="'intensity' must be from 0"):
+        run(safe, "resume", 13.0, intensity=1.5)
+    baseline, _ = run(initial_state(hierarchy), "start_baseline", 1.0)
+    stopped, _ = run(baseline, "stop", 2.0)
+    with pytest.raises(CommandError, match="only apply when resuming exposure"):
+        run(stopped, "resume", 3.0, step=0)
+
+
 @pytest.mark.parametrize(("role", "allowed"), [
     (Role.PATIENT, {"pause", "stop", "suds"}),
     (Role.OBSERVER, set()),
@@ -235,11 +257,18 @@ def test_state_dict_is_complete(hierarchy: Hierarchy) -> None:
     assert payload["time_in_step_s"] == 2.0 and payload["n_steps"] == len(hierarchy.steps)
     assert payload["baseline"] == {"mean_bpm": 70.0, "sd_bpm": 4.0, "n_values": 60,
                                    "threshold_bpm": 90.0}  # mean + max(20 bpm, 3 x 4 bpm)
+    assert payload["exposure_started"] is True
+    assert payload["steps"][1]["intensity"] == {"distance_m": [1.6, 0.9]}
+    assert payload["baseline_duration_s"] == hierarchy.baseline.duration_s
+    assert payload["step_min_s"] == hierarchy.advance_rule.min_time_in_step_s
+    safe, _ = run(state, "stop", 13.0)
+    assert state_to_dict(safe, 13.0, discover_scenes())["resume_to"] == "exposure"
 
 
 COMMANDS = st.sampled_from([
     ("start_baseline", {}), ("complete_baseline", {"mean_bpm": 70.0, "sd_bpm": 3.0}),
     ("start_exposure", {}), ("pause", {}), ("resume", {}), ("stop", {}), ("next", {}),
+    ("resume", {"step": 0, "intensity": 0.0}), ("note", {"text": "line 1\nline 2"}),
     ("previous", {}), ("repeat", {}), ("jump", {"step": 3}), ("intensity", {"value": 0.7}),
     ("suds", {"value": 70}), ("suds", {"value": 20}), ("request_suds", {}),
     ("expectancy", {"outcome": "o", "likelihood_pct": 50}),
@@ -270,3 +299,15 @@ def test_events_rebuild_the_state(hierarchy: Hierarchy,
     assert rebuild(hierarchy, round_tripped) == state
     # Determinism: the same script gives the same state.
     assert state.seq == len(events)
+
+
+def test_a_session_note_keeps_its_lines_and_is_checked(hierarchy: Hierarchy) -> None:
+    state = in_exposure(hierarchy)
+    _, events = run(state, "note", 11.0, text="Breathing fast.\n  Holds the rail.", note_id=3)
+    assert [e.kind for e in events] == ["note"]
+    assert events[0].data["text"] == "Breathing fast.\n  Holds the rail."  # as typed
+    assert events[0].data["note_id"] == 3
+    with pytest.raises(CommandError, match="longer than"):
+        run(state, "note", 11.0, text="x" * 20_001)
+    with pytest.raises(CommandError, match="may not send 'note'"):
+        run(state, "note", 11.0, role=Role.PATIENT, text="hi")

@@ -1,9 +1,11 @@
 """An autopilot therapist for the demo and for tests: runs a session by the book.
 
 Baseline, then each step: record the patient's predicted feared outcome when
-the step has one, ask for SUDS at a fixed interval, and accept the advance
-rule's suggestion (recording that the feared outcome did not happen). It sends
-the controlling heartbeat like the panel does. The questionnaires the hierarchy
+the step has one, ask for SUDS at a fixed interval (the simulated patient answers
+from its own distress), and accept the advance rule's suggestion (recording that
+the feared outcome did not happen). It sends the controlling heartbeat like the
+panel does. It never records a rating nobody gave: the likelihood of each
+prediction is the simulated patient's, from how feared the step is. The questionnaires the hierarchy
 asks for are given before the baseline and before the end (the patient answers).
 """
 
@@ -24,11 +26,21 @@ log = logging.getLogger(__name__)
 class AutopilotSettings:
     suds_interval_s: float = 30.0
     heartbeat_interval_s: float = 0.5
-    expectancy_likelihood_pct: int = 70
     client_id: str = "autopilot"
     #: Time kept at the end for the 'after' questionnaires, and the most one may take.
     questionnaire_reserve_s: float = 4.0
     questionnaire_timeout_s: float = 8.0
+
+
+def predicted_likelihood_pct(expected_suds: float) -> int:
+    """How likely the simulated patient thinks the feared outcome is at a step (0–100 %).
+
+    Anxious patients overrate the likelihood of what they fear, more so the more
+    they fear the step: half-way between the step's expected SUDS and certainty,
+    so a step rated 20 gives 60 % and one rated 90 gives 95 %.
+    """
+    suds = min(100.0, max(0.0, float(expected_suds)))
+    return round(suds + (100.0 - suds) / 2)
 
 
 @dataclass
@@ -92,7 +104,8 @@ class AutopilotTherapist:
                         self._expectancy_step = step
                         self._send("expectancy", {
                             "outcome": self._state["step_expectancy_prompt"],
-                            "likelihood_pct": s.expectancy_likelihood_pct})
+                            "likelihood_pct": predicted_likelihood_pct(
+                                self._state.get("step_expected_suds", 50))})
                     if now >= next_suds:
                         self._send("request_suds")
                         next_suds = now + s.suds_interval_s

@@ -50,6 +50,7 @@ def panel_command(host_address: str | None, base_port: int | None, config_path: 
             or os.environ.get("QT_QPA_PLATFORM")):
         raise click.ClickException("no display: set DISPLAY (or QT_QPA_PLATFORM=offscreen)")
     endpoints = endpoints_from(config, host_address, base_port)
-    code = run_panel(endpoints, client_id or default_client_id(), read_only=observe)
+    code = run_panel(endpoints, client_id or default_client_id(), read_only=observe,
+                     primary_hr_source=config["panel"]["primary_hr_source"])
     if code:
         sys.exit(code)

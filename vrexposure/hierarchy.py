@@ -53,6 +53,8 @@ class AdvanceRule:
     suds_drop_pct: float | None = 50.0
     min_time_in_step_s: float = 60.0
     max_time_in_step_s: float | None = None
+    #: The panel reminds the therapist when no SUDS was asked for this long (None: never).
+    suds_interval_s: float | None = None
     expectancy_violation: bool = True
     auto_advance: bool = False
 
@@ -135,6 +137,9 @@ class Hierarchy:
                 min_time_in_step_s=rule.min_time_in_step_s * factor,
                 max_time_in_step_s=(
                     None if rule.max_time_in_step_s is None else rule.max_time_in_step_s * factor
+                ),
+                suds_interval_s=(
+                    None if rule.suds_interval_s is None else rule.suds_interval_s * factor
                 ),
             ),
             alerts=replace(self.alerts, sustain_s=self.alerts.sustain_s * factor),
@@ -221,7 +226,7 @@ _TOP_KEYS = ("id", "title", "description", "scene", "calm_scene", "baseline", "a
              "alerts", "steps", "questionnaires")
 _BASELINE_KEYS = ("duration_s", "scene", "params")
 _RULE_KEYS = ("suds_drop_pct", "min_time_in_step_s", "max_time_in_step_s",
-              "expectancy_violation", "auto_advance")
+              "expectancy_violation", "auto_advance", "suds_interval_s")
 _ALERT_KEYS = ("rise_bpm", "rise_sd", "sustain_s")
 _STEP_KEYS = ("id", "label", "expected_suds", "params", "intensity", "expectancy_prompt", "notes",
               "events")
@@ -434,6 +439,8 @@ def _build(data: object, source: SourceMap, scenes: Mapping[str, SceneSpec],
                                                 allow_null=True),
                 expectancy_violation=check.flag(raw, "expectancy_violation", where, True),
                 auto_advance=check.flag(raw, "auto_advance", where, False),
+                suds_interval_s=check.number(raw, "suds_interval_s", where, None, 1.0,
+                                             allow_null=True),
             )
             if (rule.max_time_in_step_s is not None
                     and rule.max_time_in_step_s < rule.min_time_in_step_s):

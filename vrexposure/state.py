@@ -52,7 +52,7 @@ ROLE_COMMANDS: dict[Role, frozenset[str]] = {
         "expectancy", "expectancy_outcome", "marker", "accept_suggestion",
         "dismiss_suggestion", "auto_advance", "end",
         "questionnaire_start", "questionnaire_answer", "questionnaire_pause",
-        "questionnaire_finish", "trigger_event",
+        "questionnaire_finish", "trigger_event", "note",
     }),
     Role.PATIENT: frozenset({"pause", "stop", "suds", "questionnaire_answer",
                              "questionnaire_pause"}),
@@ -66,6 +66,8 @@ ROLE_COMMANDS: dict[Role, frozenset[str]] = {
 }
 
 MAX_MARKER_CHARS = 500
+#: A session note (free text, several lines) may be this long.
+MAX_NOTE_CHARS = 20_000
 
 
 class CommandError(Exception):
@@ -477,7 +479,24 @@ def _resume(state: SessionState, cmd: Command, now: float) -> list[Event]:
         target = Phase.EXPOSURE if state.exposure_started else Phase.BASELINE
     if target == Phase.EXPOSURE and not state.exposure_started:
         target = Phase.BASELINE
-    return [Event("resumed", now, {"by": cmd.by, "to": target.value})]
+    # Optional: where exposure resumes. Coming back from a STOP is a decision (this step or
+    # one below, at which intensity), so the panel can say both; without them: as it was.
+    events: list[Event] = []
+    if "step" in cmd.args or "intensity" in cmd.args:
+        if target != Phase.EXPOSURE:
+            raise CommandError("'step' and 'intensity' only apply when resuming exposure")
+        if "step" in cmd.args:
+            index = _step_index_arg(state, cmd)
+            if index > state.step_index:
+                raise CommandError(f"resume goes back to step {state.step_index + 1} or below, "
+                                   f"not to step {index + 1} (use 'next' or 'jump')")
+            events.append(_step_change(state, index, "resume", cmd.by, now))
+        if "intensity" in cmd.args:
+            value = _float_arg(cmd, "intensity", 0.0, 1.0)
+            index = events[0].data["to"] if events else state.step_index
+            events.append(Event("intensity_changed", now, {"intensity": value, "by": cmd.by,
+                                                           "step_index": index}))
+    return [*events, Event("resumed", now, {"by": cmd.by, "to": target.value})]
 
 
 def _stop(state: SessionState, cmd: Command, now: float) -> list[Event]:
@@ -576,6 +595,19 @@ def _expectancy_outcome(state: SessionState, cmd: Command, now: float) -> list[E
 def _marker(state: SessionState, cmd: Command, now: float) -> list[Event]:
     return [Event("marker", now, {"text": _text_arg(cmd, "text"), "by": cmd.by,
                                   "step_index": state.step_index})]
+
+
+def _note(state: SessionState, cmd: Command, now: float) -> list[Event]:
+    """A session note as typed so far: the whole text each time (the newest one of a
+    ``note_id`` is the note), kept with its line breaks."""
+    value = _arg(cmd, "text")
+    if not isinstance(value, str):
+        raise CommandError("'text' must be text")
+    if len(value) > MAX_NOTE_CHARS:
+        raise CommandError(f"'text' is longer than {MAX_NOTE_CHARS} characters")
+    note_id = _int_arg(cmd, "note_id", 0, 1_000_000) if "note_id" in cmd.args else 0
+    return [Event("note", now, {"text": value, "note_id": note_id, "by": cmd.by,
+                                "step_index": state.step_index})]
 
 
 def _accept_suggestion(state: SessionState, cmd: Command, now: float) -> list[Event]:
@@ -716,6 +748,7 @@ _HANDLERS = {
     "next": _next, "previous": _previous, "repeat": _repeat, "jump": _jump,
     "intensity": _intensity, "suds": _suds, "request_suds": _request_suds,
     "expectancy": _expectancy, "expectancy_outcome": _expectancy_outcome, "marker": _marker,
+    "note": _note,
     "accept_suggestion": _accept_suggestion, "dismiss_suggestion": _dismiss_suggestion,
     "auto_advance": _auto_advance, "tick": _tick, "alert": _alert,
     "alert_cleared": _alert_cleared, "end": _end,
@@ -765,7 +798,9 @@ def state_to_dict(state: SessionState, now: float, scenes: Mapping[str, SceneSpe
         "step_expected_suds": step.expected_suds,
         "step_expectancy_prompt": step.expectancy_prompt,
         "n_steps": len(state.hierarchy.steps),
-        "steps": [{"id": s.id, "label": s.label, "expected_suds": s.expected_suds}
+        "steps": [{"id": s.id, "label": s.label, "expected_suds": s.expected_suds,
+                   # what the within-step intensity changes: parameter -> [at 0, at 1]
+                   "intensity": {k: [float(v[0]), float(v[1])] for k, v in s.intensity.items()}}
                   for s in state.hierarchy.steps],
         "intensity": state.intensity,
         "time_in_step_s": round(state.time_in_step_s(now), 3),
@@ -795,4 +830,12 @@ def state_to_dict(state: SessionState, now: float, scenes: Mapping[str, SceneSpe
         "questionnaire_plan": {"before": list(state.hierarchy.questionnaires.before),
                                "after": list(state.hierarchy.questionnaires.after),
                                "ssq_rise_alert": state.hierarchy.questionnaires.ssq_rise_alert},
+        # where 'resume' goes: the panel asks at which step only when it is exposure
+        "resume_to": state.resume_to.value,
+        # the plan the panel's timers count against
+        "baseline_duration_s": state.hierarchy.baseline.duration_s,
+        "step_min_s": state.hierarchy.advance_rule.min_time_in_step_s,
+        "step_max_s": state.hierarchy.advance_rule.max_time_in_step_s,
+        "suds_interval_s": state.hierarchy.advance_rule.suds_interval_s,
+        "exposure_started": state.exposure_started,
     }

@@ -229,6 +229,10 @@ def describe_event(event: Mapping[str, Any]) -> str:
         return f"Outcome: “{event.get('outcome')}” {verdict}{suffix}"
     if kind == "marker":
         return f"Marker: {event.get('text')}{suffix}"
+    if kind == "note":
+        lines = str(event.get("text", "")).strip().splitlines() or [""]
+        more = f" (+{len(lines) - 1} more lines)" if len(lines) > 1 else ""
+        return f"Note: {lines[-1]}{more}{suffix}"
     if kind == "advance_suggested":
         return f"Suggestion: advance ({describe_reason(event)})"
     if kind == "auto_advance_set":
@@ -385,6 +389,7 @@ class LogEntry:
     session_t_s: float | None
     level: str  # info | ok | error | warn | alert | event
     text: str
+    clinical: bool = False  # a session event a clinician reads (SUDS, alert, STOP, ...)
 
 
 @dataclass(frozen=True)
@@ -394,6 +399,69 @@ class AlertRecord:
     text: str
     value_bpm: float | None
     threshold_bpm: float | None
+
+
+@dataclass
+class PhaseCause:
+    """Who stopped or paused the session, why and when (session time), from the event."""
+
+    t_s: float
+    by: str
+    reason: str
+    resumed_t_s: float | None = None
+
+
+def who_text(by: str, client_id: str) -> str:
+    """'this panel', 'the patient', 'the host' or the other client's id, from an event's
+    ``by`` (``role:client``)."""
+    role, _, client = by.partition(":")
+    if client == client_id:
+        return "this panel"
+    if role == "patient":
+        return "the patient"
+    if role == "host":
+        return "the host"
+    return client or by or "?"
+
+
+#: Pause reasons a therapist reads ("command": no reason worth saying).
+PAUSE_REASONS = {"controller_lost": "the controlling panel fell silent",
+                 "heartbeat": "the controlling panel fell silent", "command": ""}
+
+
+#: Parameter-name endings and the unit they mean (longest first).
+PARAM_UNITS = [("_cm_s", "cm/s"), ("_deg", "°"), ("_pct", "%"), ("_cm", "cm"), ("_m", "m"),
+               ("_s", "s")]
+
+
+def intensity_effect(step: Mapping[str, Any], intensity: float | None = None) -> str:
+    """What the within-step intensity changes at a step, from the hierarchy:
+    "distance 1.6 → 0.9 m (now 1.2 m)", or that it changes nothing there."""
+    ranges = step.get("intensity") or {}
+    parts = []
+    for name, pair in sorted(ranges.items()):
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            continue
+        low, high = float(pair[0]), float(pair[1])
+        label, unit = str(name), ""
+        for ending, symbol in PARAM_UNITS:
+            if label.endswith(ending):
+                label, unit = label[: -len(ending)], symbol
+                break
+        space = "" if unit in ("°", "") else " "
+        text = f"{label.replace('_', ' ')} {low:g} → {high:g}{space}{unit}"
+        if intensity is not None:
+            text += f" (now {low + (high - low) * intensity:.2g}{space}{unit})"
+        parts.append(text)
+    return "; ".join(parts) if parts else "changes nothing at this step"
+
+
+#: Events a clinician reads in the log (the rest: connections, acknowledgements, ...).
+CLINICAL_EVENTS = frozenset({
+    "suds_recorded", "suds_requested", "alert", "alert_cleared", "stopped", "paused",
+    "resumed", "baseline_started", "baseline_completed", "exposure_started", "step_changed",
+    "expectancy_recorded", "expectancy_outcome", "marker", "note", "ended", "auto_advanced",
+    "advance_suggested", "intensity_changed"})
 
 
 # --- the model ----------------------------------------------------------------------
@@ -450,6 +518,9 @@ class PanelModel:
         self.expectancies: list[dict[str, Any]] = []
         self.timeline: list[tuple[float, str, str]] = []  # (t_s, kind step|marker, label)
         self.last_suds: tuple[float, int, int, str] | None = None  # t, step, value, by
+        self.last_stop: PhaseCause | None = None
+        self.last_suds_asked_t: float | None = None  # SUDS asked for or recorded
+        self.last_pause: PhaseCause | None = None
 
     # --- bookkeeping -------------------------------------------------------------
 
@@ -458,11 +529,11 @@ class PanelModel:
         return dirty
 
     def add_log(self, level: str, text: str, now_s: float,
-                session_t_s: float | None = None) -> LogEntry:
+                session_t_s: float | None = None, clinical: bool = False) -> LogEntry:
         self._log_number += 1
         entry = LogEntry(self._log_number, now_s,
                          session_t_s if session_t_s is not None else self.session_time(now_s),
-                         level, text)
+                         level, text, clinical)
         self.log.append(entry)
         self.dirty.add("log")
         return entry
@@ -548,7 +619,9 @@ class PanelModel:
                          _num(session.get("t_s")))
         was_lost = (self.state_received_s is not None
                     and now_s - self.state_received_s > self.lost_after_s)
-        if was_lost:
+        if was_lost and self.stalled_s is not None and now_s - self.stalled_s < 2.0:
+            was_lost = False  # the panel froze, not the host: its state was only waiting
+        elif was_lost:
             self.add_log("ok", f"Host back after {now_s - (self.state_received_s or now_s):.0f} s",
                          now_s)
         self.session_id = session_id
@@ -586,6 +659,10 @@ class PanelModel:
         kind = str(event.get("kind", ""))
         t_s = _num(event.get("t_s"))
         level = "event"
+        if kind == "step_changed" and float((self.state or {}).get("intensity", 0.0)) > 0:
+            self.add_log("info", f"Intensity reset to 0 % for step "
+                                 f"{int(event.get('to', 0)) + 1} (a new step starts at its "
+                                 "low end)", now_s, t_s)
         if kind == "step_changed" or kind == "exposure_started":
             index = int(event.get("to", event.get("step_index", 0)))
             self._start_visit(index, t_s or 0.0)
@@ -610,17 +687,33 @@ class PanelModel:
                 if exp.get("step_index") == event.get("step_index") and exp["happened"] is None:
                     exp["happened"] = bool(event.get("happened"))
                     break
-        elif kind == "suds_recorded":
+        if kind in ("suds_recorded", "suds_requested"):
+            self.last_suds_asked_t = max(t_s or 0.0, self.last_suds_asked_t or 0.0)
+        if kind == "suds_recorded":
             self.last_suds = (t_s or 0.0, int(event.get("step_index", 0)),
                               int(event.get("value", 0)), str(event.get("by", "")))
-        elif kind in ("stopped", "controller_lost"):
+        elif kind in ("stopped", "paused"):
+            level = "warn"
+            cause = PhaseCause(t_s or 0.0, str(event.get("by", "")),
+                               str(event.get("reason", "")))
+            if kind == "stopped":
+                if not (event.get("already_safe") and self.last_stop is not None
+                        and self.last_stop.resumed_t_s is None):
+                    self.last_stop = cause  # a second STOP while safe keeps the first
+            else:
+                self.last_pause = cause
+        elif kind == "resumed":
+            if self.last_stop is not None and self.last_stop.resumed_t_s is None:
+                self.last_stop.resumed_t_s = t_s or 0.0
+        elif kind == "controller_lost":
             level = "warn"
         elif kind in ("intensity_changed", "suds_requested"):
             level = "info"
         if kind in ("controller_connected", "controller_lost") \
                 and event.get("client") == self.client_id:
             level = "ok" if kind == "controller_connected" else "warn"
-        self.add_log(level, describe_event(event), now_s, t_s)
+        self.add_log(level, describe_event(event), now_s, t_s,
+                     clinical=kind in CLINICAL_EVENTS)
         self.dirty.add("events")
 
     # data ----------------------------------------------------------------------------
@@ -841,6 +934,13 @@ class PanelModel:
             return None
         return base + min(max(0.0, now_s - self.state_received_s), self.lost_after_s)
 
+    def time_in_phase(self, now_s: float) -> float | None:
+        """Time in the current phase now, extrapolated like the session clock."""
+        if self.state is None or self.state_received_s is None:
+            return None
+        base = _num(self.state.get("time_in_phase_s"), 0.0) or 0.0
+        return base + min(max(0.0, now_s - self.state_received_s), self.lost_after_s)
+
     def host_link(self, now_s: float) -> Link:
         if self.state_received_s is None:
             return Link.NOT_SEEN
@@ -917,8 +1017,34 @@ class PanelModel:
                 best, best_t = name, last
         return best
 
+    #: How far back the automatic choice of the headline source looks.
+    QUALITY_WINDOW_S: ClassVar[float] = 30.0
+
+    def hr_good_count(self, source: str) -> int:
+        """Trusted heart-rate values of ``source`` in the last 30 s (of all sources' time):
+        a lost source has none, a noisy one few."""
+        lasts = [t for t in (r.last_t() for r in self.hr.values()) if t is not None]
+        newest = max(lasts, default=None)
+        ring = self.hr.get(source)
+        if ring is None or newest is None:
+            return 0
+        _, _, quality = ring.arrays(newest - self.QUALITY_WINDOW_S)
+        return int(np.count_nonzero(quality == GOOD))
+
+    def primary_hr_source(self) -> str | None:
+        """The heart-rate source of the headline (and of the numbers the alert is read
+        against): the one chosen (config or therapist) while it exists, else the one with
+        the most trusted values over the last 30 s (ties: by name, so it never flips)."""
+        if self.primary_hr_choice in self.hr:
+            return self.primary_hr_choice
+        if not self.hr:
+            return None
+        return max(sorted(self.hr), key=self.hr_good_count)
+
+    primary_hr_choice: str | None = None
+
     def latest_hr(self) -> tuple[str, float, float, int] | None:
-        source = self.primary_source(self.hr)
+        source = self.primary_hr_source()
         if source is None:
             return None
         last = self.hr[source].last()
@@ -959,6 +1085,70 @@ class PanelModel:
 
     def stop_status(self) -> CommandRecord | None:
         return self.last_command("stop")
+
+    def stop_line(self, now_s: float) -> tuple[str, str]:
+        """The line under STOP and its level (ok, pending, error, idle), from the host's
+        events: when the STOP happened (its own time, not now), who pressed it, and
+        whether the session has resumed since."""
+        record = self.stop_status()
+        phase = (self.state or {}).get("phase")
+        stop = self.last_stop
+        if record is not None and record.status == "pending":
+            return f"sent — waiting for the host ({now_s - record.sent_s:.0f} s)…", "pending"
+        if record is not None and record.status == "refused" and phase != "safe":
+            return f"✗ refused: {record.error}", "error"
+        if record is not None and record.status == "unreachable" and phase != "safe":
+            return "✗ NOT acknowledged — press STOP again", "error"
+        if stop is None and record is not None and record.status == "ok" \
+                and record.answered_s is not None and phase == "safe":
+            # acknowledged, its event not seen (a restarted host's first moments)
+            return (f"✓ STOPPED, acknowledged in "
+                    f"{1000 * (record.answered_s - record.sent_s):.0f} ms"), "ok"
+        if stop is None:
+            return "not pressed this session", "idle"
+        who = who_text(stop.by, self.client_id)
+        if stop.resumed_t_s is None and phase == "safe":
+            acked = ""
+            if record is not None and record.status == "ok" and record.answered_s:
+                acked = f", acknowledged in {1000 * (record.answered_s - record.sent_s):.0f} ms"
+            return f"✓ STOPPED at {format_duration(stop.t_s)} by {who}{acked}", "ok"
+        resumed = ("" if stop.resumed_t_s is None
+                   else f", resumed at {format_duration(stop.resumed_t_s)}")
+        return f"last STOP at {format_duration(stop.t_s)} by {who}{resumed}", "idle"
+
+    def suds_reminder(self, now_s: float) -> str:
+        """"" or a reminder that no SUDS was asked for in the hierarchy's interval (in
+        exposure; counted from the later of the last SUDS and the step's start)."""
+        state = self.state or {}
+        interval = _num(state.get("suds_interval_s"))
+        session_now = self.session_time(now_s)
+        if state.get("phase") != "exposure" or not interval or session_now is None:
+            return ""
+        since = max(self.last_suds_asked_t or 0.0,
+                    self.current_visit[1] if self.current_visit else 0.0)
+        quiet = session_now - since
+        if quiet < interval:
+            return ""
+        return (f"No SUDS for {format_duration(quiet)} (the hierarchy asks every "
+                f"{format_duration(interval)}): press A to ask the patient, or type it")
+
+    def pause_text(self) -> str:
+        """Why the session is paused, for the header ("" when not paused)."""
+        if (self.state or {}).get("phase") != "paused" or self.last_pause is None:
+            return ""
+        pause = self.last_pause
+        reason = PAUSE_REASONS.get(pause.reason, pause.reason)
+        return (f"paused by {who_text(pause.by, self.client_id)} at "
+                f"{format_duration(pause.t_s)}" + (f": {reason}" if reason else ""))
+
+    def panel_stalled(self, gap_s: float, now_s: float) -> None:
+        """This panel's own event loop did not run for ``gap_s``: say so, and do not
+        blame the host for the silence that follows."""
+        self.add_log("warn", f"This panel did not respond for {gap_s:.1f} s (the panel "
+                             "itself, not the host)", now_s)
+        self.stalled_s = now_s
+
+    stalled_s: float | None = None
 
 
 def command_label(name: str, args: Mapping[str, Any]) -> str:

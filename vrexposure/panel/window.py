@@ -9,70 +9,65 @@ clocks and the connection states (a source silent for 3 s shows as lost).
 Every control sends a command; the status line and the log show the host's
 answer (acknowledged, or its error text). The keyboard alone runs the session
 (see :data:`SHORTCUTS`, shown on the buttons, in tooltips and with F1).
+
+Layout: the header with STOP, the inline question and the status line are pinned at
+the top; below, three columns that scroll on their own (hierarchy and exposure
+controls; heart rate; patient's view and ratings) over the log, so the window fits
+a 1280×720 screen. Nothing here opens a modal dialog: questions are asked inline
+(:mod:`.ask`) and F12 is an application-wide shortcut, so STOP always works. Each
+area is its own module (see the package docstring); :meth:`PanelWindow.add_area`
+places more (the stimulus events bar, questionnaires).
 """
 
 from __future__ import annotations
 
 import html
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QProcess, QSize, Qt, QTimer
 from PySide6.QtGui import (
-    QBrush,
     QCloseEvent,
-    QColor,
-    QFont,
-    QIntValidator,
-    QKeyEvent,
     QKeySequence,
-    QPainter,
-    QPaintEvent,
-    QPen,
-    QPixmap,
-    QPolygonF,
     QShortcut,
+    QShowEvent,
 )
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QApplication,
-    QCheckBox,
-    QComboBox,
     QFrame,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QMessageBox,
     QPushButton,
-    QSizePolicy,
-    QSlider,
-    QSpinBox,
+    QScrollArea,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from ..config import Endpoints
+from .ask import InlineQuestion
 from .bridge import Bridge, CommandOutcome
+from .exposure_area import ExposureArea
+from .header import HeaderArea
+from .heart_rate import HeartRateArea
+from .hierarchy_area import HierarchyArea
+from .log_area import LogArea
+from .look import AMBER, BLUE, GREY, INK, LINE, PAPER, RED
+from .look import colored as _colored
+from .look import named as _named
+from .look import set_style as _set_style
+from .look import set_text as _set_text
 from .model import (
-    BAD,
-    GOOD,
-    MAX_CLOCK_SKEW_S,
-    UNCERTAIN,
-    CommandRecord,
     Link,
     PanelModel,
     command_label,
@@ -80,31 +75,11 @@ from .model import (
     format_bytes,
     format_duration,
 )
+from .notes import SessionNotes
+from .patient_view import HeadCompass, LargePatientView, MirrorView, PatientViewArea
+from .ratings import LIKELIHOOD_UNSET, RatingsArea
 
 # --- look ------------------------------------------------------------------------------
-
-GREEN, RED, AMBER, GREY, BLUE = "#1b7f3b", "#c62828", "#b76e00", "#7b828c", "#1565c0"
-INK, PAPER, LINE = "#1d2330", "#f4f6f8", "#d5dae0"
-PHASE_LOOK = {  # phase: (text, background)
-    "idle": ("IDLE", "#607d8b"),
-    "baseline": ("BASELINE", "#1565c0"),
-    "exposure": ("EXPOSURE", "#2e7d32"),
-    "paused": ("PAUSED", "#c77700"),
-    "safe": ("STOPPED\ncalm scene", "#b71c1c"),
-    "ended": ("ENDED", "#37474f"),
-}
-LINK_COLOR = {Link.OK: GREEN, Link.LOST: RED, Link.DISCONNECTED: RED, Link.NOT_SEEN: GREY}
-def _colored_tail(text: str, color: str) -> str:
-    return f"<span style='color:{color}'>{text}</span>"
-
-
-#: Trusted heart-rate values further apart than this are not joined by the line.
-HR_GAP_S = 5.0
-LEGEND_TAIL = (f"{_colored_tail('○', '#8a8f98')}&nbsp;uncertain&nbsp;&nbsp; "
-               f"{_colored_tail('×', '#b0b5bb')}&nbsp;bad")
-SOURCE_PENS = ["#c62828", "#1565c0", "#6a1b9a", "#00838f", "#ef6c00"]
-SUDS_COLORS = ["#e8f5e9", "#eef6e4", "#f3f6df", "#f8f5da", "#fcf2d6", "#fdecd2",
-               "#fde4cd", "#fcdac8", "#fbd0c4", "#f9c6c0", "#f7bcbc"]
 
 STYLE = f"""
 QMainWindow, QWidget#central {{ background: {PAPER}; }}
@@ -166,7 +141,10 @@ SHORTCUTS: list[tuple[str, str]] = [
 ]
 
 
-W = TypeVar("W", bound=QWidget)
+#: A 4 Hz tick this late means the panel itself froze (logged as such, not as the host).
+STALL_S = 2.0
+
+
 
 
 #: The short version of :data:`SHORTCUTS` always shown at the bottom of the window.
@@ -177,160 +155,31 @@ FOOTER_KEYS = [("F12", "STOP"), ("P", "pause"), ("Ctrl+Shift+P", "resume"),
                ("F1", "all keys")]
 
 
-def _named(widget: W, name: str) -> W:
-    widget.setObjectName(name)
-    return widget
-
-
-def _colored(text: str, color: str) -> str:
-    return f"<span style='color:{color}'>{html.escape(text)}</span>"
-
-
-def _set_text(label: QLabel, text: str) -> None:
-    if label.text() != text:
-        label.setText(text)
-
-
-def _set_style(widget: QWidget, style: str) -> None:
-    if widget.styleSheet() != style:
-        widget.setStyleSheet(style)
-
-
 def _clock_text(seconds: float | None) -> str:
     return format_duration(seconds)
 
 
-class SessionTimeAxis(pg.AxisItem):
-    """Ticks on the session clock as m:ss."""
+class ColumnScroll(QScrollArea):
+    """A column that scrolls up and down, never narrower than its widgets need (narrower,
+    they would overlap: the splitter honours this minimum)."""
 
-    def tickStrings(self, values: Sequence[float], scale: float, spacing: float
-                    ) -> list[str]:
-        return [format_duration(v) if v >= 0 else "" for v in values]
+    def setWidget(self, widget: QWidget) -> None:
+        super().setWidget(widget)
+        widget.installEventFilter(self)
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # the column's needs changed (new text, a banner): tell the splitter
+        if event.type() == QEvent.Type.LayoutRequest and watched is self.widget():
+            self.updateGeometry()
+        return super().eventFilter(watched, event)
 
-class DigitEdit(QLineEdit):
-    """A number field that takes digits but lets letter shortcuts (P, A, …) through."""
-
-    PASS_KEYS = frozenset({Qt.Key.Key_Backspace, Qt.Key.Key_Delete, Qt.Key.Key_Left,
-                           Qt.Key.Key_Right, Qt.Key.Key_Home, Qt.Key.Key_End})
-
-    def event(self, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent):
-            key = Qt.Key(event.key())
-            if not (event.text().isdigit() or key in self.PASS_KEYS):
-                event.ignore()
-                return False
-        return super().event(event)
-
-
-class HeadCompass(QWidget):
-    """Top-down view of the head: where it points relative to the stimulus (straight up)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.yaw_deg: float | None = None
-        self.look_angle_deg: float | None = None
-        self.looking_away: bool | None = None
-        self.setFixedSize(QSize(96, 96))
-        self.setToolTip("Head direction seen from above; the orange mark is the stimulus")
-
-    def set_pose(self, yaw_deg: float | None, look_angle_deg: float | None,
-                 looking_away: bool | None) -> None:
-        if (yaw_deg, look_angle_deg, looking_away) != (self.yaw_deg, self.look_angle_deg,
-                                                       self.looking_away):
-            self.yaw_deg, self.look_angle_deg, self.looking_away = (yaw_deg, look_angle_deg,
-                                                                    looking_away)
-            self.update()
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        side = min(self.width(), self.height()) - 8
-        cx, cy, r = self.width() / 2, self.height() / 2, side / 2
-        painter.setPen(QPen(QColor(LINE), 2))
-        painter.setBrush(QBrush(QColor("white")))
-        painter.drawEllipse(QPointF(cx, cy), r, r)
-        # the stimulus, straight ahead
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QBrush(QColor("#ef6c00")))
-        painter.drawPolygon(QPolygonF([QPointF(cx, cy - r + 1), QPointF(cx - 7, cy - r - 8 + 12),
-                                       QPointF(cx + 7, cy - r - 8 + 12)]))
-        if self.yaw_deg is None:
-            painter.setPen(QColor(GREY))
-            painter.drawText(QRectF(0, 0, self.width(), self.height()),
-                             Qt.AlignmentFlag.AlignCenter, "no pose")
-            painter.end()
-            return
-        color = QColor(RED if self.looking_away else GREEN)
-        angle = np.radians(-self.yaw_deg)  # yaw is counter-clockwise seen from above
-        tip = QPointF(cx + 0.8 * r * np.sin(angle), cy - 0.8 * r * np.cos(angle))
-        painter.setPen(QPen(color, 4, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
-        painter.drawLine(QPointF(cx, cy), tip)
-        painter.setBrush(QBrush(color))
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.drawEllipse(QPointF(cx, cy), 6, 6)
-        painter.end()
-
-
-class MirrorView(QWidget):
-    """The renderer's preview of what the patient sees, with its state drawn over it."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.pixmap: QPixmap | None = None
-        self.caption = ""
-        self.overlay = "No preview from the renderer yet"
-        self.looking_away = False
-        self.setMinimumSize(QSize(320, 180))
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-
-    def hasHeightForWidth(self) -> bool:
-        return True
-
-    def heightForWidth(self, width: int) -> int:
-        return max(180, int(width * 9 / 16))
-
-    def sizeHint(self) -> QSize:
-        return QSize(400, 225)
-
-    def set_frame(self, pixmap: QPixmap | None, caption: str, overlay: str,
-                  looking_away: bool) -> None:
-        self.pixmap, self.caption, self.overlay = pixmap, caption, overlay
-        self.looking_away = looking_away
-        self.update()
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        rect = QRectF(self.rect())
-        painter.fillRect(rect, QColor("#263238"))
-        if self.pixmap is not None and not self.pixmap.isNull():
-            size = self.pixmap.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            target = QRectF((self.width() - size.width()) / 2,
-                            (self.height() - size.height()) / 2, size.width(), size.height())
-            painter.drawPixmap(target, self.pixmap, QRectF(self.pixmap.rect()))
-        font = painter.font()
-        font.setPointSizeF(9.5)
-        painter.setFont(font)
-        if self.caption:
-            painter.fillRect(QRectF(0, 0, self.width(), 22), QColor(0, 0, 0, 130))
-            painter.setPen(QColor("white"))
-            painter.drawText(QRectF(8, 0, self.width() - 16, 22),
-                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                             self.caption)
-        if self.overlay:
-            painter.fillRect(rect, QColor(0, 0, 0, 110 if self.pixmap is not None else 0))
-            font.setPointSizeF(13)
-            font.setBold(True)
-            painter.setFont(font)
-            painter.setPen(QColor("#ffcdd2" if self.pixmap is not None else "#cfd8dc"))
-            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                             self.overlay)
-        if self.looking_away:
-            painter.setPen(QPen(QColor("#ff9800"), 6))
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawRect(rect.adjusted(3, 3, -3, -3))
-        painter.end()
+    def minimumSizeHint(self) -> QSize:
+        column = self.widget()
+        if column is None:
+            return super().minimumSizeHint()
+        scrollbar = self.verticalScrollBar().sizeHint().width()
+        width = max(column.minimumWidth(), column.minimumSizeHint().width())
+        return QSize(width + scrollbar + 2, 80)
 
 
 # --- the window --------------------------------------------------------------------
@@ -341,6 +190,7 @@ class PanelWindow(QMainWindow):
     def __init__(self, endpoints: Endpoints, client_id: str = "panel", *,
                  read_only: bool = False, min_refresh_s: float = 1 / 30,
                  hr_window_s: float = 300.0, ecg_window_s: float = 5.0,
+                 primary_hr_source: str | None = None,
                  start: bool = True) -> None:
         super().__init__()
         self.endpoints = endpoints
@@ -349,49 +199,69 @@ class PanelWindow(QMainWindow):
         self.hr_window_s = hr_window_s
         self.ecg_window_s = ecg_window_s
         self.model = PanelModel(client_id)
+        self.model.primary_hr_choice = primary_hr_source  # config panel.primary_hr_source
         self.bridge = Bridge(endpoints, client_id, role="observer" if read_only else "therapist",
                              controlling=not read_only)
         self.bridge.signals.messages_ready.connect(self._on_messages)
         self.bridge.signals.command_done.connect(self._on_command_done)
         self.bridge.signals.heartbeat_done.connect(self._on_heartbeat)
-        #: Asked before consequential actions; tests replace it.
-        self.confirm: Callable[[str, str], bool] = self._ask
         #: publication → plot latency of samples carrying ``sent_ns`` (benchmarks only)
         self.display_latency_ms: deque[float] = deque(maxlen=100_000)
         self._last_refresh = 0.0
         self._log_shown = 0
-        self._preview_shown = -1
-        self._steps_key: tuple[Any, ...] = ()
-        self._row_cache = {}
-        self._timeline_shown = 0
-        self._timeline_items: list[pg.InfiniteLine] = []
-        self._hr_items: dict[str, tuple[Any, Any, Any, Any]] = {}
+        self._area_slots: dict[str, tuple[QVBoxLayout, int]] = {}
         self._session_shown: str | None = None
         self._prompt_for_step: int | None = None
         self._closed = False
+        self._close_confirmed = False
 
         self.setWindowTitle("vrexposure — therapist panel")
         self.setStyleSheet(STYLE)
-        self.resize(1600, 1000)
+        self.fit_to_screen()
         central = _named(QWidget(), "central")
         self.setCentralWidget(central)
         root = QVBoxLayout(central)
-        root.setContentsMargins(10, 8, 10, 6)
-        root.setSpacing(6)
-        root.addWidget(self._build_header())
+        root.setContentsMargins(8, 6, 8, 4)
+        root.setSpacing(4)
+        # Pinned at the top, whatever the window's size: the header with STOP, the inline
+        # question (never a modal dialog: STOP stays live) and the host's last answer.
+        self.header = HeaderArea(self.model, self.read_only, self.do_stop)
+        root.addWidget(self.header)
+        h = self.header  # its parts, by their old names (tests, the state's update)
+        self.phase_label, self.session_label, self.step_label = (
+            h.phase_label, h.session_label, h.step_label)
+        self.clock_label, self.links_label, self.sensors_label = (
+            h.clock_label, h.links_label, h.sensors_label)
+        self.recording_label, self.stop_button, self.stop_status = (
+            h.recording_label, h.stop_button, h.stop_status)
+        self.question = InlineQuestion()
+        root.addWidget(self.question)
+        self.status_line = _named(QLabel(""), "status")
+        self.status_line.setWordWrap(True)
+        self.status_line.setMinimumWidth(300)
+        self._set_status("Connecting to the session host …", "pending")
+        root.addWidget(self.status_line)
         self.banners = QVBoxLayout()  # placed above the heart-rate plot (it stretches)
         self.banners.setSpacing(4)
         self._build_banners()
+        # Below: the three columns scroll on their own when the screen is small.
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.setChildrenCollapsible(False)
-        splitter.addWidget(self._build_left())
-        splitter.addWidget(self._build_center())
-        splitter.addWidget(self._build_right())
+        splitter.addWidget(self._scrolling(self._build_left()))
+        splitter.addWidget(self._scrolling(self._build_center()))
+        splitter.addWidget(self._scrolling(self._build_right()))
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
         splitter.setStretchFactor(2, 0)
-        splitter.setSizes([520, 640, 420])
-        root.addWidget(splitter, 1)
+        splitter.setSizes([460, 640, 400])
+        self.body = QSplitter(Qt.Orientation.Vertical)
+        self.body.setChildrenCollapsible(False)
+        self.body.addWidget(splitter)
+        self.body.addWidget(self._build_log())
+        self.body.setStretchFactor(0, 1)
+        self.body.setStretchFactor(1, 0)
+        self.body.setSizes([850, 120])  # the log: an eighth of the height, drag for more
+        root.addWidget(self.body, 1)
         root.addWidget(self._build_footer())
         self._build_shortcuts()
 
@@ -401,19 +271,49 @@ class PanelWindow(QMainWindow):
         self._tick_timer = QTimer(self)
         self._tick_timer.setInterval(250)
         self._tick_timer.timeout.connect(self._tick)
-        self._intensity_timer = QTimer(self)
-        self._intensity_timer.setSingleShot(True)
-        self._intensity_timer.setInterval(300)
-        self._intensity_timer.timeout.connect(self._send_intensity)
         self._update_controls()
         self._update_expectancy()
-        self.hr_plot.setXRange(0.0, hr_window_s, padding=0.0)
         self._tick()
         if read_only:
             self._set_status("Read-only: this panel observes the session and sends nothing",
                              "info")
         if start:
             self.start()
+
+    def add_area(self, widget: QWidget, column: str = "left") -> None:
+        """Add an area to the window: ``left`` goes under the exposure controls (e.g. the
+        stimulus events bar), ``right`` under the ratings (e.g. questionnaires). The
+        columns scroll, so an added area never pushes STOP off the screen."""
+        layout, index = self._area_slots[column]
+        layout.insertWidget(index, widget)
+        self._area_slots[column] = (layout, index + 1)
+
+    def fit_to_screen(self) -> None:
+        """Take the screen's available area (a clinic laptop may have 1280×720)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is not None:
+            self.setGeometry(screen.availableGeometry())
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._fitted:
+            # once more when the style sheet has settled the widgets' minimum sizes
+            # (before it, they are wider and would leave the window wider than the screen)
+            self._fitted = True
+            QTimer.singleShot(0, self.fit_to_screen)
+
+    _fitted = False
+
+    def _scrolling(self, column: QWidget) -> QScrollArea:
+        area = ColumnScroll()
+        area.setWidget(column)
+        area.setWidgetResizable(True)
+        area.setFrameShape(QFrame.Shape.NoFrame)
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scrollbar = area.verticalScrollBar().sizeHint().width()
+        if column.maximumWidth() < 10_000:
+            area.setMaximumWidth(column.maximumWidth() + scrollbar + 2)
+        return area
 
     def start(self) -> None:
         self.bridge.start()
@@ -422,96 +322,35 @@ class PanelWindow(QMainWindow):
 
     # --- building -----------------------------------------------------------------
 
-    def _build_header(self) -> QWidget:
-        bar = QFrame()
-        bar.setStyleSheet(f"QFrame#header {{ background: white; border: 1px solid {LINE};"
-                          " border-radius: 6px; }")
-        bar.setObjectName("header")
-        layout = QHBoxLayout(bar)
-        layout.setContentsMargins(10, 6, 10, 6)
-        layout.setSpacing(14)
-        self.phase_label = _named(QLabel("NO HOST"), "phase")
-        self.phase_label.setFixedWidth(210)
-        self.phase_label.setWordWrap(True)
-        self.phase_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(self.phase_label)
-
-        info = QVBoxLayout()
-        info.setSpacing(2)
-        self.session_label = QLabel("Waiting for the session host …")
-        self.session_label.setStyleSheet("font-size: 12pt; font-weight: 600;")
-        self.step_label = QLabel("")
-        self.step_label.setStyleSheet("font-size: 12pt;")
-        self.step_label.setWordWrap(True)
-        self.step_label.setMinimumWidth(300)
-        self.clock_label = QLabel("")
-        self.clock_label.setWordWrap(True)
-        self.clock_label.setMinimumWidth(300)
-        self.clock_label.setStyleSheet("font-size: 12pt;")
-        info.addWidget(self.session_label)
-        info.addWidget(self.step_label)
-        info.addWidget(self.clock_label)
-        layout.addLayout(info, 1)
-
-        status = QVBoxLayout()
-        status.setSpacing(2)
-        self.links_label = QLabel("")
-        self.links_label.setTextFormat(Qt.TextFormat.RichText)
-        self.links_label.setWordWrap(True)
-        self.links_label.setMinimumWidth(260)
-        self.links_label.setToolTip("Connection of the session host, this panel's control, "
-                                    "the renderer and each sensor; lost = silent for 3 s")
-        self.sensors_label = QLabel("")
-        self.sensors_label.setTextFormat(Qt.TextFormat.RichText)
-        self.sensors_label.setWordWrap(True)
-        self.sensors_label.setMinimumWidth(260)
-        self.recording_label = QLabel("")
-        self.recording_label.setTextFormat(Qt.TextFormat.RichText)
-        status.addWidget(self.links_label)
-        status.addWidget(self.sensors_label)
-        status.addWidget(self.recording_label)
-        layout.addLayout(status, 1)
-
-        stop_box = QVBoxLayout()
-        stop_box.setSpacing(2)
-        self.stop_button = _named(QPushButton("STOP   [F12]"), "stop")
-        self.stop_button.setMinimumSize(QSize(250, 72))
-        self.stop_button.setToolTip("STOP (F12): the patient sees the calm scene at once. "
-                                    "Resent until the host acknowledges it.")
-        self.stop_button.clicked.connect(self.do_stop)
-        # F12 is its key; never focused, so a stray Space or Enter cannot press it
-        self.stop_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.stop_status = _named(QLabel("not pressed this session"), "muted")
-        self.stop_status.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        stop_box.addWidget(self.stop_button)
-        stop_box.addWidget(self.stop_status)
-        layout.addLayout(stop_box)
-        return bar
-
     def _build_banners(self) -> None:
         self.host_banner = self._banner(RED)
         self.control_banner = self._banner(AMBER)
         self.alert_banner = self._banner(RED)
         self.recording_banner = self._banner(RED)
+        self.suds_banner = self._banner(AMBER)
         self.suggestion_box = QFrame()
         self.suggestion_box.setStyleSheet(
             "QFrame { background: #e3f0fd; border: 2px solid #1565c0; border-radius: 6px; }"
             " QLabel { border: none; background: transparent; }")
-        row = QHBoxLayout(self.suggestion_box)
-        row.setContentsMargins(10, 4, 10, 4)
+        column = QVBoxLayout(self.suggestion_box)
+        column.setContentsMargins(10, 4, 10, 4)
+        row = QHBoxLayout()
         self.suggestion_label = QLabel("")
         self.suggestion_label.setStyleSheet("font-size: 12pt; font-weight: 600;")
         self.suggestion_label.setWordWrap(True)
         self.suggestion_label.setMinimumWidth(240)
         self.accept_button = QPushButton("Accept  [Ctrl+G]")
         self.accept_button.setToolTip("Accept the suggestion and go to the next step (Ctrl+G)")
-        self.accept_button.clicked.connect(lambda: self.send("accept_suggestion"))
+        self.accept_button.clicked.connect(lambda: self.do_step("accept_suggestion"))
         self.dismiss_button = QPushButton("Dismiss  [Ctrl+D]")
         self.dismiss_button.setToolTip("Dismiss the suggestion and stay in this step (Ctrl+D)")
         self.dismiss_button.clicked.connect(lambda: self.send("dismiss_suggestion"))
-        row.addWidget(self.suggestion_label, 1)
+        # the text above its buttons: the heart-rate column stays narrow enough for 1280 px
+        column.addWidget(self.suggestion_label)
+        row.addStretch(1)
         row.addWidget(self.accept_button)
         row.addWidget(self.dismiss_button)
+        column.addLayout(row)
         self.suggestion_box.hide()
         self.banners.addWidget(self.suggestion_box)
 
@@ -526,94 +365,31 @@ class PanelWindow(QMainWindow):
 
     def _build_left(self) -> QWidget:
         column = QWidget()
-        column.setMinimumWidth(480)
+        column.setMinimumWidth(400)
         layout = QVBoxLayout(column)
         layout.setContentsMargins(0, 0, 0, 0)
-        hierarchy = QGroupBox("Hierarchy — current step highlighted")
-        box = QVBoxLayout(hierarchy)
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["#", "Step", "Exp.", "SUDS recorded", "Away"])
-        self.table.verticalHeader().hide()
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.table.setToolTip("Ctrl+L: go here; ↑/↓ choose a step; Ctrl+J (or double-click) "
-                              "jumps to it")
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        for col in (2, 3, 4):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.doubleClicked.connect(lambda _index: self.do_jump())
-        self.table.verticalHeader().setDefaultSectionSize(26)
-        self.table.setMinimumHeight(26 * 10 + 30)
-        box.addWidget(self.table)
-        steps = QGridLayout()
-        self.prev_button = self._button("◀ Previous", "Ctrl+PgUp", "Go back one step",
-                                        lambda: self.send("previous"))
-        self.repeat_button = self._button("↻ Repeat", "Ctrl+R", "Start this step again",
-                                          lambda: self.send("repeat"))
-        self.next_button = self._button("Next ▶", "Ctrl+PgDn", "Go to the next step",
-                                        lambda: self.send("next"))
-        self.jump_button = self._button("Jump to chosen", "Ctrl+J",
-                                        "Jump to the step chosen in the list", self.do_jump)
-        steps.addWidget(self.prev_button, 0, 0)
-        steps.addWidget(self.repeat_button, 0, 1)
-        steps.addWidget(self.next_button, 0, 2)
-        steps.addWidget(self.jump_button, 0, 3)
-        box.addLayout(steps)
-        layout.addWidget(hierarchy, 1)
+        self.hierarchy = HierarchyArea(self.model, self._button, {
+            "previous": lambda: self.do_step("previous"), "repeat": lambda: self.do_step("repeat"),
+            "next": lambda: self.do_step("next"), "jump": self.do_jump})
+        layout.addWidget(self.hierarchy, 1)
+        a = self.hierarchy  # its parts, by their old names (tests, shortcuts, controls)
+        self.table, self.prev_button, self.repeat_button = a.table, a.prev_button, a.repeat_button
+        self.next_button, self.jump_button = a.next_button, a.jump_button
 
-        exposure = QGroupBox("Exposure")
-        grid = QGridLayout(exposure)
-        intensity_row = QHBoxLayout()
-        self.intensity_title = QLabel("Intensity")
-        self.intensity_title.setStyleSheet("font-weight: 600;")
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setRange(0, 100)
-        self.slider.setSingleStep(5)
-        self.slider.setPageStep(10)
-        self.slider.setTickInterval(10)
-        self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
-        self.slider.setMinimumHeight(30)
-        self.slider.setToolTip("Within-step intensity (the renderer eases to it). "
-                               "Ctrl+Up / Ctrl+Down: ±10 %; arrows when focused: ±5 %")
-        self.slider.valueChanged.connect(self._on_slider_value)
-        self.slider.sliderReleased.connect(self._send_intensity)
-        self.intensity_value = QLabel("–")
-        self.intensity_value.setMinimumWidth(150)
-        self.intensity_value.setStyleSheet("font-size: 12pt; font-weight: 600;")
-        intensity_row.addWidget(self.intensity_title)
-        intensity_row.addWidget(self.slider, 1)
-        intensity_row.addWidget(self.intensity_value)
-        grid.addLayout(intensity_row, 0, 0, 1, 3)
-        self.baseline_button = self._button("Start baseline", "Ctrl+B",
-                                            "Record the resting heart rate in the calm scene",
-                                            lambda: self.send("start_baseline"))
-        self.exposure_button = self._button("Start exposure", "Ctrl+E",
-                                            "Start exposure at the step chosen in the list",
-                                            self.do_start_exposure)
-        self.pause_button = self._button("Pause", "P", "Pause exposure (calm scene)",
-                                         lambda: self.send("pause"))
-        self.resume_button = self._button("Resume", "Ctrl+Shift+P",
-                                          "Resume where the session was paused or stopped",
-                                          lambda: self.send("resume"))
-        self.end_button = self._button("End session…", "Ctrl+Shift+E",
-                                       "End the session (asks first)", self.do_end)
-        self.auto_check = QCheckBox("Auto-advance when the rule suggests it")
-        self.auto_check.setToolTip("When on, the host moves to the next step by itself "
-                                   "when it suggests advancing (logged)")
-        self.auto_check.clicked.connect(
-            lambda checked: self.send("auto_advance", {"enabled": bool(checked)}))
-        grid.addWidget(self.baseline_button, 1, 0)
-        grid.addWidget(self.exposure_button, 1, 1)
-        grid.addWidget(self.end_button, 1, 2)
-        grid.addWidget(self.pause_button, 2, 0)
-        grid.addWidget(self.resume_button, 2, 1, 1, 2)
-        grid.addWidget(self.auto_check, 3, 0, 1, 3)
-        layout.addWidget(exposure)
+        self.exposure = ExposureArea(self.model, self.send, self._button, {
+            "baseline": lambda: self.send("start_baseline"), "exposure": self.do_start_exposure,
+            "pause": lambda: self.send("pause"), "resume": self.do_resume, "end": self.do_end})
+        layout.addWidget(self.exposure)
+        e = self.exposure  # its parts, by their old names (tests, shortcuts, controls)
+        self.slider, self.intensity_value, self.intensity_effect = (
+            e.slider, e.intensity_value, e.intensity_effect)
+        self.baseline_button, self.exposure_button, self.pause_button = (
+            e.baseline_button, e.exposure_button, e.pause_button)
+        self.resume_button, self.end_button, self.auto_check = (
+            e.resume_button, e.end_button, e.auto_check)
+        self._intensity_timer = e.intensity_timer
+        # slot for more areas next to the exposure controls (issue 15's stimulus events bar)
+        self._area_slots["left"] = (layout, layout.count())
         marker = QGroupBox("Marker")
         marker_box = QHBoxLayout(marker)
         self.marker_edit = QLineEdit()
@@ -626,6 +402,8 @@ class PanelWindow(QMainWindow):
         marker_box.addWidget(self.marker_edit, 1)
         marker_box.addWidget(add)
         layout.addWidget(marker)
+        self.notes = SessionNotes(self._send_note)
+        layout.addWidget(self.notes)
         return column
 
     def _button(self, text: str, keys: str, tip: str, slot: Callable[[], object]
@@ -640,225 +418,58 @@ class PanelWindow(QMainWindow):
         layout = QVBoxLayout(column)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(self.banners)
-        group = QGroupBox("Heart rate")
-        box = QVBoxLayout(group)
-        numbers = QHBoxLayout()
-        self.hr_value = _named(QLabel("–"), "big")
-        self.hr_value.setMinimumWidth(150)
-        self.hr_detail = _named(QLabel("no heart rate yet"), "muted")
-        self.hrv_value = QLabel("HRV –")
-        self.hrv_value.setStyleSheet("font-size: 15pt; font-weight: 600;")
-        self.hrv_value.setToolTip("RMSSD of the RR intervals over the last 60 s "
-                                  "(artefacts over 20 % left out)")
-        self.band_label = _named(QLabel("baseline: not yet"), "muted")
-        self.band_label.setWordWrap(True)
-        self.band_label.setMinimumWidth(150)
-        hr_col = QVBoxLayout()
-        hr_col.setSpacing(0)
-        hr_col.addWidget(self.hr_value)
-        hr_col.addWidget(self.hr_detail)
-        hrv_col = QVBoxLayout()
-        hrv_col.setSpacing(0)
-        hrv_col.addWidget(self.hrv_value)
-        hrv_col.addWidget(self.band_label)
-        numbers.addLayout(hr_col)
-        numbers.addSpacing(16)
-        numbers.addLayout(hrv_col, 1)
-        window_col = QVBoxLayout()
-        self.window_combo = QComboBox()
-        for minutes in (2, 5, 10, 30, 120):
-            self.window_combo.addItem(f"last {minutes} min", minutes * 60.0)
-        self.window_combo.setCurrentIndex(1)
-        self.window_combo.setToolTip("How much of the session the heart-rate plot shows")
-        self.window_combo.currentIndexChanged.connect(self._on_window_changed)
-        self.legend = QLabel(LEGEND_TAIL)
-        self.legend.setTextFormat(Qt.TextFormat.RichText)
-        self.legend.setWordWrap(True)
-        self.legend.setMinimumWidth(200)
-        self.legend.setToolTip("Filled points and the line: trusted values; hollow grey: "
-                               "uncertain; grey ×: bad (the line skips both)")
-        window_col.addWidget(self.window_combo)
-        window_col.addWidget(self.legend)
-        numbers.addLayout(window_col)
-        box.addLayout(numbers)
-
-        self.hr_plot = pg.PlotWidget(background="w",
-                                     axisItems={"bottom": SessionTimeAxis("bottom")})
-        self.hr_plot.setMinimumHeight(240)
-        item = self.hr_plot.getPlotItem()
-        item.setMenuEnabled(False)
-        item.hideButtons()
-        item.setMouseEnabled(x=False, y=False)
-        item.showGrid(x=True, y=True, alpha=0.18)
-        item.setLabel("left", "bpm")
-        item.setLabel("bottom", "session time")
-        for axis in ("left", "bottom"):
-            item.getAxis(axis).setTextPen(pg.mkPen("#455060"))
-            item.getAxis(axis).setPen(pg.mkPen("#9aa3ad"))
-        self.band = pg.LinearRegionItem(orientation="horizontal", movable=False,
-                                        brush=pg.mkBrush(46, 125, 50, 38),
-                                        pen=pg.mkPen(None))
-        self.band.setZValue(-10)
-        self.mean_line = pg.InfiniteLine(angle=0, movable=False,
-                                         pen=pg.mkPen("#2e7d32", width=1,
-                                                      style=Qt.PenStyle.DashLine))
-        self.threshold_line = pg.InfiniteLine(
-            angle=0, movable=False, pen=pg.mkPen("#c62828", width=1.5,
-                                                 style=Qt.PenStyle.DashLine),
-            label="alert above {value:.0f} bpm",
-            labelOpts={"position": 0.02, "color": "#c62828", "anchors": [(0, 1), (0, 1)]})
-        for band_item in (self.band, self.mean_line, self.threshold_line):
-            band_item.hide()
-            self.hr_plot.addItem(band_item)
-        self.hr_plot.setYRange(50, 120)
-        box.addWidget(self.hr_plot, 3)
-
-        self.ecg_title = _named(QLabel("ECG: no ECG stream"), "muted")
-        box.addWidget(self.ecg_title)
-        self.ecg_plot = pg.PlotWidget(background="w")
-        self.ecg_plot.setMinimumHeight(110)
-        self.ecg_plot.setMaximumHeight(170)
-        ecg = self.ecg_plot.getPlotItem()
-        ecg.setMenuEnabled(False)
-        ecg.hideButtons()
-        ecg.setMouseEnabled(x=False, y=False)
-        ecg.hideAxis("bottom")
-        ecg.setXRange(-self.ecg_window_s, 0.0, padding=0.0)
-        self._ecg_y = (0.0, 0.0)
-        ecg.getAxis("left").setWidth(40)
-        ecg.getAxis("left").setTextPen(pg.mkPen("#455060"))
-        ecg.setLabel("left", "mV")
-        self.ecg_curve = ecg.plot(pen=pg.mkPen("#263238", width=1))
-        self.ecg_curve.setDownsampling(auto=True, method="peak")
-        self.ecg_curve.setClipToView(True)
-        box.addWidget(self.ecg_plot, 1)
-        self.ecg_plot.hide()  # until an ECG stream arrives
-        layout.addWidget(group, 1)
+        self.hr_area = HeartRateArea(self.model, self.hr_window_s, self.ecg_window_s)
+        layout.addWidget(self.hr_area, 1)
+        # the area's parts, by their old names (tests, benchmarks)
+        area = self.hr_area
+        self.hr_plot, self.hr_value, self.hr_detail = area.hr_plot, area.hr_value, area.hr_detail
+        self.band, self.band_label, self.legend = area.band, area.band_label, area.legend
+        self.ecg_plot, self.ecg_title = area.ecg_plot, area.ecg_title
+        self.ecg_curve = area.ecg_curve
+        self.hrv_value, self.window_combo = area.hrv_value, area.window_combo
+        self.source_combo, self._hr_items = area.source_combo, area._hr_items
         return column
 
     def _build_right(self) -> QWidget:
         column = QWidget()
-        column.setMinimumWidth(390)
+        column.setMinimumWidth(360)
         column.setMaximumWidth(440)
         layout = QVBoxLayout(column)
         layout.setContentsMargins(0, 0, 0, 0)
 
-        view = QGroupBox("Patient's view")
-        view_box = QVBoxLayout(view)
-        self.mirror = MirrorView()
-        self.mirror.setMinimumHeight(212)
-        self.mirror.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        view_box.addWidget(self.mirror)
-        gaze = QHBoxLayout()
-        self.compass = HeadCompass()
-        gaze.addWidget(self.compass)
-        gaze_text = QVBoxLayout()
-        self.gaze_now = QLabel("Head: no pose yet")
-        self.gaze_now.setStyleSheet("font-size: 11pt; font-weight: 600;")
-        self.gaze_now.setWordWrap(True)
-        self.gaze_now.setMinimumWidth(150)
-        self.gaze_share = QLabel("Looking away this step: –")
-        self.gaze_share.setStyleSheet("font-size: 11pt;")
-        self.gaze_share.setWordWrap(True)
-        self.gaze_share.setMinimumWidth(150)
-        self.gaze_share.setToolTip("Share of this step's exposure time with the head turned "
-                                   "away from the stimulus (from the head pose)")
-        self.render_label = _named(QLabel(""), "muted")
-        self.render_label.setWordWrap(True)
-        self.render_label.setMinimumWidth(150)
-        gaze_text.addWidget(self.gaze_now)
-        gaze_text.addWidget(self.gaze_share)
-        gaze_text.addWidget(self.render_label)
-        gaze_text.addStretch(1)
-        gaze.addLayout(gaze_text, 1)
-        view_box.addLayout(gaze)
-        layout.addWidget(view)
+        self.patient_view = PatientViewArea(self.model)
+        layout.addWidget(self.patient_view)
+        v = self.patient_view  # its parts, by their old names (tests)
+        self.mirror, self.compass, self.large_button = v.mirror, v.compass, v.large_button
+        self.gaze_now, self.gaze_share, self.render_label = v.gaze_now, v.gaze_share, v.render_label
 
-        suds = QGroupBox("SUDS — distress 0–100")
-        suds_box = QVBoxLayout(suds)
-        quick = QGridLayout()
-        quick.setSpacing(3)
-        self.suds_buttons: dict[int, QPushButton] = {}
-        for i, value in enumerate(range(0, 101, 10)):
-            button = _named(QPushButton(str(value)), "suds")
-            button.setStyleSheet(f"background: {SUDS_COLORS[i]};")
-            button.setToolTip(f"Record SUDS {value} now (or type the number and press Enter)")
-            button.clicked.connect(lambda _c=False, v=value: self.send_suds(v))
-            quick.addWidget(button, 0, i)
-            self.suds_buttons[value] = button
-        suds_box.addLayout(quick)
-        entry = QHBoxLayout()
-        self.suds_edit = DigitEdit()
-        self.suds_edit.setValidator(QIntValidator(0, 100, self))
-        self.suds_edit.setPlaceholderText("type 0–100, Enter")
-        self.suds_edit.setMaximumWidth(130)
-        self.suds_edit.setToolTip("Digit keys anywhere type here; Enter records the value")
-        self.suds_edit.returnPressed.connect(self._record_typed_suds)
-        record = QPushButton("Record  [Enter]")
-        record.clicked.connect(self._record_typed_suds)
-        self.suds_record_button = record
-        self.ask_button = self._button("Ask patient", "A",
-                                       "Show the SUDS prompt to the patient",
-                                       lambda: self.send("request_suds"))
-        entry.addWidget(self.suds_edit)
-        entry.addWidget(record)
-        entry.addWidget(self.ask_button)
-        suds_box.addLayout(entry)
-        self.suds_status = _named(QLabel("No SUDS yet"), "muted")
-        suds_box.addWidget(self.suds_status)
-        layout.addWidget(suds)
-
-        expectancy = QGroupBox("Expectancy — before the step, then after")
-        exp_box = QGridLayout(expectancy)
-        self.expect_edit = QLineEdit()
-        self.expect_edit.setPlaceholderText("What does the patient fear will happen?  [E]")
-        self.expect_edit.setToolTip("E: type the predicted outcome; Enter records it")
-        self.expect_edit.returnPressed.connect(self.send_expectancy)
-        self.likelihood = QSpinBox()
-        self.likelihood.setRange(0, 100)
-        self.likelihood.setValue(70)
-        self.likelihood.setSuffix(" %")
-        self.likelihood.setToolTip("How likely the patient thinks it is (0–100 %)")
-        self.likelihood.lineEdit().returnPressed.connect(self.send_expectancy)
-        predict = QPushButton("Record  [Enter]")
-        predict.clicked.connect(self.send_expectancy)
-        self.predict_button = predict
-        self.open_expectancy = _named(QLabel("No open prediction for this step"), "muted")
-        self.open_expectancy.setWordWrap(True)
-        self.open_expectancy.setMinimumWidth(200)
-        self.happened_button = self._button("Happened", "Ctrl+Y",
-                                            "The predicted outcome happened",
-                                            lambda: self.send_outcome(True))
-        self.not_happened_button = self._button("Did not happen", "Ctrl+N",
-                                                "The predicted outcome did not happen",
-                                                lambda: self.send_outcome(False))
-        exp_box.addWidget(self.expect_edit, 0, 0, 1, 2)
-        exp_box.addWidget(self.likelihood, 0, 2)
-        exp_box.addWidget(predict, 0, 3)
-        exp_box.addWidget(self.open_expectancy, 1, 0, 1, 4)
-        exp_box.addWidget(self.happened_button, 2, 0, 1, 2)
-        exp_box.addWidget(self.not_happened_button, 2, 2, 1, 2)
-        layout.addWidget(expectancy)
+        self.ratings = RatingsArea(self.model, self.send, self._set_status,
+                                   lambda: self.table.setFocus(), self._button, self.read_only)
+        layout.addWidget(self.ratings)
+        r = self.ratings  # its parts, by their old names (tests, the controls' enabling)
+        self.suds_buttons, self.suds_edit = r.suds_buttons, r.suds_edit
+        self.suds_record_button, self.ask_button, self.suds_status = (
+            r.suds_record_button, r.ask_button, r.suds_status)
+        self.expect_edit, self.likelihood, self.predict_button = (
+            r.expect_edit, r.likelihood, r.predict_button)
+        self.open_expectancy = r.open_expectancy
+        self.happened_button, self.not_happened_button = r.happened_button, r.not_happened_button
+        # slot for more rating areas (issue 16's questionnaires), above the stretch
+        self._area_slots["right"] = (layout, layout.count())
 
         layout.addStretch(1)
         return column
+
+    def _build_log(self) -> QWidget:
+        self.log_area = LogArea()
+        self.log_list = self.log_area.list
+        return self.log_area
 
     def _build_footer(self) -> QWidget:
         footer = QWidget()
         layout = QVBoxLayout(footer)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(3)
-        self.status_line = _named(QLabel(""), "status")
-        self.status_line.setWordWrap(True)
-        self.status_line.setMinimumWidth(300)
-        self._set_status("Connecting to the session host …", "info")
-        layout.addWidget(self.status_line)
-        self.log_list = QListWidget()
-        self.log_list.setMaximumHeight(100)
-        self.log_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.log_list.setToolTip("Every command with the host's answer, and the session's "
-                                 "events")
-        layout.addWidget(self.log_list)
         keys = QLabel("   ".join(f"<b>{html.escape(k)}</b>&nbsp;{html.escape(v)}"
                                    for k, v in FOOTER_KEYS))
         keys.setWordWrap(True)
@@ -871,10 +482,10 @@ class PanelWindow(QMainWindow):
         bindings: list[tuple[str, Callable[[], object]]] = [
             ("F12", self.do_stop),
             ("P", lambda: self.send("pause")),
-            ("Ctrl+Shift+P", lambda: self.send("resume")),
-            ("Ctrl+PgDown", lambda: self.send("next")),
-            ("Ctrl+PgUp", lambda: self.send("previous")),
-            ("Ctrl+R", lambda: self.send("repeat")),
+            ("Ctrl+Shift+P", self.do_resume),
+            ("Ctrl+PgDown", lambda: self.do_step("next")),
+            ("Ctrl+PgUp", lambda: self.do_step("previous")),
+            ("Ctrl+R", lambda: self.do_step("repeat")),
             ("Ctrl+J", self.do_jump),
             ("Ctrl+L", lambda: self.table.setFocus()),
             ("Ctrl+Up", lambda: self.nudge_intensity(+10)),
@@ -884,13 +495,13 @@ class PanelWindow(QMainWindow):
             ("M", lambda: self.marker_edit.setFocus()),
             ("Ctrl+Y", lambda: self.send_outcome(True)),
             ("Ctrl+N", lambda: self.send_outcome(False)),
-            ("Ctrl+G", lambda: self.send("accept_suggestion")),
+            ("Ctrl+G", lambda: self.do_step("accept_suggestion")),
             ("Ctrl+D", lambda: self.send("dismiss_suggestion")),
             ("Ctrl+B", lambda: self.send("start_baseline")),
             ("Ctrl+E", self.do_start_exposure),
             ("Ctrl+Shift+E", self.do_end),
             ("F1", self.show_shortcuts),
-            ("Esc", self._clear_entry),
+            ("Esc", self._escape),
         ]
         for digit in range(10):
             bindings.append((str(digit), self._digit_slot(digit)))
@@ -898,7 +509,9 @@ class PanelWindow(QMainWindow):
         self.shortcuts: dict[str, QShortcut] = {}
         for keys, slot in bindings:
             shortcut = QShortcut(QKeySequence(keys), self)
-            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            # STOP works whatever has the focus, in any window of the panel (issue 13)
+            shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut if keys == "F12"
+                                else Qt.ShortcutContext.WindowShortcut)
             shortcut.activated.connect(slot)
             self.shortcuts[keys] = shortcut
 
@@ -923,47 +536,61 @@ class PanelWindow(QMainWindow):
         self.model.command_sent(command_id, "stop", {"reason": "STOP (panel)"},
                                 time.monotonic())
         self._set_status("… STOP sent — waiting for the host's acknowledgement", "pending")
-        self._update_stop_status(time.monotonic())
-
-    def send_suds(self, value: int) -> None:
-        self.send("suds", {"value": int(value)})
-
-    def _record_typed_suds(self) -> None:
-        text = self.suds_edit.text().strip()
-        if not text:
-            self._set_status("Type a SUDS value 0–100 first", "error")
-            return
-        value = int(text)
-        if not 0 <= value <= 100:
-            self._set_status(f"SUDS {value} is outside 0–100: not sent", "error")
-            return
-        self.suds_edit.clear()
-        self.send_suds(value)
-        self.table.setFocus()
+        self.header.update_stop_status(time.monotonic())
 
     def _digit_slot(self, digit: int) -> Callable[[], None]:
         return lambda: self._type_suds_digit(digit)
-
-    def _type_suds_digit(self, digit: int) -> None:
-        if not self.suds_edit.hasFocus():
-            self.suds_edit.setFocus()
-            self.suds_edit.selectAll()
-        self.suds_edit.insert(str(digit))
 
     def _clear_entry(self) -> None:
         self.suds_edit.clear()
         self.table.setFocus()
 
+    def send_suds(self, value: int) -> None:
+        self.ratings.send_suds(value)
+
     def send_expectancy(self) -> None:
-        outcome = self.expect_edit.text().strip()
-        if not outcome:
-            self._set_status("Type the predicted outcome first", "error")
-            return
-        self.send("expectancy", {"outcome": outcome, "likelihood_pct": self.likelihood.value()})
-        self.table.setFocus()
+        self.ratings.send_expectancy()
 
     def send_outcome(self, happened: bool) -> None:
-        self.send("expectancy_outcome", {"happened": happened})
+        self.ratings.send_outcome(happened)
+
+    def _type_suds_digit(self, digit: int) -> None:
+        self.ratings.type_suds_digit(digit)
+
+    def _update_suds_status(self, state: Mapping[str, Any]) -> None:
+        self.ratings.update_suds_status(state)
+
+    def _update_expectancy(self) -> None:
+        self.ratings.update_expectancy()
+
+    def _escape(self) -> None:
+        """Esc: cancel the open question, else clear the SUDS field."""
+        if self.question.is_open:
+            self.question.cancel()
+        else:
+            self._clear_entry()
+
+    def _send_note(self, text: str, note_id: int) -> str | None:
+        """A session note as typed so far (its answer shows under the notes, not in the
+        status line: typing must not hide the host's other answers)."""
+        if self.read_only:
+            return None
+        command_id = self.bridge.send("note", {"text": text, "note_id": note_id})
+        self.model.command_sent(command_id, "note", {"note_id": note_id}, time.monotonic())
+        return command_id
+
+    @property
+    def large_view(self) -> LargePatientView | None:
+        return self.patient_view.large_view
+
+    def _show_look_away(self) -> None:
+        """This step's look-away share in the hierarchy table too."""
+        state = self.model.state
+        if state is not None:
+            row = int(state.get("step_index", 0))
+            look = self.model.look_away.get(row)
+            if look is not None and look.share is not None:
+                self.hierarchy.show_away(row, f"{100 * look.share:.0f} %")
 
     def send_marker(self) -> None:
         text = self.marker_edit.text().strip()
@@ -990,45 +617,76 @@ class PanelWindow(QMainWindow):
             self._set_status(f"Step {current + 1} is the current step: choose another one "
                              "(↑/↓) or use Repeat (Ctrl+R)", "info")
             return
-        if target > current + 1 and not self.confirm(
-                "Jump ahead", f"Jump from step {current + 1} to step {target + 1}, "
-                              f"skipping {target - current - 1} step(s)?"):
-            self._set_status("Jump cancelled", "info")
+        def jump() -> None:
+            self.leave_step(lambda: self.send("jump", {"step": target}), f"jump to step "
+                                                                          f"{target + 1}")
+
+        if target > current + 1:
+            self.question.ask(f"Jump from step {current + 1} to step {target + 1}, skipping "
+                              f"{target - current - 1} step(s)?",
+                              [(f"Jump to step {target + 1}  [Enter]", jump)],
+                              lambda: self._set_status("Jump cancelled", "info"))
             return
-        self.send("jump", {"step": target})
+        jump()
+
+    def leave_step(self, action: Callable[[], object], what: str) -> None:
+        """Do ``action`` (a step change); with a prediction open, ask for its outcome first."""
+        exp = self.model.open_expectancy()
+        if exp is None or self.read_only:
+            action()
+            return
+
+        def answered(happened: bool) -> Callable[[], None]:
+            def run() -> None:
+                # the same socket keeps the order: the outcome lands before the step change
+                self.send_outcome(happened)
+                action()
+            return run
+
+        self.question.ask(f"Before you {what}: did the predicted “{exp.get('outcome')}” "
+                          "happen?", [("Did not happen  [Enter]", answered(False)),
+                                      ("Happened", answered(True))],
+                          lambda: self._set_status(f"Stayed in this step ({what} cancelled)",
+                                                   "info"))
+
+    def do_step(self, name: str) -> None:
+        """Next, previous or repeat (asking for an open prediction's outcome first)."""
+        what = {"next": "go to the next step", "previous": "go back a step",
+                "repeat": "repeat this step", "accept_suggestion": "advance"}[name]
+        self.leave_step(lambda: self.send(name), what)
+
+    def do_resume(self) -> None:
+        """Resume: after a STOP, a deliberate choice of step, at the step's low end."""
+        state = self.model.state or {}
+        if state.get("phase") != "safe" or state.get("resume_to") != "exposure" \
+                or not state.get("exposure_started"):
+            self.send("resume")
+            return
+        index = int(state.get("step_index", 0))
+        choices = [(f"Resume at step {index + 1}, intensity 0 %  [Enter]",
+                    lambda: self.send("resume", {"step": index, "intensity": 0.0}))]
+        if index > 0:
+            choices.append((f"One step down (step {index})",
+                            lambda: self.send("resume", {"step": index - 1, "intensity": 0.0})))
+        shown = round(100 * float(state.get("intensity", 0.0)))
+        choices.append((f"Step {index + 1} at {shown} % as before",
+                        lambda: self.send("resume")))
+        self.question.ask("Resume after STOP: where does the patient go back in?", choices,
+                          lambda: self._set_status("Resume cancelled: the calm scene stays",
+                                                   "info"))
 
     def do_start_exposure(self) -> None:
         target = self.chosen_step()
         self.send("start_exposure", {"step": target} if target else {})
 
     def do_end(self) -> None:
-        if self.confirm("End the session", "End the session now? This cannot be undone; "
-                                           "the recording is closed."):
-            self.send("end", {"reason": "ended from the panel"})
-        else:
-            self._set_status("End cancelled", "info")
+        self.question.ask("End the session now? This cannot be undone; the recording is "
+                          "closed.", [("End the session", lambda: self.send(
+                              "end", {"reason": "ended from the panel"}))],
+                          lambda: self._set_status("End cancelled", "info"))
 
     def nudge_intensity(self, delta_pct: int) -> None:
-        self.slider.setValue(max(0, min(100, self.slider.value() + delta_pct)))
-        self._intensity_timer.start()
-
-    def _on_slider_value(self, value: int) -> None:
-        if self._updating_slider:
-            return
-        self._set_intensity_label(f"→ {value} %")
-        if not self.slider.isSliderDown():
-            self._intensity_timer.start()
-
-    _updating_slider = False
-
-    def _send_intensity(self) -> None:
-        self._intensity_timer.stop()
-        value = self.slider.value()
-        self.send("intensity", {"value": round(value / 100, 2)})
-        self._set_intensity_label(f"→ {value} % sending…")
-
-    def _set_intensity_label(self, text: str) -> None:
-        _set_text(self.intensity_value, text)
+        self.exposure.nudge_intensity(delta_pct)
 
     def show_shortcuts(self) -> None:
         rows = "".join(f"<tr><td><b>{html.escape(k)}</b>&nbsp;&nbsp;</td>"
@@ -1039,13 +697,6 @@ class PanelWindow(QMainWindow):
         box.setText(f"<table>{rows}</table>")
         box.setModal(False)
         box.show()
-
-    def _ask(self, title: str, text: str) -> bool:
-        answer = QMessageBox.question(self, title, text,
-                                      QMessageBox.StandardButton.Yes
-                                      | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
-        return answer == QMessageBox.StandardButton.Yes
 
     # --- incoming -----------------------------------------------------------------
 
@@ -1072,6 +723,10 @@ class PanelWindow(QMainWindow):
                 [str(e) for e in outcome.result.get("events", [])], now)
         if record is None:
             return
+        if record.name == "note":
+            when = format_duration(self.model.session_time(now))
+            self.notes.saved(record.status == "ok", when, record.error)
+            return
         label = command_label(record.name, record.args)
         if record.status == "ok":
             what = ", ".join(e.replace("_", " ") for e in record.events) or "no change"
@@ -1086,9 +741,9 @@ class PanelWindow(QMainWindow):
                              f"({record.attempts_s:.0f} s)", "pending")
         if record.name == "intensity" and record.done:
             # refused or unanswered: back to the host's value; acknowledged: show it
-            self._sync_slider(force=record.status != "ok")
+            self.exposure.sync_slider(force=record.status != "ok")
         self._schedule_refresh()
-        self._update_stop_status(now)
+        self.header.update_stop_status(now)
 
     def _on_heartbeat(self, ok: bool, _rtt_s: float) -> None:
         self.model.heartbeat_result(ok, time.monotonic())
@@ -1106,73 +761,70 @@ class PanelWindow(QMainWindow):
         if "state" in dirty:
             self._update_state(now)
         if dirty & {"hr", "state", "alerts"}:
-            self._update_hr_plot(now)
+            self.hr_area.update_plot(now)
         if "ecg" in dirty:
-            self._update_ecg()
+            self.hr_area.update_ecg()
         probes = self.model.take_probes()
         if probes:
             stamp = time.monotonic_ns()
             self.display_latency_ms.extend((stamp - p) / 1e6 for p in probes)
         if dirty & {"hr", "rr"}:
-            self._update_hr_numbers()
+            self.hr_area.update_numbers(time.monotonic())
         if dirty & {"pose", "state"}:
-            self._update_pose(now)
+            self.patient_view.update_pose(now)
         if "preview" in dirty:
-            self._update_preview(now)
+            self.patient_view.update_preview(now)
         if "events" in dirty:
-            self._update_timeline()
+            self.hr_area.update_timeline()
             self._update_expectancy()
         if "log" in dirty:
             self._update_log()
         if dirty & {"sources", "state"}:
-            self._update_links(now)
+            self.header.update_links(now)
             self._update_banners(now)
         if "commands" in dirty:
-            self._update_stop_status(now)
+            self.header.update_stop_status(now)
 
     def _tick(self) -> None:
         now = time.monotonic()
+        if self._last_tick_s is not None and now - self._last_tick_s > STALL_S:
+            self.model.panel_stalled(now - self._last_tick_s, now)
+        self._last_tick_s = now
         self._refresh()
-        self._update_clock(now)
-        self._update_links(now)
+        self.header.update_clock(now)
+        self.header.update_links(now)
         self._update_banners(now)
-        self._update_stop_status(now)
-        self._update_preview(now, overlay_only=True)
-        self._update_pose_text()
-        self._update_phase_badge(now)
-        self._update_staleness(now)
+        self.header.update_stop_status(now)
+        self.patient_view.update_preview(now, overlay_only=True)
+        self.patient_view.update_pose_text()
+        self._show_look_away()
+        self.header.update_phase_badge(now)
+        self.hr_area.update_numbers(now)
         session = self.model.session
         if session:
             self._update_recording(session)
         self._ticks += 1
         if self._ticks % 4 == 0:  # once a second: the heart-rate plot moves on
-            self._scroll_hr(now)
+            self.hr_area.scroll_to(now)
 
     _ticks = 0
+    _last_tick_s: float | None = None
 
     def _reset_session_view(self) -> None:
         self._session_shown = self.model.session_id
-        for items in self._hr_items.values():
-            for item in items:
-                self.hr_plot.removeItem(item)
-        self._hr_items.clear()
-        for line in self._timeline_items:
-            self.hr_plot.removeItem(line)
-        self._timeline_items.clear()
-        self._timeline_shown = 0
-        self._steps_key = ()
-        self._preview_shown = -1
-        self.mirror.set_frame(None, "", "No preview from the renderer yet", False)
-        self.ecg_curve.setData([], [])
-        self.ecg_plot.hide()
-        self.ecg_title.setText("ECG: no ECG stream")
+        self.hr_area.reset()
+        self.hierarchy.reset()
+        self.patient_view.reset()
 
     def _update_state(self, now: float) -> None:
         state = self.model.state
         if state is None:
             return
+        if self.status_line.text().startswith("Connecting"):  # the host answered: say so
+            self._set_status(f"Connected to the session host (session "
+                             f"{str(self.model.session_id or '')[:8]})", "ok")
         session = self.model.session
-        self._update_phase_badge(now)
+        self.header.update_phase_badge(now)
         _set_text(self.session_label,
                   f"Patient {session.get('patient_id', '?')} · {state.get('hierarchy_id', '')}")
         self.session_label.setToolTip(f"session {session.get('session_id', '')}")
@@ -1180,11 +832,9 @@ class PanelWindow(QMainWindow):
         n_steps = int(state.get("n_steps", 0) or 0)
         _set_text(self.step_label, f"Step {index + 1} of {n_steps}: {state.get('step_label', '')}"
                                    f"  (expected SUDS {state.get('step_expected_suds', '–')})")
-        self._update_table(state)
-        self._sync_slider()
-        self.auto_check.blockSignals(True)
-        self.auto_check.setChecked(bool(state.get("auto_advance")))
-        self.auto_check.blockSignals(False)
+        self.hierarchy.update_table(state)
+        self.exposure.sync_slider()
+        self.exposure.update_state(state)
         self._update_suds_status(state)
         self._update_suggestion(state)
         self._update_controls()
@@ -1195,113 +845,58 @@ class PanelWindow(QMainWindow):
             if not self.expect_edit.hasFocus():
                 self.expect_edit.setText(str(prompt) if prompt else "")
                 self.expect_edit.setCursorPosition(0)
+                self.likelihood.setValue(LIKELIHOOD_UNSET)  # each prediction is asked anew
         self._update_recording(session)
-        self._update_clock(now)
+        self.header.update_clock(now)
+        if state.get("phase") == "ended":
+            self._on_ended()
 
-    def _update_phase_badge(self, now: float) -> None:
-        """The phase in its colour; grey with "last known" while the host is silent."""
-        state = self.model.state
-        if state is None:
-            _set_text(self.phase_label, "NO HOST")
-            _set_style(self.phase_label, f"background: {GREY};")
+    def _on_ended(self) -> None:
+        """The session ended: clocks stop, REC goes off, the report is offered."""
+        if self._ended:
             return
-        phase = str(state.get("phase", "idle"))
-        text, color = PHASE_LOOK.get(phase, (phase.upper(), GREY))
-        if self.model.host_link(now) != Link.OK:
-            text, color = f"{text.splitlines()[0]}?\nlast known", GREY
-        _set_text(self.phase_label, text)
-        _set_style(self.phase_label, f"background: {color};")
+        self._ended = True
+        self._tick_timer.stop()
+        self._intensity_timer.stop()
+        self._update_recording(self.model.session)
+        if not self.read_only:
+            self.question.ask("The session has ended and its recording is closed. Write the "
+                              "session report now?",
+                              [("Write the session report  [Enter]", self.make_report)])
 
-    def _update_table(self, state: Mapping[str, Any]) -> None:
-        steps = self.model.steps()
-        key = tuple((s.get("id"), s.get("label")) for s in steps)
-        table = self.table
-        if key != self._steps_key:
-            self._steps_key = key
-            self._row_cache.clear()
-            table.setRowCount(len(steps))
-            for row, step in enumerate(steps):
-                label_item = self._cell(row, 1)
-                label_item.setText(str(step.get("label") or step.get("id") or ""))
-                label_item.setToolTip(f"{step.get('id')}: {step.get('label')}")
-                expected = step.get("expected_suds")
-                exp_item = self._cell(row, 2)
-                exp_item.setText("" if expected is None else str(expected))
-                exp_item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-        current = int(state.get("step_index", 0))
-        highest = int(state.get("highest_step", 0))
-        suds = self.model.suds_by_step()
-        bold = QFont(table.font())
-        bold.setBold(True)
-        normal = QFont(table.font())
-        for row in range(table.rowCount()):
-            values = suds.get(row, [])
-            shown = " · ".join(str(v) for v in values[-5:])
-            if len(values) > 5:
-                shown = "… " + shown
-            marker = "▶" if row == current else ("✓" if row <= highest else "")
-            share = self.model.look_away.get(row)
-            share_value = share.share if share is not None else None
-            away = "" if share_value is None else f"{100 * share_value:.0f} %"
-            row_key = (marker, tuple(values), away)
-            if self._row_cache.get(row) == row_key:
-                continue  # unchanged: touching the items would repaint the table
-            self._row_cache[row] = row_key
-            items = [self._cell(row, col) for col in range(5)]
-            items[0].setText(f"{marker} {row + 1}")
-            items[3].setText(shown)
-            items[3].setToolTip(", ".join(str(v) for v in values) or "no SUDS yet")
-            items[4].setText(away)
-            items[4].setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-            background = QColor("#fff3c4") if row == current else QColor("white")
-            for item in items:
-                item.setBackground(QBrush(background))
-                item.setFont(bold if row == current else normal)
-        if self._shown_current_step != current:
-            self._shown_current_step = current
-            table.selectRow(current)
-            if current < table.rowCount():
-                table.scrollToItem(self._cell(current, 0))
+    _ended = False
 
-    _shown_current_step: int | None = None
-    _row_cache: dict[int, tuple[Any, ...]]
-
-    def _cell(self, row: int, col: int) -> QTableWidgetItem:
-        item = self.table.item(row, col)
-        if item is None:
-            item = QTableWidgetItem("")
-            self.table.setItem(row, col, item)
-        return item
-
-    def _sync_slider(self, force: bool = False) -> None:
-        state = self.model.state
-        if state is None:
+    def make_report(self) -> None:
+        """Run ``vrexposure report`` on the recording, in the background."""
+        recording = Path(str(self.model.session.get("recording") or ""))
+        if not recording.is_file():
+            self._set_status(f"The recording {recording} is not on this computer: run "
+                             f"'vrexposure report {recording}' where the host ran", "error")
             return
-        host_pct = round(100 * float(state.get("intensity", 0.0)))
-        busy = (self.slider.isSliderDown() or self._intensity_timer.isActive()
-                or self.model.pending("intensity"))
-        if force or not busy:
-            if self.slider.value() != host_pct:
-                self._updating_slider = True
-                self.slider.setValue(host_pct)
-                self._updating_slider = False
-            self._set_intensity_label(f"{host_pct} %")
+        process = QProcess(self)
+        process.setProgram(sys.executable)
+        process.setArguments(["-m", "vrexposure", "report", str(recording)])
+        html_path = recording.with_name(f"{recording.stem}.report.html")
 
-    def _update_suds_status(self, state: Mapping[str, Any]) -> None:
-        last = self.model.last_suds
-        suds = state.get("suds") or []
-        if last is None and suds:
-            t_s, step, value = suds[-1]
-            last = (float(t_s), int(step), int(value), "")
-        text = "No SUDS yet this session"
-        if last is not None:
-            by = f" by {last[3].split(':')[0]}" if last[3] else ""
-            text = (f"Last: <b>{last[2]}</b> at step {last[1] + 1}, "
-                    f"{format_duration(last[0])}{html.escape(by)}")
-        if state.get("suds_requested"):
-            text = "<b style='color:#1565c0'>Waiting for the patient's rating…</b>  " + text
-        self.suds_status.setTextFormat(Qt.TextFormat.RichText)
-        _set_text(self.suds_status, text)
+        def finished(code: int, _status: QProcess.ExitStatus) -> None:
+            if code == 0 and html_path.is_file():
+                self.report_path = html_path
+                self._set_status(f"✓ Session report written: {html_path}", "ok")
+                self.model.add_log("ok", f"Session report written: {html_path}",
+                                   time.monotonic())
+                self._update_log()
+            else:
+                error = bytes(process.readAllStandardError().data()).decode(errors="replace")
+                self._set_status(f"✗ The session report failed: {error.strip()[-300:]}",
+                                 "error")
+
+        process.finished.connect(finished)
+        self.report_process = process
+        self._set_status(f"… Writing the session report for {recording.name}", "pending")
+        process.start()
+
+    report_path: Path | None = None
+    report_process: QProcess | None = None
 
     def _update_suggestion(self, state: Mapping[str, Any]) -> None:
         suggestion = state.get("suggestion")
@@ -1340,7 +935,7 @@ class PanelWindow(QMainWindow):
                        self.suds_record_button):
             widget.setEnabled(phase in ("baseline", "exposure", "paused", "safe")
                               and not self.read_only)
-        for widget in (self.expect_edit, self.likelihood, self.marker_edit,
+        for widget in (self.expect_edit, self.likelihood, self.marker_edit, self.notes.edit,
                        self.predict_button, self.marker_button):
             widget.setEnabled(live)
         self.stop_button.setEnabled(not self.read_only)
@@ -1351,9 +946,12 @@ class PanelWindow(QMainWindow):
         error = session.get("recording_error")
         size = format_bytes(session.get("recording_bytes"))
         metrics = self.recording_label.fontMetrics()
-        name = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, 300)
+        name = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, 220)  # full on hover
         error_text = metrics.elidedText(str(error or ""), Qt.TextElideMode.ElideRight, 300)
-        if error:
+        if (self.model.state or {}).get("phase") == "ended":
+            text = _colored("■ recording closed ", GREY) + html.escape(f"{name}  ({size})")
+            self.recording_banner.hide()
+        elif error:
             text = _colored(f"● Recording ERROR: {error_text}", RED)
             self.recording_banner.setText(f"Recording error: {error} — the session is not being "
                                           "saved correctly")
@@ -1363,66 +961,6 @@ class PanelWindow(QMainWindow):
             self.recording_banner.hide()
         _set_text(self.recording_label, text)
         self.recording_label.setToolTip(path)
-
-    def _update_clock(self, now: float) -> None:
-        state = self.model.state
-        if state is None:
-            return
-        phase = str(state.get("phase"))
-        session_t = self.model.session_time(now)
-        parts = [f"Session <b>{_clock_text(session_t)}</b>",
-                 f"in step <b>{_clock_text(self.model.time_in_step(now))}</b>"]
-        if phase in ("paused", "safe", "baseline"):
-            in_phase = float(state.get("time_in_phase_s", 0.0)) + min(
-                max(0.0, now - (self.model.state_received_s or now)), 3.0)
-            parts.append(f"{phase} for <b>{_clock_text(in_phase)}</b>")
-        parts.append(f"intensity <b>{round(100 * float(state.get('intensity', 0.0)))} %</b>")
-        self.clock_label.setTextFormat(Qt.TextFormat.RichText)
-        _set_text(self.clock_label, "  ·  ".join(parts))
-
-    def _update_links(self, now: float) -> None:
-        model = self.model
-        host = model.host_link(now)
-        silent = model.host_silent_s(now)
-        host_text = {Link.OK: "Host ●", Link.LOST: f"Host LOST ({silent or 0:.0f} s)",
-                     Link.NOT_SEEN: "Host: not connected"}.get(host, "Host")
-        chips = [_colored(host_text, LINK_COLOR[host])]
-        if self.read_only:
-            chips.append(_colored("read-only", GREY))
-        elif host != Link.OK:
-            chips.append(_colored("Control: unknown", GREY))
-        elif model.is_controller():
-            chips.append(_colored("In control ●", GREEN))
-        else:
-            controller = model.session.get("controller")
-            if controller and controller != model.client_id:
-                chips.append(_colored(f"Control: {controller}", AMBER))
-            else:
-                chips.append(_colored("Not in control", AMBER if host == Link.OK else GREY))
-        renderer = model.renderer_link(now)
-        renderer_text = {Link.OK: "Renderer ●", Link.NOT_SEEN: "Renderer: not seen",
-                         Link.LOST: "Renderer LOST", Link.DISCONNECTED: "Renderer LOST"}
-        chips.append(_colored(renderer_text[renderer], LINK_COLOR[renderer]))
-        _set_text(self.links_label, "&nbsp;&nbsp;&nbsp;".join(chips))
-        sensors = []
-        for source in sorted(model.sensor_sources(), key=lambda s: s.name):
-            link = source.link(now, model.lost_after_s)
-            kinds = "/".join(k for k in ("hr", "rr", "ecg", "ppg", "spo2", "pose")
-                             if k in source.counts)
-            label = f"{source.name} ({kinds})" if kinds else source.name
-            skew = source.clock_skew_s
-            if link == Link.LOST:
-                label += f" LOST {source.silent_s(now):.0f} s"
-            elif link == Link.DISCONNECTED:
-                label += " device disconnected"
-            elif skew is not None and abs(skew) > MAX_CLOCK_SKEW_S:
-                label += f" ● clock off by {format_duration(abs(skew))}"
-                link = Link.DISCONNECTED  # drawn red: its samples fall outside the plot
-            else:
-                label += " ●"
-            sensors.append(_colored(label, LINK_COLOR[link]))
-        _set_text(self.sensors_label, "Sensors: " + ("&nbsp;&nbsp;&nbsp;".join(sensors)
-                                                     or _colored("none seen", GREY)))
 
     def _update_banners(self, now: float) -> None:
         model = self.model
@@ -1464,316 +1002,16 @@ class PanelWindow(QMainWindow):
             self.alert_banner.show()
         else:
             self.alert_banner.hide()
-
-    def _update_stop_status(self, now: float) -> None:
-        record = self.model.stop_status()
-        acked = waiting = False
-        if record is None:
-            text = "not pressed this session"
-        elif record.status == "ok":
-            acked = True
-            text = (f"✓ acknowledged by the host at {self._session_clock_at(record)} "
-                    f"({1000 * ((record.answered_s or now) - record.sent_s):.0f} ms)")
-        elif record.status == "pending":
-            waiting = True
-            text = f"sent — waiting for the host ({now - record.sent_s:.0f} s)…"
-        elif record.status == "refused":
-            text = f"✗ refused: {record.error}"
-        else:
-            text = "✗ NOT acknowledged — press STOP again"
-        color = GREEN if acked else (AMBER if waiting else (RED if record else GREY))
-        self.stop_status.setStyleSheet(f"color: {color}; font-weight: 600;")
-        _set_text(self.stop_status, text)
-        for name, value in (("acked", acked), ("waiting", waiting)):
-            if bool(self.stop_button.property(name)) != value:
-                self.stop_button.setProperty(name, value)
-                self.stop_button.style().unpolish(self.stop_button)
-                self.stop_button.style().polish(self.stop_button)
-
-    def _session_clock_at(self, record: CommandRecord) -> str:
-        stamp = record.answered_s or record.sent_s
-        t = self.model.session_time(stamp)
-        return format_duration(t) if t is not None else "?"
-
-    def _update_hr_plot(self, now: float) -> None:
-        model = self.model
-        t_now = model.session_time(now)
-        since = None if t_now is None else t_now - self.hr_window_s
-        lows: list[float] = []
-        highs: list[float] = []
-        for i, (source, ring) in enumerate(sorted(model.hr.items())):
-            items = self._hr_items.get(source)
-            if items is None:
-                color = SOURCE_PENS[i % len(SOURCE_PENS)]
-                line = pg.PlotDataItem(pen=pg.mkPen(color, width=2), connect="finite",
-                                       antialias=True)
-                good = pg.ScatterPlotItem(size=6, pen=pg.mkPen(None), brush=pg.mkBrush(color))
-                unsure = pg.ScatterPlotItem(size=8, pen=pg.mkPen("#8a8f98", width=1.5),
-                                            brush=pg.mkBrush(None))
-                bad = pg.ScatterPlotItem(size=7, symbol="x", pen=pg.mkPen("#b0b5bb"),
-                                         brush=pg.mkBrush("#b0b5bb"))
-                items = (line, good, unsure, bad)
-                for item in items:
-                    self.hr_plot.addItem(item)
-                self._hr_items[source] = items
-            t, bpm, quality = ring.arrays(since)
-            line_item, good_item, unsure_item, bad_item = items
-            is_good = quality == GOOD
-            line_t, line_v = t[is_good], bpm[is_good]
-            gaps = np.flatnonzero(np.diff(line_t) > HR_GAP_S) + 1  # lost data: break the line
-            line_item.setData(np.insert(line_t, gaps, np.nan), np.insert(line_v, gaps, np.nan))
-            good_item.setData(t[is_good], bpm[is_good])
-            unsure_item.setData(t[quality == UNCERTAIN], bpm[quality == UNCERTAIN])
-            bad_item.setData(t[quality == BAD], bpm[quality == BAD])
-            if bpm.size:
-                lows.append(float(bpm.min()))
-                highs.append(float(bpm.max()))
-        legend = "&nbsp;&nbsp; ".join(
-            _colored("●", SOURCE_PENS[i % len(SOURCE_PENS)]) + f"&nbsp;{html.escape(name)}"
-            for i, name in enumerate(sorted(model.hr)))
-        _set_text(self.legend, (legend + "&nbsp;&nbsp; " if legend else "") + LEGEND_TAIL)
-        band = model.baseline_band()
-        if band is None:
-            for item in (self.band, self.mean_line, self.threshold_line):
-                item.hide()
-            _set_text(self.band_label, "baseline: not yet" if not (model.state or {}).get(
-                "baseline_done") else "baseline: none (no trustworthy heart rate)")
-        else:
-            mean, low, high, known = band
-            self.band.setRegion((low, high))
-            self.mean_line.setValue(mean)
-            self.threshold_line.setValue(high)
-            self.threshold_line.label.setFormat(f"alert above {high:.0f} bpm")
-            for item in (self.band, self.mean_line, self.threshold_line):
-                item.show()
-            lows.append(low)
-            highs.append(high)
-            _set_text(self.band_label,
-                      f"baseline {mean:.0f} bpm, band ± {high - mean:.0f}"
-                      + ("" if known else " (default rule)"))
-        if lows:
-            low_y = 10 * np.floor((min(lows) - 5) / 10)
-            high_y = 10 * np.ceil((max(highs) + 5) / 10)
-            self.hr_plot.setYRange(low_y, high_y, padding=0)
-        self._scroll_hr(now)
-
-    def _scroll_hr(self, now: float) -> None:
-        t_now = self.model.session_time(now)
-        if t_now is None:
-            return
-        self.hr_plot.setXRange(max(0.0, t_now - self.hr_window_s),
-                               max(t_now, self.hr_window_s * 0.05), padding=0.01)
-
-    def _on_window_changed(self) -> None:
-        self.hr_window_s = float(self.window_combo.currentData())
-        self._update_hr_plot(time.monotonic())
-
-    def _update_ecg(self) -> None:
-        source = self.model.primary_source(self.model.ecg)
-        if source is None:
-            return
-        self.ecg_plot.show()
-        ring = self.model.ecg[source]
-        last = ring.last_t()
-        assert last is not None
-        t, v, _ = ring.arrays(last - self.ecg_window_s)
-        # Drawn against time before the newest sample: the axes stay still (repainting
-        # pyqtgraph axes is what costs most), only the trace moves.
-        self.ecg_curve.setData(t - last, v, skipFiniteCheck=True)
-        if v.size:
-            low, high = float(v.min()), float(v.max())
-            margin = max(0.1, 0.1 * (high - low))
-            shown_low, shown_high = self._ecg_y
-            # change the range only when the trace leaves it or uses under half of it
-            if (low < shown_low or high > shown_high
-                    or (high - low + 2 * margin) < 0.5 * (shown_high - shown_low)):
-                self._ecg_y = (low - margin, high + margin)
-                self.ecg_plot.setYRange(*self._ecg_y, padding=0)
-        rate = self.model.ecg_rate_hz.get(source, 0.0)
-        self.ecg_title.setTextFormat(Qt.TextFormat.PlainText)
-        _set_text(self.ecg_title, f"ECG ({source}, {rate:.0f} Hz) — last "
-                                  f"{self.ecg_window_s:.0f} s")
-
-    def _update_hr_numbers(self) -> None:
-        latest = self.model.latest_hr()
-        if latest is not None:
-            source, t_s, bpm, quality = latest
-            quality_text = {GOOD: "good", UNCERTAIN: "uncertain", BAD: "bad"}[quality]
-            _set_text(self.hr_value, f"{bpm:.0f} bpm")
-            _set_style(self.hr_value, f"color: {INK if quality == GOOD else '#8a8f98'};")
-            _set_text(self.hr_detail, f"{source}, {quality_text}, at {format_duration(t_s)}")
-        self._update_staleness(time.monotonic())
-
-    def _update_staleness(self, now: float) -> None:
-        """Grey the heart rate and say so in the ECG title when their source falls silent."""
-        latest = self.model.latest_hr()
-        if latest is not None:
-            source = self.model.sources.get(latest[0])
-            silent = source.silent_s(now) if source is not None else 0.0
-            stale = silent > self.model.lost_after_s
-            if stale:
-                _set_style(self.hr_value, "color: #a6adb5;")
-                _set_text(self.hr_detail, f"{latest[0]}: no value for {silent:.0f} s")
-            elif self.hr_value.styleSheet() == "color: #a6adb5;":
-                _set_style(self.hr_value, f"color: {INK if latest[3] == GOOD else '#8a8f98'};")
-                _set_text(self.hr_detail, f"{latest[0]}, at {format_duration(latest[1])}")
-        ecg_source = self.model.primary_source(self.model.ecg)
-        if ecg_source is not None:
-            status = self.model.sources.get(ecg_source)
-            silent = status.silent_s(now) if status is not None else 0.0
-            rate = self.model.ecg_rate_hz.get(ecg_source, 0.0)
-            if silent > self.model.lost_after_s:
-                self.ecg_title.setTextFormat(Qt.TextFormat.RichText)
-                _set_text(self.ecg_title, _colored(f"ECG ({ecg_source}): no signal for "
-                                                   f"{silent:.0f} s", RED))
-            else:
-                _set_text(self.ecg_title, f"ECG ({ecg_source}, {rate:.0f} Hz) — last "
-                                          f"{self.ecg_window_s:.0f} s")
-        rmssd, n = self.model.hrv()
-        if rmssd is not None:
-            _set_text(self.hrv_value, f"HRV {rmssd:.0f} ms")
-            self.hrv_value.setToolTip(f"RMSSD over the last {self.model.rr_window_s:.0f} s "
-                                      f"({n} RR intervals)")
-        elif n:
-            _set_text(self.hrv_value, "HRV –")
-            self.hrv_value.setToolTip(f"RMSSD needs more clean RR intervals ({n} so far)")
-
-    def _update_pose(self, now: float) -> None:
-        """The compass, at the refresh rate (whole degrees, so noise does not repaint it)."""
-        source = self.model.pose_source(now)
-        pose = self.model.pose.get(source) if source else None
-        if pose is None:
-            self.compass.set_pose(None, None, None)
-        else:
-            self.compass.set_pose(None if pose.yaw_deg is None else round(pose.yaw_deg),
-                                  None if pose.look_angle_deg is None
-                                  else round(pose.look_angle_deg), pose.looking_away)
-
-    def _update_pose_text(self) -> None:
-        """Where the head points and the look-away share, in words (4 Hz)."""
-        now = time.monotonic()
-        source = self.model.pose_source(now)
-        pose = self.model.pose.get(source) if source else None
-        if pose is not None:
-            lost = now - pose.received_s > self.model.lost_after_s
-            if lost:
-                text = _colored(f"Head pose lost ({now - pose.received_s:.0f} s)", RED)
-            elif pose.looking_away:
-                text = _colored("Looking AWAY from the stimulus", RED)
-            else:
-                text = _colored("Looking at the stimulus", GREEN)
-            angle = (f" ({pose.look_angle_deg:.0f}° off)"
-                     if pose.look_angle_deg is not None and not lost else "")
-            self.gaze_now.setTextFormat(Qt.TextFormat.RichText)
-            _set_text(self.gaze_now, text + html.escape(angle))
-        current = self.model.current_look_away()
-        phase = (self.model.state or {}).get("phase")
-        if current is not None:
-            index, share = current
-            if share.share is None:
-                text = f"Looking away in step {index + 1}: –" + (
-                    "" if phase == "exposure" else " (counted during exposure only)")
-            else:
-                text = (f"Looking away in step {index + 1}: <b>{100 * share.share:.0f} %</b> "
-                        f"({format_duration(share.away_s)} of "
-                        f"{format_duration(share.total_s)})")
-            self.gaze_share.setTextFormat(Qt.TextFormat.RichText)
-            _set_text(self.gaze_share, text)
-        state = self.model.state
-        if state is not None:
-            row = int(state.get("step_index", 0))
-            item = self.table.item(row, 4)
-            look = self.model.look_away.get(row)
-            if item is not None and look is not None and look.share is not None:
-                text = f"{100 * look.share:.0f} %"
-                if item.text() != text:
-                    item.setText(text)
-                    self._row_cache.pop(row, None)
-
-    def _update_preview(self, now: float, overlay_only: bool = False) -> None:
-        model = self.model
-        frame = model.preview
-        renderer = model.renderer_link(now)
-        pose_source = model.pose_source(now)
-        pose = model.pose.get(pose_source) if pose_source else None
-        away = bool(pose and pose.looking_away and
-                    now - pose.received_s <= model.lost_after_s)
-        overlay = ""
-        if frame is None:
-            overlay = "No preview from the renderer yet"
-        elif now - frame.received_s > model.lost_after_s:
-            overlay = (f"Renderer preview lost\n(last frame "
-                       f"{now - frame.received_s:.0f} s ago)")
-        if frame is not None and frame.source in model.render_stats:
-            stats = model.render_stats[frame.source]
-            parts = [f"{float(stats['fps']):.0f} fps" if "fps" in stats else "",
-                     f"p99 {float(stats['frame_ms_p99']):.1f} ms"
-                     if "frame_ms_p99" in stats else "",
-                     f"scene {stats.get('scene')}" if stats.get("scene") else "",
-                     "FAILSAFE (calm)" if stats.get("failsafe") else ""]
-            _set_text(self.render_label, "Renderer: " + ", ".join(p for p in parts if p))
-        elif renderer == Link.NOT_SEEN:
-            _set_text(self.render_label, "Renderer: not seen yet")
-        pixmap = self.mirror.pixmap
-        if frame is not None and model.preview_version != self._preview_shown \
-                and not overlay_only:
-            self._preview_shown = model.preview_version
-            loaded = QPixmap()
-            if loaded.loadFromData(frame.jpeg, "JPG"):
-                pixmap = loaded
-        caption = ""
-        if frame is not None:
-            caption = (f"{frame.source} · frame {frame.frame if frame.frame is not None else '?'}"
-                       f" · {format_duration(frame.t_s)}")
-        if (pixmap is not self.mirror.pixmap or caption != self.mirror.caption
-                or overlay != self.mirror.overlay or away != self.mirror.looking_away):
-            self.mirror.set_frame(pixmap, caption, overlay, away)
-
-    def _update_timeline(self) -> None:
-        timeline = self.model.timeline
-        for t_s, kind, label in timeline[self._timeline_shown:]:
-            color = "#78909c" if kind == "step" else "#6a1b9a"
-            line = pg.InfiniteLine(
-                pos=t_s, angle=90, movable=False,
-                pen=pg.mkPen(color, width=1, style=Qt.PenStyle.DotLine),
-                label=label, labelOpts={"position": 0.96 if kind == "step" else 0.06,
-                                        "color": color, "rotateAxis": None})
-            self.hr_plot.addItem(line)
-            self._timeline_items.append(line)
-        self._timeline_shown = len(timeline)
-
-    def _update_expectancy(self) -> None:
-        exp = self.model.open_expectancy()
-        if exp is None:
-            _set_text(self.open_expectancy, "No open prediction for this step")
-            self.happened_button.setEnabled(False)
-            self.not_happened_button.setEnabled(False)
-        else:
-            _set_text(self.open_expectancy,
-                      f"Open prediction: “{exp.get('outcome')}” ({exp.get('likelihood_pct')} %)"
-                      " — after the step, did it happen?")
-            enabled = not self.read_only
-            self.happened_button.setEnabled(enabled)
-            self.not_happened_button.setEnabled(enabled)
+        reminder = model.suds_reminder(now)
+        if reminder:
+            _set_text(self.suds_banner, reminder)
+        self.suds_banner.setVisible(bool(reminder))
 
     def _update_log(self) -> None:
-        colors = {"ok": GREEN, "error": RED, "warn": AMBER, "alert": RED, "info": "#455060",
-                  "event": INK}
         new = [e for e in self.model.log if e.number > self._log_shown]
-        for entry in new:
-            stamp = format_duration(entry.session_t_s)
-            item = QListWidgetItem(f"{stamp:>8}  {entry.text}")
-            item.setForeground(QBrush(QColor(colors.get(entry.level, INK))))
-            if entry.level in ("error", "alert"):
-                font = item.font()
-                font.setBold(True)
-                item.setFont(font)
-            self.log_list.addItem(item)
-            self._log_shown = entry.number
-        while self.log_list.count() > 500:
-            self.log_list.takeItem(0)
         if new:
-            self.log_list.scrollToBottom()
+            self.log_area.add(new)
+            self._log_shown = new[-1].number
 
     def _set_status(self, text: str, level: str) -> None:
         styles = {"ok": "background: #e3f4e8; color: #14532d;",
@@ -1790,14 +1028,20 @@ class PanelWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         phase = (self.model.state or {}).get("phase")
-        if (not self._closed and not self.read_only and phase in ("baseline", "exposure")
-                and not self.confirm("Close the panel",
-                                     "Exposure is running. Closing the panel pauses it "
-                                     "(the host loses this panel's heartbeat). Close?")):
-            event.ignore()
+        if (not self._closed and not self._close_confirmed and not self.read_only
+                and phase in ("baseline", "exposure")):
+            event.ignore()  # asked inline: a modal dialog would block STOP (and SIGTERM)
+            self.question.ask("Exposure is running. Closing the panel pauses it (the host "
+                              "loses this panel's heartbeat). Close?",
+                              [("Close the panel", self.close_now)])
             return
         self.shutdown()
         event.accept()
+
+    def close_now(self) -> None:
+        """Close without asking (the question was answered, or Ctrl-C / SIGTERM)."""
+        self._close_confirmed = True
+        self.close()
 
     def shutdown(self) -> None:
         """Stop the timers and the I/O threads (idempotent)."""
@@ -1807,19 +1051,24 @@ class PanelWindow(QMainWindow):
         self._tick_timer.stop()
         self._refresh_timer.stop()
         self._intensity_timer.stop()
+        self.notes.save_now()  # the last words typed reach the recording
+        if self.large_view is not None:
+            self.large_view.close()
         self.bridge.close()
 
 
 def run_panel(endpoints: Endpoints, client_id: str, *, read_only: bool = False,
-              argv: Sequence[str] | None = None) -> int:
+              argv: Sequence[str] | None = None, primary_hr_source: str | None = None) -> int:
     """Open the panel and run the Qt event loop until it is closed; returns the exit code."""
     app = QApplication.instance() or QApplication(list(argv or ["vrexposure-panel"]))
     pg.setConfigOptions(antialias=False, foreground="#455060")
-    window = PanelWindow(endpoints, client_id, read_only=read_only)
+    window = PanelWindow(endpoints, client_id, read_only=read_only,
+                         primary_hr_source=primary_hr_source)
+    window.fit_to_screen()
     window.show()
-    # Ctrl-C or SIGTERM closes the window (asking first while exposure runs). Python only
+    # Ctrl-C or SIGTERM closes the window at once (never asks: nobody may see it). Python only
     # runs signal handlers between bytecodes, so a timer lets the interpreter run now and then.
-    previous = {sig: signal.signal(sig, lambda *_: window.close())
+    previous = {sig: signal.signal(sig, lambda *_: window.close_now())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     wake = QTimer()
     wake.timeout.connect(lambda: None)

@@ -67,19 +67,20 @@ class SudsInput:
 
     Digits typed in quick succession compose a number ("4" then "5" → 45,
     "1", "0", "0" → 100); a lone digit ``d`` selects ``10·d``, so a single key
-    press is enough for a coarse answer.
+    press is enough for a coarse answer. It starts unset (``None``): a rating is never
+    invented by a default; the first arrow press selects the middle of the scale.
     """
 
-    def __init__(self, initial: int = 50, step: int = SUDS_STEP,
+    def __init__(self, initial: int | None = None, step: int = SUDS_STEP,
                  compose_s: float = DIGIT_COMPOSE_S) -> None:
-        self.value = clamp_suds(initial)
+        self.value: int | None = None if initial is None else clamp_suds(initial)
         self.step = step
         self.compose_s = compose_s
         self._digits = ""
         self._last_digit_s = -1e9
 
-    def reset(self, initial: int = 50) -> None:
-        self.value = clamp_suds(initial)
+    def reset(self, initial: int | None = None) -> None:
+        self.value = None if initial is None else clamp_suds(initial)
         self._digits = ""
 
     def digit(self, d: int, now_s: float) -> int:
@@ -97,16 +98,16 @@ class SudsInput:
 
     def left(self) -> int:
         self._digits = ""
-        self.value = clamp_suds(self.value - self.step)
+        self.value = SUDS_MAX // 2 if self.value is None else clamp_suds(self.value - self.step)
         return self.value
 
     def right(self) -> int:
         self._digits = ""
-        self.value = clamp_suds(self.value + self.step)
+        self.value = SUDS_MAX // 2 if self.value is None else clamp_suds(self.value + self.step)
         return self.value
 
-    def enter(self) -> int:
-        """Confirm: the rating to send."""
+    def enter(self) -> int | None:
+        """Confirm: the rating to send (None: nothing chosen yet, nothing to send)."""
         self._digits = ""
         return self.value
 
@@ -288,7 +289,7 @@ class PatientOverlay:
 
     def show_suds(self, initial: int | None = None) -> None:
         if not self.suds_visible:
-            self.suds.reset(50 if initial is None else initial)
+            self.suds.reset(initial)
         self.suds_visible = True
 
     def hide_suds(self) -> None:
@@ -312,8 +313,13 @@ class PatientOverlay:
             self._shown_status = None
             self.status_root.hide()
         if self.suds_visible:
-            self._marker.setX(suds_marker_x(self.suds.value, self._bar_half))
-            self.suds_value_text.setText(f"Your rating: {self.suds.value}")
+            if self.suds.value is None:  # nothing chosen: no marker, no number
+                self._marker.hide()
+                self.suds_value_text.setText("Choose a number")
+            else:
+                self._marker.show()
+                self._marker.setX(suds_marker_x(self.suds.value, self._bar_half))
+                self.suds_value_text.setText(f"Your rating: {self.suds.value}")
             self.suds_root.show()
         else:
             self.suds_root.hide()

@@ -767,7 +767,11 @@ class RendererProcess:
             elif button == "right":
                 self.overlay.suds.right()
             elif button == "enter":
-                self.answer_suds(self.overlay.suds.enter())
+                chosen = self.overlay.suds.enter()
+                if chosen is None:  # Enter before choosing: nothing is sent
+                    self._status("Choose a number first", "info", 3.0)
+                else:
+                    self.answer_suds(chosen)
             elif button.startswith("digit"):
                 self.overlay.suds.digit(int(button[5:]), now)
 
