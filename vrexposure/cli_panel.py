@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,6 +19,29 @@ def default_client_id() -> str:
     """A stable id per machine, so a restarted panel is the same controller in the log."""
     host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
     return f"panel-{host or 'local'}"[:64]
+
+
+def clinic_history(config: dict[str, Any]) -> Callable[[str], Any] | None:
+    """The patient's course from the clinic record, when there is one (else None)."""
+    from .clinic.store import database_exists, database_url
+
+    url = database_url(config)
+    if not database_exists(url):
+        return None
+
+    def load(patient_id: str) -> Any:
+        from .clinic.history import patient_history
+        from .clinic.store import StoreError, open_store
+
+        store = open_store(url)
+        try:
+            return patient_history(store, patient_id)
+        except (StoreError, KeyError, LookupError):
+            return None  # a patient the record does not know yet
+        finally:
+            store.close()
+
+    return load
 
 
 @click.command("panel")
@@ -51,6 +76,7 @@ def panel_command(host_address: str | None, base_port: int | None, config_path: 
         raise click.ClickException("no display: set DISPLAY (or QT_QPA_PLATFORM=offscreen)")
     endpoints = endpoints_from(config, host_address, base_port)
     code = run_panel(endpoints, client_id or default_client_id(), read_only=observe,
-                     primary_hr_source=config["panel"]["primary_hr_source"])
+                     primary_hr_source=config["panel"]["primary_hr_source"],
+                     history=clinic_history(config))
     if code:
         sys.exit(code)

@@ -825,6 +825,11 @@ def state_to_dict(state: SessionState, now: float, scenes: Mapping[str, SceneSpe
         "alerts_active": list(state.alerts_active),
         "highest_step": state.highest_step,
         "stop_count": state.stop_count,
+        "stimulus_event": None if state.stimulus_event is None else {
+            "name": state.stimulus_event[0], "id": state.stimulus_event[1],
+            "t_s": state.stimulus_event[2]},
+        "scene_events": [{"name": e.name, "label": e.label, "key": e.key,
+                          "duration_s": e.duration_s} for e in state.hierarchy.scene_events],
         "questionnaire": None if state.questionnaire is None else state.questionnaire.to_dict(),
         "questionnaires_done": [c.to_dict() for c in state.questionnaires_done],
         "questionnaire_plan": {"before": list(state.hierarchy.questionnaires.before),

@@ -57,10 +57,12 @@ from PySide6.QtWidgets import (
 from ..config import Endpoints
 from .ask import InlineQuestion
 from .bridge import Bridge, CommandOutcome
+from .events_bar import EventsBar
 from .exposure_area import ExposureArea
 from .header import HeaderArea
 from .heart_rate import HeartRateArea
 from .hierarchy_area import HierarchyArea
+from .history import HistoryWidget
 from .log_area import LogArea
 from .look import AMBER, BLUE, GREY, INK, LINE, PAPER, RED
 from .look import colored as _colored
@@ -77,6 +79,7 @@ from .model import (
 )
 from .notes import SessionNotes
 from .patient_view import HeadCompass, LargePatientView, MirrorView, PatientViewArea
+from .questionnaire_widget import QuestionnaireWidget
 from .ratings import LIKELIHOOD_UNSET, RatingsArea
 
 # --- look ------------------------------------------------------------------------------
@@ -191,7 +194,10 @@ class PanelWindow(QMainWindow):
                  read_only: bool = False, min_refresh_s: float = 1 / 30,
                  hr_window_s: float = 300.0, ecg_window_s: float = 5.0,
                  primary_hr_source: str | None = None,
+                 history: Callable[[str], Any] | None = None,
                  start: bool = True) -> None:
+        """``history``: the patient's course from the clinic record (a ``PatientHistory``,
+        or None when there is no record of this patient)."""
         super().__init__()
         self.endpoints = endpoints
         self.read_only = read_only
@@ -274,6 +280,17 @@ class PanelWindow(QMainWindow):
         self._update_controls()
         self._update_expectancy()
         self._tick()
+        # Areas of their own modules over the same state: the scene's stimulus events,
+        # questionnaires, and the patient's history from the clinic record.
+        self.events_bar = EventsBar(self.send)
+        self.add_area(self.events_bar, "left")
+        self.questionnaires = QuestionnaireWidget(self._send_from_area)
+        self.add_area(self.questionnaires, "right")
+        self.history = HistoryWidget()
+        self.history.setVisible(False)
+        self.add_area(self.history, "right")
+        self._history_loader = history
+        self._history_for: str | None = None
         if read_only:
             self._set_status("Read-only: this panel observes the session and sends nothing",
                              "info")
@@ -527,6 +544,27 @@ class PanelWindow(QMainWindow):
         self.model.command_sent(command_id, name, args or {}, time.monotonic())
         self._set_status(f"… {label}: sent, waiting for the host", "pending")
         return command_id
+
+    def _send_from_area(self, name: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Commands from an added area; a STOP there is the same retried STOP as F12."""
+        if name == "stop":
+            self.do_stop()
+            return None
+        return self.send(name, args)
+
+    def _show_history(self, patient_id: str) -> None:
+        """The patient's course, once per patient, when a clinic record has it."""
+        if self._history_loader is None or patient_id == self._history_for:
+            return
+        self._history_for = patient_id
+        try:
+            history = self._history_loader(patient_id)
+        except Exception as exc:  # the record is a help, never a reason to lose the panel
+            self._set_status(f"Patient history not available: {exc}", "info")
+            history = None
+        self.history.setVisible(history is not None)
+        if history is not None:
+            self.history.set_history(history)
 
     def do_stop(self) -> None:
         if self.read_only:
@@ -824,6 +862,11 @@ class PanelWindow(QMainWindow):
             self._set_status(f"Connected to the session host (session "
                              f"{str(self.model.session_id or '')[:8]})", "ok")
         session = self.model.session
+        self.events_bar.set_events(state.get("scene_events") or [])
+        self.events_bar.set_active(state.get("phase") == "exposure" and not self.read_only)
+        self.questionnaires.update_state(state)
+        if session.get("patient_id"):
+            self._show_history(str(session["patient_id"]))
         self.header.update_phase_badge(now)
         _set_text(self.session_label,
                   f"Patient {session.get('patient_id', '?')} · {state.get('hierarchy_id', '')}")
@@ -1058,12 +1101,13 @@ class PanelWindow(QMainWindow):
 
 
 def run_panel(endpoints: Endpoints, client_id: str, *, read_only: bool = False,
-              argv: Sequence[str] | None = None, primary_hr_source: str | None = None) -> int:
+              argv: Sequence[str] | None = None, primary_hr_source: str | None = None,
+              history: Callable[[str], Any] | None = None) -> int:
     """Open the panel and run the Qt event loop until it is closed; returns the exit code."""
     app = QApplication.instance() or QApplication(list(argv or ["vrexposure-panel"]))
     pg.setConfigOptions(antialias=False, foreground="#455060")
     window = PanelWindow(endpoints, client_id, read_only=read_only,
-                         primary_hr_source=primary_hr_source)
+                         primary_hr_source=primary_hr_source, history=history)
     window.fit_to_screen()
     window.show()
     # Ctrl-C or SIGTERM closes the window at once (never asks: nobody may see it). Python only
