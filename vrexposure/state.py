@@ -12,12 +12,12 @@ Phases: ``idle → baseline → exposure ⇄ paused``, ``any → safe`` (STOP),
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from . import args
 from .hierarchy import Hierarchy
 from .scene_api import ParamValue, SceneSpec
 
@@ -270,31 +270,31 @@ def _arg(cmd: Command, name: str) -> Any:
 
 
 def _int_arg(cmd: Command, name: str, low: int, high: int) -> int:
-    value = _arg(cmd, name)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or not float(value).is_integer():
-        raise CommandError(f"'{name}' must be a whole number, not {value!r}")
-    if not low <= value <= high:
-        raise CommandError(f"'{name}' must be from {low} to {high}, not {value}")
-    return int(value)
+    try:
+        return args.to_int(_arg(cmd, name), name, low, high)
+    except args.ArgError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _float_arg(cmd: Command, name: str, low: float, high: float) -> float:
-    value = _arg(cmd, name)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise CommandError(f"'{name}' must be a number, not {value!r}")
-    if not low <= value <= high:
-        raise CommandError(f"'{name}' must be from {low} to {high}, not {value}")
-    return float(value)
+    try:
+        return args.to_float(_arg(cmd, name), name, low, high)
+    except args.ArgError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _text_arg(cmd: Command, name: str, max_chars: int = MAX_MARKER_CHARS) -> str:
-    value = _arg(cmd, name)
-    if not isinstance(value, str) or not value.strip():
-        raise CommandError(f"'{name}' must be non-empty text")
-    if len(value) > max_chars:
-        raise CommandError(f"'{name}' is longer than {max_chars} characters")
-    return value.strip()
+    try:
+        return args.to_str(_arg(cmd, name), name, max_chars)
+    except args.ArgError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _opt_text_arg(cmd: Command, name: str, default: str, max_chars: int = 200) -> str:
+    """An optional short text argument (a reason); bounded, never a nested structure."""
+    if name not in cmd.args:
+        return default
+    return _text_arg(cmd, name, max_chars)
 
 
 def _require(state: SessionState, cmd: Command, *phases: Phase) -> None:
@@ -406,7 +406,8 @@ def _complete_baseline(state: SessionState, cmd: Command, now: float) -> list[Ev
         raise CommandError("the baseline is already complete")
     mean = cmd.args.get("mean_bpm")
     data: dict[str, Any] = {"by": cmd.by, "mean_bpm": None, "sd_bpm": None,
-                            "n_values": int(cmd.args.get("n_values", 0) or 0)}
+                            "n_values": _int_arg(cmd, "n_values", 0, 10_000_000)
+                            if cmd.args.get("n_values") is not None else 0}
     if mean is not None:
         data["mean_bpm"] = _float_arg(cmd, "mean_bpm", 20.0, 250.0)
         data["sd_bpm"] = _float_arg(cmd, "sd_bpm", 0.0, 100.0)
@@ -434,7 +435,7 @@ def _pause(state: SessionState, cmd: Command, now: float) -> list[Event]:
         raise CommandError("already paused")
     _require(state, cmd, Phase.BASELINE, Phase.EXPOSURE, Phase.SAFE)
     resume_to = state.resume_to if state.phase == Phase.SAFE else state.phase
-    return [Event("paused", now, {"by": cmd.by, "reason": cmd.args.get("reason", "command"),
+    return [Event("paused", now, {"by": cmd.by, "reason": _opt_text_arg(cmd, "reason", "command"),
                                   "resume_to": resume_to.value})]
 
 
@@ -453,24 +454,29 @@ def _stop(state: SessionState, cmd: Command, now: float) -> list[Event]:
     resume_to = state.resume_to if state.phase in (Phase.SAFE, Phase.PAUSED) else state.phase
     if resume_to == Phase.IDLE:
         resume_to = Phase.BASELINE
-    return [Event("stopped", now, {"by": cmd.by, "reason": cmd.args.get("reason", "STOP"),
+    return [Event("stopped", now, {"by": cmd.by, "reason": _stop_reason(cmd),
                                    "already_safe": state.phase == Phase.SAFE,
                                    "resume_to": resume_to.value})]
+
+
+def _stop_reason(cmd: Command) -> str:
+    # STOP must work whatever came with it: a malformed reason is replaced, never refused.
+    reason = cmd.args.get("reason", "STOP")
+    if not isinstance(reason, str) or not reason.strip():
+        return "STOP"
+    return reason.strip()[:200]
 
 
 def _step_index_arg(state: SessionState, cmd: Command) -> int:
     target = _arg(cmd, "step")
     steps = state.hierarchy.steps
-    if isinstance(target, str) and not target.isdigit():
+    if isinstance(target, str):
         for index, step in enumerate(steps):
             if step.id == target:
                 return index
-        raise CommandError(f"no step with id '{target}'")
-    if isinstance(target, str):
-        target = int(target)
-    if isinstance(target, bool) or not isinstance(target, int) or not 0 <= target < len(steps):
-        raise CommandError(f"'step' must be a step id or an index from 0 to {len(steps) - 1}")
-    return target
+        if not target.isascii() or not target.isdigit():
+            raise CommandError(f"no step with id {target[:40]!r}")
+    return _int_arg(cmd, "step", 0, len(steps) - 1)
 
 
 def _next(state: SessionState, cmd: Command, now: float) -> list[Event]:
@@ -594,7 +600,8 @@ def _alert_cleared(state: SessionState, cmd: Command, now: float) -> list[Event]
 
 
 def _end(state: SessionState, cmd: Command, now: float) -> list[Event]:
-    return [Event("ended", now, {"by": cmd.by, "reason": cmd.args.get("reason", "command")})]
+    return [Event("ended", now, {"by": cmd.by,
+                                 "reason": _opt_text_arg(cmd, "reason", "command")})]
 
 
 _HANDLERS = {
