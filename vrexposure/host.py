@@ -13,8 +13,10 @@ Sockets (DESIGN §4, docs/protocol.md):
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -25,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import zmq
 
 from . import __version__, protocol
@@ -34,7 +37,7 @@ from .hierarchy import Hierarchy, hierarchy_from_dict, hierarchy_to_dict
 from .monitor import HeartRateMonitor
 from .plugins import discover_scenes
 from .protocol import ReplyMessage
-from .recorder import EVENTS_STREAM, Recorder
+from .recorder import EVENTS_STREAM, UNRECORDED_KINDS, Recorder, jsonable
 from .scene_api import SceneSpec
 from .security import HostSecurity, KeyStoreError
 from .state import (
@@ -54,32 +57,79 @@ from .xdf import read_xdf
 
 log = logging.getLogger(__name__)
 
-#: A pseudonymous id: letters, digits, '-' or '_', with at least one digit (e.g. P017).
-#: Requiring a digit keeps a plain name such as "JaneDoe" out of files and logs.
-PATIENT_ID_RE = re.compile(r"^(?=.*\d)[A-Za-z0-9_-]{2,32}$")
+#: The default pseudonymous id: 1-4 letters then 1-6 digits (P017, DEMO01). A clinic sets
+#: its own with ``session.patient_id_pattern``; "JaneDoe1985" or "Smith_J_1970" do not fit.
+DEFAULT_PATIENT_ID_PATTERN = r"[A-Za-z]{1,4}[0-9]{1,6}"
 REPLY_CACHE_SIZE = 2048
+#: Commands whose replies are never cached: read-only ones, and STOP, which must always run.
+UNCACHED_COMMANDS = frozenset({"ping", "get_state", "heartbeat", "stop"})
+#: Accepted commands are recorded with their arguments up to this size (JSON characters);
+#: refused ones by name and reason only.
+RECORDED_ARGS_MAX_CHARS = 2000
+#: Distinct data topics recorded in one session; further ones are counted and dropped.
+MAX_RECORDED_TOPICS = 128
+#: Distinct 'sensor lost' alerts active at once; more collapse into a counter.
+MAX_SOURCE_ALERTS = 8
+#: 'sensor' status messages recorded per source per second; the excess is counted.
+SENSOR_STATUS_PER_S = 5
+#: Data stamped too far from the session clock is not recorded (counted): into the
+#: future beyond clock-sync error, or before the session began.
+DATA_FUTURE_TOLERANCE_S = 30.0
+DATA_PAST_TOLERANCE_S = 30.0
+#: Data older than this is not live (a replayed or forged stamp): counted, not recorded.
+DATA_MAX_AGE_S = 600.0
+#: Bytes a host socket accepts in one message (ZMQ_MAXMSGSIZE); a bigger one drops the peer.
+SOCKET_MAX_MESSAGE_BYTES = protocol.MAX_MESSAGE_BYTES + 4096
 ALERT_RECORDING = "recording_failed"
 ALERT_SENSOR_LOST = "sensor_lost"
 #: How often forwarded data is drained into the recorder and the heart-rate monitor.
 CAPTURE_BATCH_S = 0.02
-LOOPBACK_PREFIXES = ("127.", "localhost", "[::1]", "::1")
 
 
 class HostError(Exception):
     pass
 
 
-def check_patient_id(patient_id: str) -> str:
-    if not PATIENT_ID_RE.match(patient_id):
+def check_patient_id(patient_id: str, pattern: str | None = None) -> str:
+    """``patient_id`` if it matches the clinic's pattern as a whole; nothing is stripped
+    (a trailing newline is an error, not a file name)."""
+    pattern = pattern or DEFAULT_PATIENT_ID_PATTERN
+    if not isinstance(patient_id, str) or len(patient_id) > 32 \
+            or not re.fullmatch(pattern, patient_id, flags=re.ASCII):
         raise HostError(
-            f"patient id {patient_id!r} is not a pseudonymous id: use 2-32 letters, digits, "
-            "'-' or '_' including at least one digit (e.g. P017); never a name")
+            f"patient id {patient_id[:40]!r} is not a pseudonymous id of this clinic's form "
+            f"({pattern}, e.g. P017); never a name")
     return patient_id
 
 
+_ENDPOINT_RE = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):"
+                          r"(?P<port>[0-9]{1,5}|\*)$")
+
+
+def parse_endpoint(endpoint: str) -> tuple[str, str]:
+    """(host, port) of a ``tcp://HOST:PORT`` endpoint; anything else (several addresses,
+    ';' source/destination pairs, interface names with odd characters) is a HostError."""
+    match = _ENDPOINT_RE.match(endpoint)
+    if match is None:
+        raise HostError(f"not a single tcp://HOST:PORT endpoint: {endpoint[:80]!r}")
+    port = match["port"]
+    if port != "*" and not 0 <= int(port) <= 65535:
+        raise HostError(f"port out of range in {endpoint!r}")
+    return match["host"].strip("[]"), port
+
+
 def is_loopback(endpoint: str) -> bool:
-    address = endpoint.split("://", 1)[-1].rsplit(":", 1)[0]
-    return address.startswith(LOOPBACK_PREFIXES)
+    """True only for one well-formed endpoint on a loopback address."""
+    try:
+        host, _ = parse_endpoint(endpoint)
+    except HostError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def recording_name(patient_id: str, hierarchy_id: str, started: datetime) -> str:
@@ -97,6 +147,7 @@ class SessionHost:
                  keys_dir: Path | None = None) -> None:
         for endpoint in (endpoints.publish, endpoints.feed, endpoints.host_feed,
                          endpoints.control):
+            parse_endpoint(endpoint)  # one address, properly formed, or a HostError
             if not is_loopback(endpoint) and keys_dir is None:
                 raise HostError(
                     f"refusing to listen on {endpoint}: off loopback every socket needs "
@@ -110,7 +161,9 @@ class SessionHost:
         self.scenes = dict(scenes) if scenes is not None else discover_scenes(
             [Path(d) for d in config.get("plugins", {}).get("scene_dirs", [])])
         self.counters: Counter[str] = Counter()
-        self._replies: OrderedDict[str, ReplyMessage] = OrderedDict()
+        self._replies: OrderedDict[tuple[str, ...], ReplyMessage] = OrderedDict()
+        self._topics_recorded: set[str] = set()
+        self._status_window: dict[str, tuple[int, int]] = {}  # source -> (second, count)
         self._context = context or zmq.Context.instance()
         self.security: HostSecurity | None = None
         if keys_dir is not None:
@@ -131,7 +184,8 @@ class SessionHost:
         else:
             if hierarchy is None:
                 raise HostError("a new session needs a hierarchy")
-            self.patient_id = check_patient_id(patient_id)
+            self.patient_id = check_patient_id(
+                patient_id, session_cfg.get("patient_id_pattern"))
             self.hierarchy = hierarchy
             self.session_id = uuid.uuid4().hex
             started = datetime.now(UTC)
@@ -208,6 +262,8 @@ class SessionHost:
         ctx = self._context
         self._frontend = ctx.socket(zmq.SUB)
         self._frontend.setsockopt(zmq.RCVHWM, 0)
+        # A message over the limit disconnects its sender before it is ever forwarded.
+        self._frontend.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MESSAGE_BYTES)
         for kind in protocol.DATA_KINDS:
             self._frontend.setsockopt(zmq.SUBSCRIBE, f"{kind}.".encode())
         self._backend = ctx.socket(zmq.PUB)
@@ -230,6 +286,10 @@ class SessionHost:
         self._host_pub.setsockopt(zmq.SNDHWM, 10_000)
         self._router = ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self._router.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MESSAGE_BYTES)
+        for sock in (self._backend, self._host_pub):
+            # Subscribers send only (un)subscriptions: nothing bigger is legitimate.
+            sock.setsockopt(zmq.MAXMSGSIZE, 4096)
         if self.security is not None:
             self.security.serve(self._frontend, "publish")
             self.security.serve(self._backend, "feed")
@@ -331,18 +391,56 @@ class SessionHost:
             except zmq.Again:
                 return
             self.counters["data_messages"] += 1
-            message = self.recorder.record_raw(frames)
-            if message is None:
+            try:
+                self._capture_one(frames)
+            except Exception:  # no data message may end the host
                 self.counters["data_rejected"] += 1
-                continue
-            if message.kind == "hr" and not message.source.endswith(".device"):
-                # A device's own figure is shadowed by the derived, quality-flagged one.
-                for name, args in self.monitor.observe(
-                        message.t_s, float(message.payload["bpm"]),
-                        str(message.payload.get("quality", "good"))):
-                    self._apply_internal(name, args)
-            elif message.kind == "sensor":
-                self._sensor_status(message)
+                self.counters["data_errors"] += 1
+                log.exception("a data message could not be handled (dropped)")
+
+    def _capture_one(self, frames: list[bytes]) -> None:
+        try:
+            message = protocol.decode_data(frames)
+        except protocol.ProtocolError as exc:
+            self.counters["data_rejected"] += 1
+            self.recorder.rejected += 1
+            log.debug("rejected a malformed data message: %s", exc)
+            return
+        reason = self._admit_data(message)
+        if reason is not None:
+            self.counters["data_rejected"] += 1
+            self.counters[f"data_rejected_{reason}"] += 1
+            return
+        if not self.recorder.record(message) and message.kind not in UNRECORDED_KINDS:
+            self.counters["data_rejected"] += 1
+            return
+        if message.kind == "hr" and not message.source.endswith(".device"):
+            # A device's own figure is shadowed by the derived, quality-flagged one.
+            for name, args in self.monitor.observe(
+                    message.t_s, float(message.payload["bpm"]),
+                    str(message.payload.get("quality", "good"))):
+                self._apply_internal(name, args)
+        elif message.kind == "sensor":
+            self._sensor_status(message)
+
+    def _admit_data(self, message: protocol.DataMessage) -> str | None:
+        """Why ``message`` must not be recorded (a counter name), or None."""
+        now = self.clock.now()
+        if not (max(-DATA_PAST_TOLERANCE_S, now - DATA_MAX_AGE_S) <= message.t_s
+                <= now + DATA_FUTURE_TOLERANCE_S):
+            return "time"
+        if message.topic not in self._topics_recorded:
+            if len(self._topics_recorded) >= MAX_RECORDED_TOPICS:
+                return "too_many_sources"
+            self._topics_recorded.add(message.topic)
+        if message.kind == "sensor":
+            second = int(now)
+            window, count = self._status_window.get(message.source, (second, 0))
+            count = count + 1 if window == second else 1
+            self._status_window[message.source] = (second, count)
+            if count > SENSOR_STATUS_PER_S:
+                return "rate"
+        return None
 
     def _drain_router(self, budget: int = 200) -> None:
         for _ in range(budget):
@@ -354,18 +452,37 @@ class SessionHost:
                 self.counters["commands_malformed"] += 1
                 continue
             identity, body = frames
-            key_role = None
-            if self.security is not None:
-                # The key that authenticated this connection decides the role.
-                key_role = self.security.role_of(body.get("User-Id")) or "revoked"
-            reply = self.handle_command_bytes(body.bytes, key_role)
+            try:
+                key_role = key_id = None
+                if self.security is not None:
+                    # The key that authenticated this connection decides the role; the
+                    # allow-list is read again, so a revoked key's open connection is cut.
+                    key_id = body.get("User-Id")
+                    key_role = self.security.role_of(key_id) or "revoked"
+                reply = self.handle_command_bytes(body.bytes, key_role, sender=key_id or "")
+            except Exception:  # no command may end the host
+                self.counters["commands_failed"] += 1
+                log.exception("a command could not be handled")
+                reply = ReplyMessage(_envelope_id(body.bytes), False, self.state.seq,
+                                     "internal error while handling this command (logged)",
+                                     {})
             if reply is not None:
-                self._router.send_multipart([identity.bytes, protocol.encode_reply(reply)])
+                try:
+                    self._router.send_multipart([identity.bytes, protocol.encode_reply(reply)],
+                                                zmq.NOBLOCK)
+                except zmq.ZMQError as exc:
+                    self.counters["replies_dropped"] += 1
+                    log.warning("reply not sent: %s", exc)
 
     def _sensor_status(self, message: protocol.DataMessage) -> None:
         """A sensor that lost its port is an alert for the therapist until it is back."""
         alert = f"{ALERT_SENSOR_LOST}.{message.source}"[:64]
         event = message.payload.get("event")
+        lost = [a for a in self.state.alerts_active if a.startswith(ALERT_SENSOR_LOST)]
+        if event == "disconnected" and alert not in lost and len(lost) >= MAX_SOURCE_ALERTS:
+            # A flood of sources is one problem for the therapist, not thousands of alerts.
+            self.counters["sensor_alerts_collapsed"] += 1
+            return
         if event == "disconnected":
             self._apply_internal("alert", {"alert": alert, "source": message.source,
                                            "port": str(message.payload.get("port", ""))})
@@ -374,25 +491,32 @@ class SessionHost:
 
     # --- commands -----------------------------------------------------------------
 
-    def handle_command_bytes(self, raw: bytes, key_role: str | None = None
-                             ) -> ReplyMessage | None:
+    def handle_command_bytes(self, raw: bytes, key_role: str | None = None,
+                             sender: str = "") -> ReplyMessage | None:
+        """The reply to one command envelope. Every envelope gets one: a malformed one is
+        answered with its error (under its id when that much could be read)."""
         now = self.clock.now()
         try:
             msg = protocol.decode_command(raw)
         except protocol.ProtocolError as exc:
             self.counters["commands_malformed"] += 1
             log.warning("rejected a malformed command: %s", exc)
-            return None
+            return ReplyMessage(_envelope_id(raw), False, self.state.seq,
+                                f"malformed command: {exc}"[:300], {})
         if key_role is not None and msg.role != key_role:
             return self._reject(msg, now, f"this client's key is for the role '{key_role}', "
                                           f"not '{msg.role}'")
-        cached = self._replies.get(msg.id)
-        if cached is not None:
-            self.counters["commands_retried"] += 1
-            return cached
+        # A retried command is answered from the cache, but only the same command from the
+        # same sender: another client's id (or another command under a reused id) runs.
+        cache_key = (sender, msg.role, msg.client, msg.id, msg.name)
+        if msg.name not in UNCACHED_COMMANDS:
+            cached = self._replies.get(cache_key)
+            if cached is not None:
+                self.counters["commands_retried"] += 1
+                return cached
         reply = self._execute(msg, now)
-        if msg.name not in ("ping", "get_state", "heartbeat"):
-            self._replies[msg.id] = reply
+        if msg.name not in UNCACHED_COMMANDS:
+            self._replies[cache_key] = reply
             while len(self._replies) > REPLY_CACHE_SIZE:
                 self._replies.popitem(last=False)
         return reply
@@ -415,8 +539,12 @@ class SessionHost:
         if msg.name == "heartbeat":
             return self._heartbeat(msg, role, now)
         if msg.name == "clock_report":
+            # Only the two figures a clock report carries, each a finite number.
+            figures = {k: float(v) for k, v in msg.args.items()
+                       if k in ("offset_s", "error_bound_s") and not isinstance(v, bool)
+                       and isinstance(v, int | float) and math.isfinite(v)}
             self.recorder.record_event(now, {"type": "clock", "t_s": now, "client": msg.client,
-                                             "role": msg.role, **dict(msg.args)})
+                                             "role": msg.role, **figures})
             return self._reply(msg, True)
         command = Command(msg.name, msg.args, role, msg.client)
         try:
@@ -436,10 +564,20 @@ class SessionHost:
 
     def _record_command(self, msg: protocol.CommandMessage, now: float, ok: bool,
                         error: str) -> None:
-        self.recorder.record_event(now, {
-            "type": "command", "t_s": now, "id": msg.id, "name": msg.name,
-            "args": dict(msg.args), "role": msg.role, "client": msg.client, "ok": ok,
-            **({"error": error} if error else {})})
+        record: dict[str, Any] = {"type": "command", "t_s": now, "id": msg.id,
+                                  "name": msg.name, "role": msg.role, "client": msg.client,
+                                  "ok": ok}
+        if ok:
+            args_json = json.dumps(jsonable(dict(msg.args)), sort_keys=True)
+            if len(args_json) <= RECORDED_ARGS_MAX_CHARS:
+                record["args"] = dict(msg.args)
+            else:
+                record["args_omitted_chars"] = len(args_json)
+        else:
+            # A refused command is recorded by name and reason only: its arguments are
+            # whatever the sender chose, of any size.
+            record["error"] = error[:300]
+        self.recorder.record_event(now, record)
 
     def _heartbeat(self, msg: protocol.CommandMessage, role: Role, now: float) -> ReplyMessage:
         if role == Role.THERAPIST and msg.args.get("controlling", False):
@@ -520,6 +658,12 @@ class SessionHost:
             "controller_connected": self.controller is not None and not self._controller_lost,
             "data_rejected": self.counters["data_rejected"],
             "commands_rejected": self.counters["commands_rejected"],
+            "commands_malformed": self.counters["commands_malformed"],
+            "commands_failed": self.counters["commands_failed"],
+            "data_rejected_time": self.counters["data_rejected_time"],
+            "data_rejected_rate": self.counters["data_rejected_rate"],
+            "data_rejected_too_many_sources": self.counters["data_rejected_too_many_sources"],
+            "sensor_alerts_collapsed": self.counters["sensor_alerts_collapsed"],
         }
         return payload
 
@@ -541,6 +685,18 @@ class SessionHost:
 
     def current_state(self) -> SessionState:
         return self.state
+
+
+def _envelope_id(raw: bytes) -> str:
+    """The id of a command envelope that could not be fully decoded, or '' (so the sender
+    still gets an answer it can match)."""
+    try:
+        body = msgpack.unpackb(raw, raw=False, max_str_len=1 << 16, max_bin_len=0,
+                               max_array_len=64, max_map_len=64, max_ext_len=0)
+    except Exception:  # any garbage: no id
+        return ""
+    value = body.get("id") if isinstance(body, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else ""
 
 
 def events_from_recording(recording: Any) -> list[dict[str, Any]]:

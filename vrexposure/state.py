@@ -62,6 +62,13 @@ ROLE_COMMANDS: dict[Role, frozenset[str]] = {
 }
 
 MAX_MARKER_CHARS = 500
+#: The state stays small whatever clients send (it is published and recorded on every
+#: change); the full history lives in the recorded events. Per step the state keeps the
+#: last SUDS_KEPT_PER_STEP ratings, plus the count and peak of the current visit.
+SUDS_KEPT_PER_STEP = 20
+MARKERS_KEPT = 100
+#: Expectancies are referred to by position, so they are never trimmed: more are refused.
+MAX_EXPECTANCIES = 200
 
 
 class CommandError(Exception):
@@ -157,6 +164,8 @@ class SessionState:
     highest_step: int = 0
     stop_count: int = 0
     exposure_started: bool = False
+    step_suds_count: int = 0
+    step_suds_peak: int | None = None
 
     @property
     def step(self) -> Any:
@@ -196,12 +205,14 @@ def evolve(state: SessionState, event: Event) -> SessionState:
         index = int(d["step_index"])
         return replace(s, phase=Phase.EXPOSURE, phase_since_s=t, step_index=index,
                        step_since_s=t, intensity=0.0, exposure_started=True,
+                       step_suds_count=0, step_suds_peak=None,
                        highest_step=max(s.highest_step, index), suggestion=None,
                        dismissed_reasons=())
     if kind == "step_changed":
         index = int(d["to"])
         return replace(s, step_index=index, step_since_s=t, intensity=0.0, suggestion=None,
                        dismissed_reasons=(), suds_requested_at_s=None,
+                       step_suds_count=0, step_suds_peak=None,
                        highest_step=max(s.highest_step, index))
     if kind == "intensity_changed":
         return replace(s, intensity=float(d["intensity"]))
@@ -219,7 +230,13 @@ def evolve(state: SessionState, event: Event) -> SessionState:
         return replace(s, suds_requested_at_s=t)
     if kind == "suds_recorded":
         rating = SudsRating(t, int(d["step_index"]), int(d["value"]), str(d.get("by", "")))
-        return replace(s, suds=(*s.suds, rating), suds_requested_at_s=None)
+        kept = _trim_step(s.suds, rating)
+        if rating.step_index == s.step_index and t >= s.step_since_s:
+            peak = rating.value if s.step_suds_peak is None else max(s.step_suds_peak,
+                                                                     rating.value)
+            return replace(s, suds=kept, suds_requested_at_s=None,
+                           step_suds_count=s.step_suds_count + 1, step_suds_peak=peak)
+        return replace(s, suds=kept, suds_requested_at_s=None)
     if kind == "expectancy_recorded":
         exp = Expectancy(t, int(d["step_index"]), str(d["outcome"]), int(d["likelihood_pct"]))
         return replace(s, expectancies=(*s.expectancies, exp))
@@ -229,7 +246,8 @@ def evolve(state: SessionState, event: Event) -> SessionState:
         exps[index] = replace(exps[index], happened=bool(d["happened"]))
         return replace(s, expectancies=tuple(exps))
     if kind == "marker":
-        return replace(s, markers=(*s.markers, Marker(t, str(d["text"]), str(d.get("by", "")))))
+        marker = Marker(t, str(d["text"]), str(d.get("by", "")))
+        return replace(s, markers=(*s.markers, marker)[-MARKERS_KEPT:])
     if kind == "advance_suggested":
         return replace(s, suggestion=Suggestion(int(d["step_index"]), str(d["reason"]),
                                                 dict(d.get("detail", {})), t))
@@ -249,6 +267,17 @@ def evolve(state: SessionState, event: Event) -> SessionState:
     # Informational events (suggestion_accepted, auto_advanced, session_resumed, ...) only
     # advance the sequence number.
     return s
+
+
+def _trim_step(suds: tuple[SudsRating, ...], rating: SudsRating
+               ) -> tuple[SudsRating, ...]:
+    """``suds`` plus ``rating``, keeping at most SUDS_KEPT_PER_STEP ratings of its step."""
+    kept = (*suds, rating)
+    same = [i for i, r in enumerate(kept) if r.step_index == rating.step_index]
+    if len(same) <= SUDS_KEPT_PER_STEP:
+        return kept
+    drop = set(same[:len(same) - SUDS_KEPT_PER_STEP])
+    return tuple(r for i, r in enumerate(kept) if i not in drop)
 
 
 def rebuild(hierarchy: Hierarchy, events: Iterable[Event]) -> SessionState:
@@ -323,8 +352,9 @@ def advance_check(state: SessionState, now: float) -> tuple[str, dict[str, Any]]
                                         "max_time_in_step_s": rule.max_time_in_step_s}))
     if time_in_step >= rule.min_time_in_step_s:
         ratings = state.step_ratings()
-        if rule.suds_drop_pct is not None and len(ratings) >= 2:
-            peak = max(r.value for r in ratings)
+        if rule.suds_drop_pct is not None and state.step_suds_count >= 2 and ratings:
+            # The peak of the whole visit, even when older ratings left the state.
+            peak = max(state.step_suds_peak or 0, *(r.value for r in ratings))
             last = ratings[-1].value
             if peak > 0 and last <= peak * (1 - rule.suds_drop_pct / 100.0):
                 drop_pct = 100.0 * (peak - last) / peak
@@ -476,7 +506,11 @@ def _step_index_arg(state: SessionState, cmd: Command) -> int:
                 return index
         if not target.isascii() or not target.isdigit():
             raise CommandError(f"no step with id {target[:40]!r}")
-    return _int_arg(cmd, "step", 0, len(steps) - 1)
+    try:
+        return args.to_int(target, "step", 0, len(steps) - 1)
+    except args.ArgError:
+        raise CommandError(f"'step' must be a step id or an index from 0 to "
+                           f"{len(steps) - 1}") from None
 
 
 def _next(state: SessionState, cmd: Command, now: float) -> list[Event]:
@@ -525,6 +559,8 @@ def _request_suds(state: SessionState, cmd: Command, now: float) -> list[Event]:
 
 def _expectancy(state: SessionState, cmd: Command, now: float) -> list[Event]:
     _require(state, cmd, Phase.BASELINE, Phase.EXPOSURE, Phase.PAUSED)
+    if len(state.expectancies) >= MAX_EXPECTANCIES:
+        raise CommandError(f"this session already has {MAX_EXPECTANCIES} expectancies")
     outcome = _text_arg(cmd, "outcome")
     likelihood = _int_arg(cmd, "likelihood_pct", 0, 100)
     return [Event("expectancy_recorded", now, {"step_index": state.step_index,
@@ -671,6 +707,7 @@ def state_to_dict(state: SessionState, now: float, scenes: Mapping[str, SceneSpe
                          for e in state.expectancies],
         "baseline_done": state.baseline_done,
         "suds": [[r.t_s, r.step_index, r.value] for r in state.suds],
+        "step_suds_count": state.step_suds_count,
         "suds_requested": state.suds_requested_at_s is not None,
         "suggestion": None if suggestion is None else {
             "step_index": suggestion.step_index, "reason": suggestion.reason,
