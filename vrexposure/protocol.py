@@ -322,4 +322,8 @@ def decode_reply(raw: bytes) -> ReplyMessage:
     if not isinstance(ok, bool) or not isinstance(seq, int) or not isinstance(error, str) \
             or not isinstance(result, dict):
         raise ProtocolError("malformed reply")
-    return ReplyMessage(_short_text(body, "id", 64), ok, seq, error, result)
+    reply_id = body.get("id")
+    # '' answers an envelope so malformed that not even its id could be read
+    if not isinstance(reply_id, str) or len(reply_id) > 64:
+        raise ProtocolError("malformed reply id")
+    return ReplyMessage(reply_id, ok, seq, error, result)
