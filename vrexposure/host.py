@@ -78,6 +78,8 @@ DATA_FUTURE_TOLERANCE_S = 30.0
 DATA_PAST_TOLERANCE_S = 30.0
 #: Data older than this is not live (a replayed or forged stamp): counted, not recorded.
 DATA_MAX_AGE_S = 600.0
+#: How often the allow-list is checked for revoked keys.
+KEY_CHECK_INTERVAL_S = 0.25
 #: Bytes a host socket accepts in one message (ZMQ_MAXMSGSIZE); a bigger one drops the peer.
 SOCKET_MAX_MESSAGE_BYTES = protocol.MAX_MESSAGE_BYTES + 4096
 ALERT_RECORDING = "recording_failed"
@@ -208,6 +210,9 @@ class SessionHost:
         self.monitor = HeartRateMonitor(self.hierarchy.alerts)
         if self.state.baseline is not None:
             self.monitor.set_baseline(self.state.baseline.mean_bpm, self.state.baseline.sd_bpm)
+        self._allowed_keys: set[str] = set()
+        self._revoked_keys: set[str] = set()
+        self._next_key_check_s = 0.0
         self._open_sockets()
         self._last_state_pub_s = -1.0
         self._last_recorded_seq = -1
@@ -258,16 +263,33 @@ class SessionHost:
         log.info("resumed session %s at t=%.1f s (phase %s, step %d)", self.session_id,
                  self.clock.now(), self.state.phase.value, self.state.step_index)
 
+    def _public_sockets(self) -> tuple[zmq.Socket[Any], zmq.Socket[Any], zmq.Socket[Any]]:
+        """New (unbound) publish, feed and host-feed sockets."""
+        ctx = self._context
+        frontend = ctx.socket(zmq.SUB)
+        frontend.setsockopt(zmq.RCVHWM, 0)
+        # A message over the limit disconnects its sender before it is ever forwarded.
+        frontend.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MESSAGE_BYTES)
+        for kind in protocol.DATA_KINDS:
+            frontend.setsockopt(zmq.SUBSCRIBE, f"{kind}.".encode())
+        backend = ctx.socket(zmq.PUB)
+        backend.setsockopt(zmq.SNDHWM, 100_000)
+        host_pub = ctx.socket(zmq.PUB)
+        host_pub.setsockopt(zmq.SNDHWM, 10_000)
+        for sock in (backend, host_pub):
+            # Subscribers send only (un)subscriptions: nothing bigger is legitimate.
+            sock.setsockopt(zmq.MAXMSGSIZE, 4096)
+        if self.security is not None:
+            self.security.serve(frontend, "publish")
+            self.security.serve(backend, "feed")
+            self.security.serve(host_pub, "feed")
+        for sock in (frontend, backend, host_pub):
+            sock.setsockopt(zmq.LINGER, 0)
+        return frontend, backend, host_pub
+
     def _open_sockets(self) -> None:
         ctx = self._context
-        self._frontend = ctx.socket(zmq.SUB)
-        self._frontend.setsockopt(zmq.RCVHWM, 0)
-        # A message over the limit disconnects its sender before it is ever forwarded.
-        self._frontend.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MESSAGE_BYTES)
-        for kind in protocol.DATA_KINDS:
-            self._frontend.setsockopt(zmq.SUBSCRIBE, f"{kind}.".encode())
-        self._backend = ctx.socket(zmq.PUB)
-        self._backend.setsockopt(zmq.SNDHWM, 100_000)
+        self._frontend, self._backend, self._host_pub = self._public_sockets()
         self._capture = ctx.socket(zmq.PUB)
         self._capture.setsockopt(zmq.SNDHWM, 0)  # never drop what the recorder must see
         self._steer = ctx.socket(zmq.PAIR)
@@ -282,19 +304,13 @@ class SessionHost:
         self._recorder_in.setsockopt(zmq.RCVHWM, 0)
         self._recorder_in.setsockopt(zmq.SUBSCRIBE, b"")
         self._recorder_in.connect(self._capture_addr)
-        self._host_pub = ctx.socket(zmq.PUB)
-        self._host_pub.setsockopt(zmq.SNDHWM, 10_000)
         self._router = ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self._router.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MESSAGE_BYTES)
-        for sock in (self._backend, self._host_pub):
-            # Subscribers send only (un)subscriptions: nothing bigger is legitimate.
-            sock.setsockopt(zmq.MAXMSGSIZE, 4096)
         if self.security is not None:
-            self.security.serve(self._frontend, "publish")
-            self.security.serve(self._backend, "feed")
-            self.security.serve(self._host_pub, "feed")
             self.security.serve(self._router, "control")
+            self._allowed_keys = set(self.security.allow_list.roles_by_key())
+            self._revoked_keys = set(self.security.allow_list.revoked_keys())
         try:
             for sock, endpoint in ((self._frontend, self.endpoints.publish),
                                    (self._backend, self.endpoints.feed),
@@ -310,22 +326,69 @@ class SessionHost:
 
     def start(self) -> SessionHost:
         """Run the host in background threads (returns at once)."""
-        self._proxy_thread = threading.Thread(target=self._proxy, name="host-proxy",
-                                              daemon=True)
-        self._proxy_thread.start()
+        self._start_proxy()
         self._thread = threading.Thread(target=self._loop, name="host-loop", daemon=True)
         self._thread.start()
         return self
 
     def run(self) -> None:
         """Run in the calling thread until :meth:`request_stop` (or Ctrl-C)."""
-        self._proxy_thread = threading.Thread(target=self._proxy, name="host-proxy",
-                                              daemon=True)
-        self._proxy_thread.start()
+        self._start_proxy()
         try:
             self._loop()
         finally:
             self.close()
+
+    def _start_proxy(self) -> None:
+        self._proxy_thread = threading.Thread(target=self._proxy, name="host-proxy",
+                                              daemon=True)
+        self._proxy_thread.start()
+
+    def _check_revocations(self) -> None:
+        """Cut every open connection of a key that left the allow-list (within a second)."""
+        if self.security is None:
+            return
+        try:
+            allowed = set(self.security.allow_list.roles_by_key())
+            revoked_now = set(self.security.allow_list.revoked_keys())
+        except Exception as exc:  # a hand-edited file may be broken in any way
+            log.error("cannot read the allow-list (keeping the last one): %s", exc)
+            return
+        # Keys marked revoked since the last look, and keys removed from the file.
+        cut = (revoked_now - self._revoked_keys) | (self._allowed_keys - allowed)
+        self._allowed_keys, self._revoked_keys = allowed, revoked_now
+        if cut:
+            self.counters["keys_revoked"] += len(cut)
+            self._reopen_public_sockets()
+
+    def _reopen_public_sockets(self) -> None:
+        """Close and re-open the publish and feed sockets. ZeroMQ cannot drop one peer of a
+        bound socket, so every peer handshakes again: ZAP refuses the revoked keys and the
+        others reconnect within ZeroMQ's reconnect interval (about 0.1 s; data published in
+        that moment is lost, and shows as a sequence gap)."""
+        if self._proxy_thread is not None:
+            self._steer_peer.send(b"TERMINATE")
+            self._proxy_thread.join(timeout=5)
+        for sock in (self._frontend, self._backend, self._host_pub):
+            sock.close(linger=0)
+        self._frontend, self._backend, self._host_pub = self._public_sockets()
+        for sock, endpoint in ((self._frontend, self.endpoints.publish),
+                               (self._backend, self.endpoints.feed),
+                               (self._host_pub, self.endpoints.host_feed)):
+            deadline = time.monotonic() + 2.0
+            while True:
+                try:
+                    sock.bind(endpoint)
+                    break
+                except zmq.ZMQError:
+                    # The closed socket's port is released by ZeroMQ's I/O thread shortly.
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
+        log.warning("a key was revoked: all publish/feed connections were cut and "
+                    "re-authenticated")
+        if self._proxy_thread is not None:
+            self._start_proxy()
 
     def _proxy(self) -> None:
         try:
@@ -617,6 +680,9 @@ class SessionHost:
     # --- periodic work --------------------------------------------------------------
 
     def _timers(self, now: float) -> None:
+        if now >= self._next_key_check_s:
+            self._next_key_check_s = now + KEY_CHECK_INTERVAL_S
+            self._check_revocations()
         state = self.state
         if (state.phase == Phase.BASELINE and not state.baseline_done
                 and now - state.phase_since_s >= self.hierarchy.baseline.duration_s):
