@@ -71,7 +71,7 @@ MAX_RECORDED_TOPICS = 128
 #: Distinct 'sensor lost' alerts active at once; more collapse into a counter.
 MAX_SOURCE_ALERTS = 8
 #: 'sensor' status messages recorded per source per second; the excess is counted.
-SENSOR_STATUS_PER_S = 5
+SENSOR_STATUS_PER_S = 50
 #: Data stamped too far from the session clock is not recorded (counted): into the
 #: future beyond clock-sync error, or before the session began.
 DATA_FUTURE_TOLERANCE_S = 30.0
@@ -166,6 +166,7 @@ class SessionHost:
         self._replies: OrderedDict[tuple[str, ...], ReplyMessage] = OrderedDict()
         self._topics_recorded: set[str] = set()
         self._status_window: dict[str, tuple[int, int]] = {}  # source -> (second, count)
+        self._last_seq: dict[str, int] = {}  # topic -> last sequence number seen
         self._context = context or zmq.Context.instance()
         self.security: HostSecurity | None = None
         if keys_dir is not None:
@@ -474,6 +475,7 @@ class SessionHost:
             self.counters["data_rejected"] += 1
             self.counters[f"data_rejected_{reason}"] += 1
             return
+        self._check_sequence(message)
         if not self.recorder.record(message) and message.kind not in UNRECORDED_KINDS:
             self.counters["data_rejected"] += 1
             return
@@ -485,6 +487,21 @@ class SessionHost:
                 self._apply_internal(name, args)
         elif message.kind == "sensor":
             self._sensor_status(message)
+
+    def _check_sequence(self, message: protocol.DataMessage) -> None:
+        """Record a ``data_gap`` when a producer's sequence numbers skip: ZeroMQ drops at a
+        high-water mark silently, so the recording says where data is missing."""
+        last = self._last_seq.get(message.topic)
+        self._last_seq[message.topic] = message.seq
+        if last is None or message.seq <= last:
+            return  # first message, or the producer restarted (numbers from 0 again)
+        if message.seq > last + 1:
+            count = message.seq - last - 1
+            self.counters["data_gaps"] += 1
+            self.counters["data_gap_messages"] += count
+            self.recorder.record_event(message.t_s, {
+                "type": "data_gap", "t_s": message.t_s, "source": message.topic,
+                "from_seq": last + 1, "to_seq": message.seq - 1, "count": count})
 
     def _admit_data(self, message: protocol.DataMessage) -> str | None:
         """Why ``message`` must not be recorded (a counter name), or None."""
@@ -730,6 +747,8 @@ class SessionHost:
             "data_rejected_rate": self.counters["data_rejected_rate"],
             "data_rejected_too_many_sources": self.counters["data_rejected_too_many_sources"],
             "sensor_alerts_collapsed": self.counters["sensor_alerts_collapsed"],
+            "data_gaps": self.counters["data_gaps"],
+            "data_gap_messages": self.counters["data_gap_messages"],
         }
         return payload
 
