@@ -78,6 +78,8 @@ DATA_FUTURE_TOLERANCE_S = 30.0
 DATA_PAST_TOLERANCE_S = 30.0
 #: Data older than this is not live (a replayed or forged stamp): counted, not recorded.
 DATA_MAX_AGE_S = 600.0
+#: Refusals logged per second; beyond, counted (100 000 bad commands are not 100 000 lines).
+LOG_REFUSALS_PER_S = 20
 #: How often the allow-list is checked for revoked keys.
 KEY_CHECK_INTERVAL_S = 0.25
 #: Bytes a host socket accepts in one message (ZMQ_MAXMSGSIZE); a bigger one drops the peer.
@@ -167,6 +169,7 @@ class SessionHost:
         self._topics_recorded: set[str] = set()
         self._status_window: dict[str, tuple[int, int]] = {}  # source -> (second, count)
         self._last_seq: dict[str, int] = {}  # topic -> last sequence number seen
+        self._log_second = self._log_count = self._log_suppressed = 0
         self._context = context or zmq.Context.instance()
         self.security: HostSecurity | None = None
         if keys_dir is not None:
@@ -460,7 +463,8 @@ class SessionHost:
             except Exception:  # no data message may end the host
                 self.counters["data_rejected"] += 1
                 self.counters["data_errors"] += 1
-                log.exception("a data message could not be handled (dropped)")
+                self._log_refusal("a data message could not be handled (dropped)",
+                                  exc_info=True)
 
     def _capture_one(self, frames: list[bytes]) -> None:
         try:
@@ -542,7 +546,7 @@ class SessionHost:
                 reply = self.handle_command_bytes(body.bytes, key_role, sender=key_id or "")
             except Exception:  # no command may end the host
                 self.counters["commands_failed"] += 1
-                log.exception("a command could not be handled")
+                self._log_refusal("a command could not be handled", exc_info=True)
                 reply = ReplyMessage(_envelope_id(body.bytes), False, self.state.seq,
                                      "internal error while handling this command (logged)",
                                      {})
@@ -580,7 +584,7 @@ class SessionHost:
             msg = protocol.decode_command(raw)
         except protocol.ProtocolError as exc:
             self.counters["commands_malformed"] += 1
-            log.warning("rejected a malformed command: %s", exc)
+            self._log_refusal("rejected a malformed command: %s", exc)
             return ReplyMessage(_envelope_id(raw), False, self.state.seq,
                                 f"malformed command: {exc}"[:300], {})
         if key_role is not None and msg.role != key_role:
@@ -638,9 +642,24 @@ class SessionHost:
 
     def _reject(self, msg: protocol.CommandMessage, now: float, error: str) -> ReplyMessage:
         self.counters["commands_rejected"] += 1
-        log.warning("refused '%s' from %s:%s: %s", msg.name, msg.role, msg.client, error)
+        self._log_refusal("refused '%s' from %s:%s: %s", msg.name[:64], msg.role, msg.client,
+                          error[:200])
         self._record_command(msg, now, False, error)
         return self._reply(msg, False, error)
+
+    def _log_refusal(self, message: str, *args: Any, exc_info: bool = False) -> None:
+        """Log a refusal, at most LOG_REFUSALS_PER_S a second (a flood is counted instead,
+        and summed up in one line when the next second starts)."""
+        second = int(time.monotonic())
+        if second != self._log_second:
+            if self._log_suppressed:
+                log.warning("%d more refusals not logged (flood)", self._log_suppressed)
+            self._log_second, self._log_count, self._log_suppressed = second, 0, 0
+        self._log_count += 1
+        if self._log_count <= LOG_REFUSALS_PER_S:
+            log.warning(message, *args, exc_info=exc_info)
+        else:
+            self._log_suppressed += 1
 
     def _record_command(self, msg: protocol.CommandMessage, now: float, ok: bool,
                         error: str) -> None:

@@ -198,7 +198,9 @@ class Recorder:
                 stamps = [message.t_s]
         except (KeyError, TypeError, ValueError, protocol.ProtocolError) as exc:
             self.rejected += 1
-            log.warning("recorder rejected %s: %s", message.topic, exc)
+            # Counted (the host reports it); not logged at warning level: a flood of bad
+            # chunks must not become a flood of log lines.
+            log.debug("recorder rejected %s: %s", message.topic, exc)
             return False
         pending.stamps.extend(stamps)
         pending.rows.extend(rows)
