@@ -293,19 +293,22 @@ def test_bad_chunks_forged_times_and_status_floods_do_not_reach_the_recording(
     pub.publish("hr", {"bpm": 70.0}, 1e300)
     pub.publish("hr", {"bpm": 70.0}, -1e12)
     pub.publish("hr", {"bpm": 70.0}, t)
-    for i in range(300):
-        pub.publish("sensor", {"event": "disconnected", "port": "x"}, t, source=f"fake{i}")
+    for i in range(300):  # a flood from sources that never proved the session: pending
+        pub.send_raw(protocol.encode_data(f"sensor.fake{i}", 0, t,
+                                          {"event": "disconnected", "port": "x"}))
+    for i in range(20):  # admitted sources, each losing its port: alerts collapse after 8
+        pub.publish("sensor", {"event": "disconnected", "port": "x"}, t, source=f"own{i}")
     deadline = time.monotonic() + 5.0
-    while host.counters["data_messages"] < 306 and time.monotonic() < deadline:
+    while host.counters["data_messages"] < 326 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert host.counters["data_messages"] >= 306
+    assert host.counters["data_messages"] >= 326
     assert host.counters["data_rejected_time"] == 2
     lost = [a for a in host.state.alerts_active if a.startswith("sensor_lost")]
-    # 8 alerts; the other 292 sources collapse into a counter or are not admitted at all
-    # (at most 128 topics per session)
-    assert len(lost) == 8
-    assert host.counters["sensor_alerts_collapsed"] + host.counters[
-        "data_rejected_too_many_sources"] == 292
+    assert all(a.startswith("sensor_lost.own") for a in lost)
+    assert len(lost) == 8 and host.counters["sensor_alerts_collapsed"] == 12
+    session = host.state_payload(host.clock.now())
+    assert len(session["session"]["pending_sources"]) == 32
+    assert host.counters["pending_sources_overflow"] == 300 - 32
     pub.close()
     host.close()
     recording = read_xdf(host.recording_path)

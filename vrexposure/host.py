@@ -17,6 +17,7 @@ import ipaddress
 import json
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -30,7 +31,8 @@ from typing import Any
 import msgpack
 import zmq
 
-from . import __version__, protocol
+from . import __version__, admission, protocol
+from .args import ArgError
 from .clock import SessionClock
 from .config import Endpoints
 from .hierarchy import Hierarchy, hierarchy_from_dict, hierarchy_to_dict
@@ -68,6 +70,8 @@ UNCACHED_COMMANDS = frozenset({"ping", "get_state", "heartbeat", "stop"})
 RECORDED_ARGS_MAX_CHARS = 2000
 #: Distinct data topics recorded in one session; further ones are counted and dropped.
 MAX_RECORDED_TOPICS = 128
+#: Unknown sources listed for the therapist at once (the rest are only counted).
+MAX_PENDING_SOURCES = 32
 #: Distinct 'sensor lost' alerts active at once; more collapse into a counter.
 MAX_SOURCE_ALERTS = 8
 #: 'sensor' status messages recorded per source per second; the excess is counted.
@@ -169,6 +173,15 @@ class SessionHost:
         self._topics_recorded: set[str] = set()
         self._status_window: dict[str, tuple[int, int]] = {}  # source -> (second, count)
         self._last_seq: dict[str, int] = {}  # topic -> last sequence number seen
+        # Admission (DESIGN §11): on loopback only sources that proved the session's
+        # secret, or that the therapist admitted, are recorded. With CurveZMQ the key
+        # already proves it, so every source of an authenticated publisher is admitted.
+        self.admission_required = keys_dir is None and bool(
+            session_cfg.get("source_admission", True))
+        self._secret = admission.new_secret()
+        self.admitted_sources: dict[str, float] = {}
+        self.pending_sources: Counter[str] = Counter()
+        self.rejected_sources: set[str] = set()
         self._log_second = self._log_count = self._log_suppressed = 0
         self._context = context or zmq.Context.instance()
         self.security: HostSecurity | None = None
@@ -218,6 +231,7 @@ class SessionHost:
         self._revoked_keys: set[str] = set()
         self._next_key_check_s = 0.0
         self._open_sockets()
+        self._write_ticket()
         self._last_state_pub_s = -1.0
         self._last_recorded_seq = -1
 
@@ -324,7 +338,26 @@ class SessionHost:
                 sock.bind(endpoint)
         except zmq.ZMQError as exc:
             self._close_sockets()
+            if self.security is not None:
+                self.security.stop()
+            holder = admission.read_ticket(self.endpoints.publish)
+            if holder is not None and exc.errno == zmq.EADDRINUSE:
+                raise HostError(
+                    f"cannot listen on {endpoint}: the ports are held by session "
+                    f"{holder.get('session_id')} (process {holder.get('pid')}, started "
+                    f"{holder.get('started_utc')}); end it or choose other ports") from exc
             raise HostError(f"cannot listen on {endpoint}: {exc}") from exc
+
+    def _write_ticket(self) -> None:
+        """The session ticket local clients read to prove they belong (owner-only file)."""
+        try:
+            admission.write_ticket(self.endpoints.publish, {
+                "session_id": self.session_id, "secret": self._secret, "pid": os.getpid(),
+                "control": self.endpoints.control, "secure": self.security is not None,
+                "started_utc": datetime.fromtimestamp(self.started_wall_s, UTC).isoformat()})
+        except OSError as exc:
+            log.error("cannot write the session ticket (local sources need the therapist "
+                      "to admit them): %s", exc)
 
     # --- running ------------------------------------------------------------------
 
@@ -422,6 +455,7 @@ class SessionHost:
             self._proxy_thread = None
         self.recorder.close(self.clock.now())
         self._close_sockets()
+        admission.remove_ticket(self.endpoints.publish, self.session_id)
         if self.security is not None:
             self.security.stop()
 
@@ -476,7 +510,8 @@ class SessionHost:
             return
         reason = self._admit_data(message)
         if reason is not None:
-            self.counters["data_rejected"] += 1
+            if reason != "pending_source":
+                self.counters["data_rejected"] += 1
             self.counters[f"data_rejected_{reason}"] += 1
             return
         self._check_sequence(message)
@@ -513,6 +548,16 @@ class SessionHost:
         if not (max(-DATA_PAST_TOLERANCE_S, now - DATA_MAX_AGE_S) <= message.t_s
                 <= now + DATA_FUTURE_TOLERANCE_S):
             return "time"
+        if self.admission_required and message.source not in self.admitted_sources:
+            if message.source in self.rejected_sources:
+                return "rejected_source"
+            # Shown to the therapist to admit or reject; never recorded until admitted.
+            if message.source in self.pending_sources or \
+                    len(self.pending_sources) < MAX_PENDING_SOURCES:
+                self.pending_sources[message.source] += 1
+            else:
+                self.counters["pending_sources_overflow"] += 1
+            return "pending_source"
         if message.topic not in self._topics_recorded:
             if len(self._topics_recorded) >= MAX_RECORDED_TOPICS:
                 return "too_many_sources"
@@ -622,6 +667,8 @@ class SessionHost:
             return self._reply(msg, True, result=self.state_payload(now))
         if msg.name == "heartbeat":
             return self._heartbeat(msg, role, now)
+        if msg.name in (admission.HELLO_COMMAND, "admit_source", "reject_source"):
+            return self._admission_command(msg, role, now)
         if msg.name == "clock_report":
             # Only the two figures a clock report carries, each a finite number.
             figures = {k: float(v) for k, v in msg.args.items()
@@ -639,6 +686,45 @@ class SessionHost:
         self._record_command(msg, now, True, "")
         self._after_events(events, now)
         return self._reply(msg, True, result={"events": [e.kind for e in events]})
+
+    def _admission_command(self, msg: protocol.CommandMessage, role: Role, now: float
+                           ) -> ReplyMessage:
+        try:
+            if msg.name == admission.HELLO_COMMAND:
+                if self.security is not None:
+                    # The key authenticated this client already.
+                    source, how = admission.check_source(msg.args.get("source")), "key"
+                else:
+                    source = admission.check_hello(self._secret, self.session_id, msg.args)
+                    how = "session_secret"
+            else:
+                if role != Role.THERAPIST:
+                    raise ArgError(f"role '{role.value}' may not send '{msg.name}'")
+                source, how = admission.check_source(msg.args.get("source")), "therapist"
+        except ArgError as exc:
+            return self._reject(msg, now, str(exc))
+        if msg.name == "reject_source":
+            self.pending_sources.pop(source, None)
+            if len(self.rejected_sources) < MAX_PENDING_SOURCES:
+                self.rejected_sources.add(source)
+            self.admitted_sources.pop(source, None)
+            kind = "source_rejected"
+        else:
+            if source in self.admitted_sources:
+                return self._reply(msg, True, result={"source": source, "admitted": True})
+            self.pending_sources.pop(source, None)
+            self.rejected_sources.discard(source)
+            if len(self.admitted_sources) >= MAX_RECORDED_TOPICS:
+                return self._reject(msg, now, "too many sources in this session")
+            self.admitted_sources[source] = now
+            kind = "source_admitted"
+        record = {"type": "admission", "kind": kind, "t_s": now, "source": source,
+                  "how": how, "role": msg.role, "client": msg.client}
+        self.recorder.record_event(now, record)
+        self._publish_event(Event(kind, now, {"source": source, "how": how}))
+        self._publish_state(now)
+        return self._reply(msg, True, result={"source": source,
+                                              "admitted": kind == "source_admitted"})
 
     def _reject(self, msg: protocol.CommandMessage, now: float, error: str) -> ReplyMessage:
         self.counters["commands_rejected"] += 1
@@ -766,6 +852,10 @@ class SessionHost:
             "data_rejected_rate": self.counters["data_rejected_rate"],
             "data_rejected_too_many_sources": self.counters["data_rejected_too_many_sources"],
             "sensor_alerts_collapsed": self.counters["sensor_alerts_collapsed"],
+            "source_admission": self.admission_required,
+            "admitted_sources": dict(self.admitted_sources),
+            "pending_sources": dict(self.pending_sources.most_common(MAX_PENDING_SOURCES)),
+            "rejected_sources": sorted(self.rejected_sources),
             "data_gaps": self.counters["data_gaps"],
             "data_gap_messages": self.counters["data_gap_messages"],
         }
