@@ -28,7 +28,7 @@ import zmq
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from vrexposure import protocol, security
+from vrexposure import admission, protocol, security
 from vrexposure.client import ControlClient
 from vrexposure.config import write_config
 from vrexposure.state import COMMAND_NAMES
@@ -125,6 +125,16 @@ class HostProcess:
         assert first.startswith("session "), first + self.log_path.read_text()
         self.context = zmq.Context()
         self.rss_start_mb = self.status_mb("VmRSS")
+        if not secure:
+            # The fuzzed sources prove the session like a local producer, so their data
+            # reaches the recorder (a foreign source would only be counted as pending).
+            ticket = admission.read_ticket(self.endpoints.publish)
+            assert ticket is not None
+            client = self.control("sensor")
+            for source in ("fuzz", "hr", "sim", "case", "a.b"):
+                assert client.send(admission.HELLO_COMMAND,
+                                   admission.hello_args(ticket, source)).ok
+            client.close()
 
     def curve(self, name: str) -> security.CurveClient | None:
         return None if self.keys is None else security.client_credentials(self.keys, name)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import zmq
 
-from vrexposure import args, protocol
+from vrexposure import admission, args, protocol
 from vrexposure.client import ControlClient, Publisher
 from vrexposure.config import Endpoints
 from vrexposure.hierarchy import Hierarchy, parse_hierarchy
@@ -315,3 +315,62 @@ def test_bad_chunks_forged_times_and_status_floods_do_not_reach_the_recording(
     assert np.asarray(recording.by_name("ecg.strap").values).shape == (10, 1)
     stamps = recording.by_name("hr.strap").timestamps
     assert len(stamps) == 1 and abs(float(stamps[0]) - t) < 1e-6
+
+
+# --- admission ---------------------------------------------------------------------------
+
+def test_only_sources_that_prove_the_session_are_recorded(host: SessionHost) -> None:
+    ticket_file = admission.ticket_path(host.endpoints.publish)
+    assert ticket_file.stat().st_mode & 0o777 == 0o600
+    assert ticket_file.parent.stat().st_mode & 0o777 == 0o700
+    own = Publisher(host.endpoints.publish, "strap", clock=host.clock.now)
+    # Another session's sensor on the same ports: no ticket of this session.
+    foreign = Publisher(host.endpoints.publish, "polar", clock=host.clock.now)
+    assert own.wait_connected() and foreign.wait_connected()
+    for i in range(5):
+        own.publish("hr", {"bpm": 70.0 + i})
+        foreign.send_raw(protocol.encode_data("hr.polar", i, host.clock.now(), {"bpm": 120.0}))
+        time.sleep(0.02)
+    deadline = time.monotonic() + 5.0
+    while host.pending_sources["polar"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    therapist = ControlClient(host.endpoints.control, "therapist", "panel")
+    observer = ControlClient(host.endpoints.control, "observer", "o")
+    try:
+        session = therapist.state()["session"]
+        assert session["pending_sources"] == {"polar": 5}
+        assert list(session["admitted_sources"]) == ["strap"]
+        forged = observer.request("hello", {"source": "polar", "nonce": "n", "proof": "0" * 64})
+        assert not forged.ok and "proof does not match" in forged.error
+        assert not observer.request("admit_source", {"source": "polar"}).ok
+        assert therapist.send("reject_source", {"source": "polar"}).result["admitted"] is False
+        foreign.send_raw(protocol.encode_data("hr.polar", 9, host.clock.now(), {"bpm": 120.0}))
+        assert therapist.send("admit_source", {"source": "later"}).ok
+        foreign.send_raw(protocol.encode_data("hr.later", 0, host.clock.now(), {"bpm": 80.0}))
+        time.sleep(0.3)
+        assert therapist.state()["session"]["rejected_sources"] == ["polar"]
+    finally:
+        for client in (own, foreign, therapist, observer):
+            client.close()
+    host.close()
+    assert not ticket_file.exists()
+    recording = read_xdf(host.recording_path)
+    names = {s.info["name"] for s in recording.streams.values()}
+    assert "hr.strap" in names and "hr.later" in names and "hr.polar" not in names
+    admissions = [r for r in events_in(host.recording_path) if r["type"] == "admission"]
+    assert [(r["source"], r["kind"], r["how"]) for r in admissions] == [
+        ("strap", "source_admitted", "session_secret"),
+        ("polar", "source_rejected", "therapist"),
+        ("later", "source_admitted", "therapist")]
+    assert all(isinstance(r["t_s"], float) for r in admissions)
+
+
+def test_a_second_host_on_the_same_ports_names_the_session(host: SessionHost,
+                                                           hierarchy: Hierarchy,
+                                                           config: dict[str, Any],
+                                                           tmp_path: Path) -> None:
+    with pytest.raises(HostError, match=f"held by session {host.session_id}"):
+        SessionHost(hierarchy, "P002", host.endpoints, config, recording_dir=tmp_path / "b")
+    # The first session's ticket is still its own.
+    ticket = admission.read_ticket(host.endpoints.publish)
+    assert ticket is not None and ticket["session_id"] == host.session_id
