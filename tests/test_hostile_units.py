@@ -374,3 +374,29 @@ def test_a_second_host_on_the_same_ports_names_the_session(host: SessionHost,
     # The first session's ticket is still its own.
     ticket = admission.read_ticket(host.endpoints.publish)
     assert ticket is not None and ticket["session_id"] == host.session_id
+
+
+def test_a_command_flood_is_rate_limited_but_stop_always_runs(host: SessionHost) -> None:
+    sock = _raw_dealer(host.endpoints)
+    therapist = ControlClient(host.endpoints.control, "therapist", "panel")
+    try:
+        therapist.send("start_exposure")
+        n = 3000
+        for i in range(n):
+            sock.send(protocol.encode_command(f"f{i}", "bogus", {}, "observer", "flood"))
+        sock.send(protocol.encode_command("the-stop", "stop", {}, "patient", "flood"))
+        replies = []
+        while len(replies) < n + 1 and sock.poll(5000):
+            replies.append(protocol.decode_reply(sock.recv()))
+        assert len(replies) == n + 1  # every envelope answered
+        limited = [r for r in replies if r.error.startswith("rate limited")]
+        assert 1000 <= n - len(limited) <= 1500  # the burst, plus what refilled meanwhile
+        stop = next(r for r in replies if r.id == "the-stop")
+        assert stop.ok and host.state.phase.value == "safe"
+        assert therapist.state()["session"]["commands_rate_limited"] == len(limited)
+    finally:
+        sock.close()
+        therapist.close()
+    host.close()
+    refused = [r for r in events_in(host.recording_path) if r.get("name") == "bogus"]
+    assert len(refused) == n - len(limited)

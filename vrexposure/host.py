@@ -82,6 +82,18 @@ DATA_FUTURE_TOLERANCE_S = 30.0
 DATA_PAST_TOLERANCE_S = 30.0
 #: Data older than this is not live (a replayed or forged stamp): counted, not recorded.
 DATA_MAX_AGE_S = 600.0
+#: High-water marks (messages queued per peer) by consumer kind. A data consumer gets
+#: about two minutes of every stream (~150 messages/s); a state/event consumer over a
+#: minute and a half of state at 10 Hz plus events; the recorder's in-process queue
+#: half a minute of a 20x soak. A consumer that stops reading costs at most this much.
+FEED_HWM = 20_000
+HOST_FEED_HWM = 2_000
+RECORDER_HWM = 100_000
+#: Commands per second one client (connection, or key with CurveZMQ) may send, with
+#: bursts up to COMMAND_BURST; a panel sends a few a second. STOP is never limited.
+COMMANDS_PER_S = 100
+COMMAND_BURST = 1000
+MAX_RATE_BUCKETS = 1024
 #: Refusals logged per second; beyond, counted (100 000 bad commands are not 100 000 lines).
 LOG_REFUSALS_PER_S = 20
 #: How often the allow-list is checked for revoked keys.
@@ -173,6 +185,7 @@ class SessionHost:
         self._topics_recorded: set[str] = set()
         self._status_window: dict[str, tuple[int, int]] = {}  # source -> (second, count)
         self._last_seq: dict[str, int] = {}  # topic -> last sequence number seen
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         # Admission (DESIGN §11): on loopback only sources that proved the session's
         # secret, or that the therapist admitted, are recorded. With CurveZMQ the key
         # already proves it, so every source of an authenticated publisher is admitted.
@@ -291,9 +304,9 @@ class SessionHost:
         for kind in protocol.DATA_KINDS:
             frontend.setsockopt(zmq.SUBSCRIBE, f"{kind}.".encode())
         backend = ctx.socket(zmq.PUB)
-        backend.setsockopt(zmq.SNDHWM, 100_000)
+        backend.setsockopt(zmq.SNDHWM, FEED_HWM)
         host_pub = ctx.socket(zmq.PUB)
-        host_pub.setsockopt(zmq.SNDHWM, 10_000)
+        host_pub.setsockopt(zmq.SNDHWM, HOST_FEED_HWM)
         for sock in (backend, host_pub):
             # Subscribers send only (un)subscriptions: nothing bigger is legitimate.
             sock.setsockopt(zmq.MAXMSGSIZE, 4096)
@@ -309,7 +322,9 @@ class SessionHost:
         ctx = self._context
         self._frontend, self._backend, self._host_pub = self._public_sockets()
         self._capture = ctx.socket(zmq.PUB)
-        self._capture.setsockopt(zmq.SNDHWM, 0)  # never drop what the recorder must see
+        # Deep enough that the recorder never drops in a session (gaps would be recorded
+        # as data_gap if it did), finite so a flood cannot take all memory.
+        self._capture.setsockopt(zmq.SNDHWM, RECORDER_HWM)
         self._steer = ctx.socket(zmq.PAIR)
         self._steer_peer = ctx.socket(zmq.PAIR)
         tag = uuid.uuid4().hex
@@ -319,7 +334,7 @@ class SessionHost:
         self._steer.bind(self._steer_addr)
         self._steer_peer.connect(self._steer_addr)
         self._recorder_in = ctx.socket(zmq.SUB)
-        self._recorder_in.setsockopt(zmq.RCVHWM, 0)
+        self._recorder_in.setsockopt(zmq.RCVHWM, RECORDER_HWM)
         self._recorder_in.setsockopt(zmq.SUBSCRIBE, b"")
         self._recorder_in.connect(self._capture_addr)
         self._router = ctx.socket(zmq.ROUTER)
@@ -588,7 +603,8 @@ class SessionHost:
                     # allow-list is read again, so a revoked key's open connection is cut.
                     key_id = body.get("User-Id")
                     key_role = self.security.role_of(key_id) or "revoked"
-                reply = self.handle_command_bytes(body.bytes, key_role, sender=key_id or "")
+                reply = self.handle_command_bytes(body.bytes, key_role, sender=key_id or "",
+                                                  peer=identity.bytes)
             except Exception:  # no command may end the host
                 self.counters["commands_failed"] += 1
                 self._log_refusal("a command could not be handled", exc_info=True)
@@ -621,7 +637,7 @@ class SessionHost:
     # --- commands -----------------------------------------------------------------
 
     def handle_command_bytes(self, raw: bytes, key_role: str | None = None,
-                             sender: str = "") -> ReplyMessage | None:
+                             sender: str = "", peer: bytes = b"") -> ReplyMessage | None:
         """The reply to one command envelope. Every envelope gets one: a malformed one is
         answered with its error (under its id when that much could be read)."""
         now = self.clock.now()
@@ -632,6 +648,13 @@ class SessionHost:
             self._log_refusal("rejected a malformed command: %s", exc)
             return ReplyMessage(_envelope_id(raw), False, self.state.seq,
                                 f"malformed command: {exc}"[:300], {})
+        if msg.name != "stop" and not self._within_rate(sender or peer.hex(), now):
+            # Counted, answered, not recorded: a flood must not fill the recording. STOP is
+            # never limited.
+            self.counters["commands_rate_limited"] += 1
+            return ReplyMessage(msg.id, False, self.state.seq,
+                                f"rate limited: more than {COMMANDS_PER_S} commands a second "
+                                "from this client", {})
         if key_role is not None and msg.role != key_role:
             return self._reject(msg, now, f"this client's key is for the role '{key_role}', "
                                           f"not '{msg.role}'")
@@ -649,6 +672,16 @@ class SessionHost:
             while len(self._replies) > REPLY_CACHE_SIZE:
                 self._replies.popitem(last=False)
         return reply
+
+    def _within_rate(self, client: str, now: float) -> bool:
+        """Token bucket per connection (or key): COMMANDS_PER_S, bursts of COMMAND_BURST."""
+        tokens, last = self._buckets.pop(client, (float(COMMAND_BURST), now))
+        tokens = min(float(COMMAND_BURST), tokens + (now - last) * COMMANDS_PER_S)
+        allowed = tokens >= 1.0
+        self._buckets[client] = (tokens - 1.0 if allowed else tokens, now)
+        while len(self._buckets) > MAX_RATE_BUCKETS:
+            self._buckets.popitem(last=False)  # the least recently active client
+        return allowed
 
     def _reply(self, msg: protocol.CommandMessage, ok: bool, error: str = "",
                result: Mapping[str, Any] | None = None) -> ReplyMessage:
@@ -848,6 +881,7 @@ class SessionHost:
             "commands_rejected": self.counters["commands_rejected"],
             "commands_malformed": self.counters["commands_malformed"],
             "commands_failed": self.counters["commands_failed"],
+            "commands_rate_limited": self.counters["commands_rate_limited"],
             "data_rejected_time": self.counters["data_rejected_time"],
             "data_rejected_rate": self.counters["data_rejected_rate"],
             "data_rejected_too_many_sources": self.counters["data_rejected_too_many_sources"],
