@@ -382,15 +382,19 @@ def test_a_command_flood_is_rate_limited_but_stop_always_runs(host: SessionHost)
     try:
         therapist.send("start_exposure")
         n = 3000
+        started = time.monotonic()
         for i in range(n):
             sock.send(protocol.encode_command(f"f{i}", "bogus", {}, "observer", "flood"))
         sock.send(protocol.encode_command("the-stop", "stop", {}, "patient", "flood"))
         replies = []
         while len(replies) < n + 1 and sock.poll(5000):
             replies.append(protocol.decode_reply(sock.recv()))
+        elapsed_s = time.monotonic() - started
         assert len(replies) == n + 1  # every envelope answered
         limited = [r for r in replies if r.error.startswith("rate limited")]
-        assert 1000 <= n - len(limited) <= 1500  # the burst, plus what refilled meanwhile
+        # the burst of 1000, plus 100 a second refilled while the flood was handled
+        assert 1000 <= n - len(limited) <= 1000 + 100 * elapsed_s + 1
+        assert limited
         stop = next(r for r in replies if r.id == "the-stop")
         assert stop.ok and host.state.phase.value == "safe"
         assert therapist.state()["session"]["commands_rate_limited"] == len(limited)
