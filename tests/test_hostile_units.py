@@ -404,3 +404,7 @@ def test_a_command_flood_is_rate_limited_but_stop_always_runs(host: SessionHost)
     host.close()
     refused = [r for r in events_in(host.recording_path) if r.get("name") == "bogus"]
     assert len(refused) == n - len(limited)
+
+
+def test_every_data_kind_has_a_validator() -> None:
+    assert set(protocol.DATA_KINDS) <= set(protocol.PAYLOAD_VALIDATORS)

@@ -275,6 +275,7 @@ PAYLOAD_VALIDATORS = {
     "sensor": _validate_sensor,
     "gaze": _validate_json_kind,
     "render": _validate_json_kind,
+    "preview": _validate_json_kind,  # forwarded, never recorded
     **{kind: _validate_wave for kind in WAVEFORM_KINDS},
 }
 
