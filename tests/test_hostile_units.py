@@ -4,6 +4,7 @@ layouts, YAML and id hardening, endpoint parsing, the reply cache and STOP."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -408,3 +409,37 @@ def test_a_command_flood_is_rate_limited_but_stop_always_runs(host: SessionHost)
 
 def test_every_data_kind_has_a_validator() -> None:
     assert set(protocol.DATA_KINDS) <= set(protocol.PAYLOAD_VALIDATORS)
+
+
+def test_forged_stamps_do_not_fake_a_sustained_heart_rate_rise(
+        hierarchy: Hierarchy, endpoints: Endpoints, config: dict[str, Any],
+        tmp_path: Path) -> None:
+    # The clinical sustain time (10 s), with the test hierarchy's short baseline.
+    hierarchy = dataclasses.replace(
+        hierarchy, alerts=dataclasses.replace(hierarchy.alerts, sustain_s=10.0))
+    host = SessionHost(hierarchy, "P001", endpoints, config, recording_dir=tmp_path).start()
+    ctl = ControlClient(host.endpoints.control, "therapist", "panel")
+    pub = Publisher(host.endpoints.publish, "sim", clock=host.clock.now)
+    try:
+        assert pub.wait_connected()
+        ctl.send("start_baseline")
+        for i in range(8):
+            pub.publish("hr", {"bpm": 70.0 + (i % 2)})
+            time.sleep(0.05)
+        deadline = time.monotonic() + 5.0
+        while not host.state.baseline_done and time.monotonic() < deadline:
+            time.sleep(0.02)
+        ctl.send("start_exposure")
+        sustain_s = host.hierarchy.alerts.sustain_s
+        now = host.clock.now()
+        # Two samples half a second apart, stamped as if the rise had lasted sustain_s.
+        pub.publish("hr", {"bpm": 150.0}, now - sustain_s - 1.0)
+        time.sleep(0.5)
+        pub.publish("hr", {"bpm": 150.0}, host.clock.now())
+        time.sleep(0.3)
+        assert host.state.baseline is not None
+        assert "hr_above_baseline" not in host.state.alerts_active
+    finally:
+        ctl.close()
+        pub.close()
+        host.close()

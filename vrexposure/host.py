@@ -535,8 +535,10 @@ class SessionHost:
             return
         if message.kind == "hr" and not message.source.endswith(".device"):
             # A device's own figure is shadowed by the derived, quality-flagged one.
+            # Timed by arrival on the host's clock, not by the sender's stamp: forged
+            # stamps must not make two samples look like a sustained rise.
             for name, args in self.monitor.observe(
-                    message.t_s, float(message.payload["bpm"]),
+                    self.clock.now(), float(message.payload["bpm"]),
                     str(message.payload.get("quality", "good"))):
                 self._apply_internal(name, args)
         elif message.kind == "sensor":
