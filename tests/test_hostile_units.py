@@ -443,3 +443,23 @@ def test_forged_stamps_do_not_fake_a_sustained_heart_rate_rise(
         ctl.close()
         pub.close()
         host.close()
+
+
+def test_a_data_flood_from_one_source_is_capped_per_second(host: SessionHost) -> None:
+    pub = Publisher(host.endpoints.publish, "strap", clock=host.clock.now)
+    assert pub.wait_connected()
+    n = 12_000  # sent within about a second: more than 5 000 in some one-second window
+    started = time.monotonic()
+    for _ in range(n):
+        pub.publish("hr", {"bpm": 70.0})
+    sent_in_s = time.monotonic() - started
+    deadline = time.monotonic() + 10.0
+    while host.counters["data_messages"] < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pub.close()
+    host.close()
+    recorded = len(read_xdf(host.recording_path).by_name("hr.strap").timestamps)
+    assert host.counters["data_rejected_rate"] == n - recorded
+    if sent_in_s < 2.0:
+        assert recorded <= 2 * 5_000 + 5_000 * sent_in_s
+        assert host.counters["data_rejected_rate"] > 0

@@ -76,6 +76,10 @@ MAX_PENDING_SOURCES = 32
 MAX_SOURCE_ALERTS = 8
 #: 'sensor' status messages recorded per source per second; the excess is counted.
 SENSOR_STATUS_PER_S = 50
+#: Messages per topic per second recorded for any other kind: 1 kHz ECG in 20-sample
+#: chunks is 50/s and 90 Hz pose 90/s; a 20x soak sends 1 800/s. Far above any real
+#: stream, it only stops a flood from filling the recording.
+DATA_MESSAGES_PER_S = 5_000
 #: Data stamped too far from the session clock is not recorded (counted): into the
 #: future beyond clock-sync error, or before the session began.
 DATA_FUTURE_TOLERANCE_S = 30.0
@@ -183,7 +187,7 @@ class SessionHost:
         self.counters: Counter[str] = Counter()
         self._replies: OrderedDict[tuple[str, ...], ReplyMessage] = OrderedDict()
         self._topics_recorded: set[str] = set()
-        self._status_window: dict[str, tuple[int, int]] = {}  # source -> (second, count)
+        self._status_window: dict[str, tuple[int, int]] = {}  # topic -> (second, count)
         self._last_seq: dict[str, int] = {}  # topic -> last sequence number seen
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         # Admission (DESIGN §11): on loopback only sources that proved the session's
@@ -579,13 +583,14 @@ class SessionHost:
             if len(self._topics_recorded) >= MAX_RECORDED_TOPICS:
                 return "too_many_sources"
             self._topics_recorded.add(message.topic)
-        if message.kind == "sensor":
-            second = int(now)
-            window, count = self._status_window.get(message.source, (second, 0))
-            count = count + 1 if window == second else 1
-            self._status_window[message.source] = (second, count)
-            if count > SENSOR_STATUS_PER_S:
-                return "rate"
+        # Per-topic rate limit: the excess is counted (data_rejected_rate), not recorded.
+        limit = SENSOR_STATUS_PER_S if message.kind == "sensor" else DATA_MESSAGES_PER_S
+        second = int(now)
+        window, count = self._status_window.get(message.topic, (second, 0))
+        count = count + 1 if window == second else 1
+        self._status_window[message.topic] = (second, count)
+        if count > limit:
+            return "rate"
         return None
 
     def _drain_router(self, budget: int = 200) -> None:
