@@ -126,14 +126,12 @@ class HostProcess:
         self.context = zmq.Context()
         self.rss_start_mb = self.status_mb("VmRSS")
         if not secure:
-            # The fuzzed sources prove the session like a local producer, so their data
-            # reaches the recorder (a foreign source would only be counted as pending).
-            ticket = admission.read_ticket(self.endpoints.publish)
-            assert ticket is not None
-            client = self.control("sensor")
+            # The therapist admits the fuzzed sources by name, so their data reaches the
+            # recorder (a foreign source would only be counted as pending).
+            assert admission.read_ticket(self.endpoints.publish) is not None
+            client = self.control("therapist")
             for source in ("fuzz", "hr", "sim", "case", "a.b"):
-                assert client.send(admission.HELLO_COMMAND,
-                                   admission.hello_args(ticket, source)).ok
+                assert client.send("admit_source", {"source": source}).ok
             client.close()
 
     def curve(self, name: str) -> security.CurveClient | None:

@@ -463,3 +463,28 @@ def test_a_data_flood_from_one_source_is_capped_per_second(host: SessionHost) ->
     if sent_in_s < 2.0:
         assert recorded <= 2 * 5_000 + 5_000 * sent_in_s
         assert host.counters["data_rejected_rate"] > 0
+
+
+def test_a_proven_source_name_is_bound_to_its_client(host: SessionHost) -> None:
+    own = Publisher(host.endpoints.publish, "strap", clock=host.clock.now)
+    # A sensor left running from the previous patient, under the same source name.
+    leftover = Publisher(host.endpoints.publish, "strap", clock=host.clock.now)
+    assert own.wait_connected() and leftover.wait_connected()
+    for i in range(5):
+        own.publish("hr", {"bpm": 70.0 + i})
+        leftover.send_raw(protocol.encode_data("hr.strap", 100 + i, host.clock.now(),
+                                               {"bpm": 130.0}))
+        time.sleep(0.02)
+    # A captured message sent again (same sequence number, same MAC): refused.
+    tag = own._tags["strap"]
+    t = host.clock.now()
+    leftover.send_raw(protocol.encode_data("hr.strap", 4, t, {"bpm": 140.0},
+                                           admission.binding(tag, "hr.strap", 4, t)))
+    time.sleep(0.3)
+    assert host.counters["data_rejected_unbound_source"] == 5
+    assert host.counters["data_rejected_replayed"] == 1
+    own.close()
+    leftover.close()
+    host.close()
+    bpm = [row[0] for row in read_xdf(host.recording_path).by_name("hr.strap").values]
+    assert bpm == [70.0, 71.0, 72.0, 73.0, 74.0]

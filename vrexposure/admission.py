@@ -107,6 +107,29 @@ def check_hello(secret: str, session_id: str, args: Any) -> str:
     return source
 
 
+def new_tag() -> str:
+    """A per-source binding key, given only to the client that proved the session."""
+    return secrets.token_hex(16)
+
+
+def binding(tag: str, topic: str, seq: int, t_s: float) -> str:
+    """The MAC a bound producer puts in each message (``a``): over topic, sequence number
+    and time, so a captured message cannot be sent again under a new sequence number."""
+    message = f"{topic}|{seq}|{float(t_s)!r}".encode()
+    return hmac.new(bytes.fromhex(tag), message, hashlib.sha256).hexdigest()[:32]
+
+
+def check_binding(tags: list[str], topic: str, seq: int, t_s: float, auth: str | None
+                  ) -> str | None:
+    """The tag that signed this message, or None."""
+    if auth is None:
+        return None
+    for tag in tags:
+        if hmac.compare_digest(auth, binding(tag, topic, seq, t_s)):
+            return tag
+    return None
+
+
 def check_source(value: Any) -> str:
     source = to_str(value, "source", MAX_SOURCE_CHARS)
     if not all(c.isascii() and (c.isalnum() or c in "._-") for c in source):

@@ -71,6 +71,7 @@ class Publisher:
         self._context = context
         self._curve = curve
         self._admitted: set[str] = set()
+        self._tags: dict[str, str] = {}  # source -> binding tag from the host's hello reply
 
     def set_offset(self, offset_s: float) -> None:
         self._offset_s = offset_s
@@ -95,7 +96,10 @@ class Publisher:
         seq = self._seq[topic]
         self._seq[topic] = seq + 1
         stamp = self._clock() if t_s is None else t_s
-        self._socket.send_multipart(protocol.encode_data(topic, seq, stamp, payload), copy=False)
+        tag = self._tags.get(name)
+        auth = None if tag is None else admission.binding(tag, topic, seq, stamp)
+        self._socket.send_multipart(protocol.encode_data(topic, seq, stamp, payload, auth),
+                                    copy=False)
 
     def admit(self, source: str | None = None, timeout_s: float = 2.0) -> bool:
         """Prove to a local host that ``source`` belongs to its session (DESIGN §11), so
@@ -119,7 +123,11 @@ class Publisher:
             control.close()
         if not reply.ok:
             log.warning("source %s not admitted: %s", name, reply.error)
-        return reply.ok
+            return False
+        tag = reply.result.get("tag")
+        if isinstance(tag, str):
+            self._tags[name] = tag  # this client's messages under ``name`` carry its MAC
+        return True
 
     def publish_chunk(self, kind: str, values: npt.ArrayLike, rate_hz: float, unit: str,
                       t0_s: float, quality: str = "good") -> None:

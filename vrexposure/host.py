@@ -70,6 +70,9 @@ UNCACHED_COMMANDS = frozenset({"ping", "get_state", "heartbeat", "stop"})
 RECORDED_ARGS_MAX_CHARS = 2000
 #: Distinct data topics recorded in one session; further ones are counted and dropped.
 MAX_RECORDED_TOPICS = 128
+#: Clients that may publish under one proven source name at once (a restarted producer
+#: proves again and gets a new tag; the oldest is dropped).
+MAX_TAGS_PER_SOURCE = 4
 #: Unknown sources listed for the therapist at once (the rest are only counted).
 MAX_PENDING_SOURCES = 32
 #: Distinct 'sensor lost' alerts active at once; more collapse into a counter.
@@ -199,6 +202,8 @@ class SessionHost:
         self.admitted_sources: dict[str, float] = {}
         self.pending_sources: Counter[str] = Counter()
         self.rejected_sources: set[str] = set()
+        self._source_tags: dict[str, list[str]] = {}  # source -> binding tags handed out
+        self._bound_seq: dict[tuple[str, str], int] = {}  # (topic, tag) -> last seq
         self._log_second = self._log_count = self._log_suppressed = 0
         self._context = context or zmq.Context.instance()
         self.security: HostSecurity | None = None
@@ -569,6 +574,18 @@ class SessionHost:
         if not (max(-DATA_PAST_TOLERANCE_S, now - DATA_MAX_AGE_S) <= message.t_s
                 <= now + DATA_FUTURE_TOLERANCE_S):
             return "time"
+        tags = self._source_tags.get(message.source)
+        if tags:
+            # The name is bound to the clients that proved it: anyone else using it (a
+            # leftover sensor of the same name) is refused, and so is a replayed message.
+            tag = admission.check_binding(tags, message.topic, message.seq, message.t_s,
+                                          message.auth)
+            if tag is None:
+                return "unbound_source"
+            last = self._bound_seq.get((message.topic, tag), -1)
+            if message.seq <= last:
+                return "replayed"
+            self._bound_seq[(message.topic, tag)] = message.seq
         if self.admission_required and message.source not in self.admitted_sources:
             if message.source in self.rejected_sources:
                 return "rejected_source"
@@ -743,19 +760,29 @@ class SessionHost:
                 source, how = admission.check_source(msg.args.get("source")), "therapist"
         except ArgError as exc:
             return self._reject(msg, now, str(exc))
+        tag: str | None = None
         if msg.name == "reject_source":
+            self._source_tags.pop(source, None)
             self.pending_sources.pop(source, None)
             if len(self.rejected_sources) < MAX_PENDING_SOURCES:
                 self.rejected_sources.add(source)
             self.admitted_sources.pop(source, None)
             kind = "source_rejected"
         else:
-            if source in self.admitted_sources:
-                return self._reply(msg, True, result={"source": source, "admitted": True})
+            known = source in self.admitted_sources
+            if not known and len(self.admitted_sources) >= MAX_RECORDED_TOPICS:
+                return self._reject(msg, now, "too many sources in this session")
+            if how == "session_secret":
+                # Bind the name to this client: its messages must carry a MAC with the tag.
+                tag = admission.new_tag()
+                tags = self._source_tags.setdefault(source, [])
+                tags.append(tag)
+                del tags[:-MAX_TAGS_PER_SOURCE]
+            if known:
+                return self._reply(msg, True, result={"source": source, "admitted": True,
+                                                      **({"tag": tag} if tag else {})})
             self.pending_sources.pop(source, None)
             self.rejected_sources.discard(source)
-            if len(self.admitted_sources) >= MAX_RECORDED_TOPICS:
-                return self._reject(msg, now, "too many sources in this session")
             self.admitted_sources[source] = now
             kind = "source_admitted"
         record = {"type": "admission", "kind": kind, "t_s": now, "source": source,
@@ -763,8 +790,10 @@ class SessionHost:
         self.recorder.record_event(now, record)
         self._publish_event(Event(kind, now, {"source": source, "how": how}))
         self._publish_state(now)
-        return self._reply(msg, True, result={"source": source,
-                                              "admitted": kind == "source_admitted"})
+        result: dict[str, Any] = {"source": source, "admitted": kind == "source_admitted"}
+        if kind == "source_admitted" and tag is not None:
+            result["tag"] = tag
+        return self._reply(msg, True, result=result)
 
     def _reject(self, msg: protocol.CommandMessage, now: float, error: str) -> ReplyMessage:
         self.counters["commands_rejected"] += 1
@@ -892,6 +921,7 @@ class SessionHost:
             "data_rejected_time": self.counters["data_rejected_time"],
             "data_rejected_rate": self.counters["data_rejected_rate"],
             "data_rejected_too_many_sources": self.counters["data_rejected_too_many_sources"],
+            "data_rejected_unbound_source": self.counters["data_rejected_unbound_source"],
             "sensor_alerts_collapsed": self.counters["sensor_alerts_collapsed"],
             "source_admission": self.admission_required,
             "admitted_sources": dict(self.admitted_sources),

@@ -52,6 +52,9 @@ class DataMessage:
     seq: int
     t_s: float
     payload: Mapping[str, Any]
+    #: The producer's binding tag (``a``): a MAC proving the source name is used by the
+    #: client that was admitted under it (see :mod:`vrexposure.admission`); or None.
+    auth: str | None = None
 
     @property
     def kind(self) -> str:
@@ -130,9 +133,12 @@ def check_topic(topic: str) -> str:
 
 # --- data messages ---------------------------------------------------------
 
-def encode_data(topic: str, seq: int, t_s: float, payload: Mapping[str, Any]) -> list[bytes]:
-    return [topic.encode("ascii"),
-            _packb({"v": PROTOCOL_VERSION, "seq": seq, "t": float(t_s), "p": dict(payload)})]
+def encode_data(topic: str, seq: int, t_s: float, payload: Mapping[str, Any],
+                auth: str | None = None) -> list[bytes]:
+    body = {"v": PROTOCOL_VERSION, "seq": seq, "t": float(t_s), "p": dict(payload)}
+    if auth is not None:
+        body["a"] = auth
+    return [topic.encode("ascii"), _packb(body)]
 
 
 def decode_data(frames: list[bytes]) -> DataMessage:
@@ -154,7 +160,10 @@ def decode_data(frames: list[bytes]) -> DataMessage:
         raise ProtocolError(f"bad timestamp {t_s!r}")
     if not isinstance(payload, dict):
         raise ProtocolError("payload is not a map")
-    message = DataMessage(topic, seq, float(t_s), payload)
+    auth = body.get("a")
+    if auth is not None and (not isinstance(auth, str) or len(auth) > 64):
+        raise ProtocolError("bad binding tag")
+    message = DataMessage(topic, seq, float(t_s), payload, auth)
     validator = PAYLOAD_VALIDATORS.get(message.kind)
     if validator is not None:
         validator(payload)
