@@ -79,11 +79,15 @@ def test_state_machine_refuses_bad_numbers_instead_of_crashing(hierarchy: Hierar
         apply(state, Command("complete_baseline", {"n_values": "many"}), 2.0)
 
 
-def test_stop_with_a_nested_reason_still_stops(hierarchy: Hierarchy) -> None:
+def test_stop_and_pause_with_a_nested_reason_still_work(hierarchy: Hierarchy) -> None:
     state, _ = apply(initial_state(hierarchy), Command("start_exposure"), 1.0)
     state, events = apply(state, Command("stop", {"reason": nested(600)}, Role.PATIENT, "r"),
                           2.0)
     assert state.phase.value == "safe" and events[0].data["reason"] == "STOP"
+    state, _ = apply(state, Command("resume"), 3.0)
+    state, events = apply(state, Command("pause", {"reason": nested(600)}, Role.PATIENT, "r"),
+                          4.0)
+    assert state.phase.value == "paused" and events[0].data["reason"] == "command"
 
 
 def test_state_size_is_bounded_whatever_the_patient_sends(hierarchy: Hierarchy) -> None:
@@ -245,6 +249,12 @@ def test_malformed_envelopes_are_answered(host: SessionHost) -> None:
             reply = protocol.decode_reply(sock.recv())
             assert not reply.ok and reply.error
         assert host.counters["commands_malformed"] == 3
+        # A STOP with a reason nested too deep still stops, without the reason.
+        sock.send(msgpack.packb({"v": 1, "id": "s1", "cmd": "stop", "args": {
+            "reason": nested(600)}, "role": "patient", "client": "remote"}))
+        assert sock.poll(3000)
+        reply = protocol.decode_reply(sock.recv())
+        assert reply.ok and reply.id == "s1" and host.state.phase.value == "safe"
     finally:
         sock.close()
 

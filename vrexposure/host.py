@@ -668,10 +668,16 @@ class SessionHost:
         try:
             msg = protocol.decode_command(raw)
         except protocol.ProtocolError as exc:
-            self.counters["commands_malformed"] += 1
-            self._log_refusal("rejected a malformed command: %s", exc)
-            return ReplyMessage(_envelope_id(raw), False, self.state.seq,
-                                f"malformed command: {exc}"[:300], {})
+            stop = _readable_stop(raw)
+            if stop is None:
+                self.counters["commands_malformed"] += 1
+                self._log_refusal("rejected a malformed command: %s", exc)
+                return ReplyMessage(_envelope_id(raw), False, self.state.seq,
+                                    f"malformed command: {exc}"[:300], {})
+            # A STOP whose arguments are malformed still stops (without them): it grants
+            # nothing a well-formed STOP would not, and STOP must always work.
+            self.counters["stops_from_malformed"] += 1
+            msg = stop
         if msg.name != "stop" and not self._within_rate(sender or peer.hex(), now):
             # Counted, answered, not recorded: a flood must not fill the recording. STOP is
             # never limited.
@@ -950,6 +956,28 @@ class SessionHost:
 
     def current_state(self) -> SessionState:
         return self.state
+
+
+def _shallow_envelope(raw: bytes) -> dict[str, Any] | None:
+    try:
+        body = msgpack.unpackb(raw, raw=False, max_str_len=1 << 16, max_bin_len=1 << 20,
+                               max_array_len=1024, max_map_len=1024, max_ext_len=0)
+    except Exception:  # any garbage: nothing readable
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _readable_stop(raw: bytes) -> protocol.CommandMessage | None:
+    """A STOP command from an envelope that failed full decoding (e.g. a reason nested too
+    deep), when its version, id, role and client are readable; else None."""
+    body = _shallow_envelope(raw)
+    if body is None or body.get("cmd") != "stop" or body.get("v") != protocol.PROTOCOL_VERSION:
+        return None
+    fields = [body.get(key) for key in ("id", "role", "client")]
+    texts = [f for f in fields if isinstance(f, str) and 0 < len(f) <= 64]
+    if len(texts) != 3:
+        return None
+    return protocol.CommandMessage(texts[0], "stop", {}, texts[1], texts[2])
 
 
 def _envelope_id(raw: bytes) -> str:

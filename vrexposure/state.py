@@ -465,7 +465,7 @@ def _pause(state: SessionState, cmd: Command, now: float) -> list[Event]:
         raise CommandError("already paused")
     _require(state, cmd, Phase.BASELINE, Phase.EXPOSURE, Phase.SAFE)
     resume_to = state.resume_to if state.phase == Phase.SAFE else state.phase
-    return [Event("paused", now, {"by": cmd.by, "reason": _opt_text_arg(cmd, "reason", "command"),
+    return [Event("paused", now, {"by": cmd.by, "reason": _safe_reason(cmd, "command"),
                                   "resume_to": resume_to.value})]
 
 
@@ -489,12 +489,17 @@ def _stop(state: SessionState, cmd: Command, now: float) -> list[Event]:
                                    "resume_to": resume_to.value})]
 
 
-def _stop_reason(cmd: Command) -> str:
-    # STOP must work whatever came with it: a malformed reason is replaced, never refused.
-    reason = cmd.args.get("reason", "STOP")
+def _safe_reason(cmd: Command, default: str) -> str:
+    # STOP and pause must work whatever came with them: a malformed reason is replaced,
+    # never a reason to refuse.
+    reason = cmd.args.get("reason", default)
     if not isinstance(reason, str) or not reason.strip():
-        return "STOP"
+        return default
     return reason.strip()[:200]
+
+
+def _stop_reason(cmd: Command) -> str:
+    return _safe_reason(cmd, "STOP")
 
 
 def _step_index_arg(state: SessionState, cmd: Command) -> int:
