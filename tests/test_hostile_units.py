@@ -382,6 +382,7 @@ def test_a_second_host_on_the_same_ports_names_the_session(host: SessionHost,
                                                            tmp_path: Path) -> None:
     with pytest.raises(HostError, match=f"held by session {host.session_id}"):
         SessionHost(hierarchy, "P002", host.endpoints, config, recording_dir=tmp_path / "b")
+    assert not list((tmp_path / "b").glob("*.xdf"))  # no empty recording left behind
     # The first session's ticket is still its own.
     ticket = admission.read_ticket(host.endpoints.publish)
     assert ticket is not None and ticket["session_id"] == host.session_id

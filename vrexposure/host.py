@@ -252,7 +252,14 @@ class SessionHost:
         self._allowed_keys: set[str] = set()
         self._revoked_keys: set[str] = set()
         self._next_key_check_s = 0.0
-        self._open_sockets()
+        try:
+            self._open_sockets()
+        except HostError:
+            # Nothing ran: leave no empty recording behind (a resumed one is kept as it is).
+            self.recorder.close(0.0)
+            if resume_from is None:
+                self.recording_path.unlink(missing_ok=True)
+            raise
         self._write_ticket()
         self._last_state_pub_s = -1.0
         self._last_recorded_seq = -1
