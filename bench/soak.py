@@ -3,7 +3,9 @@
 The session host runs as its own process (``vrexposure session``). A producer
 process replays ``--minutes`` of a session at ``--speed`` times real time:
 1 kHz ECG in 20-sample chunks, 90 Hz head pose, 1 Hz heart rate and RR, and
-sensor status once a second, all stamped on the accelerated session clock.
+sensor status once a second. Messages are stamped on the host's session clock
+(synchronised like every producer's: the host refuses stamps far from its clock),
+so at ``--speed`` above 1 the streams are denser than their nominal rates.
 Meanwhile a therapist client sends commands (SUDS, intensity, markers, step
 moves) and a third process fires bursts of malformed data and commands.
 
@@ -12,7 +14,13 @@ from the recording), samples lost (sent but missing from the recording), and
 the host's resident memory growth from warm-up to the end (``/proc``). The
 peer in the same run is the host's memory right after start-up.
 
-Run: ``python bench/soak.py [--minutes 60] [--speed 20]``; the last line is JSON.
+``--hog N`` runs N busy processes beside it (a renderer, another job on the
+clinic PC), so the host and producer compete for the cores. Where ZeroMQ could
+drop (high-water marks), the host records each sequence gap as a ``data_gap``
+record; ``gaps_recorded`` counts them.
+
+Run: ``python bench/soak.py [--minutes 60] [--speed 20] [--hog 2]``; the last line
+is JSON.
 """
 
 from __future__ import annotations
@@ -46,8 +54,19 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def produce(publish: str, minutes: float, speed: float, counts: mp.Queue) -> None:  # type: ignore[type-arg]
-    pub = Publisher(publish, "soak")
+def hog(stop_at: float) -> None:
+    """A busy process: spins until ``stop_at`` (monotonic seconds)."""
+    x = 0
+    while time.monotonic() < stop_at:
+        for _ in range(100_000):
+            x += 1
+
+
+def produce(endpoints: Endpoints, minutes: float, speed: float, counts: mp.Queue) -> None:  # type: ignore[type-arg]
+    pub = Publisher(endpoints.publish, "soak")
+    control = ControlClient(endpoints.control, "sensor", "soak")
+    pub.set_offset(control.sync_clock(rounds=5))
+    control.close()
     pub.wait_connected()
     sent = {"ecg": 0, "pose": 0, "hr": 0, "rr": 0, "sensor": 0}
     session_s = 0.0
@@ -59,17 +78,16 @@ def produce(publish: str, minutes: float, speed: float, counts: mp.Queue) -> Non
     pose = {"pos": [0.0, 0.0, 1.2], "quat": [1.0, 0.0, 0.0, 0.0], "look_angle_deg": 4.0,
             "looking_away": False}
     while session_s < end_s:
-        pub.publish_chunk("ecg", chunk, 1000.0, "mV", session_s)
+        pub.publish_chunk("ecg", chunk, 1000.0, "mV", pub.now())
         sent["ecg"] += ECG_CHUNK
         while pose_due < session_s + step_s:
-            pub.publish("pose", pose, pose_due)
+            pub.publish("pose", pose)
             sent["pose"] += 1
             pose_due += 1 / 90
         if hr_due < session_s + step_s:
-            pub.publish("hr", {"bpm": 70.0 + 10 * np.sin(hr_due / 60), "quality": "good"},
-                        hr_due)
-            pub.publish("rr", {"rr_ms": [850.0], "quality": "good"}, hr_due)
-            pub.publish("sensor", {"event": "status", "connected": True}, hr_due)
+            pub.publish("hr", {"bpm": 70.0 + 10 * np.sin(hr_due / 60), "quality": "good"})
+            pub.publish("rr", {"rr_ms": [850.0], "quality": "good"})
+            pub.publish("sensor", {"event": "status", "connected": True})
             sent["hr"] += 1
             sent["rr"] += 1
             sent["sensor"] += 1
@@ -109,6 +127,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--speed", type=float, default=20.0)
+    parser.add_argument("--hog", type=int, default=0, metavar="N",
+                        help="busy processes running beside the session")
     args = parser.parse_args()
 
     endpoints = free_endpoints()
@@ -117,9 +137,12 @@ def main() -> None:
     rss_start = rss_mb(host.pid)
     ctx = mp.get_context("spawn")
     counts: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-    producer = ctx.Process(target=produce, args=(endpoints.publish, args.minutes, args.speed,
-                                                 counts))
+    producer = ctx.Process(target=produce, args=(endpoints, args.minutes, args.speed, counts))
     wall_s = args.minutes * 60 / args.speed
+    hogs = [ctx.Process(target=hog, args=(time.monotonic() + wall_s + 30.0,), daemon=True)
+            for _ in range(args.hog)]
+    for process in hogs:
+        process.start()
     abuser = ctx.Process(target=abuse, args=(endpoints, max(1, int(wall_s / 20))))
     producer.start()
     abuser.start()
@@ -148,6 +171,9 @@ def main() -> None:
         time.sleep(0.05)
     producer.join()
     abuser.join()
+    for process in hogs:
+        process.terminate()
+        process.join()
     sent = counts.get(timeout=10)
     time.sleep(2.0)
     rss_end = rss_mb(host.pid)
@@ -171,6 +197,8 @@ def main() -> None:
     recorded_ids = {e.get("id") for e in events if e.get("type") == "command" and e.get("ok")}
     commands_lost = unanswered + sum(1 for cid in acked if cid not in recorded_ids)
     samples_lost = sum(sent[k] - recorded[k] for k in sent)
+    gaps = [e for e in events if e.get("type") == "data_gap"
+            and str(e.get("source", "")).endswith(".soak")]
     growth = rss_end - rss_warm
     print(f"{args.minutes:.0f} min of session at {args.speed:.0f}x in {wall_s:.0f} s wall time")
     print(f"{'stream':<8}{'sent':>10}{'recorded':>10}")
@@ -182,11 +210,13 @@ def main() -> None:
           f"warm-up, {rss_end:.1f} MB at the end: growth {growth:+.1f} MB "
           f"(ratio end/start {rss_end / rss_start:.2f})")
     print(f"recording {path.stat().st_size / 1e6:.1f} MB, complete: {not recording.truncated}, "
-          f"read back in {read_s:.1f} s")
+          f"read back in {read_s:.1f} s; {len(gaps)} sequence gaps recorded "
+          f"({sum(int(g['count']) for g in gaps)} messages); {args.hog} busy processes")
     print(json.dumps({"commands_lost": commands_lost, "samples_lost": int(samples_lost),
                       "memory_growth_mb": round(growth, 1),
                       "commands_sent": commands_sent, "recording_complete":
-                      not recording.truncated}))
+                      not recording.truncated, "hog_processes": args.hog,
+                      "speed": args.speed, "gaps_recorded": len(gaps)}))
 
 
 if __name__ == "__main__":

@@ -134,6 +134,42 @@ def test_revoked_key_is_refused(secure_host: Any, keys: Path) -> None:
     assert host.security.allow_list.refused > refused_before
 
 
+def test_revocation_cuts_open_connections_within_a_second(secure_host: Any, keys: Path) -> None:
+    host, endpoints = secure_host
+    security.add_client(keys, "spy", "observer")
+    security.add_client(keys, "fakehr", "sensor")
+    time.sleep(0.1)
+    spy = Subscriber(endpoints, topics=("state",), curve=security.client_credentials(keys, "spy"))
+    kept = Subscriber(endpoints, topics=("state",),
+                      curve=security.client_credentials(keys, "watcher"))
+    bad_pub = Publisher(endpoints.publish, "fakehr",
+                        curve=security.client_credentials(keys, "fakehr"))
+    assert bad_pub.wait_connected()
+    assert spy.recv(2.0) is not None and kept.recv(2.0) is not None
+    bad_pub.publish("hr", {"bpm": 80.0}, host.clock.now())
+    revoked_at = time.monotonic()
+    security.revoke_client(keys, "spy")
+    security.revoke_client(keys, "fakehr")
+    while host.counters["keys_revoked"] < 2 and time.monotonic() - revoked_at < 2.0:
+        time.sleep(0.02)
+    assert time.monotonic() - revoked_at < 1.0 and host.counters["keys_revoked"] == 2
+    spy.drain()
+    time.sleep(0.3)  # anything already in flight arrives; nothing new may
+    spy.drain()
+    kept.drain()
+    for _ in range(20):
+        bad_pub.publish("hr", {"bpm": 200.0}, host.clock.now())
+        time.sleep(0.02)
+    assert spy.recv(1.0) is None           # its subscription is gone
+    assert kept.recv(2.0) is not None      # the others reconnected by themselves
+    for client in (spy, kept, bad_pub):
+        client.close()
+    host.close()
+    from vrexposure.xdf import read_xdf
+    bpm = [row[0] for row in read_xdf(host.recording_path).by_name("hr.fakehr").values]
+    assert bpm == [80.0]  # the data sent after revocation was not recorded
+
+
 def test_keys_command(tmp_path: Path) -> None:
     runner = CliRunner()
     directory = tmp_path / "k"

@@ -17,7 +17,7 @@ from typing import Any
 import numpy.typing as npt
 import zmq
 
-from . import protocol
+from . import admission, protocol
 from .clock import OffsetEstimator
 from .config import Endpoints
 from .protocol import DataMessage, ProtocolError, ReplyMessage
@@ -67,6 +67,11 @@ class Publisher:
         self._monitor = self._socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self._socket.connect(endpoint)
         self._seq: Counter[str] = Counter()
+        self._endpoint = endpoint
+        self._context = context
+        self._curve = curve
+        self._admitted: set[str] = set()
+        self._tags: dict[str, str] = {}  # source -> binding tag from the host's hello reply
 
     def set_offset(self, offset_s: float) -> None:
         self._offset_s = offset_s
@@ -84,11 +89,45 @@ class Publisher:
 
     def publish(self, kind: str, payload: Mapping[str, Any], t_s: float | None = None,
                 source: str | None = None) -> None:
-        topic = f"{kind}.{source or self.source}"
+        name = source or self.source
+        if name not in self._admitted:
+            self.admit(name)
+        topic = f"{kind}.{name}"
         seq = self._seq[topic]
         self._seq[topic] = seq + 1
         stamp = self._clock() if t_s is None else t_s
-        self._socket.send_multipart(protocol.encode_data(topic, seq, stamp, payload), copy=False)
+        tag = self._tags.get(name)
+        auth = None if tag is None else admission.binding(tag, topic, seq, stamp)
+        self._socket.send_multipart(protocol.encode_data(topic, seq, stamp, payload, auth),
+                                    copy=False)
+
+    def admit(self, source: str | None = None, timeout_s: float = 2.0) -> bool:
+        """Prove to a local host that ``source`` belongs to its session (DESIGN §11), so
+        its data is recorded. Done automatically before a source's first message; returns
+        False when there is no local session ticket or the host did not admit it (the
+        therapist can still admit the source by name)."""
+        name = source or self.source
+        self._admitted.add(name)  # once per source, whatever the answer
+        ticket = admission.read_ticket(self._endpoint)
+        if ticket is None or ticket.get("secure"):
+            return False  # remote host, or CurveZMQ: the key is the proof
+        control = ControlClient(str(ticket.get("control")), "sensor", name[:64],
+                                context=self._context, curve=self._curve)
+        try:
+            reply = control.request(admission.HELLO_COMMAND,
+                                    admission.hello_args(ticket, name), timeout_s=timeout_s)
+        except (HostUnreachable, ValueError, KeyError) as exc:
+            log.warning("source %s not admitted: %s", name, exc)
+            return False
+        finally:
+            control.close()
+        if not reply.ok:
+            log.warning("source %s not admitted: %s", name, reply.error)
+            return False
+        tag = reply.result.get("tag")
+        if isinstance(tag, str):
+            self._tags[name] = tag  # this client's messages under ``name`` carry its MAC
+        return True
 
     def publish_chunk(self, kind: str, values: npt.ArrayLike, rate_hz: float, unit: str,
                       t0_s: float, quality: str = "good") -> None:
@@ -188,7 +227,12 @@ class ControlClient:
         raw = protocol.encode_command(cid, name, args or {}, self.role, self.client_id)
         deadline = time.monotonic() + timeout_s
         while True:
-            self._socket.send(raw)
+            try:
+                self._socket.send(raw, zmq.NOBLOCK)
+            except zmq.Again:
+                # No connection right now (refused key, host not up): a blocking send
+                # would wait forever; wait out this round and try again until the deadline.
+                pass
             wait_until = min(deadline, time.monotonic() + self.reply_timeout_s)
             while (remaining := wait_until - time.monotonic()) > 0:
                 if not self._socket.poll(int(remaining * 1000) + 1):

@@ -9,6 +9,7 @@ rule and its ordered steps. ``load_hierarchy`` returns a validated
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +26,8 @@ MAX_FIRST_STEP_SUDS = 40
 MAX_SUDS_GAP = 15
 MIN_STEPS = 5
 MAX_STEPS = 15
+#: Hierarchy ids end up in file names: letters, digits, '-' and '_' only.
+ID_SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -391,6 +394,11 @@ def _build(data: object, source: SourceMap, scenes: Mapping[str, SceneSpec],
         return None, check.problems
     check.unknown_keys(top, _TOP_KEYS, ())
     hid = check.text(top, "id", ())
+    if hid and not ID_SLUG_RE.match(hid):
+        # The id becomes part of the recording's file name: no path separators, no dots.
+        check.report(("id",), f"'id' must be a slug (letters, digits, '-' or '_', at most "
+                              f"64, starting with a letter or digit), not {hid[:80]!r}")
+        hid = ""
     title = check.text(top, "title", ())
     description = check.text(top, "description", (), required=False)
 
@@ -594,8 +602,13 @@ def hierarchy_from_dict(data: Mapping[str, Any], scenes: Mapping[str, SceneSpec]
     """Rebuild a hierarchy from :func:`hierarchy_to_dict` output (validated again)."""
     import yaml
 
-    hierarchy, problems = parse_hierarchy(yaml.safe_dump(dict(data), sort_keys=False), origin,
-                                          scenes)
+    class _NoAliases(yaml.SafeDumper):
+        # Shared objects would be written as anchors, which hierarchy files refuse.
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    text = yaml.dump(dict(data), Dumper=_NoAliases, sort_keys=False)
+    hierarchy, problems = parse_hierarchy(text, origin, scenes)
     if hierarchy is None:
         raise HierarchyError(problems)
     return hierarchy

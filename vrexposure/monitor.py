@@ -17,6 +17,8 @@ from .hierarchy import AlertRule
 
 #: Fewer trustworthy values than this and the baseline is declared unavailable.
 MIN_BASELINE_VALUES = 5
+#: More than enough for any baseline (10 minutes at 30 values a second).
+MAX_BASELINE_VALUES = 20_000
 ALERT_HR_HIGH = "hr_above_baseline"
 
 
@@ -63,7 +65,8 @@ class HeartRateMonitor:
             # An uncertain value neither starts nor clears an alert: it is not evidence.
             return []
         if self.collecting:
-            self.baseline_values.append(bpm)
+            if len(self.baseline_values) < MAX_BASELINE_VALUES:  # a flood cannot grow it
+                self.baseline_values.append(bpm)
             return []
         threshold = self.threshold_bpm
         if threshold is None:

@@ -24,6 +24,11 @@ import numpy.typing as npt
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: a preview JPEG fits; anything larger is refused
 MAX_TOPIC_BYTES = 128
+#: Deepest nesting of maps and lists a message may have: real messages use 4 levels;
+#: checked before anything recurses into a message (a 600-deep one crashed the host).
+MAX_DEPTH = 16
+#: Most items a single map or list may hold, checked by msgpack while it decodes.
+MAX_CONTAINER_ITEMS = 100_000
 TOPIC_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[A-Za-z0-9_\-]+)*$")
 
 #: Kinds of data message producers may publish; the host forwards nothing else, so no
@@ -47,6 +52,9 @@ class DataMessage:
     seq: int
     t_s: float
     payload: Mapping[str, Any]
+    #: The producer's binding tag (``a``): a MAC proving the source name is used by the
+    #: client that was admitted under it (see :mod:`vrexposure.admission`); or None.
+    auth: str | None = None
 
     @property
     def kind(self) -> str:
@@ -83,9 +91,32 @@ def _unpackb(raw: bytes) -> Any:
     if len(raw) > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:
-        return msgpack.unpackb(raw, raw=False, strict_map_key=True)
+        value = msgpack.unpackb(raw, raw=False, strict_map_key=True,
+                                max_str_len=MAX_MESSAGE_BYTES, max_bin_len=MAX_MESSAGE_BYTES,
+                                max_array_len=MAX_CONTAINER_ITEMS,
+                                max_map_len=MAX_CONTAINER_ITEMS, max_ext_len=0)
     except Exception as exc:  # msgpack raises several unrelated types
         raise ProtocolError(f"not valid msgpack: {type(exc).__name__}") from exc
+    check_depth(value)
+    return value
+
+
+def check_depth(value: Any, max_depth: int = MAX_DEPTH) -> None:
+    """Raise ProtocolError when maps/lists nest deeper than ``max_depth`` (iterative:
+    the check itself must not recurse)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth >= max_depth:
+            raise ProtocolError(f"message nested deeper than {max_depth} levels")
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, dict | list | tuple))
 
 
 def _check_version(body: Mapping[str, Any]) -> None:
@@ -102,9 +133,12 @@ def check_topic(topic: str) -> str:
 
 # --- data messages ---------------------------------------------------------
 
-def encode_data(topic: str, seq: int, t_s: float, payload: Mapping[str, Any]) -> list[bytes]:
-    return [topic.encode("ascii"),
-            _packb({"v": PROTOCOL_VERSION, "seq": seq, "t": float(t_s), "p": dict(payload)})]
+def encode_data(topic: str, seq: int, t_s: float, payload: Mapping[str, Any],
+                auth: str | None = None) -> list[bytes]:
+    body = {"v": PROTOCOL_VERSION, "seq": seq, "t": float(t_s), "p": dict(payload)}
+    if auth is not None:
+        body["a"] = auth
+    return [topic.encode("ascii"), _packb(body)]
 
 
 def decode_data(frames: list[bytes]) -> DataMessage:
@@ -126,7 +160,10 @@ def decode_data(frames: list[bytes]) -> DataMessage:
         raise ProtocolError(f"bad timestamp {t_s!r}")
     if not isinstance(payload, dict):
         raise ProtocolError("payload is not a map")
-    message = DataMessage(topic, seq, float(t_s), payload)
+    auth = body.get("a")
+    if auth is not None and (not isinstance(auth, str) or len(auth) > 64):
+        raise ProtocolError("bad binding tag")
+    message = DataMessage(topic, seq, float(t_s), payload, auth)
     validator = PAYLOAD_VALIDATORS.get(message.kind)
     if validator is not None:
         validator(payload)
@@ -203,14 +240,52 @@ def _validate_pose(p: Mapping[str, Any]) -> None:
 def _validate_wave(p: Mapping[str, Any]) -> None:
     _validate_chunk(p)
     _quality(p)
+    unit = p.get("unit", "")
+    if not isinstance(unit, str) or len(unit) > 32:
+        raise ProtocolError("chunk: 'unit' must be short text")
 
+
+def _validate_spo2(p: Mapping[str, Any]) -> None:
+    _number(p, "spo2_pct", 0.0, 100.0)
+    _quality(p)
+
+
+def _short_field(p: Mapping[str, Any], key: str, max_len: int, optional: bool = True) -> None:
+    value = p.get(key)
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or len(value) > max_len:
+        raise ProtocolError(f"'{key}' must be text of at most {max_len} characters")
+
+
+def _validate_sensor(p: Mapping[str, Any]) -> None:
+    _validate_json_kind(p)
+    _short_field(p, "event", 32, optional=False)
+    for key in ("port", "device", "detail", "error"):
+        _short_field(p, key, 256)
+
+
+def _validate_json_kind(p: Mapping[str, Any]) -> None:
+    # Kinds recorded as JSON text (gaze, render): nesting is capped at decode time;
+    # here only the payload's width.
+    if len(p) > 64:
+        raise ProtocolError("payload has more than 64 fields")
+
+
+#: Kinds whose payloads are regularly sampled chunks (channel count and rate are
+#: fixed per stream by the recorder).
+WAVEFORM_KINDS = frozenset({"ecg", "ppg", "eda", "resp"})
 
 PAYLOAD_VALIDATORS = {
     "hr": _validate_hr,
     "rr": _validate_rr,
     "pose": _validate_pose,
-    "ecg": _validate_wave,
-    "ppg": _validate_wave,
+    "spo2": _validate_spo2,
+    "sensor": _validate_sensor,
+    "gaze": _validate_json_kind,
+    "render": _validate_json_kind,
+    "preview": _validate_json_kind,  # forwarded, never recorded
+    **{kind: _validate_wave for kind in WAVEFORM_KINDS},
 }
 
 
@@ -257,4 +332,8 @@ def decode_reply(raw: bytes) -> ReplyMessage:
     if not isinstance(ok, bool) or not isinstance(seq, int) or not isinstance(error, str) \
             or not isinstance(result, dict):
         raise ProtocolError("malformed reply")
-    return ReplyMessage(_short_text(body, "id", 64), ok, seq, error, result)
+    reply_id = body.get("id")
+    # '' answers an envelope so malformed that not even its id could be read
+    if not isinstance(reply_id, str) or len(reply_id) > 64:
+        raise ProtocolError("malformed reply id")
+    return ReplyMessage(reply_id, ok, seq, error, result)

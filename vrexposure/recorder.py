@@ -164,6 +164,15 @@ class Recorder:
             kind, payload = message.kind, message.payload
             if kind in WAVEFORM_TYPES:
                 values = protocol.chunk_values(payload)
+                info = self._writer.streams[stream_id]
+                # A stream's channel count and rate are fixed by its first chunk: a chunk
+                # that differs would be written as wrong samples (or break the file).
+                if values.shape[1] != info.channel_count:
+                    raise ValueError(f"{values.shape[1]} channels in a stream of "
+                                     f"{info.channel_count}")
+                if float(payload["rate_hz"]) != info.nominal_srate:
+                    raise ValueError(f"rate {payload['rate_hz']} Hz in a stream of "
+                                     f"{info.nominal_srate} Hz")
                 self._chunk_queue.append((stream_id, message.t_s, values.copy()))
                 self.samples_recorded += len(values)
                 return True
@@ -189,7 +198,9 @@ class Recorder:
                 stamps = [message.t_s]
         except (KeyError, TypeError, ValueError, protocol.ProtocolError) as exc:
             self.rejected += 1
-            log.warning("recorder rejected %s: %s", message.topic, exc)
+            # Counted (the host reports it); not logged at warning level: a flood of bad
+            # chunks must not become a flood of log lines.
+            log.debug("recorder rejected %s: %s", message.topic, exc)
             return False
         pending.stamps.extend(stamps)
         pending.rows.extend(rows)
@@ -230,7 +241,8 @@ class Recorder:
         latest: dict[int, tuple[float, list[np.ndarray], float]] = {}  # stream -> t0, blocks, end
         runs: list[tuple[int, float, list[np.ndarray]]] = []
         for stream_id, t0, values in self._chunk_queue:
-            period = 1.0 / self._writer.streams[stream_id].nominal_srate
+            rate_hz = self._writer.streams[stream_id].nominal_srate
+            period = 1.0 / rate_hz if rate_hz > 0 else math.inf
             run = latest.get(stream_id)
             if run is not None and abs(t0 - run[2]) < period / 2:
                 run[1].append(values)
@@ -267,12 +279,20 @@ class Recorder:
             self._writer.close()
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` made JSON-safe: bytes summarised, non-finite floats as null."""
+#: Nesting kept by :func:`jsonable`; anything deeper is summarised (a hostile message
+#: must not make the recorder recurse until Python gives up).
+JSONABLE_MAX_DEPTH = 24
+
+
+def jsonable(value: Any, _depth: int = 0) -> Any:
+    """``value`` made JSON-safe: bytes summarised, non-finite floats as null, nesting
+    deeper than :data:`JSONABLE_MAX_DEPTH` replaced by a note."""
+    if isinstance(value, Mapping | list | tuple) and _depth >= JSONABLE_MAX_DEPTH:
+        return "<nested too deep>"
     if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
+        return [jsonable(v, _depth + 1) for v in value]
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     if isinstance(value, float) and not math.isfinite(value):

@@ -103,10 +103,16 @@ def _save_allow_list(directory: Path, clients: Mapping[str, ClientKey]) -> None:
     path = _allow_list_path(directory)
     body = {"clients": {c.name: {"role": c.role, "public_key": c.public_key,
                                  "revoked": c.revoked} for c in clients.values()}}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # Written aside and renamed: the host re-reads this file while it runs, and must never
+    # see it half-written (an empty allow-list refuses everyone and hides revocations).
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write("# vrexposure allow-list: client name -> role and CurveZMQ public key\n")
         yaml.safe_dump(body, handle, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
 
 
 def add_client(directory: Path, name: str, role: str) -> ClientKey:
@@ -160,16 +166,25 @@ class _AllowList:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.refused = 0
-        self._cache: tuple[int, dict[str, str]] = (-1, {})
+        self._cache: tuple[int, dict[str, str], frozenset[str]] = (-1, {}, frozenset())
 
-    def roles_by_key(self) -> dict[str, str]:
+    def _load(self) -> tuple[int, dict[str, str], frozenset[str]]:
         # Re-read whenever the file changes, so a revocation takes effect without a restart.
         mtime_ns = _allow_list_path(self.directory).stat().st_mtime_ns
-        if mtime_ns != self._cache[0]:
-            roles = {c.public_key: c.role for c in load_allow_list(self.directory).values()
-                     if not c.revoked}
-            self._cache = (mtime_ns, roles)
-        return self._cache[1]
+        cache = self._cache
+        if mtime_ns != cache[0]:
+            clients = load_allow_list(self.directory).values()
+            cache = (mtime_ns, {c.public_key: c.role for c in clients if not c.revoked},
+                     frozenset(c.public_key for c in clients if c.revoked))
+            self._cache = cache
+        return cache
+
+    def roles_by_key(self) -> dict[str, str]:
+        return self._load()[1]
+
+    def revoked_keys(self) -> frozenset[str]:
+        """Public keys marked revoked (a key revoked moments after it was added too)."""
+        return self._load()[2]
 
     def callback(self, domain: str, key: bytes) -> bool:
         role = self.roles_by_key().get(key.decode("ascii"))

@@ -12,12 +12,12 @@ Phases: ``idle → baseline → exposure ⇄ paused``, ``any → safe`` (STOP),
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from . import args
 from .hierarchy import Hierarchy
 from .questionnaires import session as qsession
 from .scene_api import ParamValue, SceneSpec
@@ -68,6 +68,13 @@ ROLE_COMMANDS: dict[Role, frozenset[str]] = {
 MAX_MARKER_CHARS = 500
 #: A session note (free text, several lines) may be this long.
 MAX_NOTE_CHARS = 20_000
+#: The state stays small whatever clients send (it is published and recorded on every
+#: change); the full history lives in the recorded events. Per step the state keeps the
+#: last SUDS_KEPT_PER_STEP ratings, plus the count and peak of the current visit.
+SUDS_KEPT_PER_STEP = 20
+MARKERS_KEPT = 100
+#: Expectancies are referred to by position, so they are never trimmed: more are refused.
+MAX_EXPECTANCIES = 200
 
 
 class CommandError(Exception):
@@ -175,6 +182,8 @@ class SessionState:
     #: ``auto_events_since_s`` (a new visit of a step plays them again).
     auto_events_played: tuple[int, ...] = ()
     auto_events_since_s: float = -1.0
+    step_suds_count: int = 0
+    step_suds_peak: int | None = None
 
     @property
     def step(self) -> Any:
@@ -214,12 +223,14 @@ def evolve(state: SessionState, event: Event) -> SessionState:
         index = int(d["step_index"])
         return replace(s, phase=Phase.EXPOSURE, phase_since_s=t, step_index=index,
                        step_since_s=t, intensity=0.0, exposure_started=True,
+                       step_suds_count=0, step_suds_peak=None,
                        highest_step=max(s.highest_step, index), suggestion=None,
                        dismissed_reasons=())
     if kind == "step_changed":
         index = int(d["to"])
         return replace(s, step_index=index, step_since_s=t, intensity=0.0, suggestion=None,
                        dismissed_reasons=(), suds_requested_at_s=None,
+                       step_suds_count=0, step_suds_peak=None,
                        highest_step=max(s.highest_step, index))
     if kind == "intensity_changed":
         return replace(s, intensity=float(d["intensity"]))
@@ -237,7 +248,13 @@ def evolve(state: SessionState, event: Event) -> SessionState:
         return replace(s, suds_requested_at_s=t)
     if kind == "suds_recorded":
         rating = SudsRating(t, int(d["step_index"]), int(d["value"]), str(d.get("by", "")))
-        return replace(s, suds=(*s.suds, rating), suds_requested_at_s=None)
+        kept = _trim_step(s.suds, rating)
+        if rating.step_index == s.step_index and t >= s.step_since_s:
+            peak = rating.value if s.step_suds_peak is None else max(s.step_suds_peak,
+                                                                     rating.value)
+            return replace(s, suds=kept, suds_requested_at_s=None,
+                           step_suds_count=s.step_suds_count + 1, step_suds_peak=peak)
+        return replace(s, suds=kept, suds_requested_at_s=None)
     if kind == "expectancy_recorded":
         exp = Expectancy(t, int(d["step_index"]), str(d["outcome"]), int(d["likelihood_pct"]))
         return replace(s, expectancies=(*s.expectancies, exp))
@@ -247,7 +264,8 @@ def evolve(state: SessionState, event: Event) -> SessionState:
         exps[index] = replace(exps[index], happened=bool(d["happened"]))
         return replace(s, expectancies=tuple(exps))
     if kind == "marker":
-        return replace(s, markers=(*s.markers, Marker(t, str(d["text"]), str(d.get("by", "")))))
+        marker = Marker(t, str(d["text"]), str(d.get("by", "")))
+        return replace(s, markers=(*s.markers, marker)[-MARKERS_KEPT:])
     if kind == "advance_suggested":
         return replace(s, suggestion=Suggestion(int(d["step_index"]), str(d["reason"]),
                                                 dict(d.get("detail", {})), t))
@@ -286,6 +304,17 @@ def evolve(state: SessionState, event: Event) -> SessionState:
     return s
 
 
+def _trim_step(suds: tuple[SudsRating, ...], rating: SudsRating
+               ) -> tuple[SudsRating, ...]:
+    """``suds`` plus ``rating``, keeping at most SUDS_KEPT_PER_STEP ratings of its step."""
+    kept = (*suds, rating)
+    same = [i for i, r in enumerate(kept) if r.step_index == rating.step_index]
+    if len(same) <= SUDS_KEPT_PER_STEP:
+        return kept
+    drop = set(same[:len(same) - SUDS_KEPT_PER_STEP])
+    return tuple(r for i, r in enumerate(kept) if i not in drop)
+
+
 def rebuild(hierarchy: Hierarchy, events: Iterable[Event]) -> SessionState:
     """The state reached by folding ``events`` from the start of a session."""
     state = initial_state(hierarchy)
@@ -305,31 +334,31 @@ def _arg(cmd: Command, name: str) -> Any:
 
 
 def _int_arg(cmd: Command, name: str, low: int, high: int) -> int:
-    value = _arg(cmd, name)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or not float(value).is_integer():
-        raise CommandError(f"'{name}' must be a whole number, not {value!r}")
-    if not low <= value <= high:
-        raise CommandError(f"'{name}' must be from {low} to {high}, not {value}")
-    return int(value)
+    try:
+        return args.to_int(_arg(cmd, name), name, low, high)
+    except args.ArgError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _float_arg(cmd: Command, name: str, low: float, high: float) -> float:
-    value = _arg(cmd, name)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise CommandError(f"'{name}' must be a number, not {value!r}")
-    if not low <= value <= high:
-        raise CommandError(f"'{name}' must be from {low} to {high}, not {value}")
-    return float(value)
+    try:
+        return args.to_float(_arg(cmd, name), name, low, high)
+    except args.ArgError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _text_arg(cmd: Command, name: str, max_chars: int = MAX_MARKER_CHARS) -> str:
-    value = _arg(cmd, name)
-    if not isinstance(value, str) or not value.strip():
-        raise CommandError(f"'{name}' must be non-empty text")
-    if len(value) > max_chars:
-        raise CommandError(f"'{name}' is longer than {max_chars} characters")
-    return value.strip()
+    try:
+        return args.to_str(_arg(cmd, name), name, max_chars)
+    except args.ArgError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _opt_text_arg(cmd: Command, name: str, default: str, max_chars: int = 200) -> str:
+    """An optional short text argument (a reason); bounded, never a nested structure."""
+    if name not in cmd.args:
+        return default
+    return _text_arg(cmd, name, max_chars)
 
 
 def _require(state: SessionState, cmd: Command, *phases: Phase) -> None:
@@ -358,8 +387,9 @@ def advance_check(state: SessionState, now: float) -> tuple[str, dict[str, Any]]
                                         "max_time_in_step_s": rule.max_time_in_step_s}))
     if time_in_step >= rule.min_time_in_step_s:
         ratings = state.step_ratings()
-        if rule.suds_drop_pct is not None and len(ratings) >= 2:
-            peak = max(r.value for r in ratings)
+        if rule.suds_drop_pct is not None and state.step_suds_count >= 2 and ratings:
+            # The peak of the whole visit, even when older ratings left the state.
+            peak = max(state.step_suds_peak or 0, *(r.value for r in ratings))
             last = ratings[-1].value
             if peak > 0 and last <= peak * (1 - rule.suds_drop_pct / 100.0):
                 drop_pct = 100.0 * (peak - last) / peak
@@ -440,7 +470,8 @@ def _complete_baseline(state: SessionState, cmd: Command, now: float) -> list[Ev
         raise CommandError("the baseline is already complete")
     mean = cmd.args.get("mean_bpm")
     data: dict[str, Any] = {"by": cmd.by, "mean_bpm": None, "sd_bpm": None,
-                            "n_values": int(cmd.args.get("n_values", 0) or 0)}
+                            "n_values": _int_arg(cmd, "n_values", 0, 10_000_000)
+                            if cmd.args.get("n_values") is not None else 0}
     if mean is not None:
         data["mean_bpm"] = _float_arg(cmd, "mean_bpm", 20.0, 250.0)
         data["sd_bpm"] = _float_arg(cmd, "sd_bpm", 0.0, 100.0)
@@ -468,7 +499,7 @@ def _pause(state: SessionState, cmd: Command, now: float) -> list[Event]:
         raise CommandError("already paused")
     _require(state, cmd, Phase.BASELINE, Phase.EXPOSURE, Phase.SAFE)
     resume_to = state.resume_to if state.phase == Phase.SAFE else state.phase
-    return [Event("paused", now, {"by": cmd.by, "reason": cmd.args.get("reason", "command"),
+    return [Event("paused", now, {"by": cmd.by, "reason": _safe_reason(cmd, "command"),
                                   "resume_to": resume_to.value})]
 
 
@@ -504,24 +535,38 @@ def _stop(state: SessionState, cmd: Command, now: float) -> list[Event]:
     resume_to = state.resume_to if state.phase in (Phase.SAFE, Phase.PAUSED) else state.phase
     if resume_to == Phase.IDLE:
         resume_to = Phase.BASELINE
-    return [Event("stopped", now, {"by": cmd.by, "reason": cmd.args.get("reason", "STOP"),
+    return [Event("stopped", now, {"by": cmd.by, "reason": _stop_reason(cmd),
                                    "already_safe": state.phase == Phase.SAFE,
                                    "resume_to": resume_to.value})]
+
+
+def _safe_reason(cmd: Command, default: str) -> str:
+    # STOP and pause must work whatever came with them: a malformed reason is replaced,
+    # never a reason to refuse.
+    reason = cmd.args.get("reason", default)
+    if not isinstance(reason, str) or not reason.strip():
+        return default
+    return reason.strip()[:200]
+
+
+def _stop_reason(cmd: Command) -> str:
+    return _safe_reason(cmd, "STOP")
 
 
 def _step_index_arg(state: SessionState, cmd: Command) -> int:
     target = _arg(cmd, "step")
     steps = state.hierarchy.steps
-    if isinstance(target, str) and not target.isdigit():
+    if isinstance(target, str):
         for index, step in enumerate(steps):
             if step.id == target:
                 return index
-        raise CommandError(f"no step with id '{target}'")
-    if isinstance(target, str):
-        target = int(target)
-    if isinstance(target, bool) or not isinstance(target, int) or not 0 <= target < len(steps):
-        raise CommandError(f"'step' must be a step id or an index from 0 to {len(steps) - 1}")
-    return target
+        if not target.isascii() or not target.isdigit():
+            raise CommandError(f"no step with id {target[:40]!r}")
+    try:
+        return args.to_int(target, "step", 0, len(steps) - 1)
+    except args.ArgError:
+        raise CommandError(f"'step' must be a step id or an index from 0 to "
+                           f"{len(steps) - 1}") from None
 
 
 def _next(state: SessionState, cmd: Command, now: float) -> list[Event]:
@@ -570,6 +615,8 @@ def _request_suds(state: SessionState, cmd: Command, now: float) -> list[Event]:
 
 def _expectancy(state: SessionState, cmd: Command, now: float) -> list[Event]:
     _require(state, cmd, Phase.BASELINE, Phase.EXPOSURE, Phase.PAUSED)
+    if len(state.expectancies) >= MAX_EXPECTANCIES:
+        raise CommandError(f"this session already has {MAX_EXPECTANCIES} expectancies")
     outcome = _text_arg(cmd, "outcome")
     likelihood = _int_arg(cmd, "likelihood_pct", 0, 100)
     return [Event("expectancy_recorded", now, {"step_index": state.step_index,
@@ -740,6 +787,8 @@ def _end(state: SessionState, cmd: Command, now: float) -> list[Event]:
         events = [_questionnaire_event(state, kind, data, now) for kind, data in later]
     return [*events, Event("ended", now, {"by": cmd.by,
                                           "reason": cmd.args.get("reason", "command")})]
+    return [Event("ended", now, {"by": cmd.by,
+                                 "reason": _opt_text_arg(cmd, "reason", "command")})]
 
 
 _HANDLERS = {
@@ -817,6 +866,7 @@ def state_to_dict(state: SessionState, now: float, scenes: Mapping[str, SceneSpe
                          for e in state.expectancies],
         "baseline_done": state.baseline_done,
         "suds": [[r.t_s, r.step_index, r.value] for r in state.suds],
+        "step_suds_count": state.step_suds_count,
         "suds_requested": state.suds_requested_at_s is not None,
         "suggestion": None if suggestion is None else {
             "step_index": suggestion.step_index, "reason": suggestion.reason,
