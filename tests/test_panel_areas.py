@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
 from vrexposure.clinic.history import LastStep, PatientHistory, SessionLine
@@ -77,3 +78,27 @@ def test_history_of_the_patient_is_shown_once(qtbot: QtBot, panel: PanelWindow,
     assert panel.history_asked == [host.patient_id]  # type: ignore[attr-defined]
     path = tmp_path / "panel.png"
     assert panel.grab().save(str(path)) and path.stat().st_size > 10_000
+
+
+def test_an_unknown_source_is_admitted_or_rejected_from_the_panel(
+        qtbot: QtBot, panel: PanelWindow, host: SessionHost) -> None:
+    from vrexposure import protocol
+    from vrexposure.client import Publisher
+
+    foreign = Publisher(host.endpoints.publish, "polar", clock=host.clock.now)
+    try:
+        assert foreign.wait_connected()
+        for i in range(20):
+            foreign.send_raw(protocol.encode_data("hr.polar", i, host.clock.now(),
+                                                  {"bpm": 120.0}))
+            qtbot.wait(20)
+        wait_for(qtbot, lambda: ("polar", "reject") in panel.sources_bar.buttons)
+        assert panel.sources_bar.isVisibleTo(panel)
+        assert "Unknown source 'polar'" in panel.sources_bar.rows["polar"].findChild(
+            QLabel).text()
+        click(qtbot, panel.sources_bar.buttons[("polar", "reject")])
+        wait_for(qtbot, lambda: "polar" in host.state_payload(host.clock.now())["session"]
+                 ["rejected_sources"])
+        wait_for(qtbot, lambda: "polar" not in panel.sources_bar.rows)
+    finally:
+        foreign.close()

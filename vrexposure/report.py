@@ -487,7 +487,9 @@ def compute_report(recording: XdfFile, path: Path | str = "") -> SessionReport:
 
     events_stream = _stream(recording, "events")
     records = json_records(events_stream) if events_stream is not None else []
-    events = [r for r in records if r.get("type") == "event"]
+    # Events, plus the host's admission and data-gap records (read as events of that kind).
+    events = [r if r.get("type") == "event" else {**r, "kind": r.get("kind") or r["type"]}
+              for r in records if r.get("type") in ("event", "admission", "data_gap")]
     timeline = fold_timeline(events, end_s, _outages(recording, events))
 
     # --- walk the events once for everything attributed to a step --------------------

@@ -81,6 +81,7 @@ from .notes import SessionNotes
 from .patient_view import HeadCompass, LargePatientView, MirrorView, PatientViewArea
 from .questionnaire_widget import QuestionnaireWidget
 from .ratings import LIKELIHOOD_UNSET, RatingsArea
+from .sources_bar import SourcesBar
 
 # --- look ------------------------------------------------------------------------------
 
@@ -282,6 +283,8 @@ class PanelWindow(QMainWindow):
         self._tick()
         # Areas of their own modules over the same state: the scene's stimulus events,
         # questionnaires, and the patient's history from the clinic record.
+        self.sources_bar = SourcesBar(self.send, read_only=self.read_only)
+        self.add_area(self.sources_bar, "left")
         self.events_bar = EventsBar(self.send)
         self.add_area(self.events_bar, "left")
         self.questionnaires = QuestionnaireWidget(self._send_from_area)
@@ -865,6 +868,7 @@ class PanelWindow(QMainWindow):
         self.events_bar.set_events(state.get("scene_events") or [])
         self.events_bar.set_active(state.get("phase") == "exposure" and not self.read_only)
         self.questionnaires.update_state(state)
+        self.sources_bar.update_state(state)
         if session.get("patient_id"):
             self._show_history(str(session["patient_id"]))
         self.header.update_phase_badge(now)
