@@ -68,6 +68,15 @@ def alive(pid: int) -> bool:
     return True
 
 
+def wait_gone(pid: int, timeout_s: float) -> bool:
+    """Reap ``pid`` if it is our child's child (it is not: poll until it is gone)."""
+    for _ in range(int(timeout_s * 10)):
+        if not alive(pid):
+            return True
+        subprocess.run(["sleep", "0.1"], check=True)
+    return not alive(pid)
+
+
 @pytest.fixture
 def reader_env(tmp_path: Path) -> dict[str, str]:
     """A shell like a reader's after ``pip install .``: ``vrexposure`` on PATH."""
@@ -119,9 +128,16 @@ def test_readme_session_and_after_session_blocks_run_as_written(
             subprocess.run(["sleep", "0.1"], check=True)
         assert all(alive(p) for p in leftover), "the replay exited on its own"
     finally:
+        # A background job of a script ignores SIGINT (bash does that); SIGTERM is how a
+        # reader's `kill %1` ends it.
         for pid in leftover:
             if alive(pid):
-                os.kill(pid, signal.SIGINT)
+                os.kill(pid, signal.SIGTERM)
+        stopped = [wait_gone(pid, 15.0) for pid in leftover]
+        for pid in leftover:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert all(stopped), "the replay did not stop on SIGTERM"
     assert "Traceback" not in after.stdout + after.stderr, after.stderr[-3000:]
     assert list((tmp_path / "reports").glob("P017_*.html"))
     reports = sorted(p.name for p in (tmp_path / "reports").iterdir())

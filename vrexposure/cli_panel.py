@@ -76,7 +76,6 @@ def panel_command(host_address: str | None, base_port: int | None, config_path: 
         raise click.ClickException("no display: set DISPLAY (or QT_QPA_PLATFORM=offscreen)")
     endpoints = endpoints_from(config, host_address, base_port)
     code = run_panel(endpoints, client_id or default_client_id(), read_only=observe,
-                     primary_hr_source=config["panel"]["primary_hr_source"],
                      history=clinic_history(config))
     if code:
         sys.exit(code)

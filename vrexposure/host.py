@@ -37,7 +37,7 @@ from .args import ArgError
 from .clock import SessionClock
 from .config import Endpoints
 from .hierarchy import Hierarchy, hierarchy_from_dict, hierarchy_to_dict
-from .monitor import HeartRateMonitor
+from .monitor import HeartRateMonitor, PrimaryHrSource
 from .plugins import discover_scenes
 from .protocol import ReplyMessage
 from .recorder import EVENTS_STREAM, UNRECORDED_KINDS, Recorder, jsonable
@@ -268,6 +268,7 @@ class SessionHost:
         if clinic_questionnaires is not None:
             self.state = replace(self.state, questionnaire_library=clinic_questionnaires)
         self.monitor = HeartRateMonitor(self.hierarchy.alerts)
+        self.hr_source = PrimaryHrSource(session_cfg.get("primary_hr_source"))
         if self.state.baseline is not None:
             self.monitor.set_baseline(self.state.baseline.mean_bpm, self.state.baseline.sd_bpm)
         self._allowed_keys: set[str] = set()
@@ -588,9 +589,12 @@ class SessionHost:
             # A device's own figure is shadowed by the derived, quality-flagged one.
             # Timed by arrival on the host's clock, not by the sender's stamp: forged
             # stamps must not make two samples look like a sustained rise.
-            for name, args in self.monitor.observe(
-                    self.clock.now(), float(message.payload["bpm"]),
-                    str(message.payload.get("quality", "good"))):
+            now, quality = self.clock.now(), str(message.payload.get("quality", "good"))
+            self.hr_source.observe(now, message.source, quality)
+            if message.source != self.hr_source.primary(now):
+                return  # baseline and alert read one source: the one the panel shows
+            for name, args in self.monitor.observe(now, float(message.payload["bpm"]),
+                                                   quality):
                 self._apply_internal(name, args)
         elif message.kind == "sensor":
             self._sensor_status(message)
@@ -774,6 +778,8 @@ class SessionHost:
             return self._heartbeat(msg, role, now)
         if msg.name in (admission.HELLO_COMMAND, "admit_source", "reject_source"):
             return self._admission_command(msg, role, now)
+        if msg.name == "set_hr_source":
+            return self._set_hr_source(msg, role, now)
         if msg.name == "clock_report":
             # Only the two figures a clock report carries, each a finite number.
             figures = {k: float(v) for k, v in msg.args.items()
@@ -791,6 +797,22 @@ class SessionHost:
         self._record_command(msg, now, True, "")
         self._after_events(events, now)
         return self._reply(msg, True, result={"events": [e.kind for e in events]})
+
+    def _set_hr_source(self, msg: protocol.CommandMessage, role: Role, now: float
+                       ) -> ReplyMessage:
+        """The therapist names the heart-rate source of the headline and the alert (None:
+        the best trusted one)."""
+        try:
+            if role != Role.THERAPIST:
+                raise ArgError(f"role '{role.value}' may not send 'set_hr_source'")
+            value = msg.args.get("source")
+            source = None if value is None else admission.check_source(value)
+        except ArgError as exc:
+            return self._reject(msg, now, str(exc))
+        self.hr_source.chosen = source
+        self._record_command(msg, now, True, "")
+        self._last_state_pub_s = -1.0  # the panel sees the choice at once
+        return self._reply(msg, True, result={"hr_source": self.hr_source.primary(now)})
 
     def _admission_command(self, msg: protocol.CommandMessage, role: Role, now: float
                            ) -> ReplyMessage:
@@ -962,6 +984,9 @@ class SessionHost:
             "controller": self.controller,
             "controller_connected": self.controller is not None and not self._controller_lost,
             "data_rejected": self.counters["data_rejected"],
+            # the heart-rate source of the headline, the baseline and the alert
+            "hr_source": self.hr_source.primary(now),
+            "hr_source_chosen": self.hr_source.chosen,
             "commands_rejected": self.counters["commands_rejected"],
             "commands_malformed": self.counters["commands_malformed"],
             "commands_failed": self.counters["commands_failed"],

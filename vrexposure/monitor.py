@@ -10,6 +10,7 @@ machine: physiology informs the therapist, it never changes the scene.
 from __future__ import annotations
 
 import statistics
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,3 +92,39 @@ class HeartRateMonitor:
                 self.alert_active = False
                 commands.append(("alert_cleared", {"alert": ALERT_HR_HIGH}))
         return commands
+
+
+class PrimaryHrSource:
+    """Which heart-rate source the headline and the alert read: the one chosen (config or the
+    therapist) while it sends, else the one with the most trusted values over the last 30 s
+    (ties by name, so the choice never flips between equals). One rule, on the host, so the
+    panel's big number and the alert never come from different sensors."""
+
+    WINDOW_S = 30.0
+    MAX_SOURCES = 32
+
+    def __init__(self, chosen: str | None = None) -> None:
+        self.chosen = chosen
+        self._good_s: dict[str, deque[float]] = {}
+        self._last_s: dict[str, float] = {}
+
+    def observe(self, t_s: float, source: str, quality: str) -> None:
+        if source not in self._last_s and len(self._last_s) >= self.MAX_SOURCES:
+            return
+        self._last_s[source] = t_s
+        good = self._good_s.setdefault(source, deque())
+        if quality == "good":
+            good.append(t_s)
+        while good and good[0] < t_s - self.WINDOW_S:
+            good.popleft()
+
+    def _good_count(self, source: str, t_s: float) -> int:
+        return sum(1 for t in self._good_s.get(source, ()) if t >= t_s - self.WINDOW_S)
+
+    def primary(self, t_s: float) -> str | None:
+        live = [s for s, last in self._last_s.items() if t_s - last <= self.WINDOW_S]
+        if self.chosen in live:
+            return self.chosen
+        if not live:
+            return None
+        return max(sorted(live), key=lambda s: self._good_count(s, t_s))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,9 +50,12 @@ class SessionTimeAxis(pg.AxisItem):
 class HeartRateArea(QGroupBox):
     """The "Heart rate" group of the panel."""
 
-    def __init__(self, model: PanelModel, hr_window_s: float, ecg_window_s: float) -> None:
+    def __init__(self, model: PanelModel, hr_window_s: float, ecg_window_s: float,
+                 on_source_chosen: Callable[[str | None], object] | None = None) -> None:
         super().__init__("Heart rate")
         self.model = model
+        #: Tells the host: its baseline and alert read the source the headline shows.
+        self._tell_host = on_source_chosen
         self.hr_window_s = hr_window_s
         self.ecg_window_s = ecg_window_s
         self._hr_items: dict[str, tuple[Any, Any, Any, Any]] = {}
@@ -277,6 +280,8 @@ class HeartRateArea(QGroupBox):
 
     def _on_source_chosen(self) -> None:
         self.model.primary_hr_choice = self.source_combo.currentData()
+        if self._tell_host is not None:
+            self._tell_host(self.model.primary_hr_choice)
         self.update_plot(time.monotonic())
         self.update_numbers(time.monotonic())
 

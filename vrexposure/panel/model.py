@@ -1037,6 +1037,9 @@ class PanelModel:
         the most trusted values over the last 30 s (ties: by name, so it never flips)."""
         if self.primary_hr_choice in self.hr:
             return self.primary_hr_choice
+        host_choice = self.session.get("hr_source")  # the source the host's alert reads
+        if host_choice in self.hr:
+            return str(host_choice)
         if not self.hr:
             return None
         return max(sorted(self.hr), key=self.hr_good_count)

@@ -438,7 +438,9 @@ class PanelWindow(QMainWindow):
         layout = QVBoxLayout(column)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(self.banners)
-        self.hr_area = HeartRateArea(self.model, self.hr_window_s, self.ecg_window_s)
+        self.hr_area = HeartRateArea(
+            self.model, self.hr_window_s, self.ecg_window_s,
+            on_source_chosen=lambda source: self.send("set_hr_source", {"source": source}))
         layout.addWidget(self.hr_area, 1)
         # the area's parts, by their old names (tests, benchmarks)
         area = self.hr_area
