@@ -81,3 +81,14 @@ def test_the_panel_headline_follows_the_host_source_unless_the_therapist_chose()
     assert model.primary_hr_source() == "oxi"
     model.primary_hr_choice = "strap"
     assert model.primary_hr_source() == "strap"
+
+
+def test_the_panel_shows_no_data_of_a_source_the_host_does_not_admit() -> None:
+    from vrexposure import protocol
+
+    model = PanelModel()
+    model.state = {"session": {"pending_sources": {"polar": 3}, "rejected_sources": ["old"]}}
+    for source in ("polar", "old", "strap"):
+        raw = protocol.encode_data(f"hr.{source}", 0, 1.0, {"bpm": 100.0, "quality": "good"})
+        model.ingest(protocol.decode_data(raw), 1.0)
+    assert set(model.hr) == {"strap"} and model.not_admitted_messages == 2

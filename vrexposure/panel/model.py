@@ -557,6 +557,11 @@ class PanelModel:
                 self._on_state(payload, now_s)
             elif message.topic in ("event", "alert"):
                 self._on_event(payload, now_s)
+            elif self._not_admitted(source):
+                # The host does not record it (another session's sensor, a leftover one):
+                # the therapist must not read it as this patient's either.
+                self.not_admitted_messages += 1
+                return
             else:
                 status = self._touch_source(source or "?", kind, now_s)
                 session_t = self.session_time(now_s)
@@ -574,6 +579,14 @@ class PanelModel:
             if isinstance(sent_ns, int) and not isinstance(sent_ns, bool):
                 self.probe_sent_ns.append(sent_ns)
                 self.ingest_latency_ms.append(now_s * 1e3 - sent_ns / 1e6)
+
+    not_admitted_messages = 0
+
+    def _not_admitted(self, source: str | None) -> bool:
+        """A source the host lists as waiting for admission or rejected."""
+        session = (self.state or {}).get("session") or {}
+        return bool(source) and (source in (session.get("pending_sources") or {})
+                                 or source in (session.get("rejected_sources") or []))
 
     def _touch_source(self, source: str, kind: str, now_s: float) -> SourceStatus:
         status = self.sources.get(source)
