@@ -35,7 +35,7 @@ def room(url: str, name: str, start: Any, done: Any) -> None:
                 alerts=0, steps=[{"step": 1, "suds_peak": 50, "suds_end": 20}]))
             store.add_questionnaire("P017", "FSQ", datetime.now(UTC), {"total": i, "room": name})
             # A patient of this room only, added while the other room writes too.
-            store.add_patient(f"{name.upper()}{i:02d}")
+            store.add_patient(f"R{name[-1].upper()}{i:03d}")  # RA000, RB007: P017-style ids
         done.put(name)
     finally:
         store.close()

@@ -59,7 +59,10 @@ def test_resume_after_stop_asks_where_and_the_header_tells_what_is_seen(
     panel.send("intensity", {"value": 0.8})
     wait_for(qtbot, lambda: "patient sees <b>80 %</b>" in panel.clock_label.text())
     wait_for(qtbot, lambda: "(now " in panel.intensity_effect.text())
-    assert panel.intensity_effect.text() == "Intensity here: size 2 → 3 cm (now 2.8 cm)"
+    (low, high), = host.hierarchy.steps[2].intensity.values()  # step 3: one range
+    now_cm = low + 0.8 * (high - low)
+    assert panel.intensity_effect.text() == (
+        f"Intensity here: size {low:g} → {high:g} cm (now {now_cm:.1f} cm)")
     qtbot.keyClick(panel, Qt.Key.Key_F12)
     wait_for(qtbot, lambda: host.state.phase == Phase.SAFE)
     wait_for(qtbot, lambda: "the calm scene" in panel.clock_label.text())

@@ -106,7 +106,7 @@ def test_desktop_window_draws_the_scene_and_takes_the_patients_keys(
         image = np.asarray(Image.open(io.BytesIO(bytes(preview["jpeg"]))).convert("RGB"))
         assert image.shape[1] == 320
         Image.fromarray(image).save(tmp_path / "desktop-preview.png")
-        assert image.std() > 20  # a lit room with spiders, not a blank window
+        assert image.std() > 10  # the room with its rug and spiders (a blank window: < 2)
 
         window = xdotool(display, "search", "--sync", "--name", "vrexposure").split()[0]
         xdotool(display, "windowfocus", "--sync", window)

@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 #: Shortcuts are Shift+letter: plain letters belong to the panel's own keys and text fields.
 SHORTCUT_MODIFIER = "Shift+"
@@ -42,6 +42,10 @@ def shortcut_text(key: str) -> str:
     return f"{SHORTCUT_MODIFIER}{key.upper()}" if len(key) == 1 and key.isalnum() else ""
 
 
+#: Event buttons per row of the bar.
+BUTTONS_PER_ROW = 1
+
+
 class EventsBar(QWidget):
     """A row of buttons that trigger the current scene's stimulus events."""
 
@@ -52,15 +56,17 @@ class EventsBar(QWidget):
         self._specs: tuple[EventButtonSpec, ...] = ()
         self.buttons: dict[str, QPushButton] = {}
         self.shortcuts: dict[str, QShortcut] = {}
-        layout = QHBoxLayout(self)
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.title = QLabel("Stimulus events:")
         layout.addWidget(self.title)
-        self._row = layout
+        # Buttons in rows of BUTTONS_PER_ROW: a scene with many events must not make the
+        # column (and the window) wider than a laptop screen.
+        self._grid = QGridLayout()
+        layout.addLayout(self._grid)
         self.empty = QLabel("none in this scene")
         self.empty.setEnabled(False)
         layout.addWidget(self.empty)
-        layout.addStretch(1)
         self._active = True
 
     def set_events(self, specs: Sequence[Any]) -> None:
@@ -69,7 +75,7 @@ class EventsBar(QWidget):
         if wanted == self._specs:
             return
         for button in self.buttons.values():
-            self._row.removeWidget(button)
+            self._grid.removeWidget(button)
             button.deleteLater()
         for shortcut in self.shortcuts.values():
             shortcut.setEnabled(False)
@@ -87,7 +93,7 @@ class EventsBar(QWidget):
             button.setToolTip(f"trigger_event {spec.name}")
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             button.clicked.connect(lambda _=False, name=spec.name: self.trigger(name))
-            self._row.insertWidget(1 + index, button)
+            self._grid.addWidget(button, index // BUTTONS_PER_ROW, index % BUTTONS_PER_ROW)
             self.buttons[spec.name] = button
             if keys:
                 used.add(keys)

@@ -83,6 +83,10 @@ class QuestionnaireWidget(QWidget):
         for q in sorted(self.definitions.values(), key=lambda q: q.title):
             self.choice.addItem(q.title if q.administrable else f"{q.title} (scoring only)",
                                 q.id)
+        # Long titles must not widen the panel past a laptop screen: the list shows them in
+        # full when opened, the box shortens them.
+        self.choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.choice.setMinimumContentsLength(18)
         self.give_button = _named(QPushButton("Give"), "q-give")
         self.give_button.clicked.connect(self.give)
         give_row.addWidget(self.choice, 1)
