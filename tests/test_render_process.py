@@ -120,6 +120,10 @@ def borrowed_engine() -> Iterator[Any]:
     try:
         yield engine
     finally:
+        for _ in range(100):  # a fade the renderer started ends here, not in the next test
+            if not engine.fading:
+                break
+            engine.step(0.1)
         engine.set_head_pose((0, 0, 0), (0, 0, 0))
         engine.time_s = time_s
 

@@ -174,7 +174,7 @@ def independent_numbers(recording: XdfFile) -> dict[int, dict[str, Any]]:
             "suds_peak": max(values) if values else None,
             "suds_end": values[-1] if values else None,
             "suds_drop_pct": 100 * (max(values) - values[-1]) / max(values)
-            if values and max(values) else None,
+            if len(values) >= 2 and max(values) else None,  # a drop needs two ratings
             "hr_mean_bpm": float(bpm.mean()) if len(bpm) else None,
             "hr_peak_bpm": float(bpm.max()) if len(bpm) else None,
             "hr_mean_vs_baseline_bpm": float(bpm.mean()) - baseline if len(bpm) else None,
