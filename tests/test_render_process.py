@@ -494,3 +494,16 @@ def test_render_and_snapshot_commands(host: SessionHost, endpoints: Endpoints,
                           "acrophobia", "--step", "0", "--out", str(out)],
                          capture_output=True, text=True, timeout=60, env=child_env())
     assert bad.returncode == 2 and "--step" in bad.stderr
+
+
+def test_director_shows_a_previewed_step_but_never_takes_it_for_the_calm_scene() -> None:
+    d = Director(failsafe_timeout_s=1.0, fade_s=0.5, now_s=0.0)
+    d.initial()
+    d.on_state(_state(1, "idle", "beach"), 0.0)
+    d.tick(0.0)
+    preview = {**_state(2, "idle", "spiders", count=3), "preview": {"step_id": "s"}}
+    d.on_state(preview, 0.2)
+    shown = d.tick(0.2)
+    assert shown is not None and (shown.scene, shown.params) == ("spiders", {"count": 3})
+    late = d.tick(1.5)  # the host went silent while the patient looked at a spider
+    assert late is not None and (late.scene, late.reason) == ("beach", "failsafe")
