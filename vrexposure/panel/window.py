@@ -226,6 +226,8 @@ class PanelWindow(QMainWindow):
         self._prompt_for_step: int | None = None
         self._closed = False
         self._close_confirmed = False
+        self._editor_source = editor
+        self.editor_window: EditorWindow | None = None
 
         self.setWindowTitle("vrexposure — therapist panel")
         self.setStyleSheet(STYLE)
@@ -299,8 +301,6 @@ class PanelWindow(QMainWindow):
         self.add_area(self.history, "right")
         self._history_loader = history
         self._history_for: str | None = None
-        self._editor_source = editor
-        self.editor_window: EditorWindow | None = None
         if read_only:
             self._set_status("Read-only: this panel observes the session and sends nothing",
                              "info")
