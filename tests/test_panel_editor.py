@@ -108,6 +108,7 @@ def test_last_sessions_suds_beside_todays(qtbot: QtBot, panel: PanelWindow) -> N
     assert table.item(0, LAST_COLUMN).text() == "–"
     header = table.horizontalHeaderItem(LAST_COLUMN)
     assert header is not None and header.text() == "Last"
+    assert not table.isColumnHidden(LAST_COLUMN)
 
 
 def test_no_clinic_record_no_editor(qtbot: QtBot, host: SessionHost) -> None:
@@ -115,6 +116,7 @@ def test_no_clinic_record_no_editor(qtbot: QtBot, host: SessionHost) -> None:
     try:
         qtbot.waitUntil(lambda: window.model.state is not None, timeout=5000)
         assert not window.edit_button.isEnabled()
+        assert window.table.isColumnHidden(LAST_COLUMN)  # no record: no room taken
         window.open_editor()
         assert window.editor_window is None and "no clinic record" in window.status_text()
     finally:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ..clinic.draft import HierarchyDraft
@@ -33,6 +33,7 @@ class EditorWindow(QWidget):
         self.store = store
         self._on_step = on_step
         self._shown_step: dict[str, Any] | None = None
+        self._shown_key: tuple[str, str] | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         self.editor = HierarchyEditor(store, patient_id, draft)
@@ -40,6 +41,22 @@ class EditorWindow(QWidget):
         self.editor.table.itemSelectionChanged.connect(self._step_chosen)
         self.editor.table.itemChanged.connect(lambda _item: self._step_chosen())
         self.resize(980, 560)
+        # the keyboard starts in the steps: ↓ chooses a step (and shows it in the headset);
+        # nothing is shown before the therapist chooses
+        self.editor.table.installEventFilter(self)
+        self.editor.table.setFocus()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # Qt makes the first row current (unselected) on focus, so the first ↓ would choose
+        # step 2: with nothing chosen yet, ↓ or ↑ chooses that first row instead
+        if (watched is self.editor.table and event.type() == QEvent.Type.KeyPress
+                and isinstance(event, QKeyEvent)
+                and event.key() in (Qt.Key.Key_Down, Qt.Key.Key_Up)
+                and self.editor.selected() < 0 and self.editor.table.rowCount()):
+            row = max(0, self.editor.table.currentRow())
+            self.editor.table.selectRow(row)
+            return True
+        return super().eventFilter(watched, event)
 
     def current_step(self) -> dict[str, Any] | None:
         """The step chosen in the editor, as it stands (its edited parameters)."""
@@ -49,9 +66,12 @@ class EditorWindow(QWidget):
 
     def _step_chosen(self) -> None:
         step = self.current_step()
-        if step == self._shown_step:
-            return
-        self._shown_step = step
+        # what the headset shows: the step and its parameters (a new label or rating: no
+        # new preview)
+        key = None if step is None else (str(step.get("id")), repr(step.get("params")))
+        if step is None or key == self._shown_key:
+            return  # a lost selection (the table refilled) keeps the step on show
+        self._shown_key, self._shown_step = key, step
         if self._on_step is not None:
             self._on_step(step)
 

@@ -53,10 +53,12 @@ class HierarchyArea(QGroupBox):
         self._last_suds: dict[str, tuple[int | None, int | None]] = {}
         box = QVBoxLayout(self)
         self.table = QTableWidget(0, 6)
-        self.table.setHorizontalHeaderLabels(["#", "Step", "Exp.", "SUDS today", "Last", "Away"])
+        self.table.setHorizontalHeaderLabels(["#", "Step", "Exp.", "SUDS", "Last", "Away"])
         last_header = self.table.horizontalHeaderItem(LAST_COLUMN)
         if last_header is not None:
             last_header.setToolTip("Last session's SUDS at this step: peak → end")
+        # shown only for a patient the clinic record knows (no room taken otherwise)
+        self.table.setColumnHidden(LAST_COLUMN, True)
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -103,6 +105,7 @@ class HierarchyArea(QGroupBox):
     def set_last_suds(self, last: Mapping[str, tuple[int | None, int | None]]) -> None:
         """Last session's SUDS per step id (peak, end), shown beside today's."""
         self._last_suds = dict(last)
+        self.table.setColumnHidden(LAST_COLUMN, False)
         self._steps_key = ()  # the rows are filled again at the next state
 
     def update_table(self, state: Mapping[str, Any]) -> None:

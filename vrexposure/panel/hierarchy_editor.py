@@ -9,6 +9,7 @@ patient's ratings on request, and saves a new version to the clinic database.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -65,12 +66,16 @@ class HierarchyEditor(QWidget):
         self.buttons: dict[str, QPushButton] = {}
         for key, text in (("up", "Move up"), ("down", "Move down"),
                           ("duplicate", "Duplicate"), ("remove", "Remove"),
-                          ("order", "Order by patient's SUDS"), ("save", "Save new version")):
+                          ("order", "Order by patient's SUDS"),
+                          ("save", "Save new version  [Ctrl+S]")):
             button = QPushButton(text)
             button.clicked.connect(lambda _=False, k=key: self.act(k))
             buttons.addWidget(button)
             self.buttons[key] = button
         layout.addLayout(buttons)
+        save_keys = QShortcut(QKeySequence("Ctrl+S"), self)
+        save_keys.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        save_keys.activated.connect(lambda: self.act("save"))
         self.problems = QListWidget()
         self.problems.setMaximumHeight(120)
         layout.addWidget(self.problems)

@@ -263,7 +263,8 @@ class PanelWindow(QMainWindow):
         splitter.setChildrenCollapsible(False)
         splitter.addWidget(self._scrolling(self._build_left()))
         splitter.addWidget(self._scrolling(self._build_center()))
-        splitter.addWidget(self._scrolling(self._build_right()))
+        self.right_column = self._scrolling(self._build_right())
+        splitter.addWidget(self.right_column)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
         splitter.setStretchFactor(2, 0)
@@ -585,6 +586,9 @@ class PanelWindow(QMainWindow):
         if history is not None:
             self.history.set_history(history)
             self.hierarchy.set_last_suds(history.last_suds())
+            # at session start the course is what the therapist reads: scroll to it
+            QTimer.singleShot(0, lambda: self.right_column.ensureWidgetVisible(
+                self.history, 0, 0))
 
     def open_editor(self) -> None:
         """The hierarchy editor for the session's patient, in its own non-modal window."""
