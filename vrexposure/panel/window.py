@@ -614,8 +614,11 @@ class PanelWindow(QMainWindow):
         window.editor.saved.connect(lambda version: self._hierarchy_saved(patient_id, version))
         self.editor_window = window
         window.show()
-        self._set_status(f"Editing the hierarchy of patient {patient_id} in its own window "
-                         "(F12 STOP works there too)", "info")
+        shown = ("the headset shows the step chosen there" if state.get("phase") == "idle"
+                 else "the headset keeps the session's scene: steps are shown only before "
+                 "the baseline")
+        self._set_status(f"Editing the hierarchy of patient {patient_id} in its own window; "
+                         f"{shown} (F12 STOP works there too)", "info")
 
     def _preview_step(self, step: Mapping[str, Any] | None) -> None:
         """The step chosen in the editor, shown in the headset (None: the calm scene again)."""
