@@ -69,6 +69,12 @@ def test_editor_opens_for_the_patient_previews_saves_and_stop_stays_live(
              and host.state.preview[0] == step_id)
     wait_for(qtbot, lambda: (panel.model.state or {}).get("scene") == host.hierarchy.scene)
     assert (panel.model.state or {}).get("preview", {}).get("step_id") == step_id
+    wait_for(qtbot, lambda: f"step {step_id} (editing)" in panel.clock_label.text())
+    # as exposure starts the step: the intensity range's first value, not the step's own
+    start = host.hierarchy.steps[3].intensity
+    assert start
+    for name, (low, _high) in start.items():
+        assert host.state.preview[1][name] == pytest.approx(low)
 
     # the patient rates a step; saved as a new version of their record
     editor.table.item(0, SUDS_COLUMN).setText("15")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from vrexposure.client import ControlClient
 from vrexposure.config import Endpoints, load_config
@@ -28,8 +29,15 @@ from .test_clinic_history import _store_with_two_sessions
 
 pytestmark = [pytest.mark.slow]
 
-#: Where the screenshots for the docs go (looked at by a person, see the report).
-IMAGES = ROOT / "docs" / "images"
+#: With this set (to 1), the screenshots also replace the docs' (docs/images), which a person
+#: looks at before committing them; otherwise they stay in the test's folder.
+SAVE_DOCS_ENV = "VREXPOSURE_SAVE_DOC_IMAGES"
+
+
+def save_shot(image: Image.Image, name: str, tmp_path: Path) -> None:
+    image.save(tmp_path / name)
+    if os.environ.get(SAVE_DOCS_ENV) == "1":
+        image.save(ROOT / "docs" / "images" / name)
 
 
 def wait_until(test: Callable[[], object], timeout_s: float, what: str) -> None:
@@ -63,8 +71,7 @@ def test_history_and_editor_in_the_panel_on_a_real_x_server(endpoints: Endpoints
             wait_until(lambda: host.controller == "x-panel", 30, "the panel never took control")
             time.sleep(2.0)  # the state, and the history read from the database, on screen
             shot = screenshot(display)
-            IMAGES.mkdir(parents=True, exist_ok=True)
-            shot.save(IMAGES / "panel-history.png")
+            save_shot(shot, "panel-history.png", tmp_path)
             assert np.asarray(shot).std() > 10
 
             # Ctrl+H: the editor for this session's patient, in a window of its own
@@ -73,6 +80,7 @@ def test_history_and_editor_in_the_panel_on_a_real_x_server(endpoints: Endpoints
                        "the editor window did not appear")
             editor = find_window(display, "hierarchy of patient P042")
             assert editor is not None and editor != window
+            xdotool(display, "windowmove", "--sync", editor, "470", "150")  # STOP in view
             xdotool(display, "windowfocus", "--sync", editor)
             # ↓ ↓: step 2 chosen; the headset shows it (the host's state says so)
             xdotool(display, "key", "Down", "Down")
@@ -86,7 +94,7 @@ def test_history_and_editor_in_the_panel_on_a_real_x_server(endpoints: Endpoints
             xdotool(display, "key", "Return")
             time.sleep(0.5)
             editor_shot = screenshot(display)
-            editor_shot.save(IMAGES / "hierarchy-editor.png")
+            save_shot(editor_shot, "hierarchy-editor.png", tmp_path)
             xdotool(display, "key", "ctrl+s")
 
             def saved_versions() -> list[str]:

@@ -136,3 +136,14 @@ def starting_yaml(store: Any, patient_id: str, hierarchy_id: str | None = None
             return text, str(path)
     raise DraftError(f"patient {patient_id} has no hierarchy of their own and no template "
                      f"'{hierarchy_id}' is built in")
+
+
+def preview_params(step: dict[str, Any]) -> dict[str, Any]:
+    """A step's scene parameters as exposure starts it (intensity 0: each intensity range's
+    first value over the step's own value), for the headset while the step is edited."""
+    params = dict(step.get("params") or {})
+    for name, span in (step.get("intensity") or {}).items():
+        if isinstance(span, list | tuple) and len(span) == 2 and isinstance(
+                span[0], int | float) and not isinstance(span[0], bool):
+            params[str(name)] = span[0]
+    return params

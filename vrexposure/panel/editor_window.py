@@ -68,7 +68,8 @@ class EditorWindow(QWidget):
         step = self.current_step()
         # what the headset shows: the step and its parameters (a new label or rating: no
         # new preview)
-        key = None if step is None else (str(step.get("id")), repr(step.get("params")))
+        key = None if step is None else (str(step.get("id")),
+                                         repr((step.get("params"), step.get("intensity"))))
         if step is None or key == self._shown_key:
             return  # a lost selection (the table refilled) keeps the step on show
         self._shown_key, self._shown_step = key, step

@@ -54,6 +54,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..clinic.draft import preview_params
 from ..config import Endpoints
 from .ask import InlineQuestion
 from .bridge import Bridge, CommandOutcome
@@ -629,7 +630,7 @@ class PanelWindow(QMainWindow):
             self.send("preview_step", {})
             return
         self.send("preview_step", {"step_id": str(step.get("id", "")),
-                                   "params": dict(step.get("params") or {})})
+                                   "params": preview_params(dict(step))})
 
     def _hierarchy_saved(self, patient_id: str, version: int) -> None:
         text = (f"Saved hierarchy version {version} for patient {patient_id} "
