@@ -345,7 +345,8 @@ def test_preview_step_shows_the_edited_step_before_the_session_and_stop_wins(
         run(in_exposure(hierarchy), "preview_step", 12.0, params={"count": 1})
     with pytest.raises(CommandError, match="may not send"):
         run(initial_state(hierarchy), "preview_step", 1.0, role=Role.PATIENT, params={})
-    for bad in ([1, 2], {"count": [1]}, {"": 1}, {f"p{i}": 1 for i in range(65)}):
+    for bad in ([1, 2], {"count": [1]}, {"": 1}, {f"p{i}": 1 for i in range(65)},
+                {"count": float("nan")}, {"size_cm": float("inf")}, {"count": 2**70}):
         with pytest.raises(CommandError):
             run(initial_state(hierarchy), "preview_step", 1.0, params=bad)
     # the recorded events rebuild the same state

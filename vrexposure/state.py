@@ -12,6 +12,7 @@ Phases: ``idle → baseline → exposure ⇄ paused``, ``any → safe`` (STOP),
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -561,7 +562,9 @@ def _preview_step(state: SessionState, cmd: Command, now: float) -> list[Event]:
         if not isinstance(name, str) or not 0 < len(name) <= 64:
             raise CommandError(f"scene parameter name {name!r} is not a short text")
         if not isinstance(value, bool | int | float | str) or (
-                isinstance(value, str) and len(value) > 200):
+                isinstance(value, str) and len(value) > 200) or (
+                isinstance(value, int | float) and not isinstance(value, bool)
+                and not (math.isfinite(value) and abs(value) <= 1e9)):
             raise CommandError(f"scene parameter '{name}' must be a number, true/false or a "
                                "short text")
     step_id = _opt_text_arg(cmd, "step_id", "", 64)
