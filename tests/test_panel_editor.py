@@ -127,3 +127,31 @@ def test_no_clinic_record_no_editor(qtbot: QtBot, host: SessionHost) -> None:
         assert window.editor_window is None and "no clinic record" in window.status_text()
     finally:
         window.shutdown()
+
+
+
+def test_a_record_that_cannot_be_written_keeps_the_draft(qtbot: QtBot, clinic_url: str) -> None:
+    from sqlalchemy import create_engine
+
+    from vrexposure.clinic.draft import HierarchyDraft
+    from vrexposure.clinic.store import ClinicStore
+    from vrexposure.panel.hierarchy_editor import HierarchyEditor
+
+    from .conftest import HIERARCHIES
+
+    # the same database, opened read-only by SQLite itself: every write is refused
+    path = clinic_url.removeprefix("sqlite:///")
+    store = ClinicStore(create_engine(f"sqlite:///file:{path}?mode=ro&uri=true"))
+    editor = HierarchyEditor(store, "P001",
+                             HierarchyDraft((HIERARCHIES / "arachnophobia.yaml").read_text()))
+    qtbot.addWidget(editor)
+    editor.draft.set_expected_suds(0, 15)
+    try:
+        assert editor.save() is None
+    finally:
+        store.close()
+    assert editor.status.text().startswith("Not saved: the clinic record answered")
+    assert "readonly" in editor.status.text().replace(" ", "").lower()
+    assert editor.draft.steps[0]["expected_suds"] == 15  # the work is still there
+    with open_store(clinic_url) as check:
+        assert check.hierarchy_versions("P001") == []

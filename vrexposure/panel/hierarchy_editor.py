@@ -118,8 +118,12 @@ class HierarchyEditor(QWidget):
         if hierarchy is None or not self.draft.savable():
             self.status.setText("Not saved: fix the errors listed above.")
             return None
-        version = self.store.save_hierarchy(self.patient_id, self.draft.to_yaml(), hierarchy.id,
-                                            "built in the panel")
+        try:
+            version = self.store.save_hierarchy(self.patient_id, self.draft.to_yaml(),
+                                                hierarchy.id, "built in the panel")
+        except Exception as exc:  # the database away or locked: say so, keep the draft
+            self.status.setText(f"Not saved: the clinic record answered: {exc}")
+            return None
         self.status.setText(f"Saved as version {version}.")
         self.saved.emit(version)
         return version
