@@ -83,6 +83,7 @@ def panel_command(host_address: str | None, base_port: int | None, config_path: 
     \b
     Keys: F12 STOP · P pause · Ctrl+Shift+P resume · Ctrl+PgDn/PgUp next/previous
     step · Ctrl+R repeat · Ctrl+Up/Down intensity · digits + Enter SUDS · F1 all keys.
+    With a clinic database: the patient's history, and Ctrl+H the hierarchy editor.
     """
     try:
         config = load_config(config_path)
