@@ -45,7 +45,8 @@ REPLY_TIMEOUT_MS = 5000
 #: 'end' is left out of the fuzzed names: it ends the session by design.
 FUZZ_COMMANDS = sorted((COMMAND_NAMES - {"end"}) | {"bogus", "", "x" * 70})
 ARG_NAMES = ("step", "value", "reason", "text", "n_values", "mean_bpm", "sd_bpm", "outcome",
-             "likelihood_pct", "happened", "enabled", "controlling", "offset_s")
+             "likelihood_pct", "happened", "enabled", "controlling", "offset_s", "params",
+             "step_id")
 
 TRIED: Counter[str] = Counter()
 

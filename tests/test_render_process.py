@@ -498,3 +498,47 @@ def test_render_and_snapshot_commands(host: SessionHost, endpoints: Endpoints,
                           "acrophobia", "--step", "0", "--out", str(out)],
                          capture_output=True, text=True, timeout=60, env=child_env())
     assert bad.returncode == 2 and "--step" in bad.stderr
+
+
+def test_director_shows_a_previewed_step_but_never_takes_it_for_the_calm_scene() -> None:
+    d = Director(failsafe_timeout_s=1.0, fade_s=0.5, now_s=0.0)
+    d.initial()
+    d.on_state(_state(1, "idle", "beach"), 0.0)
+    d.tick(0.0)
+    preview = {**_state(2, "idle", "spiders", count=3), "preview": {"step_id": "s"}}
+    d.on_state(preview, 0.2)
+    shown = d.tick(0.2)
+    assert shown is not None and (shown.scene, shown.params) == ("spiders", {"count": 3})
+    late = d.tick(1.5)  # the host went silent while the patient looked at a spider
+    assert late is not None and (late.scene, late.reason) == ("beach", "failsafe")
+
+
+def test_renderer_shows_the_step_being_edited_and_stop_wins(
+        host: SessionHost, renderer: RendererProcess, therapist: ControlClient,
+        endpoints: Endpoints) -> None:
+    """``preview_step`` before the baseline: the headset shows the step being edited (and
+    its mirror, which the panel shows, follows); STOP brings the calm scene back."""
+    calm = settled_view(renderer, therapist.send("get_state").state_seq, 0.5)
+    assert shown(renderer) == "calm"
+    sub = Subscriber(endpoints, topics=("preview.main",))
+    try:
+        params = dict(host.hierarchy.steps[8].params)  # the tarantula, as being edited
+        params["size_cm"] = 12.0
+        reply = therapist.send("preview_step", {"step_id": "tarantula", "params": params})
+        view = settled_view(renderer, reply.state_seq, 1.0)
+        scene = renderer.engine.current
+        assert scene is not None and scene.name == "spiders"
+        assert scene.params["size_cm"] == pytest.approx(12.0)
+        assert changed_fraction(calm, view) > 0.05
+        assert host.state.phase == Phase.IDLE  # not exposure: nothing is counted
+        mirrored = [m for m in sub.drain() if m.topic == "preview.main"]
+        assert mirrored, "the patient's view (mirrored in the panel) was not published"
+        sent = time.monotonic()
+        stop = therapist.stop()
+        run_until(renderer, lambda: shown(renderer) == "calm" and not renderer.engine.fading
+                  and renderer.shown_seq is not None and renderer.shown_seq >= stop.state_seq,
+                  3.0)
+        assert time.monotonic() - sent <= 1.0
+        assert host.state.preview is None
+    finally:
+        sub.close()

@@ -311,3 +311,49 @@ def test_a_session_note_keeps_its_lines_and_is_checked(hierarchy: Hierarchy) -> 
         run(state, "note", 11.0, text="x" * 20_001)
     with pytest.raises(CommandError, match="may not send 'note'"):
         run(state, "note", 11.0, role=Role.PATIENT, text="hi")
+
+
+def test_preview_step_shows_the_edited_step_before_the_session_and_stop_wins(
+        hierarchy: Hierarchy) -> None:
+    scenes = discover_scenes()
+    state = initial_state(hierarchy)
+    state, events = run(state, "preview_step", 1.0, step_id="close",
+                        params={"count": 3, "distance_m": 0.8, "distanse_m": 9.0})
+    assert [e.kind for e in events] == ["preview_shown"]
+    assert events[0].data["params"]["count"] == 3  # recorded as sent
+    scene, params = scene_target(state, scenes)
+    # the step's scene with the previewed values; a misspelt name is ignored, not shown
+    assert scene == "spiders" and params["count"] == 3 and params["distance_m"] == 0.8
+    assert "distanse_m" not in params
+    assert state_to_dict(state, 1.0, scenes)["preview"]["step_id"] == "close"
+    # out of the scene's range: that value falls back to the scene's default
+    ranged, _ = run(state, "preview_step", 1.5, params={"distance_m": -5.0})
+    assert scene_target(ranged, scenes)[1]["distance_m"] == scenes["spiders"].defaults()[
+        "distance_m"]
+    # STOP wins: the calm scene at once, the preview is gone
+    stopped, events = run(state, "stop", 2.0)
+    assert stopped.phase == Phase.SAFE and stopped.preview is None
+    assert scene_target(stopped, scenes)[0] == "calm"
+    # ending it, or starting the session, returns to the session's own scenes
+    ended, events = run(state, "preview_step", 3.0)
+    assert [e.kind for e in events] == ["preview_ended"] and ended.preview is None
+    assert scene_target(ended, scenes)[0] == "calm"
+    started, _ = run(state, "start_baseline", 3.0)
+    assert started.preview is None and scene_target(started, scenes)[0] != "spiders"
+    # never during the session, never from the patient
+    with pytest.raises(CommandError, match="not possible"):
+        run(in_exposure(hierarchy), "preview_step", 12.0, params={"count": 1})
+    with pytest.raises(CommandError, match="may not send"):
+        run(initial_state(hierarchy), "preview_step", 1.0, role=Role.PATIENT, params={})
+    for bad in ([1, 2], {"count": [1]}, {"": 1}, {f"p{i}": 1 for i in range(65)},
+                {"count": float("nan")}, {"size_cm": float("inf")}, {"count": 2**70}):
+        with pytest.raises(CommandError):
+            run(initial_state(hierarchy), "preview_step", 1.0, params=bad)
+    # the recorded events rebuild the same state
+    assert rebuild(hierarchy, events_of(hierarchy)).preview == ("close", {"count": 2})
+
+
+def events_of(hierarchy: Hierarchy) -> list[Event]:
+    state = initial_state(hierarchy)
+    _, shown = run(state, "preview_step", 1.0, step_id="close", params={"count": 2})
+    return shown

@@ -44,6 +44,30 @@ def clinic_history(config: dict[str, Any]) -> Callable[[str], Any] | None:
     return load
 
 
+def clinic_editor(config: dict[str, Any]) -> Callable[[str, str], tuple[Any, Any]] | None:
+    """(patient id, session's hierarchy id) → (open store, draft) for the panel's hierarchy
+    editor, when there is a clinic record (else None: the panel offers no editor)."""
+    from .clinic.store import database_exists, database_url
+
+    url = database_url(config)
+    if not database_exists(url):
+        return None
+
+    def open_draft(patient_id: str, hierarchy_id: str) -> tuple[Any, Any]:
+        from .clinic.draft import HierarchyDraft, starting_yaml
+        from .clinic.store import open_store
+
+        store = open_store(url)
+        try:
+            text, origin = starting_yaml(store, patient_id, hierarchy_id)
+            return store, HierarchyDraft(text, origin)
+        except Exception:
+            store.close()
+            raise
+
+    return open_draft
+
+
 @click.command("panel")
 @network_options
 @click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path),
@@ -59,6 +83,7 @@ def panel_command(host_address: str | None, base_port: int | None, config_path: 
     \b
     Keys: F12 STOP · P pause · Ctrl+Shift+P resume · Ctrl+PgDn/PgUp next/previous
     step · Ctrl+R repeat · Ctrl+Up/Down intensity · digits + Enter SUDS · F1 all keys.
+    With a clinic database: the patient's history, and Ctrl+H the hierarchy editor.
     """
     try:
         config = load_config(config_path)
@@ -76,6 +101,6 @@ def panel_command(host_address: str | None, base_port: int | None, config_path: 
         raise click.ClickException("no display: set DISPLAY (or QT_QPA_PLATFORM=offscreen)")
     endpoints = endpoints_from(config, host_address, base_port)
     code = run_panel(endpoints, client_id or default_client_id(), read_only=observe,
-                     history=clinic_history(config))
+                     history=clinic_history(config), editor=clinic_editor(config))
     if code:
         sys.exit(code)

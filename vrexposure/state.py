@@ -12,6 +12,7 @@ Phases: ``idle → baseline → exposure ⇄ paused``, ``any → safe`` (STOP),
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -52,7 +53,7 @@ ROLE_COMMANDS: dict[Role, frozenset[str]] = {
         "expectancy", "expectancy_outcome", "marker", "accept_suggestion",
         "dismiss_suggestion", "auto_advance", "end",
         "questionnaire_start", "questionnaire_answer", "questionnaire_pause",
-        "questionnaire_finish", "trigger_event", "note",
+        "questionnaire_finish", "trigger_event", "note", "preview_step",
     }),
     Role.PATIENT: frozenset({"pause", "stop", "suds", "questionnaire_answer",
                              "questionnaire_pause"}),
@@ -184,6 +185,9 @@ class SessionState:
     auto_events_since_s: float = -1.0
     step_suds_count: int = 0
     step_suds_peak: int | None = None
+    #: The step being edited with the patient, shown in the headset before the baseline
+    #: (``preview_step``): (step id, scene parameters as sent). Never part of exposure.
+    preview: tuple[str, Mapping[str, Any]] | None = None
 
     @property
     def step(self) -> Any:
@@ -211,6 +215,10 @@ def evolve(state: SessionState, event: Event) -> SessionState:
     t = event.t_s
     s = replace(state, seq=state.seq + 1)
     kind = event.kind
+    if kind in _PREVIEW_ENDS and s.preview is not None:
+        s = replace(s, preview=None)  # a phase change (STOP above all) ends the preview
+    if kind == "preview_shown":
+        return replace(s, preview=(str(d["step_id"]), dict(d["params"])))
     if kind == "baseline_started":
         return replace(s, phase=Phase.BASELINE, phase_since_s=t)
     if kind == "baseline_completed":
@@ -302,6 +310,11 @@ def evolve(state: SessionState, event: Event) -> SessionState:
     # Informational events (suggestion_accepted, auto_advanced, session_resumed, ...) only
     # advance the sequence number.
     return s
+
+
+#: Events that end a preview: the session moves on (or STOP), the calm scene or the step wins.
+_PREVIEW_ENDS = frozenset({"preview_ended", "baseline_started", "exposure_started", "stopped",
+                           "paused", "ended", "questionnaire_started"})
 
 
 def _trim_step(suds: tuple[SudsRating, ...], rating: SudsRating
@@ -528,6 +541,35 @@ def _resume(state: SessionState, cmd: Command, now: float) -> list[Event]:
             events.append(Event("intensity_changed", now, {"intensity": value, "by": cmd.by,
                                                            "step_index": index}))
     return [*events, Event("resumed", now, {"by": cmd.by, "to": target.value})]
+
+
+#: A previewed step's parameters: at most this many, names this long (checked against the
+#: scene when shown: :func:`scene_target` uses only the values the scene accepts).
+MAX_PREVIEW_PARAMS = 64
+
+
+def _preview_step(state: SessionState, cmd: Command, now: float) -> list[Event]:
+    """Show a step being edited in the headset (``{step_id, params}``), or end the preview
+    (no ``params``). Only while nothing has started: exposure's rules never see it."""
+    _require(state, cmd, Phase.IDLE)
+    if "params" not in cmd.args:
+        return [Event("preview_ended", now, {"by": cmd.by})]
+    params = cmd.args["params"]
+    if not isinstance(params, Mapping) or len(params) > MAX_PREVIEW_PARAMS:
+        raise CommandError(f"'params' must be a mapping of at most {MAX_PREVIEW_PARAMS} "
+                           "scene parameters")
+    for name, value in params.items():
+        if not isinstance(name, str) or not 0 < len(name) <= 64:
+            raise CommandError(f"scene parameter name {name!r} is not a short text")
+        if not isinstance(value, bool | int | float | str) or (
+                isinstance(value, str) and len(value) > 200) or (
+                isinstance(value, int | float) and not isinstance(value, bool)
+                and not (math.isfinite(value) and abs(value) <= 1e9)):
+            raise CommandError(f"scene parameter '{name}' must be a number, true/false or a "
+                               "short text")
+    step_id = _opt_text_arg(cmd, "step_id", "", 64)
+    return [Event("preview_shown", now, {"step_id": step_id, "params": dict(params),
+                                         "by": cmd.by})]
 
 
 def _stop(state: SessionState, cmd: Command, now: float) -> list[Event]:
@@ -803,7 +845,7 @@ _HANDLERS = {
     "alert_cleared": _alert_cleared, "end": _end,
     "questionnaire_start": _questionnaire_start, "questionnaire_answer": _questionnaire_answer,
     "questionnaire_pause": _questionnaire_pause, "questionnaire_finish": _questionnaire_finish,
-    "trigger_event": _trigger_event,
+    "trigger_event": _trigger_event, "preview_step": _preview_step,
 }
 
 #: Commands after which the advance rule is evaluated.
@@ -828,6 +870,12 @@ def scene_target(state: SessionState, scenes: Mapping[str, SceneSpec]
     if state.phase == Phase.BASELINE:
         spec = scenes[hierarchy.baseline.scene]
         return spec.name, spec.resolve(hierarchy.baseline.params)
+    if state.phase == Phase.IDLE and state.preview is not None:
+        # the step being edited with the patient: only values the scene accepts
+        spec = scenes[hierarchy.scene]
+        checks = {p.name: p for p in spec.params}
+        return spec.name, spec.resolve({k: v for k, v in state.preview[1].items()
+                                        if k in checks and checks[k].check(v) is None})
     return hierarchy.calm_scene, scenes[hierarchy.calm_scene].defaults()
 
 
@@ -893,4 +941,6 @@ def state_to_dict(state: SessionState, now: float, scenes: Mapping[str, SceneSpe
         "step_max_s": state.hierarchy.advance_rule.max_time_in_step_s,
         "suds_interval_s": state.hierarchy.advance_rule.suds_interval_s,
         "exposure_started": state.exposure_started,
+        "preview": None if state.preview is None else {
+            "step_id": state.preview[0], "params": dict(state.preview[1])},
     }

@@ -114,3 +114,36 @@ def params_text(step: dict[str, Any]) -> str:
     params = step.get("params") or {}
     return yaml.safe_dump(params, default_flow_style=True, sort_keys=False,
                           width=10_000).strip()
+
+
+def starting_yaml(store: Any, patient_id: str, hierarchy_id: str | None = None
+                  ) -> tuple[str, str]:
+    """What the editor starts from: the patient's current version, else the built-in template
+    with ``hierarchy_id`` (the session's); ``(yaml text, origin)``. Raises :class:`DraftError`
+    when there is neither."""
+    from ..plugins import builtin_hierarchies
+    from .store import StoreError
+
+    try:
+        row = store.hierarchy(patient_id)
+        return row.yaml_text, f"<patient {patient_id} hierarchy v{row.version}>"
+    except StoreError:
+        pass
+    for path in builtin_hierarchies():
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+        if hierarchy_id in (path.stem, data.get("id") if isinstance(data, dict) else None):
+            return text, str(path)
+    raise DraftError(f"patient {patient_id} has no hierarchy of their own and no template "
+                     f"'{hierarchy_id}' is built in")
+
+
+def preview_params(step: dict[str, Any]) -> dict[str, Any]:
+    """A step's scene parameters as exposure starts it (intensity 0: each intensity range's
+    first value over the step's own value), for the headset while the step is edited."""
+    params = dict(step.get("params") or {})
+    for name, span in (step.get("intensity") or {}).items():
+        if isinstance(span, list | tuple) and len(span) == 2 and isinstance(
+                span[0], int | float) and not isinstance(span[0], bool):
+            params[str(name)] = span[0]
+    return params

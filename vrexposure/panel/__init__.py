@@ -10,7 +10,9 @@
   :mod:`.exposure_area` (intensity, phase buttons), :mod:`.heart_rate`,
   :mod:`.patient_view`, :mod:`.ratings` (SUDS, expectancy), :mod:`.log_area`,
   :mod:`.notes`; :mod:`.ask` (inline questions: never a modal dialog) and
-  :mod:`.look` (colours, helpers).
+  :mod:`.look` (colours, helpers);
+* the patient record: :mod:`.history` (the course, at session start), and
+  :mod:`.editor_window` (the :mod:`.hierarchy_editor` in its own non-modal window, Ctrl+H).
 
 Only :mod:`.model` is imported here, so the model works without Qt installed.
 """

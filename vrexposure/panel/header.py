@@ -34,6 +34,10 @@ def seen_text(state: Mapping[str, Any]) -> str:
     pct = round(100 * float(state.get("intensity", 0.0)))
     if state.get("phase") == "exposure":
         return f"patient sees <b>{pct} %</b>"
+    preview = state.get("preview")
+    if state.get("phase") == "idle" and isinstance(preview, Mapping):
+        # the hierarchy editor's step (preview_step): not the calm scene
+        return f"patient sees <b>step {html.escape(str(preview.get('step_id')))} (editing)</b>"
     return "patient sees <b>the calm scene</b>"
 
 

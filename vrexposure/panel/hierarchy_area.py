@@ -1,5 +1,6 @@
-"""The hierarchy area: every step with its expected SUDS, the SUDS recorded and the
-look-away share, the current step highlighted; the step buttons under it.
+"""The hierarchy area: every step with its expected SUDS, last session's SUDS (peak → end,
+from the clinic record), the SUDS recorded today and the look-away share, the current step
+highlighted; the step buttons under it.
 
 Step labels that do not fit are shown in full in their tooltip (and the current
 step's label in full in the header).
@@ -25,6 +26,16 @@ from PySide6.QtWidgets import (
 
 from .model import PanelModel
 
+TODAY_COLUMN, LAST_COLUMN, AWAY_COLUMN = 3, 4, 5
+
+
+def last_suds_text(last: tuple[int | None, int | None] | None) -> str:
+    """``55→30`` (peak → end last session); ``–`` for a step not reached last time."""
+    if last is None:
+        return "–"
+    peak, end = last
+    return f"{'?' if peak is None else peak}→{'?' if end is None else end}"
+
 
 class HierarchyArea(QGroupBox):
     """The steps table and the step buttons; ``actions`` names what the buttons do
@@ -38,9 +49,16 @@ class HierarchyArea(QGroupBox):
         self._button = make_button
         self._steps_key: tuple[Any, ...] = ()
         self._row_cache: dict[int, tuple[Any, ...]] = {}
+        #: Step id → last session's (peak, end) SUDS (``PatientHistory.last_suds()``).
+        self._last_suds: dict[str, tuple[int | None, int | None]] = {}
         box = QVBoxLayout(self)
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["#", "Step", "Exp.", "SUDS recorded", "Away"])
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(["#", "Step", "Exp.", "SUDS", "Last", "Away"])
+        last_header = self.table.horizontalHeaderItem(LAST_COLUMN)
+        if last_header is not None:
+            last_header.setToolTip("Last session's SUDS at this step: peak → end")
+        # shown only for a patient the clinic record knows (no room taken otherwise)
+        self.table.setColumnHidden(LAST_COLUMN, True)
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -52,7 +70,7 @@ class HierarchyArea(QGroupBox):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        for col in (2, 3, 4):
+        for col in (2, 3, 4, 5):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.doubleClicked.connect(lambda _index: actions["jump"]())
         self.table.verticalHeader().setDefaultSectionSize(26)
@@ -79,10 +97,16 @@ class HierarchyArea(QGroupBox):
 
     def show_away(self, row: int, text: str) -> None:
         """The look-away share of a step, as it grows (4 Hz)."""
-        item = self.table.item(row, 4)
+        item = self.table.item(row, AWAY_COLUMN)
         if item is not None and item.text() != text:
             item.setText(text)
             self._row_cache.pop(row, None)
+
+    def set_last_suds(self, last: Mapping[str, tuple[int | None, int | None]]) -> None:
+        """Last session's SUDS per step id (peak, end), shown beside today's."""
+        self._last_suds = dict(last)
+        self.table.setColumnHidden(LAST_COLUMN, False)
+        self._steps_key = ()  # the rows are filled again at the next state
 
     def update_table(self, state: Mapping[str, Any]) -> None:
         steps = self.model.steps()
@@ -100,6 +124,12 @@ class HierarchyArea(QGroupBox):
                 exp_item = self._cell(row, 2)
                 exp_item.setText("" if expected is None else str(expected))
                 exp_item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                last_item = self._cell(row, LAST_COLUMN)
+                last_item.setText(last_suds_text(self._last_suds.get(str(step.get("id")))))
+                last_item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                last_item.setToolTip("last session: peak → end SUDS"
+                                     if str(step.get("id")) in self._last_suds
+                                     else "not done last session")
         current = int(state.get("step_index", 0))
         highest = int(state.get("highest_step", 0))
         suds = self.model.suds_by_step()
@@ -119,12 +149,12 @@ class HierarchyArea(QGroupBox):
             if self._row_cache.get(row) == row_key:
                 continue  # unchanged: touching the items would repaint the table
             self._row_cache[row] = row_key
-            items = [self._cell(row, col) for col in range(5)]
+            items = [self._cell(row, col) for col in range(6)]
             items[0].setText(f"{marker} {row + 1}")
-            items[3].setText(shown)
-            items[3].setToolTip(", ".join(str(v) for v in values) or "no SUDS yet")
-            items[4].setText(away)
-            items[4].setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+            items[TODAY_COLUMN].setText(shown)
+            items[TODAY_COLUMN].setToolTip(", ".join(str(v) for v in values) or "no SUDS yet")
+            items[AWAY_COLUMN].setText(away)
+            items[AWAY_COLUMN].setTextAlignment(Qt.AlignmentFlag.AlignCenter)
             background = QColor("#fff3c4") if row == current else QColor("white")
             for item in items:
                 item.setBackground(QBrush(background))

@@ -9,6 +9,7 @@ patient's ratings on request, and saves a new version to the clinic database.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -65,12 +66,16 @@ class HierarchyEditor(QWidget):
         self.buttons: dict[str, QPushButton] = {}
         for key, text in (("up", "Move up"), ("down", "Move down"),
                           ("duplicate", "Duplicate"), ("remove", "Remove"),
-                          ("order", "Order by patient's SUDS"), ("save", "Save new version")):
+                          ("order", "Order by patient's SUDS"),
+                          ("save", "Save new version  [Ctrl+S]")):
             button = QPushButton(text)
             button.clicked.connect(lambda _=False, k=key: self.act(k))
             buttons.addWidget(button)
             self.buttons[key] = button
         layout.addLayout(buttons)
+        save_keys = QShortcut(QKeySequence("Ctrl+S"), self)
+        save_keys.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        save_keys.activated.connect(lambda: self.act("save"))
         self.problems = QListWidget()
         self.problems.setMaximumHeight(120)
         layout.addWidget(self.problems)
@@ -113,8 +118,12 @@ class HierarchyEditor(QWidget):
         if hierarchy is None or not self.draft.savable():
             self.status.setText("Not saved: fix the errors listed above.")
             return None
-        version = self.store.save_hierarchy(self.patient_id, self.draft.to_yaml(), hierarchy.id,
-                                            "built in the panel")
+        try:
+            version = self.store.save_hierarchy(self.patient_id, self.draft.to_yaml(),
+                                                hierarchy.id, "built in the panel")
+        except Exception as exc:  # the database away or locked: say so, keep the draft
+            self.status.setText(f"Not saved: the clinic record answered: {exc}")
+            return None
         self.status.setText(f"Saved as version {version}.")
         self.saved.emit(version)
         return version

@@ -13,7 +13,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QGroupBox,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QTableWidget,
@@ -25,14 +24,21 @@ from PySide6.QtWidgets import (
 from ..clinic.history import PatientHistory
 
 
-def _table(headers: list[str]) -> QTableWidget:
+def _table(headers: list[str], stretch: int) -> QTableWidget:
+    """A read-only table; column ``stretch`` takes the width left (its text elided, whole in
+    the tooltip) so the table fits the panel's narrow column without scrolling sideways."""
     table = QTableWidget(0, len(headers))
     table.setHorizontalHeaderLabels(headers)
     table.verticalHeader().setVisible(False)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
+    table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    table.setTextElideMode(Qt.TextElideMode.ElideRight)
+    table.setWordWrap(False)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+    table.setMinimumHeight(130)
     return table
 
 
@@ -41,6 +47,7 @@ def _fill(table: QTableWidget, rows: list[list[str]]) -> None:
     for r, row in enumerate(rows):
         for c, text in enumerate(row):
             item = QTableWidgetItem(text)
+            item.setToolTip(text)
             if c != 1:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
             table.setItem(r, c, item)
@@ -56,13 +63,15 @@ class HistoryWidget(QWidget):
         layout = QVBoxLayout(self)
         self.title = QLabel("No patient selected")
         self.title.setStyleSheet("font-size: 13pt; font-weight: 600;")
+        self.title.setWordWrap(True)
         layout.addWidget(self.title)
-        tables = QHBoxLayout()
+        # one above the other: the panel's column is narrow
+        tables = QVBoxLayout()
         sessions_box = QGroupBox("Sessions so far")
-        self.sessions_table = _table(["#", "date", "hierarchy", "highest step", "STOP"])
+        self.sessions_table = _table(["#", "date", "hierarchy", "highest step", "STOP"], 2)
         QVBoxLayout(sessions_box).addWidget(self.sessions_table)
         last_box = QGroupBox("Last session: SUDS per step")
-        self.last_table = _table(["step", "id", "peak", "end"])
+        self.last_table = _table(["step", "id", "peak", "end"], 1)
         QVBoxLayout(last_box).addWidget(self.last_table)
         tables.addWidget(sessions_box, 3)
         tables.addWidget(last_box, 2)

@@ -1184,6 +1184,9 @@ def command_label(name: str, args: Mapping[str, Any]) -> str:
         return f"outcome: {'happened' if args.get('happened') else 'did not happen'}"
     if name == "marker":
         return f"marker “{args.get('text')}”"
+    if name == "preview_step":
+        return (f"headset shows step '{args['step_id']}' (editing)" if "params" in args
+                else "headset preview ended")
     if name == "auto_advance":
         return f"auto-advance {'on' if args.get('enabled') else 'off'}"
     names = {"stop": "STOP", "request_suds": "ask for SUDS", "accept_suggestion":

@@ -54,9 +54,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..clinic.draft import preview_params
 from ..config import Endpoints
 from .ask import InlineQuestion
 from .bridge import Bridge, CommandOutcome
+from .editor_window import EditorWindow
 from .events_bar import EventsBar
 from .exposure_area import ExposureArea
 from .header import HeaderArea
@@ -141,6 +143,7 @@ SHORTCUTS: list[tuple[str, str]] = [
     ("Ctrl+G / Ctrl+D", "Accept / dismiss the advance suggestion"),
     ("Ctrl+B / Ctrl+E", "Start baseline / start exposure"),
     ("Ctrl+Shift+E", "End the session (asks first)"),
+    ("Ctrl+H", "Edit the patient's hierarchy (its own window; the headset shows the step)"),
     ("F1", "This list"),
 ]
 
@@ -196,9 +199,12 @@ class PanelWindow(QMainWindow):
                  hr_window_s: float = 300.0, ecg_window_s: float = 5.0,
                  primary_hr_source: str | None = None,
                  history: Callable[[str], Any] | None = None,
+                 editor: Callable[[str, str], tuple[Any, Any]] | None = None,
                  start: bool = True) -> None:
         """``history``: the patient's course from the clinic record (a ``PatientHistory``,
-        or None when there is no record of this patient)."""
+        or None when there is no record of this patient). ``editor``: (patient id, session's
+        hierarchy id) → (an open ``ClinicStore``, the ``HierarchyDraft`` to start from), for
+        the hierarchy editor (Ctrl+H); None: no clinic record, no editor."""
         super().__init__()
         self.endpoints = endpoints
         self.read_only = read_only
@@ -221,6 +227,8 @@ class PanelWindow(QMainWindow):
         self._prompt_for_step: int | None = None
         self._closed = False
         self._close_confirmed = False
+        self._editor_source = editor
+        self.editor_window: EditorWindow | None = None
 
         self.setWindowTitle("vrexposure — therapist panel")
         self.setStyleSheet(STYLE)
@@ -256,7 +264,8 @@ class PanelWindow(QMainWindow):
         splitter.setChildrenCollapsible(False)
         splitter.addWidget(self._scrolling(self._build_left()))
         splitter.addWidget(self._scrolling(self._build_center()))
-        splitter.addWidget(self._scrolling(self._build_right()))
+        self.right_column = self._scrolling(self._build_right())
+        splitter.addWidget(self.right_column)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
         splitter.setStretchFactor(2, 0)
@@ -392,6 +401,12 @@ class PanelWindow(QMainWindow):
             "previous": lambda: self.do_step("previous"), "repeat": lambda: self.do_step("repeat"),
             "next": lambda: self.do_step("next"), "jump": self.do_jump})
         layout.addWidget(self.hierarchy, 1)
+        self.edit_button = QPushButton("✎ Edit the patient's hierarchy  [Ctrl+H]")
+        self.edit_button.setToolTip("Build the patient's own hierarchy in a window of its own "
+                                    "(the headset shows the step chosen there); saves a new "
+                                    "version to the clinic record (Ctrl+H)")
+        self.edit_button.clicked.connect(lambda _checked=False: self.open_editor())
+        layout.addWidget(self.edit_button)
         a = self.hierarchy  # its parts, by their old names (tests, shortcuts, controls)
         self.table, self.prev_button, self.repeat_button = a.table, a.prev_button, a.repeat_button
         self.next_button, self.jump_button = a.next_button, a.jump_button
@@ -523,6 +538,7 @@ class PanelWindow(QMainWindow):
             ("Ctrl+E", self.do_start_exposure),
             ("Ctrl+Shift+E", self.do_end),
             ("F1", self.show_shortcuts),
+            ("Ctrl+H", self.open_editor),
             ("Esc", self._escape),
         ]
         for digit in range(10):
@@ -570,6 +586,58 @@ class PanelWindow(QMainWindow):
         self.history.setVisible(history is not None)
         if history is not None:
             self.history.set_history(history)
+            self.hierarchy.set_last_suds(history.last_suds())
+            # at session start the course is what the therapist reads: scroll to it
+            QTimer.singleShot(0, lambda: self.right_column.ensureWidgetVisible(
+                self.history, 0, 0))
+
+    def open_editor(self) -> None:
+        """The hierarchy editor for the session's patient, in its own non-modal window."""
+        if self.editor_window is not None and self.editor_window.isVisible():
+            self.editor_window.raise_()
+            self.editor_window.activateWindow()
+            return
+        if self._editor_source is None or self.read_only:
+            self._set_status("✗ Edit hierarchy: no clinic record on this panel (read-only, or "
+                             "no database)", "error")
+            return
+        state, session = self.model.state or {}, self.model.session
+        patient_id = str(session.get("patient_id") or "")
+        if not patient_id:
+            self._set_status("✗ Edit hierarchy: no session (patient) yet", "error")
+            return
+        try:
+            store, draft = self._editor_source(patient_id, str(state.get("hierarchy_id", "")))
+        except Exception as exc:  # the record is a help, never a reason to lose the panel
+            self._set_status(f"✗ Edit hierarchy: {exc}", "error")
+            return
+        window = EditorWindow(store, patient_id, draft, on_step=self._preview_step)
+        window.editor.saved.connect(lambda version: self._hierarchy_saved(patient_id, version))
+        self.editor_window = window
+        window.show()
+        shown = ("the headset shows the step chosen there" if state.get("phase") == "idle"
+                 else "the headset keeps the session's scene: steps are shown only before "
+                 "the baseline")
+        self._set_status(f"Editing the hierarchy of patient {patient_id} in its own window; "
+                         f"{shown} (F12 STOP works there too)", "info")
+
+    def _preview_step(self, step: Mapping[str, Any] | None) -> None:
+        """The step chosen in the editor, shown in the headset (None: the calm scene again)."""
+        phase = (self.model.state or {}).get("phase")
+        if phase != "idle" or self.read_only:
+            return  # previews only before the session's baseline; the host refuses otherwise
+        if step is None:
+            self.send("preview_step", {})
+            return
+        self.send("preview_step", {"step_id": str(step.get("id", "")),
+                                   "params": preview_params(dict(step))})
+
+    def _hierarchy_saved(self, patient_id: str, version: int) -> None:
+        text = (f"Saved hierarchy version {version} for patient {patient_id} "
+                "(used from the next session)")
+        self._set_status(f"✓ {text}", "ok")
+        self.model.add_log("ok", text, time.monotonic())
+        self._update_log()
 
     def do_stop(self) -> None:
         if self.read_only:
@@ -988,6 +1056,8 @@ class PanelWindow(QMainWindow):
                        self.predict_button, self.marker_button):
             widget.setEnabled(live)
         self.stop_button.setEnabled(not self.read_only)
+        self.edit_button.setEnabled(self._editor_source is not None and not self.read_only
+                                    and phase not in (None, "ended"))
 
     def _update_recording(self, session: Mapping[str, Any]) -> None:
         path = str(session.get("recording") or "")
@@ -1103,17 +1173,20 @@ class PanelWindow(QMainWindow):
         self.notes.save_now()  # the last words typed reach the recording
         if self.large_view is not None:
             self.large_view.close()
+        if self.editor_window is not None:
+            self.editor_window.close()
         self.bridge.close()
 
 
 def run_panel(endpoints: Endpoints, client_id: str, *, read_only: bool = False,
               argv: Sequence[str] | None = None, primary_hr_source: str | None = None,
-              history: Callable[[str], Any] | None = None) -> int:
+              history: Callable[[str], Any] | None = None,
+              editor: Callable[[str, str], tuple[Any, Any]] | None = None) -> int:
     """Open the panel and run the Qt event loop until it is closed; returns the exit code."""
     app = QApplication.instance() or QApplication(list(argv or ["vrexposure-panel"]))
     pg.setConfigOptions(antialias=False, foreground="#455060")
     window = PanelWindow(endpoints, client_id, read_only=read_only,
-                         primary_hr_source=primary_hr_source, history=history)
+                         primary_hr_source=primary_hr_source, history=history, editor=editor)
     window.fit_to_screen()
     window.show()
     # Ctrl-C or SIGTERM closes the window at once (never asks: nobody may see it). Python only

@@ -159,7 +159,9 @@ class Director:
 
     def _calm_target(self) -> tuple[str, dict[str, Any]]:
         state = self.state
-        if state is not None and state.get("phase") not in ("exposure", None):
+        # a previewed step (idle, editing the hierarchy) is no calm scene
+        if state is not None and state.get("phase") not in ("exposure", None) \
+                and not state.get("preview"):
             return str(state["scene"]), dict(state.get("params") or {})
         return self.calm_scene, {}
 
@@ -181,7 +183,7 @@ class Director:
         phase = str(state.get("phase", ""))
         scene = str(state.get("scene") or self.calm_scene)
         params = dict(state.get("params") or {})
-        if phase in ("safe", "paused", "idle", "ended"):
+        if phase in ("safe", "paused", "idle", "ended") and not state.get("preview"):
             self.calm_scene = scene
         if self._hold:
             seq = state.get("seq")
