@@ -187,3 +187,38 @@ def test_sqlite_engine_is_plain_sqlalchemy_readable(tmp_path: Path) -> None:
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT id FROM patients").scalars().all() == ["P001"]
     engine.dispose()
+
+
+def test_questionnaires_of_sessions_and_between_sessions_fill_the_record(
+        db_url: str, tmp_path: Path, demo_file: Path) -> None:  # noqa: F811
+    """The SSQ the demo gave before and after, and a form given outside a session, land in
+    the record's questionnaire table; indexing again does not double them."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from vrexposure.cli import main
+
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    shutil.copy(demo_file, folder / demo_file.name)
+    answers = ",".join(["1"] * 16)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"session:\n  recording_dir: {folder}\ndatabase:\n  url: {db_url}\n")
+    with open_store(db_url, migrate=True) as store:
+        reindex(store, folder)
+        reindex(store, folder, accept_changed=True)
+        given = store.questionnaires("DEMO01")
+        assert [q.questionnaire_id for q in given] == ["ssq", "ssq"]
+        assert all(q.scores["total"] is not None for q in given)
+        assert all(q.source_recording == str(folder / demo_file.name) for q in given)
+    done = CliRunner().invoke(main, ["questionnaire", "ssq", "--patient", "DEMO01",
+                                     "--answers", answers, "--config", str(config)])
+    assert done.exit_code == 0, done.output
+    assert "indexed in the clinic database" in done.output
+    with open_store(db_url) as store:
+        given = store.questionnaires("DEMO01")
+        # each symptom 1; 5 symptoms count in two subscales: (16 + 5) × 3.74
+        assert len(given) == 3 and given[-1].scores["total"] == pytest.approx(21 * 3.74)
+        reindex(store, folder)  # the stand-alone file again: still three rows
+        assert len(store.questionnaires("DEMO01")) == 3

@@ -313,14 +313,16 @@ def index_after_session(config: dict[str, Any], recording: Path) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from .clinic import StoreError, database_exists, database_url, open_store
-    from .clinic.index import entry_from_recording
+    from .clinic.index import entry_from_recording, index_questionnaires
 
     url = database_url(config)
     if not database_exists(url) or not recording.exists():
         return
     try:
         with open_store(url) as store:
-            store.index_session(entry_from_recording(recording))
+            if recording.suffix == ".xdf":
+                store.index_session(entry_from_recording(recording))
+            index_questionnaires(store, recording)
         click.echo(f"indexed in the clinic database: {recording.name}")
     except (StoreError, SQLAlchemyError, OSError, ValueError) as exc:
         click.echo(f"not indexed in the clinic database ({exc}); run "

@@ -106,6 +106,9 @@ def questionnaire_command(questionnaire: str, patient_id: str, answers: str | No
         path = write_standalone(folder, patient_id, occasion, events)
     except (ResponseError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
+    from .cli_clinic import index_after_session
+
+    index_after_session(config, path)  # into the clinic record, when there is one
     scored = events[-1]
     for score_id, score in scored["scores"].items():
         value = "missing" if score["value"] is None else f"{score['value']:g}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +109,37 @@ def reindex(store: ClinicStore, folder: Path, *, accept_changed: bool = False,
                                      f"from {by_id.recording_path}")
             continue
         store.index_session(entry)
+        index_questionnaires(store, path)
         (result.accepted if known is not None else result.added).append(str(path))
+    for path in sorted(folder.rglob("*.questionnaire.json")):  # forms given between sessions
+        try:
+            index_questionnaires(store, path)
+        except (OSError, ValueError, KeyError) as exc:
+            result.unreadable.append(f"{path}: {exc}")
     for row in store.sessions():
         if row.recording_path.startswith(str(folder)) and not Path(row.recording_path).exists():
             result.missing.append(row.recording_path)
     return result
+
+
+def questionnaire_results(path: Path) -> list[tuple[str, str, datetime, dict[str, Any]]]:
+    """(patient, questionnaire id, time, scores) of every form completed in ``path`` (a
+    recording or a stand-alone questionnaire file), for the record's questionnaire table."""
+    from ..questionnaires.records import read_any
+
+    results = []
+    for given in read_any(path):
+        try:
+            when = datetime.fromisoformat(given.completed_utc)
+        except ValueError:
+            continue
+        results.append((given.patient_id, given.id, when,
+                        {k: v.get("value") for k, v in given.scores.items()}))
+    return results
+
+
+def index_questionnaires(store: ClinicStore, path: Path) -> int:
+    """Put the questionnaires of ``path`` in the record (replacing its earlier rows)."""
+    results = questionnaire_results(path)
+    store.replace_questionnaires(str(Path(path).absolute()), results)
+    return len(results)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, func, inspect, select
+from sqlalchemy import Engine, create_engine, delete, event, func, inspect, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -374,6 +374,23 @@ class ClinicStore:
             s.add(QuestionnaireResult(patient_id=patient_id, questionnaire_id=questionnaire_id,
                                       time_utc=time_utc, scores=dict(scores),
                                       source_recording=source_recording))
+
+    def replace_questionnaires(self, source_recording: str,
+                               results: Sequence[tuple[str, str, datetime, Mapping[str, Any]]]
+                               ) -> None:
+        """The questionnaire results of one file (patient, questionnaire, time, scores),
+        replacing what was indexed from it before (re-indexing never doubles them)."""
+        def attempt() -> None:
+            with self._tx() as s:
+                s.execute(delete(QuestionnaireResult).where(
+                    QuestionnaireResult.source_recording == source_recording))
+                for patient_id, questionnaire_id, time_utc, scores in results:
+                    self.ensure_patient(s, patient_id)
+                    s.add(QuestionnaireResult(
+                        patient_id=patient_id, questionnaire_id=questionnaire_id,
+                        time_utc=time_utc, scores=dict(scores),
+                        source_recording=source_recording))
+        _retry(attempt)
 
     def questionnaires(self, patient_id: str) -> list[QuestionnaireResult]:
         with self._tx() as s:
