@@ -228,3 +228,28 @@ def test_host_gives_the_clinic_licensed_copy(hierarchy: Hierarchy, tmp_path: Any
     with pytest.raises(HostError, match=r"broken.yaml:\d+: error"):
         SessionHost(hierarchy, "P001", free_endpoints(), config, recording_dir=tmp_path / "s2")
     assert not (tmp_path / "s2").exists()  # refused before any recording was made
+
+
+def test_every_questionnaire_event_reaches_consumers_intact(host: Any) -> None:
+    """Consumers decode maps with text keys only: the started event's definition (anchors
+    keyed by response value) once reached no panel (found in the demo's log)."""
+    import time as _time
+
+    from vrexposure.client import ControlClient, Subscriber
+
+    sub = Subscriber(host.endpoints, topics=("event",), data=False)
+    therapist = ControlClient(host.endpoints.control, "therapist", "panel")
+    try:
+        _time.sleep(0.3)  # the subscription reaches the host
+        assert therapist.send("questionnaire_start", {"id": "ssq"}).ok
+        kinds = []
+        deadline = _time.monotonic() + 5.0
+        while "questionnaire_started" not in kinds and _time.monotonic() < deadline:
+            message = sub.recv(0.2)
+            if message is not None:
+                kinds.append(message.payload.get("kind"))
+        assert "questionnaire_started" in kinds
+        assert not sub.rejected, dict(sub.rejected)
+    finally:
+        sub.close()
+        therapist.close()

@@ -438,7 +438,8 @@ def questionnaire_to_dict(q: Questionnaire) -> dict[str, Any]:
         **({"every_n_sessions": q.every_n_sessions} if q.every_n_sessions else {}),
         "items": [{"id": i.id, **({"text": i.text} if q.administrable else {}),
                    "scale": {"min": i.scale.min, "max": i.scale.max, "step": i.scale.step,
-                             "anchors": dict(i.scale.anchors)},
+                             # text keys: consumers decode maps with text keys only
+                             "anchors": {str(k): v for k, v in i.scale.anchors.items()}},
                    "reverse": i.reverse} for i in q.items],
         "scores": [{"id": s.id, "title": s.title, "method": s.method,
                     **({"items": list(s.items)} if s.items else {"of_scores": list(s.of_scores)}),
