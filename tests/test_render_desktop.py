@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,42 +29,18 @@ from vrexposure.protocol import DataMessage
 from vrexposure.render.process import MOUSE_DEG_PER_PX
 from vrexposure.state import Phase
 
+from .panel_x import xdotool, xvfb
+
 pytestmark = [pytest.mark.render, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-XVFB = shutil.which("Xvfb")
-XDOTOOL = shutil.which("xdotool")
 
 
 @pytest.fixture
 def display() -> Iterator[str]:
     """A private Xvfb server; its DISPLAY name."""
-    # They exist on every Debian machine (scripts/test installs them): fail, never skip.
-    assert XVFB is not None and XDOTOOL is not None, (
-        "Xvfb and xdotool are needed: apt-get install xvfb xdotool (scripts/test does)")
-    number = next(n for n in range(90, 190) if not Path(f"/tmp/.X11-unix/X{n}").exists()
-                  and not Path(f"/tmp/.X{n}-lock").exists())
-    server = subprocess.Popen([XVFB, f":{number}", "-screen", "0", "1280x800x24",
-                               "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists():
-        assert server.poll() is None, "Xvfb exited"
-        assert time.monotonic() < deadline, "Xvfb did not start"
-        time.sleep(0.05)
-    try:
-        yield f":{number}"
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
-def xdotool(display: str, *args: str) -> str:
-    assert XDOTOOL is not None
-    done = subprocess.run([XDOTOOL, *args], capture_output=True, text=True, timeout=20,
-                          env={**os.environ, "DISPLAY": display})
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    with xvfb(1280, 800) as name:
+        yield name
 
 
 def wait_for(sub: Subscriber, test: Callable[[DataMessage], bool],
