@@ -219,7 +219,7 @@ class PatientOverlay:
             font.setPixelsPerUnit(96)  # crisp at the sizes used here
         return font
 
-    def _text(self, parent: NodePath, name: str, scale: float, pos: tuple[float, float],
+    def text_node(self, parent: NodePath, name: str, scale: float, pos: tuple[float, float],
               color: tuple[float, float, float, float] = (1, 1, 1, 1), text: str = "",
               ) -> TextNode:
         from panda3d.core import TextNode
@@ -237,7 +237,7 @@ class PatientOverlay:
         return node
 
     @staticmethod
-    def _card(parent: NodePath, name: str, frame: tuple[float, float, float, float],
+    def card(parent: NodePath, name: str, frame: tuple[float, float, float, float],
               color: tuple[float, float, float, float]) -> NodePath:
         from panda3d.core import CardMaker
 
@@ -250,9 +250,9 @@ class PatientOverlay:
     def _build_status(self) -> None:
         self.status_root = self.root.attachNewNode("status")
         self.status_root.setPos(0, 0, 0.62)
-        self._status_card = self._card(self.status_root, "status-card",
+        self._status_card = self.card(self.status_root, "status-card",
                                        (-1.0, 1.0, -0.11, 0.16), (0.02, 0.03, 0.06, 0.78))
-        self.status_text = self._text(self.status_root, "status-text", 0.1, (0.0, -0.01))
+        self.status_text = self.text_node(self.status_root, "status-text", 0.1, (0.0, -0.01))
         self.status_root.hide()
 
     def _build_suds(self) -> None:
@@ -260,24 +260,24 @@ class PatientOverlay:
         bar = 0.92 * hw
         self.suds_root = self.root.attachNewNode("suds")
         self.suds_root.setPos(0, 0, -0.12)
-        self._card(self.suds_root, "suds-card", (-hw, hw, -0.62, 0.5), (0.02, 0.03, 0.06, 0.85))
-        self._text(self.suds_root, "suds-title", 0.1, (0.0, 0.34), text=SUDS_TITLE)
-        self._text(self.suds_root, "suds-subtitle", SMALL_TEXT_SCALE, (0.0, 0.21),
+        self.card(self.suds_root, "suds-card", (-hw, hw, -0.62, 0.5), (0.02, 0.03, 0.06, 0.85))
+        self.text_node(self.suds_root, "suds-title", 0.1, (0.0, 0.34), text=SUDS_TITLE)
+        self.text_node(self.suds_root, "suds-subtitle", SMALL_TEXT_SCALE, (0.0, 0.21),
                    (0.85, 0.88, 0.95, 1), SUDS_SUBTITLE)
         stops = [(0.3, 0.75, 0.4), (0.95, 0.85, 0.3), (0.95, 0.5, 0.25), (0.85, 0.22, 0.2)]
         _gradient_bar("suds-bar", -bar, bar, -0.04, 0.04, stops).reparentTo(self.suds_root)
         for tick in range(SUDS_MIN, SUDS_MAX + 1, 10):
             x = suds_marker_x(tick, bar)
-            self._card(self.suds_root, f"tick-{tick}", (x - 0.006, x + 0.006, -0.07, 0.07),
+            self.card(self.suds_root, f"tick-{tick}", (x - 0.006, x + 0.006, -0.07, 0.07),
                        (0.95, 0.95, 0.95, 1))
-            self._text(self.suds_root, f"label-{tick}", LABEL_TEXT_SCALE, (x, -0.17),
+            self.text_node(self.suds_root, f"label-{tick}", LABEL_TEXT_SCALE, (x, -0.17),
                        text=str(tick))
         self._bar_half = bar
         self._marker = self.suds_root.attachNewNode("marker")
-        self._card(self._marker, "marker-stem", (-0.012, 0.012, -0.09, 0.11), (1, 1, 1, 1))
-        self._card(self._marker, "marker-head", (-0.045, 0.045, 0.11, 0.17), (1, 1, 1, 1))
-        self.suds_value_text = self._text(self.suds_root, "suds-value", 0.15, (0.0, -0.36))
-        self.suds_hint_text = self._text(self.suds_root, "suds-hint", SMALL_TEXT_SCALE,
+        self.card(self._marker, "marker-stem", (-0.012, 0.012, -0.09, 0.11), (1, 1, 1, 1))
+        self.card(self._marker, "marker-head", (-0.045, 0.045, 0.11, 0.17), (1, 1, 1, 1))
+        self.suds_value_text = self.text_node(self.suds_root, "suds-value", 0.15, (0.0, -0.36))
+        self.suds_hint_text = self.text_node(self.suds_root, "suds-hint", SMALL_TEXT_SCALE,
                                          (0.0, -0.53), (0.8, 0.84, 0.92, 1), SUDS_HINT)
         self.suds_root.hide()
 

@@ -19,12 +19,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .overlay import LABEL_TEXT_SCALE, SMALL_TEXT_SCALE
+from .overlay import LABEL_TEXT_SCALE, SMALL_TEXT_SCALE, PatientOverlay
 
 if TYPE_CHECKING:
     from panda3d.core import NodePath, TextNode
 
-    from .overlay import PatientOverlay
 
 #: Scales with more points than this are drawn as a bar with a marker, not as boxes.
 MAX_BOXES = 11
@@ -189,30 +188,10 @@ class QuestionnaireCard:
     def _text(self, parent: NodePath, name: str, scale: float, pos: tuple[float, float],
               color: tuple[float, float, float, float] = (1, 1, 1, 1), text: str = ""
               ) -> TextNode:
-        from panda3d.core import TextNode
+        """Text in the overlay's font and look (the SUDS scale's)."""
+        return self.overlay.text_node(parent, name, scale, pos, color, text)
 
-        node = TextNode(name)
-        node.setFont(self.overlay.font)
-        node.setText(text)
-        node.setAlign(TextNode.ACenter)
-        node.setTextColor(*color)
-        node.setShadow(0.05, 0.05)
-        node.setShadowColor(0, 0, 0, 0.9)
-        path = parent.attachNewNode(node)
-        path.setScale(scale)
-        path.setPos(pos[0], -0.01, pos[1])
-        return node
-
-    @staticmethod
-    def _card(parent: NodePath, name: str, frame: tuple[float, float, float, float],
-              color: tuple[float, float, float, float]) -> NodePath:
-        from panda3d.core import CardMaker
-
-        maker = CardMaker(name)
-        maker.setFrame(*frame)
-        card = parent.attachNewNode(maker.generate())
-        card.setColor(*color)
-        return card
+    _card = staticmethod(PatientOverlay.card)
 
     def _build_options(self, item: Mapping[str, Any]) -> None:
         if self.options_root is not None:
