@@ -153,8 +153,9 @@ class Hierarchy:
 # Validation
 
 
-class _Checker:
-    """Collects problems while reading fields out of the loaded YAML."""
+class FieldChecker:
+    """Collects problems while reading fields out of the loaded YAML (hierarchies,
+    questionnaires): every problem as ``file:line: message``."""
 
     def __init__(self, source: SourceMap) -> None:
         self.source = source
@@ -235,7 +236,7 @@ _STEP_KEYS = ("id", "label", "expected_suds", "params", "intensity", "expectancy
               "events")
 
 
-def _scene_params(check: _Checker, scene: SceneSpec, params: object, key_path: PathKey
+def _scene_params(check: FieldChecker, scene: SceneSpec, params: object, key_path: PathKey
                   ) -> dict[str, ParamValue]:
     data = check.mapping(params, key_path, f"parameters of scene '{scene.name}'")
     if data is None:
@@ -258,7 +259,7 @@ def _scene_params(check: _Checker, scene: SceneSpec, params: object, key_path: P
     return good
 
 
-def _intensity_ranges(check: _Checker, scene: SceneSpec, ranges: object, key_path: PathKey
+def _intensity_ranges(check: FieldChecker, scene: SceneSpec, ranges: object, key_path: PathKey
                       ) -> dict[str, tuple[float, float]]:
     data = check.mapping(ranges, key_path, "'intensity'")
     if data is None:
@@ -289,7 +290,7 @@ def _intensity_ranges(check: _Checker, scene: SceneSpec, ranges: object, key_pat
 _PLAN_KEYS = ("before", "after", "ssq_rise_alert")
 
 
-def _questionnaire_plan(check: _Checker, raw: object) -> QuestionnairePlan:
+def _questionnaire_plan(check: FieldChecker, raw: object) -> QuestionnairePlan:
     from .questionnaires.session import library
 
     data = check.mapping(raw, ("questionnaires",), "'questionnaires'")
@@ -325,7 +326,7 @@ def _questionnaire_plan(check: _Checker, raw: object) -> QuestionnairePlan:
     return QuestionnairePlan(lists["before"], lists["after"], rise)
 
 
-def _clinical_checks(check: _Checker, steps: Sequence[Step]) -> None:
+def _clinical_checks(check: FieldChecker, steps: Sequence[Step]) -> None:
     if not steps:
         return
     if not MIN_STEPS <= len(steps) <= MAX_STEPS:
@@ -348,7 +349,7 @@ def _clinical_checks(check: _Checker, steps: Sequence[Step]) -> None:
                                 f"{MAX_SUDS_GAP}): add an intermediate step", "warning")
 
 
-def _step_events(check: _Checker, scene: SceneSpec, raw: object, key_path: PathKey
+def _step_events(check: FieldChecker, scene: SceneSpec, raw: object, key_path: PathKey
                  ) -> tuple[tuple[str, float], ...]:
     """``events: [{name, at_s}]`` of a step, checked against the scene's declared events."""
     if not isinstance(raw, list):
@@ -376,7 +377,7 @@ def _step_events(check: _Checker, scene: SceneSpec, raw: object, key_path: PathK
     return tuple(sorted(good, key=lambda e: e[1]))
 
 
-def _intensity_checks(check: _Checker, scene: SceneSpec, steps: Sequence[Step]) -> None:
+def _intensity_checks(check: FieldChecker, scene: SceneSpec, steps: Sequence[Step]) -> None:
     """Warn about steps whose within-step intensity slider would change nothing."""
     for index, step in enumerate(steps):
         moving = [name for name, (low, high) in step.intensity.items() if low != high]
@@ -388,7 +389,7 @@ def _intensity_checks(check: _Checker, scene: SceneSpec, steps: Sequence[Step]) 
 
 def _build(data: object, source: SourceMap, scenes: Mapping[str, SceneSpec],
            intensity_checks: bool = False) -> tuple[Hierarchy | None, list[Problem]]:
-    check = _Checker(source)
+    check = FieldChecker(source)
     top = check.mapping(data, (), "a hierarchy file")
     if top is None:
         return None, check.problems

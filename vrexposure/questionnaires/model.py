@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..hierarchy import Problem, Severity, did_you_mean
+from ..hierarchy import FieldChecker, Problem, did_you_mean
 from ..yamlsrc import PathKey, SourceMap, YamlSyntaxError, load_yaml_file, load_yaml_text
 
 #: When a questionnaire is meant to be given (the definition's ``when`` list).
@@ -143,21 +143,9 @@ class Questionnaire:
 # Validation
 
 
-class _Checker:
-    def __init__(self, source: SourceMap) -> None:
-        self.source = source
-        self.problems: list[Problem] = []
-
-    def report(self, key_path: PathKey, message: str, severity: Severity = "error") -> None:
-        self.problems.append(Problem(self.source.path, self.source.line(key_path), severity,
-                                     message))
-
-    def unknown_keys(self, data: Mapping[str, Any], allowed: Sequence[str],
-                     key_path: PathKey) -> None:
-        for key in data:
-            if key not in allowed:
-                self.report((*key_path, key),
-                            f"unknown field '{key}'{did_you_mean(str(key), allowed)}")
+class _Checker(FieldChecker):
+    """The hierarchy's field checker; a questionnaire's text fields are stripped, and a
+    numeric ``version`` is read as text."""
 
     def text(self, data: Mapping[str, Any], key: str, key_path: PathKey, required: bool = True,
              default: str = "") -> str:
