@@ -42,7 +42,7 @@ from .plugins import discover_scenes
 from .protocol import ReplyMessage
 from .recorder import EVENTS_STREAM, UNRECORDED_KINDS, Recorder, jsonable
 from .scene_api import SceneSpec
-from .security import HostSecurity, KeyStoreError
+from .security import DOMAIN_ROLES, HostSecurity, KeyStoreError
 from .state import (
     READ_ONLY_COMMANDS,
     Command,
@@ -211,16 +211,16 @@ class SessionHost:
         self._status_window: dict[str, tuple[int, int]] = {}  # topic -> (second, count)
         self._last_seq: dict[str, int] = {}  # topic -> last sequence number seen
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        # Admission (DESIGN §11): on loopback only sources that proved the session's
-        # secret, or that the therapist admitted, are recorded. With CurveZMQ the key
-        # already proves it, so every source of an authenticated publisher is admitted.
-        self.admission_required = keys_dir is None and bool(
-            session_cfg.get("source_admission", True))
+        # Admission (DESIGN §11): only sources that were proven (on loopback with the
+        # session's secret, with CurveZMQ by the publisher's key over ``control``), or that
+        # the therapist admitted, are recorded.
+        self.admission_required = bool(session_cfg.get("source_admission", True))
         self._secret = admission.new_secret()
         self.admitted_sources: dict[str, float] = {}
         self.pending_sources: Counter[str] = Counter()
         self.rejected_sources: set[str] = set()
         self._source_tags: dict[str, list[str]] = {}  # source -> binding tags handed out
+        self._source_keys: dict[str, str] = {}  # source -> the CURVE key that proved it
         self._bound_seq: dict[tuple[str, str], int] = {}  # (topic, tag) -> last seq
         self._log_second = self._log_count = self._log_suppressed = 0
         self._context = context or zmq.Context.instance()
@@ -742,7 +742,7 @@ class SessionHost:
             if cached is not None:
                 self.counters["commands_retried"] += 1
                 return cached
-        reply = self._execute(msg, now)
+        reply = self._execute(msg, now, sender)
         if msg.name not in UNCACHED_COMMANDS:
             self._replies[cache_key] = reply
             while len(self._replies) > REPLY_CACHE_SIZE:
@@ -763,7 +763,8 @@ class SessionHost:
                result: Mapping[str, Any] | None = None) -> ReplyMessage:
         return ReplyMessage(msg.id, ok, self.state.seq, error, dict(result or {}))
 
-    def _execute(self, msg: protocol.CommandMessage, now: float) -> ReplyMessage:
+    def _execute(self, msg: protocol.CommandMessage, now: float, sender: str = ""
+                 ) -> ReplyMessage:
         try:
             role = Role(msg.role)
         except ValueError:
@@ -777,7 +778,7 @@ class SessionHost:
         if msg.name == "heartbeat":
             return self._heartbeat(msg, role, now)
         if msg.name in (admission.HELLO_COMMAND, "admit_source", "reject_source"):
-            return self._admission_command(msg, role, now)
+            return self._admission_command(msg, role, now, sender)
         if msg.name == "set_hr_source":
             return self._set_hr_source(msg, role, now)
         if msg.name == "clock_report":
@@ -814,13 +815,25 @@ class SessionHost:
         self._last_state_pub_s = -1.0  # the panel sees the choice at once
         return self._reply(msg, True, result={"hr_source": self.hr_source.primary(now)})
 
-    def _admission_command(self, msg: protocol.CommandMessage, role: Role, now: float
-                           ) -> ReplyMessage:
+    def _admission_command(self, msg: protocol.CommandMessage, role: Role, now: float,
+                           sender: str = "") -> ReplyMessage:
+        key_name: str | None = None
         try:
             if msg.name == admission.HELLO_COMMAND:
                 if self.security is not None:
-                    # The key authenticated this client already.
+                    # The key authenticated this connection; the name is bound to that key,
+                    # so another key (or no proof) under the same name is not recorded.
                     source, how = admission.check_source(msg.args.get("source")), "key"
+                    if role.value not in DOMAIN_ROLES["publish"]:
+                        raise ArgError(f"role '{role.value}' may not publish data")
+                    owner = self._source_keys.get(source)
+                    if owner is not None and owner != sender and \
+                            self.security.role_of(owner) is not None:
+                        raise ArgError(f"source '{source}' is bound to another key")
+                    key_name = self.security.name_of(sender) or "unknown"
+                    if owner != sender:
+                        self._source_tags.pop(source, None)  # the old key was revoked
+                    self._source_keys[source] = sender
                 else:
                     source = admission.check_hello(self._secret, self.session_id, msg.args)
                     how = "session_secret"
@@ -833,6 +846,7 @@ class SessionHost:
         tag: str | None = None
         if msg.name == "reject_source":
             self._source_tags.pop(source, None)
+            self._source_keys.pop(source, None)
             self.pending_sources.pop(source, None)
             if len(self.rejected_sources) < MAX_PENDING_SOURCES:
                 self.rejected_sources.add(source)
@@ -842,7 +856,7 @@ class SessionHost:
             known = source in self.admitted_sources
             if not known and len(self.admitted_sources) >= MAX_RECORDED_TOPICS:
                 return self._reject(msg, now, "too many sources in this session")
-            if how == "session_secret":
+            if how in ("session_secret", "key"):
                 # Bind the name to this client: its messages must carry a MAC with the tag.
                 tag = admission.new_tag()
                 tags = self._source_tags.setdefault(source, [])
@@ -857,6 +871,8 @@ class SessionHost:
             kind = "source_admitted"
         record = {"type": "admission", "kind": kind, "t_s": now, "source": source,
                   "how": how, "role": msg.role, "client": msg.client}
+        if key_name is not None:
+            record["key"] = key_name  # which key admitted the source (never the key itself)
         self.recorder.record_event(now, record)
         self._publish_event(Event(kind, now, {"source": source, "how": how}))
         self._publish_state(now)
