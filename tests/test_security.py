@@ -217,6 +217,11 @@ def test_a_source_name_is_bound_to_the_key_that_proved_it(secure_host: Any, keys
     watcher = ControlClient(endpoints.control, "observer", "w",
                             curve=security.client_credentials(keys, "watcher"))
     assert "may not publish" in watcher.request("hello", {"source": "x"}).error
+    # A simulator configured with the therapist's key proves its source all the same.
+    sim = Publisher(endpoints.publish, "sim", clock=host.clock.now,
+                    curve=security.client_credentials(keys, "panel"), control=endpoints.control)
+    assert sim.admit()
+    sim.close()
     for i in range(5):
         own.publish("hr", {"bpm": 70.0 + i})
         other.publish("hr", {"bpm": 150.0})  # no MAC: the hello was refused
@@ -228,7 +233,7 @@ def test_a_source_name_is_bound_to_the_key_that_proved_it(secure_host: Any, keys
     assert host.counters["data_rejected_unbound_source"] == 5
     assert host.pending_sources["ghost"] == 5  # never proven: shown, not recorded
     session = watcher.state()["session"]
-    assert list(session["admitted_sources"]) == ["strap"]
+    assert list(session["admitted_sources"]) == ["strap", "sim"]
     for client in (own, other, watcher):
         client.close()
     host.close()
@@ -238,7 +243,8 @@ def test_a_source_name_is_bound_to_the_key_that_proved_it(secure_host: Any, keys
     assert all(s.name != "hr.ghost" for s in recording.streams.values())
     events = [json.loads(v) for v in recording.by_name("events").values]
     admitted = [e for e in events if e["type"] == "admission"]
-    assert [(e["source"], e["how"], e.get("key")) for e in admitted] == [("strap", "key", "hrm")]
+    assert [(e["source"], e["how"], e.get("key")) for e in admitted] == [("strap", "key", "hrm"),
+                                                                        ("sim", "key", "panel")]
     refused = [e for e in events if e["type"] == "command" and not e["ok"]
                and e["name"] == "hello"]
     assert any("bound to another key" in e["error"] for e in refused)

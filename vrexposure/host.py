@@ -233,6 +233,8 @@ class SessionHost:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._proxy_thread: threading.Thread | None = None
+        self._gate_thread: threading.Thread | None = None
+        self._gate_topics: set[str] = set()  # topic prefixes forwarded to consumers
         self.controller: str | None = None
         self._controller_seen_s: float | None = None
         self._controller_lost = False
@@ -378,6 +380,17 @@ class SessionHost:
         self._capture.bind(self._capture_addr)
         self._steer.bind(self._steer_addr)
         self._steer_peer.connect(self._steer_addr)
+        # The gate: a second C proxy from the capture to the consumers' feed, subscribed
+        # only to admitted sources, so the therapist never sees data the recorder refuses
+        # (another session's sensor, a leftover one). Re-subscribed on each admission.
+        self._gate_in = ctx.socket(zmq.SUB)
+        self._gate_in.setsockopt(zmq.RCVHWM, FEED_HWM)
+        self._gate_in.connect(self._capture_addr)
+        self._gate_steer = ctx.socket(zmq.PAIR)
+        self._gate_steer_peer = ctx.socket(zmq.PAIR)
+        self._gate_steer.bind(f"inproc://gate-steer-{tag}")
+        self._gate_steer_peer.connect(f"inproc://gate-steer-{tag}")
+        self._set_gate_topics()
         self._recorder_in = ctx.socket(zmq.SUB)
         self._recorder_in.setsockopt(zmq.RCVHWM, RECORDER_HWM)
         self._recorder_in.setsockopt(zmq.SUBSCRIBE, b"")
@@ -443,6 +456,56 @@ class SessionHost:
         self._proxy_thread = threading.Thread(target=self._proxy, name="host-proxy",
                                               daemon=True)
         self._proxy_thread.start()
+        self._start_gate()
+
+    def _start_gate(self) -> None:
+        self._gate_thread = threading.Thread(target=self._gate, name="host-gate",
+                                             daemon=True)
+        self._gate_thread.start()
+
+    def _stop_gate(self) -> bool:
+        """Stop the gate proxy (its queued messages wait in its socket); True if it ran."""
+        if self._gate_thread is None:
+            return False
+        try:
+            self._gate_steer_peer.send(b"TERMINATE")
+        except zmq.ZMQError:
+            pass
+        self._gate_thread.join(timeout=5)
+        self._gate_thread = None
+        return True
+
+    def _gate_wanted(self) -> set[str]:
+        if not self.admission_required:
+            return {f"{kind}." for kind in protocol.DATA_KINDS}
+        # A prefix: "hr.strap" also lets "hr.strap2" through to consumers (ZeroMQ matches
+        # prefixes); such a source is pending, so the recorder refuses it and the panel
+        # drops it.
+        return {f"{kind}.{source}" for source in self.admitted_sources
+                for kind in protocol.DATA_KINDS}
+
+    def _set_gate_topics(self) -> None:
+        """Subscribe the gate to exactly the admitted sources (stopping it meanwhile: a
+        socket belongs to one thread at a time)."""
+        wanted = self._gate_wanted()
+        if wanted == self._gate_topics:
+            return
+        running = self._stop_gate()
+        for topic in self._gate_topics - wanted:
+            self._gate_in.setsockopt(zmq.UNSUBSCRIBE, topic.encode("ascii"))
+        for topic in wanted - self._gate_topics:
+            self._gate_in.setsockopt(zmq.SUBSCRIBE, topic.encode("ascii"))
+        self._gate_topics = wanted
+        if running:
+            self._start_gate()
+
+    def _gate(self) -> None:
+        try:
+            zmq.proxy_steerable(self._gate_in, self._backend, None, self._gate_steer)
+        except zmq.ContextTerminated:
+            pass
+        except zmq.ZMQError as exc:
+            log.error("feed gate stopped: %s", exc)
 
     def _check_revocations(self) -> None:
         """Cut every open connection of a key that left the allow-list (within a second)."""
@@ -469,6 +532,7 @@ class SessionHost:
         if self._proxy_thread is not None:
             self._steer_peer.send(b"TERMINATE")
             self._proxy_thread.join(timeout=5)
+        self._stop_gate()
         for sock in (self._frontend, self._backend, self._host_pub):
             sock.close(linger=0)
         self._frontend, self._backend, self._host_pub = self._public_sockets()
@@ -492,7 +556,8 @@ class SessionHost:
 
     def _proxy(self) -> None:
         try:
-            zmq.proxy_steerable(self._frontend, self._backend, self._capture, self._steer)
+            # Everything published goes to the capture (the recorder and the gate).
+            zmq.proxy_steerable(self._frontend, self._capture, None, self._steer)
         except zmq.ContextTerminated:
             pass
         except zmq.ZMQError as exc:
@@ -516,6 +581,7 @@ class SessionHost:
                 pass
             self._proxy_thread.join(timeout=5)
             self._proxy_thread = None
+        self._stop_gate()
         self.recorder.close(self.clock.now())
         self._close_sockets()
         admission.remove_ticket(self.endpoints.publish, self.session_id)
@@ -524,7 +590,8 @@ class SessionHost:
 
     def _close_sockets(self) -> None:
         for sock in (self._frontend, self._backend, self._capture, self._steer,
-                     self._steer_peer, self._recorder_in, self._host_pub, self._router):
+                     self._steer_peer, self._recorder_in, self._host_pub, self._router,
+                     self._gate_in, self._gate_steer, self._gate_steer_peer):
             sock.close(linger=0)
 
     def _loop(self) -> None:
@@ -731,6 +798,11 @@ class SessionHost:
             return ReplyMessage(msg.id, False, self.state.seq,
                                 f"rate limited: more than {COMMANDS_PER_S} commands a second "
                                 "from this client", {})
+        if key_role is not None and msg.name == admission.HELLO_COMMAND \
+                and key_role in DOMAIN_ROLES["publish"]:
+            # A publisher proves its source with whatever publishing key it holds (a
+            # simulator may be configured with a therapist's key): the key's role counts.
+            msg = replace(msg, role=key_role)
         if key_role is not None and msg.role != key_role:
             return self._reject(msg, now, f"this client's key is for the role '{key_role}', "
                                           f"not '{msg.role}'")
@@ -869,6 +941,7 @@ class SessionHost:
             self.rejected_sources.discard(source)
             self.admitted_sources[source] = now
             kind = "source_admitted"
+        self._set_gate_topics()  # consumers see exactly the admitted sources
         record = {"type": "admission", "kind": kind, "t_s": now, "source": source,
                   "how": how, "role": msg.role, "client": msg.client}
         if key_name is not None:
