@@ -248,3 +248,25 @@ def test_a_source_name_is_bound_to_the_key_that_proved_it(secure_host: Any, keys
     refused = [e for e in events if e["type"] == "command" and not e["ok"]
                and e["name"] == "hello"]
     assert any("bound to another key" in e["error"] for e in refused)
+
+
+def test_a_revoked_keys_source_can_be_proven_by_another_key(secure_host: Any, keys: Path
+                                                             ) -> None:
+    host, endpoints = secure_host
+    security.add_client(keys, "old-hrm", "sensor")
+    old = Publisher(endpoints.publish, "strap", clock=host.clock.now,
+                    curve=security.client_credentials(keys, "old-hrm"), control=endpoints.control)
+    assert old.wait_connected() and old.admit()
+    old.close()
+    new = Publisher(endpoints.publish, "strap", clock=host.clock.now,
+                    curve=security.client_credentials(keys, "hrm"), control=endpoints.control)
+    assert new.wait_connected()
+    assert not new.admit(timeout_s=1.0)  # bound to the other key while it is allowed
+    security.revoke_client(keys, "old-hrm")
+    new._admitted.clear()
+    assert new.admit(timeout_s=2.0)
+    new.close()
+    host.close()
+    events = [json.loads(v) for v in read_xdf(host.recording_path).by_name("events").values]
+    assert [(e["source"], e["key"]) for e in events if e["type"] == "admission"] == [
+        ("strap", "old-hrm"), ("strap", "hrm")]

@@ -890,6 +890,7 @@ class SessionHost:
     def _admission_command(self, msg: protocol.CommandMessage, role: Role, now: float,
                            sender: str = "") -> ReplyMessage:
         key_name: str | None = None
+        rebound = False  # the name passes from a revoked key to this one: recorded
         try:
             if msg.name == admission.HELLO_COMMAND:
                 if self.security is not None:
@@ -905,6 +906,7 @@ class SessionHost:
                     key_name = self.security.name_of(sender) or "unknown"
                     if owner != sender:
                         self._source_tags.pop(source, None)  # the old key was revoked
+                        rebound = owner is not None
                     self._source_keys[source] = sender
                 else:
                     source = admission.check_hello(self._secret, self.session_id, msg.args)
@@ -934,7 +936,7 @@ class SessionHost:
                 tags = self._source_tags.setdefault(source, [])
                 tags.append(tag)
                 del tags[:-MAX_TAGS_PER_SOURCE]
-            if known:
+            if known and not rebound:
                 return self._reply(msg, True, result={"source": source, "admitted": True,
                                                       **({"tag": tag} if tag else {})})
             self.pending_sources.pop(source, None)
