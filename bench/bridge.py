@@ -35,8 +35,9 @@ ECG_CHUNK = 20
 RATES_HZ = {"ecg": 1000 / ECG_CHUNK, "pose": 90.0, "hr": 1.0}
 
 
-def _produce(publish: str, seconds: float, start_at_ns: int) -> None:
-    pub = Publisher(publish, "bench")
+def _produce(publish: str, seconds: float, start_at_ns: int, control: str | None = None
+             ) -> None:
+    pub = Publisher(publish, "bench", control=control)
     pub.wait_connected()
     while time.monotonic_ns() < start_at_ns:
         time.sleep(0.001)
@@ -62,8 +63,9 @@ def _produce(publish: str, seconds: float, start_at_ns: int) -> None:
     pub.close()
 
 
-def _flood(publish: str, count: int, start_at_ns: int) -> None:
-    pub = Publisher(publish, "flood")
+def _flood(publish: str, count: int, start_at_ns: int, control: str | None = None
+           ) -> None:
+    pub = Publisher(publish, "flood", control=control)
     pub.wait_connected()
     while time.monotonic_ns() < start_at_ns:
         time.sleep(0.001)
@@ -108,7 +110,8 @@ def measure_bridge(endpoints: Endpoints, seconds: float) -> list[float]:
     time.sleep(0.5)
     start_at = time.monotonic_ns() + int(1.5e9)
     producer = mp.get_context("spawn").Process(target=_produce,
-                                               args=(endpoints.publish, seconds, start_at))
+                                               args=(endpoints.publish, seconds, start_at,
+                                                     endpoints.control))
     producer.start()
     latencies: list[float] = []
     deadline = time.monotonic() + seconds + 10
@@ -126,7 +129,8 @@ def measure_throughput(endpoints: Endpoints, count: int) -> tuple[float, int]:
     time.sleep(0.5)
     start_at = time.monotonic_ns() + int(1.5e9)
     producer = mp.get_context("spawn").Process(target=_flood,
-                                               args=(endpoints.publish, count, start_at))
+                                               args=(endpoints.publish, count, start_at,
+                                                     endpoints.control))
     producer.start()
     received = 0
     first = last = 0.0

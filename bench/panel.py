@@ -73,7 +73,8 @@ def _renderer(endpoints: Endpoints, seconds: float) -> None:
     control = ControlClient(endpoints.control, "renderer", "bench-renderer")
     offset = control.sync_clock(rounds=4)
     control.close()
-    publisher = Publisher(endpoints.publish, "main", clock=lambda: time.monotonic() + offset)
+    publisher = Publisher(endpoints.publish, "main", clock=lambda: time.monotonic() + offset,
+                          control=endpoints.control)
     publisher.wait_connected()
     base = QImage(str(ROOT / "docs" / "images" / "spiders.png")).scaledToWidth(
         320, Qt.TransformationMode.SmoothTransformation)

@@ -63,7 +63,7 @@ def hog(stop_at: float) -> None:
 
 
 def produce(endpoints: Endpoints, minutes: float, speed: float, counts: mp.Queue) -> None:  # type: ignore[type-arg]
-    pub = Publisher(endpoints.publish, "soak")
+    pub = Publisher(endpoints.publish, "soak", control=endpoints.control)
     control = ControlClient(endpoints.control, "sensor", "soak")
     pub.set_offset(control.sync_clock(rounds=5))
     control.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -10,12 +11,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from vrexposure import security
+from vrexposure import admission, protocol, security
 from vrexposure.cli import main
 from vrexposure.client import ControlClient, HostUnreachable, Publisher, Subscriber
 from vrexposure.config import Endpoints
 from vrexposure.hierarchy import Hierarchy
 from vrexposure.host import HostError, SessionHost
+from vrexposure.xdf import read_xdf
 
 from .conftest import free_endpoints
 
@@ -100,11 +102,16 @@ def test_data_flows_only_between_authorised_keys(secure_host: Any, keys: Path) -
     assert pub.wait_connected()
     rogue = Publisher(endpoints.publish, "rogue", curve=stranger)
     assert not rogue.wait_connected(timeout_s=1.0)  # the handshake is refused
+    assert not rogue.admit(timeout_s=0.5)  # its key cannot reach control either
     time.sleep(0.3)
     for i in range(5):
         pub.publish("hr", {"bpm": 70.0 + i, "quality": "good"}, float(i))
         rogue.publish("hr", {"bpm": 200.0, "quality": "good"}, float(i))
-    received = [m for m in (good_sub.recv(1.0) for _ in range(20)) if m is not None]
+    received = []
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        if (message := good_sub.recv(0.1)) is not None:
+            received.append(message)
     hr = [m.payload["bpm"] for m in received if m.kind == "hr"]
     assert hr == [70.0, 71.0, 72.0, 73.0, 74.0]  # nothing from the rogue
     assert any(m.topic == "state" for m in received)
@@ -189,3 +196,77 @@ def _stranger_keys() -> tuple[bytes, bytes]:
     import zmq
 
     return zmq.curve_keypair()
+
+
+def test_a_source_name_is_bound_to_the_key_that_proved_it(secure_host: Any, keys: Path
+                                                          ) -> None:
+    """CurveZMQ: a publisher proves its source over ``control`` with its key and MACs its
+    data; another key (or no proof) under the same name is counted, not recorded."""
+    host, endpoints = secure_host
+    security.add_client(keys, "hrm2", "sensor")
+    # A remote publisher has no session ticket: it learns the control endpoint directly.
+    admission.ticket_path(endpoints.publish).unlink()
+    own = Publisher(endpoints.publish, "strap", clock=host.clock.now,
+                    curve=security.client_credentials(keys, "hrm"), control=endpoints.control)
+    other = Publisher(endpoints.publish, "strap", clock=host.clock.now,
+                      curve=security.client_credentials(keys, "hrm2"),
+                      control=endpoints.control)
+    assert own.wait_connected() and other.wait_connected()
+    assert own.admit() and "strap" in own._tags
+    assert not other.admit()  # the name belongs to the other key
+    watcher = ControlClient(endpoints.control, "observer", "w",
+                            curve=security.client_credentials(keys, "watcher"))
+    assert "may not publish" in watcher.request("hello", {"source": "x"}).error
+    # A simulator configured with the therapist's key proves its source all the same.
+    sim = Publisher(endpoints.publish, "sim", clock=host.clock.now,
+                    curve=security.client_credentials(keys, "panel"), control=endpoints.control)
+    assert sim.admit()
+    sim.close()
+    for i in range(5):
+        own.publish("hr", {"bpm": 70.0 + i})
+        other.publish("hr", {"bpm": 150.0})  # no MAC: the hello was refused
+        other.send_raw(protocol.encode_data("hr.ghost", i, host.clock.now(), {"bpm": 99.0}))
+        time.sleep(0.02)
+    deadline = time.monotonic() + 3.0
+    while host.counters["data_rejected_unbound_source"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert host.counters["data_rejected_unbound_source"] == 5
+    assert host.pending_sources["ghost"] == 5  # never proven: shown, not recorded
+    session = watcher.state()["session"]
+    assert list(session["admitted_sources"]) == ["strap", "sim"]
+    for client in (own, other, watcher):
+        client.close()
+    host.close()
+    recording = read_xdf(host.recording_path)
+    assert [row[0] for row in recording.by_name("hr.strap").values] == [
+        70.0, 71.0, 72.0, 73.0, 74.0]
+    assert all(s.name != "hr.ghost" for s in recording.streams.values())
+    events = [json.loads(v) for v in recording.by_name("events").values]
+    admitted = [e for e in events if e["type"] == "admission"]
+    assert [(e["source"], e["how"], e.get("key")) for e in admitted] == [("strap", "key", "hrm"),
+                                                                        ("sim", "key", "panel")]
+    refused = [e for e in events if e["type"] == "command" and not e["ok"]
+               and e["name"] == "hello"]
+    assert any("bound to another key" in e["error"] for e in refused)
+
+
+def test_a_revoked_keys_source_can_be_proven_by_another_key(secure_host: Any, keys: Path
+                                                             ) -> None:
+    host, endpoints = secure_host
+    security.add_client(keys, "old-hrm", "sensor")
+    old = Publisher(endpoints.publish, "strap", clock=host.clock.now,
+                    curve=security.client_credentials(keys, "old-hrm"), control=endpoints.control)
+    assert old.wait_connected() and old.admit()
+    old.close()
+    new = Publisher(endpoints.publish, "strap", clock=host.clock.now,
+                    curve=security.client_credentials(keys, "hrm"), control=endpoints.control)
+    assert new.wait_connected()
+    assert not new.admit(timeout_s=1.0)  # bound to the other key while it is allowed
+    security.revoke_client(keys, "old-hrm")
+    new._admitted.clear()
+    assert new.admit(timeout_s=2.0)
+    new.close()
+    host.close()
+    events = [json.loads(v) for v in read_xdf(host.recording_path).by_name("events").values]
+    assert [(e["source"], e["key"]) for e in events if e["type"] == "admission"] == [
+        ("strap", "old-hrm"), ("strap", "hrm")]

@@ -113,7 +113,8 @@ class BleHeartRateSource:
                 log.warning("host did not answer; stamping with the local clock")
             finally:
                 control.close()
-        self._publisher = Publisher(self.endpoints.publish, self.source_id, clock=self.now)
+        self._publisher = Publisher(self.endpoints.publish, self.source_id, clock=self.now,
+                                    control=self.endpoints.control)
         self._publisher.wait_connected(2.0)
         try:
             asyncio.run(self._run())

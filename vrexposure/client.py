@@ -55,8 +55,13 @@ class Publisher:
     def __init__(self, endpoint: str, source: str,
                  clock: Callable[[], float] | None = None,
                  context: zmq.Context[Any] | None = None,
-                 curve: CurveClient | None = None) -> None:
+                 curve: CurveClient | None = None, control: str | None = None,
+                 role: str = "sensor") -> None:
         self.source = source
+        # The host's control endpoint, where a CurveZMQ publisher proves its sources with
+        # its key (a local host's session ticket names it too), and the key's role.
+        self._control = control
+        self._role = role
         self._offset_s = 0.0
         self._clock = clock or (lambda: time.monotonic() + self._offset_s)
         self._socket = (context or _context()).socket(zmq.PUB)
@@ -102,20 +107,32 @@ class Publisher:
                                     copy=False)
 
     def admit(self, source: str | None = None, timeout_s: float = 2.0) -> bool:
-        """Prove to a local host that ``source`` belongs to its session (DESIGN §11), so
-        its data is recorded. Done automatically before a source's first message; returns
-        False when there is no local session ticket or the host did not admit it (the
-        therapist can still admit the source by name)."""
+        """Prove to the host that ``source`` belongs to its session (DESIGN §11), so its
+        data is recorded: on loopback with the local session ticket's secret, with
+        CurveZMQ with this publisher's key (over ``control``). Done automatically before a
+        source's first message; the host answers with a tag this publisher MACs its
+        messages with, binding the name to it. Returns False when the source could not be
+        proven (no ticket and no control endpoint, or the host refused: the therapist can
+        still admit the source by name)."""
         name = source or self.source
         self._admitted.add(name)  # once per source, whatever the answer
         ticket = admission.read_ticket(self._endpoint)
-        if ticket is None or ticket.get("secure"):
-            return False  # remote host, or CurveZMQ: the key is the proof
-        control = ControlClient(str(ticket.get("control")), "sensor", name[:64],
-                                context=self._context, curve=self._curve)
+        if self._curve is not None:
+            # CurveZMQ: the key is the proof; the control socket knows whose key it is.
+            endpoint = self._control or (str(ticket.get("control")) if ticket else None)
+            args: dict[str, str] = {"source": name}
+            role = self._role
+        elif ticket is not None and not ticket.get("secure"):
+            endpoint = str(ticket.get("control"))
+            args, role = admission.hello_args(ticket, name), "sensor"
+        else:
+            return False  # no session ticket, no key: nothing to prove with
+        if endpoint is None:
+            return False
+        control = ControlClient(endpoint, role, name[:64], context=self._context,
+                                curve=self._curve)
         try:
-            reply = control.request(admission.HELLO_COMMAND,
-                                    admission.hello_args(ticket, name), timeout_s=timeout_s)
+            reply = control.request(admission.HELLO_COMMAND, args, timeout_s=timeout_s)
         except (HostUnreachable, ValueError, KeyError) as exc:
             log.warning("source %s not admitted: %s", name, exc)
             return False

@@ -42,7 +42,7 @@ from .plugins import discover_scenes
 from .protocol import ReplyMessage
 from .recorder import EVENTS_STREAM, UNRECORDED_KINDS, Recorder, jsonable
 from .scene_api import SceneSpec
-from .security import HostSecurity, KeyStoreError
+from .security import DOMAIN_ROLES, HostSecurity, KeyStoreError
 from .state import (
     READ_ONLY_COMMANDS,
     Command,
@@ -211,16 +211,16 @@ class SessionHost:
         self._status_window: dict[str, tuple[int, int]] = {}  # topic -> (second, count)
         self._last_seq: dict[str, int] = {}  # topic -> last sequence number seen
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        # Admission (DESIGN §11): on loopback only sources that proved the session's
-        # secret, or that the therapist admitted, are recorded. With CurveZMQ the key
-        # already proves it, so every source of an authenticated publisher is admitted.
-        self.admission_required = keys_dir is None and bool(
-            session_cfg.get("source_admission", True))
+        # Admission (DESIGN §11): only sources that were proven (on loopback with the
+        # session's secret, with CurveZMQ by the publisher's key over ``control``), or that
+        # the therapist admitted, are recorded.
+        self.admission_required = bool(session_cfg.get("source_admission", True))
         self._secret = admission.new_secret()
         self.admitted_sources: dict[str, float] = {}
         self.pending_sources: Counter[str] = Counter()
         self.rejected_sources: set[str] = set()
         self._source_tags: dict[str, list[str]] = {}  # source -> binding tags handed out
+        self._source_keys: dict[str, str] = {}  # source -> the CURVE key that proved it
         self._bound_seq: dict[tuple[str, str], int] = {}  # (topic, tag) -> last seq
         self._log_second = self._log_count = self._log_suppressed = 0
         self._context = context or zmq.Context.instance()
@@ -233,6 +233,8 @@ class SessionHost:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._proxy_thread: threading.Thread | None = None
+        self._gate_thread: threading.Thread | None = None
+        self._gate_topics: set[str] = set()  # topic prefixes forwarded to consumers
         self.controller: str | None = None
         self._controller_seen_s: float | None = None
         self._controller_lost = False
@@ -378,6 +380,17 @@ class SessionHost:
         self._capture.bind(self._capture_addr)
         self._steer.bind(self._steer_addr)
         self._steer_peer.connect(self._steer_addr)
+        # The gate: a second C proxy from the capture to the consumers' feed, subscribed
+        # only to admitted sources, so the therapist never sees data the recorder refuses
+        # (another session's sensor, a leftover one). Re-subscribed on each admission.
+        self._gate_in = ctx.socket(zmq.SUB)
+        self._gate_in.setsockopt(zmq.RCVHWM, FEED_HWM)
+        self._gate_in.connect(self._capture_addr)
+        self._gate_steer = ctx.socket(zmq.PAIR)
+        self._gate_steer_peer = ctx.socket(zmq.PAIR)
+        self._gate_steer.bind(f"inproc://gate-steer-{tag}")
+        self._gate_steer_peer.connect(f"inproc://gate-steer-{tag}")
+        self._set_gate_topics()
         self._recorder_in = ctx.socket(zmq.SUB)
         self._recorder_in.setsockopt(zmq.RCVHWM, RECORDER_HWM)
         self._recorder_in.setsockopt(zmq.SUBSCRIBE, b"")
@@ -443,6 +456,56 @@ class SessionHost:
         self._proxy_thread = threading.Thread(target=self._proxy, name="host-proxy",
                                               daemon=True)
         self._proxy_thread.start()
+        self._start_gate()
+
+    def _start_gate(self) -> None:
+        self._gate_thread = threading.Thread(target=self._gate, name="host-gate",
+                                             daemon=True)
+        self._gate_thread.start()
+
+    def _stop_gate(self) -> bool:
+        """Stop the gate proxy (its queued messages wait in its socket); True if it ran."""
+        if self._gate_thread is None:
+            return False
+        try:
+            self._gate_steer_peer.send(b"TERMINATE")
+        except zmq.ZMQError:
+            pass
+        self._gate_thread.join(timeout=5)
+        self._gate_thread = None
+        return True
+
+    def _gate_wanted(self) -> set[str]:
+        if not self.admission_required:
+            return {f"{kind}." for kind in protocol.DATA_KINDS}
+        # A prefix: "hr.strap" also lets "hr.strap2" through to consumers (ZeroMQ matches
+        # prefixes); such a source is pending, so the recorder refuses it and the panel
+        # drops it.
+        return {f"{kind}.{source}" for source in self.admitted_sources
+                for kind in protocol.DATA_KINDS}
+
+    def _set_gate_topics(self) -> None:
+        """Subscribe the gate to exactly the admitted sources (stopping it meanwhile: a
+        socket belongs to one thread at a time)."""
+        wanted = self._gate_wanted()
+        if wanted == self._gate_topics:
+            return
+        running = self._stop_gate()
+        for topic in self._gate_topics - wanted:
+            self._gate_in.setsockopt(zmq.UNSUBSCRIBE, topic.encode("ascii"))
+        for topic in wanted - self._gate_topics:
+            self._gate_in.setsockopt(zmq.SUBSCRIBE, topic.encode("ascii"))
+        self._gate_topics = wanted
+        if running:
+            self._start_gate()
+
+    def _gate(self) -> None:
+        try:
+            zmq.proxy_steerable(self._gate_in, self._backend, None, self._gate_steer)
+        except zmq.ContextTerminated:
+            pass
+        except zmq.ZMQError as exc:
+            log.error("feed gate stopped: %s", exc)
 
     def _check_revocations(self) -> None:
         """Cut every open connection of a key that left the allow-list (within a second)."""
@@ -469,6 +532,7 @@ class SessionHost:
         if self._proxy_thread is not None:
             self._steer_peer.send(b"TERMINATE")
             self._proxy_thread.join(timeout=5)
+        self._stop_gate()
         for sock in (self._frontend, self._backend, self._host_pub):
             sock.close(linger=0)
         self._frontend, self._backend, self._host_pub = self._public_sockets()
@@ -492,7 +556,8 @@ class SessionHost:
 
     def _proxy(self) -> None:
         try:
-            zmq.proxy_steerable(self._frontend, self._backend, self._capture, self._steer)
+            # Everything published goes to the capture (the recorder and the gate).
+            zmq.proxy_steerable(self._frontend, self._capture, None, self._steer)
         except zmq.ContextTerminated:
             pass
         except zmq.ZMQError as exc:
@@ -516,6 +581,7 @@ class SessionHost:
                 pass
             self._proxy_thread.join(timeout=5)
             self._proxy_thread = None
+        self._stop_gate()
         self.recorder.close(self.clock.now())
         self._close_sockets()
         admission.remove_ticket(self.endpoints.publish, self.session_id)
@@ -524,7 +590,8 @@ class SessionHost:
 
     def _close_sockets(self) -> None:
         for sock in (self._frontend, self._backend, self._capture, self._steer,
-                     self._steer_peer, self._recorder_in, self._host_pub, self._router):
+                     self._steer_peer, self._recorder_in, self._host_pub, self._router,
+                     self._gate_in, self._gate_steer, self._gate_steer_peer):
             sock.close(linger=0)
 
     def _loop(self) -> None:
@@ -731,6 +798,11 @@ class SessionHost:
             return ReplyMessage(msg.id, False, self.state.seq,
                                 f"rate limited: more than {COMMANDS_PER_S} commands a second "
                                 "from this client", {})
+        if key_role is not None and msg.name == admission.HELLO_COMMAND \
+                and key_role in DOMAIN_ROLES["publish"]:
+            # A publisher proves its source with whatever publishing key it holds (a
+            # simulator may be configured with a therapist's key): the key's role counts.
+            msg = replace(msg, role=key_role)
         if key_role is not None and msg.role != key_role:
             return self._reject(msg, now, f"this client's key is for the role '{key_role}', "
                                           f"not '{msg.role}'")
@@ -742,7 +814,7 @@ class SessionHost:
             if cached is not None:
                 self.counters["commands_retried"] += 1
                 return cached
-        reply = self._execute(msg, now)
+        reply = self._execute(msg, now, sender)
         if msg.name not in UNCACHED_COMMANDS:
             self._replies[cache_key] = reply
             while len(self._replies) > REPLY_CACHE_SIZE:
@@ -763,7 +835,8 @@ class SessionHost:
                result: Mapping[str, Any] | None = None) -> ReplyMessage:
         return ReplyMessage(msg.id, ok, self.state.seq, error, dict(result or {}))
 
-    def _execute(self, msg: protocol.CommandMessage, now: float) -> ReplyMessage:
+    def _execute(self, msg: protocol.CommandMessage, now: float, sender: str = ""
+                 ) -> ReplyMessage:
         try:
             role = Role(msg.role)
         except ValueError:
@@ -777,7 +850,7 @@ class SessionHost:
         if msg.name == "heartbeat":
             return self._heartbeat(msg, role, now)
         if msg.name in (admission.HELLO_COMMAND, "admit_source", "reject_source"):
-            return self._admission_command(msg, role, now)
+            return self._admission_command(msg, role, now, sender)
         if msg.name == "set_hr_source":
             return self._set_hr_source(msg, role, now)
         if msg.name == "clock_report":
@@ -814,13 +887,27 @@ class SessionHost:
         self._last_state_pub_s = -1.0  # the panel sees the choice at once
         return self._reply(msg, True, result={"hr_source": self.hr_source.primary(now)})
 
-    def _admission_command(self, msg: protocol.CommandMessage, role: Role, now: float
-                           ) -> ReplyMessage:
+    def _admission_command(self, msg: protocol.CommandMessage, role: Role, now: float,
+                           sender: str = "") -> ReplyMessage:
+        key_name: str | None = None
+        rebound = False  # the name passes from a revoked key to this one: recorded
         try:
             if msg.name == admission.HELLO_COMMAND:
                 if self.security is not None:
-                    # The key authenticated this client already.
+                    # The key authenticated this connection; the name is bound to that key,
+                    # so another key (or no proof) under the same name is not recorded.
                     source, how = admission.check_source(msg.args.get("source")), "key"
+                    if role.value not in DOMAIN_ROLES["publish"]:
+                        raise ArgError(f"role '{role.value}' may not publish data")
+                    owner = self._source_keys.get(source)
+                    if owner is not None and owner != sender and \
+                            self.security.role_of(owner) is not None:
+                        raise ArgError(f"source '{source}' is bound to another key")
+                    key_name = self.security.name_of(sender) or "unknown"
+                    if owner != sender:
+                        self._source_tags.pop(source, None)  # the old key was revoked
+                        rebound = owner is not None
+                    self._source_keys[source] = sender
                 else:
                     source = admission.check_hello(self._secret, self.session_id, msg.args)
                     how = "session_secret"
@@ -833,6 +920,7 @@ class SessionHost:
         tag: str | None = None
         if msg.name == "reject_source":
             self._source_tags.pop(source, None)
+            self._source_keys.pop(source, None)
             self.pending_sources.pop(source, None)
             if len(self.rejected_sources) < MAX_PENDING_SOURCES:
                 self.rejected_sources.add(source)
@@ -842,21 +930,24 @@ class SessionHost:
             known = source in self.admitted_sources
             if not known and len(self.admitted_sources) >= MAX_RECORDED_TOPICS:
                 return self._reject(msg, now, "too many sources in this session")
-            if how == "session_secret":
+            if how in ("session_secret", "key"):
                 # Bind the name to this client: its messages must carry a MAC with the tag.
                 tag = admission.new_tag()
                 tags = self._source_tags.setdefault(source, [])
                 tags.append(tag)
                 del tags[:-MAX_TAGS_PER_SOURCE]
-            if known:
+            if known and not rebound:
                 return self._reply(msg, True, result={"source": source, "admitted": True,
                                                       **({"tag": tag} if tag else {})})
             self.pending_sources.pop(source, None)
             self.rejected_sources.discard(source)
             self.admitted_sources[source] = now
             kind = "source_admitted"
+        self._set_gate_topics()  # consumers see exactly the admitted sources
         record = {"type": "admission", "kind": kind, "t_s": now, "source": source,
                   "how": how, "role": msg.role, "client": msg.client}
+        if key_name is not None:
+            record["key"] = key_name  # which key admitted the source (never the key itself)
         self.recorder.record_event(now, record)
         self._publish_event(Event(kind, now, {"source": source, "how": how}))
         self._publish_state(now)

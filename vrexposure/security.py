@@ -217,5 +217,12 @@ class HostSecurity:
     def role_of(self, user_id: str) -> str | None:
         return self.allow_list.roles_by_key().get(user_id)
 
+    def name_of(self, user_id: str) -> str | None:
+        """The allow-list name of a (not revoked) public key, for the record."""
+        for client in load_allow_list(self.directory).values():
+            if client.public_key == user_id and not client.revoked:
+                return client.name
+        return None
+
     def stop(self) -> None:
         self._auth.stop()

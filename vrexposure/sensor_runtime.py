@@ -287,7 +287,8 @@ class SensorRuntime:
 
     def run(self) -> None:
         """Until :meth:`stop`: keep the port open, decode, publish."""
-        publisher = Publisher(self.endpoints.publish, self.source_id, clock=self.now)
+        publisher = Publisher(self.endpoints.publish, self.source_id, clock=self.now,
+                              control=self.endpoints.control)
         try:
             publisher.wait_connected(2.0)
             self._sync_clock()

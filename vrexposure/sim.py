@@ -252,7 +252,8 @@ class SimulatedPatient:
             offset = 0.0
             log.warning("simulated patient: host not reachable yet; using local time")
         publisher = Publisher(self.endpoints.publish, s.source,
-                              clock=lambda: time.monotonic() + offset, curve=self.curve)
+                              clock=lambda: time.monotonic() + offset, curve=self.curve,
+                              control=self.endpoints.control)
         subscriber = Subscriber(self.endpoints, topics=("state", "event"), data=False,
                                 curve=self.curve)
         publisher.wait_connected()

@@ -652,8 +652,10 @@ class RendererProcess:
         self._sub = Subscriber(endpoints, topics=("state", "event", f"pose.{sim_source}"),
                                context=context)
         stamp = self._session_time
-        self._pose_pub = Publisher(endpoints.publish, HEAD_SOURCE, clock=stamp, context=context)
-        self._pub = Publisher(endpoints.publish, source, clock=stamp, context=context)
+        self._pose_pub = Publisher(endpoints.publish, HEAD_SOURCE, clock=stamp, context=context,
+                                   control=endpoints.control, role="renderer")
+        self._pub = Publisher(endpoints.publish, source, clock=stamp, context=context,
+                              control=endpoints.control, role="renderer")
         self.director = Director(self.failsafe_timeout_s, self.stop_fade_s, now)
         self._session_id: str | None = None
         self.remote: PatientRemote | None = None
