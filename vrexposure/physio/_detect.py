@@ -19,6 +19,7 @@ from vrexposure.physio._stream import (
     SegmentCore,
     best_lag_corr,
     local_maxima,
+    median,
     zscore,
 )
 
@@ -290,7 +291,7 @@ class TemplateBeatCore(SegmentCore):
 
     def _rr_avg(self) -> float:
         if len(self.rr_hist) >= 2:
-            return float(np.median(self.rr_hist))
+            return median(self.rr_hist)
         return 0.8 * self.fs
 
     def _shape(self, c: _Candidate) -> float:
@@ -447,8 +448,8 @@ class TemplateBeatCore(SegmentCore):
         amps = np.array([c.amp for c in cands])
         strong = [c for c in cands if c.amp >= 0.3 * amps.max()]
         weak = [c.amp for c in cands if c.amp < 0.3 * amps.max()]
-        self.spk = float(np.median([c.amp for c in strong]))
-        self.npk = float(np.median(weak)) if weak else 0.1 * self.spk
+        self.spk = median(c.amp for c in strong)
+        self.npk = median(weak) if weak else 0.1 * self.spk
         return strong
 
     def _bootstrap_template(self, strong: list[_Candidate], min_members: int) -> None:
