@@ -17,6 +17,7 @@ from vrexposure.physio._stream import (
     FloatArray,
     SampleBuffer,
     SegmentCore,
+    SosFilter,
     best_lag_corr,
     local_maxima,
     median,
@@ -141,7 +142,7 @@ class TemplateBeatCore(SegmentCore):
         self.sos = signal.butter(2, band, btype="bandpass", fs=fs, output="sos")
         _, gd = signal.group_delay(signal.sos2tf(self.sos), w=[p.delay_at_hz], fs=fs)
         self.gd = float(gd[0])
-        self.zi: FloatArray | None = None
+        self.filter = SosFilter(self.sos)
         self.m = max(1, round(p.envelope_s * fs))
         self.h = max(1, round(p.nms_s * fs))
         self.pad = round(p.fid_search_s * fs)
@@ -175,9 +176,7 @@ class TemplateBeatCore(SegmentCore):
     # -- SegmentCore -----------------------------------------------------------------
 
     def process(self, x: FloatArray) -> list[Detection]:
-        if self.zi is None:
-            self.zi = signal.sosfilt_zi(self.sos) * x[0]
-        y, self.zi = signal.sosfilt(self.sos, x, zi=self.zi)
+        y = self.filter(x)
         env = self._envelope(y)
         self.y.append(y)
         self.e.append(env)

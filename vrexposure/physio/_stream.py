@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import signal
 
 from vrexposure.physio.records import Beat
 
@@ -246,20 +247,29 @@ def local_maxima(buf: SampleBuffer, a: int, b: int, h: int) -> list[tuple[int, f
     first = max(lo, buf.start)
     pad_left = first - lo
     pad_right = (b + h) - (first + seg.size)
-    ext = np.concatenate([np.full(pad_left, -np.inf), seg, np.full(max(0, pad_right), -np.inf)])
+    if pad_left > 0 or pad_right > 0:  # only at the start and end of a segment
+        ext = np.concatenate(
+            [np.full(pad_left, -np.inf), seg, np.full(max(0, pad_right), -np.inf)]
+        )
+    else:
+        ext = seg
     core = ext[h : h + (b - a)]
     if core.size == 0:
         return []
-    cand = np.flatnonzero((core > ext[h - 1 : h - 1 + core.size]) & (core > 0))
-    if cand.size == 0:
-        return []
-    runmax = np.lib.stride_tricks.sliding_window_view(ext, h).max(axis=1)
-    # runmax[j] = max(ext[j : j + h]); left of core[k] = runmax[k], right = runmax[k + h + 1]
-    left = runmax[cand]
-    right = runmax[cand + h + 1]
-    vals = core[cand]
-    keep = (vals > left) & (vals >= right)
-    return [(a + int(k), float(v)) for k, v in zip(cand[keep], vals[keep], strict=True)]
+    # Necessary condition first (larger than the sample before, not smaller than the one
+    # after): it leaves a few candidates per chunk, checked one by one, instead of a
+    # sliding maximum over the whole chunk (whose fixed cost dominated streaming).
+    n = core.size
+    cand = np.flatnonzero(
+        (core > ext[h - 1 : h - 1 + n]) & (core >= ext[h + 1 : h + 1 + n]) & (core > 0)
+    )
+    out: list[tuple[int, float]] = []
+    for k in cand.tolist():
+        v = ext[h + k]
+        # left of core[k] = ext[k : k + h], right = ext[k + h + 1 : k + 2h + 1]
+        if v > ext[k : k + h].max() and v >= ext[k + h + 1 : k + 2 * h + 1].max():
+            out.append((a + k, float(v)))
+    return out
 
 
 def best_lag_corr(template: FloatArray, x: FloatArray) -> tuple[float, int]:
@@ -284,6 +294,36 @@ def best_lag_corr(template: FloatArray, x: FloatArray) -> tuple[float, int]:
     r = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
     k = int(np.argmax(r))
     return float(r[k]), k
+
+
+try:  # scipy's C kernel behind signal.sosfilt, without its ~20 µs of argument checks
+    from scipy.signal._sosfilt import _sosfilt as _sosfilt_kernel
+except ImportError:  # pragma: no cover - a scipy that moved it: the public function
+    _sosfilt_kernel = None
+
+
+class SosFilter:
+    """Causal second-order-sections filter fed chunk by chunk (state kept between chunks).
+
+    The same arithmetic as ``scipy.signal.sosfilt(sos, x, zi=zi)``, bit for bit; it
+    runs four times a second per stream, so the public function's fixed cost mattered.
+    """
+
+    def __init__(self, sos: FloatArray) -> None:
+        self.sos = np.ascontiguousarray(sos, dtype=np.float64)
+        self.zi: FloatArray | None = None  # shape (1, n_sections, 2)
+
+    def __call__(self, x: FloatArray) -> FloatArray:
+        if self.zi is None:  # start in the steady state of the first sample
+            zi0 = signal.sosfilt_zi(self.sos) * x[0]
+            self.zi = np.ascontiguousarray(zi0.reshape(1, -1, 2), dtype=np.float64)
+        if _sosfilt_kernel is None:
+            y, zi = signal.sosfilt(self.sos, x, zi=self.zi[0])
+            self.zi = np.ascontiguousarray(zi.reshape(1, -1, 2))
+            return np.asarray(y, dtype=np.float64)
+        y2 = np.array(x, dtype=np.float64, order="C").reshape(1, -1)  # filtered in place
+        _sosfilt_kernel(self.sos, y2, self.zi)
+        return y2[0]
 
 
 def median(values: Iterable[float]) -> float:
