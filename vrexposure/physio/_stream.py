@@ -248,9 +248,7 @@ def local_maxima(buf: SampleBuffer, a: int, b: int, h: int) -> list[tuple[int, f
     pad_left = first - lo
     pad_right = (b + h) - (first + seg.size)
     if pad_left > 0 or pad_right > 0:  # only at the start and end of a segment
-        ext = np.concatenate(
-            [np.full(pad_left, -np.inf), seg, np.full(max(0, pad_right), -np.inf)]
-        )
+        ext = np.concatenate([np.full(pad_left, -np.inf), seg, np.full(max(0, pad_right), -np.inf)])
     else:
         ext = seg
     core = ext[h : h + (b - a)]

@@ -111,7 +111,9 @@ class SlopeEnvelope:
             self._carry = np.zeros(0)
             self._t0, self._n, self._fs = t0_s, 0, rate_hz
         lag = max(1, round(self.s.slope_lag_s * rate_hz))
-        ext = np.concatenate([self._prev, np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)])
+        if not np.isfinite(x).all():  # rare: nan_to_num's fixed cost only when needed
+            x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        ext = np.concatenate([self._prev, x])
         if ext.size > lag:
             d = ext[lag:] - ext[:-lag]
             slope = np.maximum(d, 0.0) if self.s.rise_only else np.abs(d)
