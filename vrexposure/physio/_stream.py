@@ -340,6 +340,37 @@ def median(values: Iterable[float]) -> float:
     return (float(v[k - 1]) + float(v[k])) / 2.0
 
 
+def median_array(x: FloatArray) -> float:
+    """``np.median`` of a 1-D float array without NaN, bit for bit, at a fraction of the cost."""
+    n = x.size
+    if n == 0:
+        return float("nan")
+    k = n // 2
+    if n % 2:
+        return float(np.partition(x, k)[k])
+    p = np.partition(x, (k - 1, k))
+    return (float(p[k - 1]) + float(p[k])) / 2.0
+
+
+def quantile_linear(x: FloatArray, q: float) -> float:
+    """``np.quantile(x, q)`` (linear method) of a 1-D float array without NaN, bit for bit.
+
+    The same index arithmetic and interpolation as numpy's ``_lerp``; called per
+    heart-rate window, where ``np.quantile``'s fixed cost was most of the work.
+    """
+    n = x.size
+    if n == 0:
+        return float("nan")
+    v = np.sort(x)
+    virtual = (n - 1) * q
+    lo = min(max(math.floor(virtual), 0), n - 1)
+    hi = min(lo + 1, n - 1)
+    gamma = virtual - lo
+    a, b = float(v[lo]), float(v[hi])
+    d = b - a
+    return b - d * (1.0 - gamma) if gamma >= 0.5 else a + d * gamma
+
+
 def zscore(x: FloatArray) -> FloatArray:
     """``(x - mean) / std`` (zeros for a constant input)."""
     s = float(x.std())

@@ -27,6 +27,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import find_peaks
 
+from vrexposure.physio._stream import median_array, quantile_linear
+
 __all__ = [
     "CrossCheckSettings",
     "RateContinuity",
@@ -163,12 +165,12 @@ def envelope_peaks(
     s = settings or CrossCheckSettings()
     if t_s.size < 3:
         return np.zeros(0), np.zeros(0)
-    rate = 1.0 / float(np.median(np.diff(t_s)))
+    rate = 1.0 / median_array(np.diff(t_s))
     pk, _ = find_peaks(env, distance=max(1, round(s.min_peak_gap_s * rate)))
     if pk.size < 3:
         return np.zeros(0), np.zeros(0)
     h = env[pk]
-    ref = float(np.quantile(h, 0.8))
+    ref = quantile_linear(h, 0.8)
     return t_s[pk[h >= s.low_fraction * ref]], t_s[pk[h >= s.high_fraction * ref]]
 
 
