@@ -94,8 +94,14 @@ class SlopeEnvelope:
 
     def __init__(self, settings: CrossCheckSettings | None = None) -> None:
         self.s = settings or CrossCheckSettings()
-        self._t: deque[FloatArray] = deque()
+        self._t: deque[FloatArray] = deque()  # one array per chunk, times increasing
         self._v: deque[FloatArray] = deque()
+        # The chunks above joined (from sample ``_joined_from`` on), plus the chunks not
+        # joined yet: a window joins only the new chunks instead of all of them.
+        self._joined_t: FloatArray = np.zeros(0)
+        self._joined_v: FloatArray = np.zeros(0)
+        self._joined_from = 0
+        self._unjoined: list[tuple[FloatArray, FloatArray]] = []
         self.reset()
 
     def reset(self) -> None:
@@ -136,26 +142,32 @@ class SlopeEnvelope:
         self._n += n
         self._t.append(t)
         self._v.append(env)
+        self._unjoined.append((t, env))
 
     def window(self, t0_s: float, t1_s: float) -> tuple[FloatArray, FloatArray]:
         """Envelope samples with time in ``[t0_s, t1_s)``."""
-        pairs = [
-            (t, v)
-            for t, v in zip(self._t, self._v, strict=True)
-            if t.size and t[-1] >= t0_s and t[0] < t1_s
-        ]
-        if not pairs:
-            return np.zeros(0), np.zeros(0)
-        t = np.concatenate([p[0] for p in pairs])
-        v = np.concatenate([p[1] for p in pairs])
+        if self._unjoined:
+            f = self._joined_from
+            self._joined_t = np.concatenate([self._joined_t[f:], *(p[0] for p in self._unjoined)])
+            self._joined_v = np.concatenate([self._joined_v[f:], *(p[1] for p in self._unjoined)])
+            self._joined_from = 0
+            self._unjoined.clear()
+        t = self._joined_t[self._joined_from :]
+        v = self._joined_v[self._joined_from :]
+        # Times increase within a chunk, so masking the joined samples selects exactly
+        # the samples of the chunks that overlap the window.
         m = (t >= t0_s) & (t < t1_s)
         return t[m], v[m]
 
     def prune(self, before_s: float) -> None:
         """Forget envelope samples before ``before_s``."""
         while self._t and self._t[0].size and self._t[0][-1] < before_s:
-            self._t.popleft()
+            t = self._t.popleft()
             self._v.popleft()
+            if self._unjoined and self._unjoined[0][0] is t:
+                self._unjoined.pop(0)
+            else:
+                self._joined_from += t.size
 
 
 def envelope_peaks(
