@@ -32,6 +32,9 @@ class _Candidate:
     fid: float  # fiducial (group-delay corrected), fractional sample index
     seg: FloatArray  # band-passed waveform around the fiducial (incl. lag margins)
     corr: float = float("nan")
+    # (template, correlation, offset) of the last template match: accepting the beat
+    # needs the same match again, and the template is never changed in place.
+    fit: tuple[FloatArray, float, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -296,7 +299,8 @@ class TemplateBeatCore(SegmentCore):
     def _shape(self, c: _Candidate) -> float:
         if self.template is None or c.seg.size < self.template.size:
             return float("nan")
-        r, _ = best_lag_corr(self.template, c.seg)
+        r, k = best_lag_corr(self.template, c.seg)
+        c.fit = (self.template, r, k)
         return r
 
     def _floor(self) -> float:
@@ -433,7 +437,10 @@ class TemplateBeatCore(SegmentCore):
             self.template = zscore(core)
             self.template_n = 1
             return
-        r, k = best_lag_corr(self.template, c.seg)
+        if c.fit is not None and c.fit[0] is self.template:
+            _, r, k = c.fit
+        else:
+            r, k = best_lag_corr(self.template, c.seg)
         if self.template_n >= 3 and not r >= 0.7:
             return
         aligned = zscore(c.seg[k : k + self.size])
