@@ -20,6 +20,7 @@ These checks do not share its decisions:
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
 
@@ -186,15 +187,19 @@ def envelope_peaks(
     return t_s[pk[h >= s.low_fraction * ref]], t_s[pk[h >= s.high_fraction * ref]]
 
 
-def _unmatched(a: FloatArray, b: FloatArray, tol_s: float) -> int:
-    """How many times of ``a`` have no time of ``b`` within ``tol_s``."""
-    if a.size == 0:
+def _unmatched(a: list[float], b: list[float], tol_s: float) -> int:
+    """How many times of ``a`` have no time of ``b`` (sorted) within ``tol_s``."""
+    if not a:
         return 0
-    if b.size == 0:
-        return int(a.size)
-    k = np.clip(np.searchsorted(b, a), 1, b.size - 1) if b.size > 1 else np.zeros(a.size, int)
-    d = np.minimum(np.abs(a - b[k - 1 if b.size > 1 else 0]), np.abs(a - b[k]))
-    return int(np.sum(d > tol_s))
+    if not b:
+        return len(a)
+    nb = len(b)
+    count = 0
+    for t in a:
+        k = min(max(bisect_left(b, t), 1), nb - 1) if nb > 1 else 0
+        d = min(abs(t - b[k - 1 if nb > 1 else 0]), abs(t - b[k]))
+        count += d > tol_s
+    return count
 
 
 def beats_agree(
@@ -211,34 +216,36 @@ def beats_agree(
     invented); and the low-threshold peaks must not be far more than the beats (a halved
     rate: every second beat missed, whatever its size).
     """
+    # Plain Python on a dozen beats and peaks: called once per window, where numpy's
+    # per-call cost on such tiny arrays was most of the work.
     s = settings or CrossCheckSettings()
     if beats_s.size < 3 or low_s.size < 3:
         return "no_second_estimate"
     tol = s.match_tolerance_s
-    lo, hi = beats_s[0] - tol, beats_s[-1] + tol
-    low_in = low_s[(low_s >= lo) & (low_s <= hi)]
-    high_in = high_s[(high_s >= lo) & (high_s <= hi)]
-    # A smaller peak that is no beat is only acceptable where a T wave can be ...
-    k = np.searchsorted(beats_s, low_in) - 1
-    after = np.where(k >= 0, low_in - beats_s[np.maximum(k, 0)], np.inf)
-    near = np.abs(after) <= tol
-    nxt = beats_s[np.minimum(k + 1, beats_s.size - 1)]
-    inside = (k >= 0) & (k + 1 < beats_s.size)
-    near |= (k + 1 < beats_s.size) & (np.abs(nxt - low_in) <= tol)
-    t_wave = (after >= s.t_wave_s[0]) & (after <= s.t_wave_s[1])
-    if np.any(~near & ~t_wave):
+    b = beats_s.tolist()
+    nb = len(b)
+    lo, hi = b[0] - tol, b[-1] + tol
+    low_in = [t for t in low_s.tolist() if lo <= t <= hi]
+    high_in = [t for t in high_s.tolist() if lo <= t <= hi]
+    n_mid = 0
+    for t in low_in:
+        k = bisect_left(b, t) - 1  # the beat before the peak (-1: none)
+        after = t - b[k] if k >= 0 else math.inf
+        near = abs(after) <= tol or (k + 1 < nb and abs(b[k + 1] - t) <= tol)
+        # A smaller peak that is no beat is only acceptable where a T wave can be ...
+        if not near and not (s.t_wave_s[0] <= after <= s.t_wave_s[1]):
+            return "second_estimator_more_beats"
+        # ... and in a fast rhythm the middle of an interval is where a missed beat of a
+        # halved rate would be: a few such peaks there mean beats are being missed.
+        if not near and k >= 0 and k + 1 < nb:
+            frac = after / (b[k + 1] - b[k])
+            n_mid += s.halving_band[0] <= frac <= s.halving_band[1]
+    if n_mid > max(1.0, s.halving_share * nb):
         return "second_estimator_more_beats"
-    # ... and in a fast rhythm the middle of an interval is where a missed beat of a
-    # halved rate would be: a few such peaks there mean beats are being missed.
-    frac = np.full(low_in.size, np.nan)
-    frac[inside] = after[inside] / (nxt[inside] - beats_s[k[inside]])
-    mid = ~near & inside & (frac >= s.halving_band[0]) & (frac <= s.halving_band[1])
-    if int(np.sum(mid)) > max(1.0, s.halving_share * beats_s.size):
-        return "second_estimator_more_beats"
-    if _unmatched(high_in, beats_s, tol) > 0:
+    if _unmatched(high_in, b, tol) > 0:
         return "second_estimator_more_beats"
     # A beat at the very end of the envelope has no peak yet (a peak needs a next sample).
-    if _unmatched(beats_s[beats_s < env_end_s - 0.06], low_in, tol) > 0:
+    if _unmatched([t for t in b if t < env_end_s - 0.06], low_in, tol) > 0:
         return "second_estimator_fewer_beats"
     return None
 
