@@ -264,8 +264,9 @@ def local_maxima(buf: SampleBuffer, a: int, b: int, h: int) -> list[tuple[int, f
     out: list[tuple[int, float]] = []
     for k in cand.tolist():
         v = ext[h + k]
-        # left of core[k] = ext[k : k + h], right = ext[k + h + 1 : k + 2h + 1]
-        if v > ext[k : k + h].max() and v >= ext[k + h + 1 : k + 2 * h + 1].max():
+        # ext[k : k + 2h + 1] is core[k] with h samples either side: one maximum rejects
+        # most candidates; the survivors must also beat the left side strictly.
+        if v >= ext[k : k + 2 * h + 1].max() and v > ext[k : k + h].max():
             out.append((a + k, float(v)))
     return out
 
