@@ -147,6 +147,7 @@ class TemplateBeatCore(SegmentCore):
         self.gd = float(gd[0])
         self.filter = SosFilter(self.sos)
         self.m = max(1, round(p.envelope_s * fs))
+        self.kernel = np.full(self.m, 1.0 / self.m)  # moving average of the energy envelope
         self.h = max(1, round(p.nms_s * fs))
         self.pad = round(p.fid_search_s * fs)
         self.pre = max(1, round(p.template_pre_s * fs))
@@ -197,7 +198,7 @@ class TemplateBeatCore(SegmentCore):
             pad = self.m - 1 - self.tail.size
             if pad > 0:  # segment start: the window is shorter
                 ext = np.concatenate([np.zeros(pad), ext])
-            env = np.convolve(ext, np.full(self.m, 1.0 / self.m), mode="valid")
+            env = np.convolve(ext, self.kernel, mode="valid")
         else:
             v = y
             ext = np.concatenate([self.tail, v]) if self.tail.size else v
