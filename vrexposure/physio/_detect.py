@@ -19,6 +19,7 @@ from vrexposure.physio._stream import (
     SegmentCore,
     SosFilter,
     best_lag_corr,
+    centre,
     local_maxima,
     median,
     zscore,
@@ -172,6 +173,11 @@ class TemplateBeatCore(SegmentCore):
         self.last: _Candidate | None = None
         self.rr_hist: deque[float] = deque(maxlen=8)
         self.template: FloatArray | None = None
+        # (template, centre(template)) of the template last matched against a candidate
+        self._centred: tuple[FloatArray | None, tuple[FloatArray, float]] = (
+            None,
+            (self.kernel, 0.0),
+        )
         self.template_n = 0
         self.learned_i = 0  # candidate index of the last (re)learning
         self.long_level = 0.0  # slowly decaying maximum of the beat level
@@ -260,7 +266,7 @@ class TemplateBeatCore(SegmentCore):
             y0, y1, y2 = float(seg[k - 1]), float(seg[k]), float(seg[k + 1])
             den = y0 - 2 * y1 + y2
             if den < 0:
-                frac = float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5))
+                frac = min(max(0.5 * (y0 - y2) / den, -0.5), 0.5)
         wave = self.y.view(raw - self.pre - self.lag, raw + self.post + self.lag + 1).copy()
         return _Candidate(i=i, amp=amp, fid=raw + frac - self.gd, seg=wave)
 
@@ -300,7 +306,9 @@ class TemplateBeatCore(SegmentCore):
     def _shape(self, c: _Candidate) -> float:
         if self.template is None or c.seg.size < self.template.size:
             return float("nan")
-        r, k = best_lag_corr(self.template, c.seg)
+        if self._centred[0] is not self.template:
+            self._centred = (self.template, centre(self.template))
+        r, k = best_lag_corr(self.template, c.seg, self._centred[1])
         c.fit = (self.template, r, k)
         return r
 

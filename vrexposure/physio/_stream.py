@@ -271,8 +271,19 @@ def local_maxima(buf: SampleBuffer, a: int, b: int, h: int) -> list[tuple[int, f
     return out
 
 
-def best_lag_corr(template: FloatArray, x: FloatArray) -> tuple[float, int]:
+def centre(template: FloatArray) -> tuple[FloatArray, float]:
+    """The template minus its mean, and that vector's squared norm (for :func:`best_lag_corr`)."""
+    t = template - template.mean()
+    return t, float(t @ t)
+
+
+def best_lag_corr(
+    template: FloatArray, x: FloatArray, centred: tuple[FloatArray, float] | None = None
+) -> tuple[float, int]:
     """Highest Pearson correlation of ``template`` with any window of ``x``.
+
+    ``centred`` is ``centre(template)`` when the caller keeps it (the template
+    changes once per beat but is matched against every candidate).
 
     Returns (correlation, offset of the best window in ``x``); ``(nan, 0)`` if
     ``x`` is shorter than the template.
@@ -280,8 +291,7 @@ def best_lag_corr(template: FloatArray, x: FloatArray) -> tuple[float, int]:
     m = template.size
     if x.size < m or m < 3:
         return float("nan"), 0
-    t = template - template.mean()
-    tt = float(t @ t)
+    t, tt = centred if centred is not None else centre(template)
     num = np.correlate(x, t, mode="valid")
     c1 = np.concatenate(([0.0], np.cumsum(x)))
     c2 = np.concatenate(([0.0], np.cumsum(x * x)))
