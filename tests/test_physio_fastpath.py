@@ -24,6 +24,7 @@ from vrexposure.physio._stream import (
     quantile_linear,
     zscore,
 )
+from vrexposure.physio.crosscheck import peaks_apart
 
 FINITE = st.floats(min_value=-1e12, max_value=1e12, allow_nan=False, allow_infinity=False)
 ARRAYS = hnp.arrays(np.float64, st.integers(1, 60), elements=FINITE)
@@ -96,3 +97,13 @@ def test_local_maxima_equal_the_definition(x: np.ndarray, h: int, data: st.DataO
     a = data.draw(st.integers(0, x.size - 1))
     b = data.draw(st.integers(a, x.size))
     assert local_maxima(buf, a, b, h) == _reference_maxima(x, a, b, h)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    hnp.arrays(np.float64, st.integers(0, 600), elements=st.floats(0, 10, allow_nan=False)),
+    st.integers(1, 30),
+)
+def test_peaks_apart_equal_find_peaks(x: np.ndarray, distance: int) -> None:
+    x = np.round(x, 1)  # plateaus, and equal peaks competing within the distance
+    assert np.array_equal(peaks_apart(x, distance), signal.find_peaks(x, distance=distance)[0])
