@@ -96,10 +96,17 @@ PPG_CROSSCHECK = CrossCheckSettings(slope_lag_s=0.05, rise_only=True, count_ever
 
 
 class SlopeEnvelope:
-    """Streaming slope envelope of one continuous segment; chunking does not matter."""
+    """Streaming slope envelope of one continuous segment; chunking does not matter.
+
+    Because chunking does not matter, chunks are only queued when fed and computed
+    together when the envelope is next read (once per heart-rate window): the fixed
+    cost of the computation is paid once a second instead of once per chunk.
+    """
 
     def __init__(self, settings: CrossCheckSettings | None = None) -> None:
         self.s = settings or CrossCheckSettings()
+        self._queued: list[tuple[FloatArray, float, float]] = []  # (x, t0_s, rate_hz)
+        self._queued_n = 0
         self._t: deque[FloatArray] = deque()  # one array per chunk, times increasing
         self._v: deque[FloatArray] = deque()
         # The chunks above joined (from sample ``_joined_from`` on), plus the chunks not
@@ -112,6 +119,7 @@ class SlopeEnvelope:
 
     def reset(self) -> None:
         """A new continuous segment starts with the next chunk."""
+        self._compute_queued()
         self._prev: FloatArray = np.zeros(0)
         self._carry: FloatArray = np.zeros(0)
         self._t0: float | None = None
@@ -120,6 +128,28 @@ class SlopeEnvelope:
 
     def feed(self, x: FloatArray, t0_s: float, rate_hz: float) -> None:
         """Append one chunk (NaN samples count as flat signal)."""
+        x = np.array(x, dtype=np.float64).reshape(-1)  # a copy: the caller may reuse its buffer
+        self._queued.append((x, float(t0_s), float(rate_hz)))
+        self._queued_n += x.size
+        if self._queued_n >= 2.0 * rate_hz:  # bounded memory if nobody reads the envelope
+            self._compute_queued()
+
+    def _compute_queued(self) -> None:
+        """Compute the queued chunks, consecutive chunks of one rate in one go."""
+        q = self._queued
+        i = 0
+        while i < len(q):
+            j = i + 1
+            while j < len(q) and q[j][2] == q[i][2]:
+                j += 1
+            # Within one rate only the first chunk's time is used (it starts the segment).
+            x = q[i][0] if j == i + 1 else np.concatenate([c[0] for c in q[i:j]])
+            self._compute(x, q[i][1], q[i][2])
+            i = j
+        q.clear()
+        self._queued_n = 0
+
+    def _compute(self, x: FloatArray, t0_s: float, rate_hz: float) -> None:
         if self._t0 is None or rate_hz != self._fs:
             self._prev = np.zeros(0)
             self._carry = np.zeros(0)
@@ -152,6 +182,7 @@ class SlopeEnvelope:
 
     def window(self, t0_s: float, t1_s: float) -> tuple[FloatArray, FloatArray]:
         """Envelope samples with time in ``[t0_s, t1_s)``."""
+        self._compute_queued()
         if self._unjoined:
             f = self._joined_from
             self._joined_t = np.concatenate([self._joined_t[f:], *(p[0] for p in self._unjoined)])
@@ -167,6 +198,8 @@ class SlopeEnvelope:
 
     def prune(self, before_s: float) -> None:
         """Forget envelope samples before ``before_s``."""
+        # Queued chunks are newer than every computed one: they can wait (window() masks
+        # by time, so a queued sample that is already too old is never returned).
         while self._t and self._t[0].size and self._t[0][-1] < before_s:
             t = self._t.popleft()
             self._v.popleft()
