@@ -17,8 +17,11 @@ from vrexposure.physio._stream import (
     FloatArray,
     SampleBuffer,
     SegmentCore,
+    SosFilter,
     best_lag_corr,
+    centre,
     local_maxima,
+    median,
     zscore,
 )
 
@@ -30,6 +33,9 @@ class _Candidate:
     fid: float  # fiducial (group-delay corrected), fractional sample index
     seg: FloatArray  # band-passed waveform around the fiducial (incl. lag margins)
     corr: float = float("nan")
+    # (template, correlation, offset) of the last template match: accepting the beat
+    # needs the same match again, and the template is never changed in place.
+    fit: tuple[FloatArray, float, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -140,8 +146,9 @@ class TemplateBeatCore(SegmentCore):
         self.sos = signal.butter(2, band, btype="bandpass", fs=fs, output="sos")
         _, gd = signal.group_delay(signal.sos2tf(self.sos), w=[p.delay_at_hz], fs=fs)
         self.gd = float(gd[0])
-        self.zi: FloatArray | None = None
+        self.filter = SosFilter(self.sos)
         self.m = max(1, round(p.envelope_s * fs))
+        self.kernel = np.full(self.m, 1.0 / self.m)  # moving average of the energy envelope
         self.h = max(1, round(p.nms_s * fs))
         self.pad = round(p.fid_search_s * fs)
         self.pre = max(1, round(p.template_pre_s * fs))
@@ -166,6 +173,11 @@ class TemplateBeatCore(SegmentCore):
         self.last: _Candidate | None = None
         self.rr_hist: deque[float] = deque(maxlen=8)
         self.template: FloatArray | None = None
+        # (template, centre(template)) of the template last matched against a candidate
+        self._centred: tuple[FloatArray | None, tuple[FloatArray, float]] = (
+            None,
+            (self.kernel, 0.0),
+        )
         self.template_n = 0
         self.learned_i = 0  # candidate index of the last (re)learning
         self.long_level = 0.0  # slowly decaying maximum of the beat level
@@ -174,9 +186,7 @@ class TemplateBeatCore(SegmentCore):
     # -- SegmentCore -----------------------------------------------------------------
 
     def process(self, x: FloatArray) -> list[Detection]:
-        if self.zi is None:
-            self.zi = signal.sosfilt_zi(self.sos) * x[0]
-        y, self.zi = signal.sosfilt(self.sos, x, zi=self.zi)
+        y = self.filter(x)
         env = self._envelope(y)
         self.y.append(y)
         self.e.append(env)
@@ -194,7 +204,7 @@ class TemplateBeatCore(SegmentCore):
             pad = self.m - 1 - self.tail.size
             if pad > 0:  # segment start: the window is shorter
                 ext = np.concatenate([np.zeros(pad), ext])
-            env = np.convolve(ext, np.full(self.m, 1.0 / self.m), mode="valid")
+            env = np.convolve(ext, self.kernel, mode="valid")
         else:
             v = y
             ext = np.concatenate([self.tail, v]) if self.tail.size else v
@@ -256,7 +266,7 @@ class TemplateBeatCore(SegmentCore):
             y0, y1, y2 = float(seg[k - 1]), float(seg[k]), float(seg[k + 1])
             den = y0 - 2 * y1 + y2
             if den < 0:
-                frac = float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5))
+                frac = min(max(0.5 * (y0 - y2) / den, -0.5), 0.5)
         wave = self.y.view(raw - self.pre - self.lag, raw + self.post + self.lag + 1).copy()
         return _Candidate(i=i, amp=amp, fid=raw + frac - self.gd, seg=wave)
 
@@ -290,13 +300,16 @@ class TemplateBeatCore(SegmentCore):
 
     def _rr_avg(self) -> float:
         if len(self.rr_hist) >= 2:
-            return float(np.median(self.rr_hist))
+            return median(self.rr_hist)
         return 0.8 * self.fs
 
     def _shape(self, c: _Candidate) -> float:
         if self.template is None or c.seg.size < self.template.size:
             return float("nan")
-        r, _ = best_lag_corr(self.template, c.seg)
+        if self._centred[0] is not self.template:
+            self._centred = (self.template, centre(self.template))
+        r, k = best_lag_corr(self.template, c.seg, self._centred[1])
+        c.fit = (self.template, r, k)
         return r
 
     def _floor(self) -> float:
@@ -433,7 +446,10 @@ class TemplateBeatCore(SegmentCore):
             self.template = zscore(core)
             self.template_n = 1
             return
-        r, k = best_lag_corr(self.template, c.seg)
+        if c.fit is not None and c.fit[0] is self.template:
+            _, r, k = c.fit
+        else:
+            r, k = best_lag_corr(self.template, c.seg)
         if self.template_n >= 3 and not r >= 0.7:
             return
         aligned = zscore(c.seg[k : k + self.size])
@@ -447,8 +463,8 @@ class TemplateBeatCore(SegmentCore):
         amps = np.array([c.amp for c in cands])
         strong = [c for c in cands if c.amp >= 0.3 * amps.max()]
         weak = [c.amp for c in cands if c.amp < 0.3 * amps.max()]
-        self.spk = float(np.median([c.amp for c in strong]))
-        self.npk = float(np.median(weak)) if weak else 0.1 * self.spk
+        self.spk = median(c.amp for c in strong)
+        self.npk = median(weak) if weak else 0.1 * self.spk
         return strong
 
     def _bootstrap_template(self, strong: list[_Candidate], min_members: int) -> None:

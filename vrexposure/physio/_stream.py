@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import signal
 
 from vrexposure.physio.records import Beat
 
@@ -245,24 +247,43 @@ def local_maxima(buf: SampleBuffer, a: int, b: int, h: int) -> list[tuple[int, f
     first = max(lo, buf.start)
     pad_left = first - lo
     pad_right = (b + h) - (first + seg.size)
-    ext = np.concatenate([np.full(pad_left, -np.inf), seg, np.full(max(0, pad_right), -np.inf)])
+    if pad_left > 0 or pad_right > 0:  # only at the start and end of a segment
+        ext = np.concatenate([np.full(pad_left, -np.inf), seg, np.full(max(0, pad_right), -np.inf)])
+    else:
+        ext = seg
     core = ext[h : h + (b - a)]
     if core.size == 0:
         return []
-    cand = np.flatnonzero((core > ext[h - 1 : h - 1 + core.size]) & (core > 0))
-    if cand.size == 0:
-        return []
-    runmax = np.lib.stride_tricks.sliding_window_view(ext, h).max(axis=1)
-    # runmax[j] = max(ext[j : j + h]); left of core[k] = runmax[k], right = runmax[k + h + 1]
-    left = runmax[cand]
-    right = runmax[cand + h + 1]
-    vals = core[cand]
-    keep = (vals > left) & (vals >= right)
-    return [(a + int(k), float(v)) for k, v in zip(cand[keep], vals[keep], strict=True)]
+    # Necessary condition first (larger than the sample before, not smaller than the one
+    # after): it leaves a few candidates per chunk, checked one by one, instead of a
+    # sliding maximum over the whole chunk (whose fixed cost dominated streaming).
+    n = core.size
+    cand = np.flatnonzero(
+        (core > ext[h - 1 : h - 1 + n]) & (core >= ext[h + 1 : h + 1 + n]) & (core > 0)
+    )
+    out: list[tuple[int, float]] = []
+    for k in cand.tolist():
+        v = ext[h + k]
+        # ext[k : k + 2h + 1] is core[k] with h samples either side: one maximum rejects
+        # most candidates; the survivors must also beat the left side strictly.
+        if v >= ext[k : k + 2 * h + 1].max() and v > ext[k : k + h].max():
+            out.append((a + k, float(v)))
+    return out
 
 
-def best_lag_corr(template: FloatArray, x: FloatArray) -> tuple[float, int]:
+def centre(template: FloatArray) -> tuple[FloatArray, float]:
+    """The template minus its mean, and that vector's squared norm (for :func:`best_lag_corr`)."""
+    t = template - template.mean()
+    return t, float(t @ t)
+
+
+def best_lag_corr(
+    template: FloatArray, x: FloatArray, centred: tuple[FloatArray, float] | None = None
+) -> tuple[float, int]:
     """Highest Pearson correlation of ``template`` with any window of ``x``.
+
+    ``centred`` is ``centre(template)`` when the caller keeps it (the template
+    changes once per beat but is matched against every candidate).
 
     Returns (correlation, offset of the best window in ``x``); ``(nan, 0)`` if
     ``x`` is shorter than the template.
@@ -270,8 +291,7 @@ def best_lag_corr(template: FloatArray, x: FloatArray) -> tuple[float, int]:
     m = template.size
     if x.size < m or m < 3:
         return float("nan"), 0
-    t = template - template.mean()
-    tt = float(t @ t)
+    t, tt = centred if centred is not None else centre(template)
     num = np.correlate(x, t, mode="valid")
     c1 = np.concatenate(([0.0], np.cumsum(x)))
     c2 = np.concatenate(([0.0], np.cumsum(x * x)))
@@ -285,9 +305,89 @@ def best_lag_corr(template: FloatArray, x: FloatArray) -> tuple[float, int]:
     return float(r[k]), k
 
 
+try:  # scipy's C kernel behind signal.sosfilt, without its ~20 µs of argument checks
+    from scipy.signal._sosfilt import _sosfilt as _sosfilt_kernel
+except ImportError:  # pragma: no cover - a scipy that moved it: the public function
+    _sosfilt_kernel = None
+
+
+class SosFilter:
+    """Causal second-order-sections filter fed chunk by chunk (state kept between chunks).
+
+    The same arithmetic as ``scipy.signal.sosfilt(sos, x, zi=zi)``, bit for bit; it
+    runs four times a second per stream, so the public function's fixed cost mattered.
+    """
+
+    def __init__(self, sos: FloatArray) -> None:
+        self.sos = np.ascontiguousarray(sos, dtype=np.float64)
+        self.zi: FloatArray | None = None  # shape (1, n_sections, 2)
+
+    def __call__(self, x: FloatArray) -> FloatArray:
+        if self.zi is None:  # start in the steady state of the first sample
+            zi0 = signal.sosfilt_zi(self.sos) * x[0]
+            self.zi = np.ascontiguousarray(zi0.reshape(1, -1, 2), dtype=np.float64)
+        if _sosfilt_kernel is None:
+            y, zi = signal.sosfilt(self.sos, x, zi=self.zi[0])
+            self.zi = np.ascontiguousarray(zi.reshape(1, -1, 2))
+            return np.asarray(y, dtype=np.float64)
+        y2 = np.array(x, dtype=np.float64, order="C").reshape(1, -1)  # filtered in place
+        _sosfilt_kernel(self.sos, y2, self.zi)
+        return y2[0]
+
+
+def median(values: Iterable[float]) -> float:
+    """Median of a few finite floats, equal to ``np.median`` bit for bit.
+
+    ``np.median`` costs ~20 µs of call overhead; it is called per beat and per
+    window, so that overhead was a large share of the streaming cost.
+    """
+    v = sorted(values)
+    n = len(v)
+    if n == 0:
+        return float("nan")
+    k = n // 2
+    if n % 2:
+        return float(v[k])
+    return (float(v[k - 1]) + float(v[k])) / 2.0
+
+
+def median_array(x: FloatArray) -> float:
+    """``np.median`` of a 1-D float array without NaN, bit for bit, at a fraction of the cost."""
+    n = x.size
+    if n == 0:
+        return float("nan")
+    k = n // 2
+    if n % 2:
+        return float(np.partition(x, k)[k])
+    p = np.partition(x, (k - 1, k))
+    return (float(p[k - 1]) + float(p[k])) / 2.0
+
+
+def quantile_linear(x: FloatArray, q: float) -> float:
+    """``np.quantile(x, q)`` (linear method) of a 1-D float array without NaN, bit for bit.
+
+    The same index arithmetic and interpolation as numpy's ``_lerp``; called per
+    heart-rate window, where ``np.quantile``'s fixed cost was most of the work.
+    """
+    n = x.size
+    if n == 0:
+        return float("nan")
+    v = np.sort(x)
+    virtual = (n - 1) * q
+    lo = min(max(math.floor(virtual), 0), n - 1)
+    hi = min(lo + 1, n - 1)
+    gamma = virtual - lo
+    a, b = float(v[lo]), float(v[hi])
+    d = b - a
+    return b - d * (1.0 - gamma) if gamma >= 0.5 else a + d * gamma
+
+
 def zscore(x: FloatArray) -> FloatArray:
     """``(x - mean) / std`` (zeros for a constant input)."""
-    s = float(x.std())
+    # numpy's own std arithmetic (sum / n, centred squares, sum / n, sqrt), bit for bit,
+    # without x.std()'s and x.mean()'s wrapper cost: this runs for every accepted beat.
+    d = x - np.add.reduce(x) / x.size
+    s = math.sqrt(float(np.add.reduce(d * d)) / x.size)
     if s <= 0:
         return np.zeros_like(x)
-    return (x - x.mean()) / s
+    return d / s

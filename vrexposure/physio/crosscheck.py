@@ -20,12 +20,20 @@ These checks do not share its decisions:
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from scipy.signal import find_peaks
+
+from vrexposure.physio._stream import median_array, quantile_linear
+
+try:  # the compiled steps of scipy's find_peaks, without its argument handling
+    from scipy.signal._peak_finding_utils import _local_maxima_1d, _select_by_peak_distance
+except ImportError:  # pragma: no cover - a scipy that moved them: the public function
+    _local_maxima_1d = _select_by_peak_distance = None
 
 __all__ = [
     "CrossCheckSettings",
@@ -88,16 +96,30 @@ PPG_CROSSCHECK = CrossCheckSettings(slope_lag_s=0.05, rise_only=True, count_ever
 
 
 class SlopeEnvelope:
-    """Streaming slope envelope of one continuous segment; chunking does not matter."""
+    """Streaming slope envelope of one continuous segment; chunking does not matter.
+
+    Because chunking does not matter, chunks are only queued when fed and computed
+    together when the envelope is next read (once per heart-rate window): the fixed
+    cost of the computation is paid once a second instead of once per chunk.
+    """
 
     def __init__(self, settings: CrossCheckSettings | None = None) -> None:
         self.s = settings or CrossCheckSettings()
-        self._t: deque[FloatArray] = deque()
+        self._queued: list[tuple[FloatArray, float, float]] = []  # (x, t0_s, rate_hz)
+        self._queued_n = 0
+        self._t: deque[FloatArray] = deque()  # one array per chunk, times increasing
         self._v: deque[FloatArray] = deque()
+        # The chunks above joined (from sample ``_joined_from`` on), plus the chunks not
+        # joined yet: a window joins only the new chunks instead of all of them.
+        self._joined_t: FloatArray = np.zeros(0)
+        self._joined_v: FloatArray = np.zeros(0)
+        self._joined_from = 0
+        self._unjoined: list[tuple[FloatArray, FloatArray]] = []
         self.reset()
 
     def reset(self) -> None:
         """A new continuous segment starts with the next chunk."""
+        self._compute_queued()
         self._prev: FloatArray = np.zeros(0)
         self._carry: FloatArray = np.zeros(0)
         self._t0: float | None = None
@@ -106,12 +128,36 @@ class SlopeEnvelope:
 
     def feed(self, x: FloatArray, t0_s: float, rate_hz: float) -> None:
         """Append one chunk (NaN samples count as flat signal)."""
+        x = np.array(x, dtype=np.float64).reshape(-1)  # a copy: the caller may reuse its buffer
+        self._queued.append((x, float(t0_s), float(rate_hz)))
+        self._queued_n += x.size
+        if self._queued_n >= 2.0 * rate_hz:  # bounded memory if nobody reads the envelope
+            self._compute_queued()
+
+    def _compute_queued(self) -> None:
+        """Compute the queued chunks, consecutive chunks of one rate in one go."""
+        q = self._queued
+        i = 0
+        while i < len(q):
+            j = i + 1
+            while j < len(q) and q[j][2] == q[i][2]:
+                j += 1
+            # Within one rate only the first chunk's time is used (it starts the segment).
+            x = q[i][0] if j == i + 1 else np.concatenate([c[0] for c in q[i:j]])
+            self._compute(x, q[i][1], q[i][2])
+            i = j
+        q.clear()
+        self._queued_n = 0
+
+    def _compute(self, x: FloatArray, t0_s: float, rate_hz: float) -> None:
         if self._t0 is None or rate_hz != self._fs:
             self._prev = np.zeros(0)
             self._carry = np.zeros(0)
             self._t0, self._n, self._fs = t0_s, 0, rate_hz
         lag = max(1, round(self.s.slope_lag_s * rate_hz))
-        ext = np.concatenate([self._prev, np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)])
+        if not np.isfinite(x).all():  # rare: nan_to_num's fixed cost only when needed
+            x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        ext = np.concatenate([self._prev, x])
         if ext.size > lag:
             d = ext[lag:] - ext[:-lag]
             slope = np.maximum(d, 0.0) if self.s.rise_only else np.abs(d)
@@ -132,26 +178,35 @@ class SlopeEnvelope:
         self._n += n
         self._t.append(t)
         self._v.append(env)
+        self._unjoined.append((t, env))
 
     def window(self, t0_s: float, t1_s: float) -> tuple[FloatArray, FloatArray]:
         """Envelope samples with time in ``[t0_s, t1_s)``."""
-        pairs = [
-            (t, v)
-            for t, v in zip(self._t, self._v, strict=True)
-            if t.size and t[-1] >= t0_s and t[0] < t1_s
-        ]
-        if not pairs:
-            return np.zeros(0), np.zeros(0)
-        t = np.concatenate([p[0] for p in pairs])
-        v = np.concatenate([p[1] for p in pairs])
+        self._compute_queued()
+        if self._unjoined:
+            f = self._joined_from
+            self._joined_t = np.concatenate([self._joined_t[f:], *(p[0] for p in self._unjoined)])
+            self._joined_v = np.concatenate([self._joined_v[f:], *(p[1] for p in self._unjoined)])
+            self._joined_from = 0
+            self._unjoined.clear()
+        t = self._joined_t[self._joined_from :]
+        v = self._joined_v[self._joined_from :]
+        # Times increase within a chunk, so masking the joined samples selects exactly
+        # the samples of the chunks that overlap the window.
         m = (t >= t0_s) & (t < t1_s)
         return t[m], v[m]
 
     def prune(self, before_s: float) -> None:
         """Forget envelope samples before ``before_s``."""
+        # Queued chunks are newer than every computed one: they can wait (window() masks
+        # by time, so a queued sample that is already too old is never returned).
         while self._t and self._t[0].size and self._t[0][-1] < before_s:
-            self._t.popleft()
+            t = self._t.popleft()
             self._v.popleft()
+            if self._unjoined and self._unjoined[0][0] is t:
+                self._unjoined.pop(0)
+            else:
+                self._joined_from += t.size
 
 
 def envelope_peaks(
@@ -161,24 +216,42 @@ def envelope_peaks(
     s = settings or CrossCheckSettings()
     if t_s.size < 3:
         return np.zeros(0), np.zeros(0)
-    rate = 1.0 / float(np.median(np.diff(t_s)))
-    pk, _ = find_peaks(env, distance=max(1, round(s.min_peak_gap_s * rate)))
+    rate = 1.0 / median_array(np.diff(t_s))
+    pk = peaks_apart(env, max(1, round(s.min_peak_gap_s * rate)))
     if pk.size < 3:
         return np.zeros(0), np.zeros(0)
     h = env[pk]
-    ref = float(np.quantile(h, 0.8))
+    ref = quantile_linear(h, 0.8)
     return t_s[pk[h >= s.low_fraction * ref]], t_s[pk[h >= s.high_fraction * ref]]
 
 
-def _unmatched(a: FloatArray, b: FloatArray, tol_s: float) -> int:
-    """How many times of ``a`` have no time of ``b`` within ``tol_s``."""
-    if a.size == 0:
+def peaks_apart(x: FloatArray, distance: int) -> npt.NDArray[np.intp]:
+    """``scipy.signal.find_peaks(x, distance=distance)[0]``, the same steps in the same order.
+
+    Called once per heart-rate window on ~500 samples, where ``find_peaks``'s own
+    argument handling cost as much as the search.
+    """
+    if _local_maxima_1d is None or _select_by_peak_distance is None:  # pragma: no cover
+        return find_peaks(x, distance=distance)[0]
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    peaks, _, _ = _local_maxima_1d(x)
+    keep = _select_by_peak_distance(peaks, x[peaks], distance)
+    return peaks[keep]
+
+
+def _unmatched(a: list[float], b: list[float], tol_s: float) -> int:
+    """How many times of ``a`` have no time of ``b`` (sorted) within ``tol_s``."""
+    if not a:
         return 0
-    if b.size == 0:
-        return int(a.size)
-    k = np.clip(np.searchsorted(b, a), 1, b.size - 1) if b.size > 1 else np.zeros(a.size, int)
-    d = np.minimum(np.abs(a - b[k - 1 if b.size > 1 else 0]), np.abs(a - b[k]))
-    return int(np.sum(d > tol_s))
+    if not b:
+        return len(a)
+    nb = len(b)
+    count = 0
+    for t in a:
+        k = min(max(bisect_left(b, t), 1), nb - 1) if nb > 1 else 0
+        d = min(abs(t - b[k - 1 if nb > 1 else 0]), abs(t - b[k]))
+        count += d > tol_s
+    return count
 
 
 def beats_agree(
@@ -195,34 +268,36 @@ def beats_agree(
     invented); and the low-threshold peaks must not be far more than the beats (a halved
     rate: every second beat missed, whatever its size).
     """
+    # Plain Python on a dozen beats and peaks: called once per window, where numpy's
+    # per-call cost on such tiny arrays was most of the work.
     s = settings or CrossCheckSettings()
     if beats_s.size < 3 or low_s.size < 3:
         return "no_second_estimate"
     tol = s.match_tolerance_s
-    lo, hi = beats_s[0] - tol, beats_s[-1] + tol
-    low_in = low_s[(low_s >= lo) & (low_s <= hi)]
-    high_in = high_s[(high_s >= lo) & (high_s <= hi)]
-    # A smaller peak that is no beat is only acceptable where a T wave can be ...
-    k = np.searchsorted(beats_s, low_in) - 1
-    after = np.where(k >= 0, low_in - beats_s[np.maximum(k, 0)], np.inf)
-    near = np.abs(after) <= tol
-    nxt = beats_s[np.minimum(k + 1, beats_s.size - 1)]
-    inside = (k >= 0) & (k + 1 < beats_s.size)
-    near |= (k + 1 < beats_s.size) & (np.abs(nxt - low_in) <= tol)
-    t_wave = (after >= s.t_wave_s[0]) & (after <= s.t_wave_s[1])
-    if np.any(~near & ~t_wave):
+    b = beats_s.tolist()
+    nb = len(b)
+    lo, hi = b[0] - tol, b[-1] + tol
+    low_in = [t for t in low_s.tolist() if lo <= t <= hi]
+    high_in = [t for t in high_s.tolist() if lo <= t <= hi]
+    n_mid = 0
+    for t in low_in:
+        k = bisect_left(b, t) - 1  # the beat before the peak (-1: none)
+        after = t - b[k] if k >= 0 else math.inf
+        near = abs(after) <= tol or (k + 1 < nb and abs(b[k + 1] - t) <= tol)
+        # A smaller peak that is no beat is only acceptable where a T wave can be ...
+        if not near and not (s.t_wave_s[0] <= after <= s.t_wave_s[1]):
+            return "second_estimator_more_beats"
+        # ... and in a fast rhythm the middle of an interval is where a missed beat of a
+        # halved rate would be: a few such peaks there mean beats are being missed.
+        if not near and k >= 0 and k + 1 < nb:
+            frac = after / (b[k + 1] - b[k])
+            n_mid += s.halving_band[0] <= frac <= s.halving_band[1]
+    if n_mid > max(1.0, s.halving_share * nb):
         return "second_estimator_more_beats"
-    # ... and in a fast rhythm the middle of an interval is where a missed beat of a
-    # halved rate would be: a few such peaks there mean beats are being missed.
-    frac = np.full(low_in.size, np.nan)
-    frac[inside] = after[inside] / (nxt[inside] - beats_s[k[inside]])
-    mid = ~near & inside & (frac >= s.halving_band[0]) & (frac <= s.halving_band[1])
-    if int(np.sum(mid)) > max(1.0, s.halving_share * beats_s.size):
-        return "second_estimator_more_beats"
-    if _unmatched(high_in, beats_s, tol) > 0:
+    if _unmatched(high_in, b, tol) > 0:
         return "second_estimator_more_beats"
     # A beat at the very end of the envelope has no peak yet (a peak needs a next sample).
-    if _unmatched(beats_s[beats_s < env_end_s - 0.06], low_in, tol) > 0:
+    if _unmatched([t for t in b if t < env_end_s - 0.06], low_in, tol) > 0:
         return "second_estimator_fewer_beats"
     return None
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vrexposure.physio._stream import median
 from vrexposure.physio.records import RrLabel
 
 __all__ = [
@@ -86,15 +87,15 @@ class RrClassifier:
         s = self.settings
         if len(self._devs) < 5:
             return s.tolerance_floor
-        devs = np.fromiter(self._devs, dtype=np.float64)
-        spread = 1.4826 * float(np.median(np.abs(devs - np.median(devs))))
+        mid = median(self._devs)
+        spread = 1.4826 * median(abs(d - mid) for d in self._devs)
         return float(np.clip(s.tolerance_k * spread, s.tolerance_floor, s.tolerance_cap))
 
     def reference_ms(self) -> float | None:
         """Median of the recent plausible intervals (``None`` during warm-up)."""
         if len(self._hist) < self.settings.min_reference:
             return None
-        return float(np.median(np.fromiter(self._hist, dtype=np.float64)))
+        return median(self._hist)
 
     def classify(self, rr_ms: float) -> RrLabel:
         """Label the next interval of the sequence and update the history."""

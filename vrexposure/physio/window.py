@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vrexposure.physio._stream import median
 from vrexposure.physio.crosscheck import (
     CrossCheckSettings,
     RateContinuity,
@@ -98,7 +99,7 @@ def correct_intervals(
     ``adjacent[i]`` tells whether interval ``i`` directly follows interval ``i - 1``.
     """
     normal = [r for r, lab in zip(rr_ms, labels, strict=True) if lab in _USABLE]
-    ref = float(np.median(normal)) if normal else float(np.median(rr_ms)) if rr_ms else 0.0
+    ref = median(normal) if normal else median(rr_ms) if rr_ms else 0.0
     duration = 0.0
     count = 0.0
     premature = corrected = excluded = 0
@@ -243,7 +244,7 @@ class HeartRateWindower:
             prev = self._items[-1]
             recent = [it.rr_ms for it in list(self._items)[-9:] if it.label in _USABLE]
             if prev.label is RrLabel.LONG and recent:
-                ref = float(np.median(recent))
+                ref = median(recent)
                 second = bool(
                     displaced_beats([prev.label, label], [prev.rr_ms, rr_ms], [False, True], ref)
                 )
@@ -312,9 +313,9 @@ class HeartRateWindower:
             # unless it is only a little longer than the window's typical interval (sinus
             # arrhythmia) or half of a displaced beat.
             normal = [r for r, lab in zip(rr, labels, strict=True) if lab in _USABLE]
-            typical = float(np.median(normal or rr))
+            typical = median(normal or rr)
             moved = displaced_beats(labels, rr, adjacent, typical)
-            long_ok = self.crosscheck.long_ratio * float(np.median(rr))
+            long_ok = self.crosscheck.long_ratio * median(rr)
             # The last interval could be the first half of a displaced beat whose short
             # half is not in the window: it cannot be judged yet.
             last = len(rr) - 1
