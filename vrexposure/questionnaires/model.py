@@ -149,17 +149,10 @@ class _Checker(FieldChecker):
 
     def text(self, data: Mapping[str, Any], key: str, key_path: PathKey, required: bool = True,
              default: str = "") -> str:
-        if key not in data:
-            if required:
-                self.report(key_path, f"missing required field '{key}'")
-            return default
-        value = data[key]
-        if isinstance(value, int | float) and not isinstance(value, bool) and key == "version":
-            value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            self.report((*key_path, key), f"'{key}' must be a non-empty string, not {value!r}")
-            return default
-        return value.strip()
+        value = data.get(key)
+        if key == "version" and isinstance(value, int | float) and not isinstance(value, bool):
+            data = {**data, key: str(value)}  # "version: 1.0" in YAML is a number
+        return super().text(data, key, key_path, required, default).strip()
 
     def integer(self, data: Mapping[str, Any], key: str, key_path: PathKey,
                 default: int | None, required: bool = False) -> int | None:
