@@ -8,17 +8,12 @@ renders the head-locked card side-by-side at 2 × 1440 × 1600, 90° per eye.
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.render_fixtures import changed_fraction
+from tests.test_render_legibility import height_deg, measure_extents
 from tests.test_render_process import borrowed_engine, renderer_config, run_for, run_until, shown
 from vrexposure.client import ControlClient
 from vrexposure.config import Endpoints
@@ -28,10 +23,6 @@ from vrexposure.render.process import RendererProcess
 from vrexposure.render.questionnaire_card import QuestionnaireInput, box_layout, card_text
 
 pytestmark = pytest.mark.render
-
-ROOT = Path(__file__).resolve().parents[1]
-EYE_W, EYE_H, FOV_DEG = 1440, 1600, 90.0
-PX_PER_DEG_CENTRE = (EYE_W / 2) / math.tan(math.radians(FOV_DEG / 2)) * math.pi / 180
 
 
 # --------------------------------------------------------------------------- pure logic
@@ -202,19 +193,7 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def extents() -> dict[str, list[int] | None]:
-    env = dict(os.environ)
-    env.pop("DISPLAY", None)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(2 * EYE_W), str(EYE_H),
-                           str(FOV_DEG)], capture_output=True, text=True, timeout=180, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
-    result: dict[str, list[int] | None] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
-def height_deg(box: list[int] | None) -> float:
-    assert box is not None, "nothing was drawn"
-    return (box[1] - box[0] + 1) / PX_PER_DEG_CENTRE
+    return measure_extents(MEASURE, timeout_s=180.0)
 
 
 @pytest.mark.parametrize("form", ["ipq", "suds"])

@@ -54,16 +54,23 @@ print(json.dumps(out))
 """
 
 
-@pytest.fixture(scope="module")
-def extents() -> dict[str, list[int] | None]:
+def measure_extents(script: str, timeout_s: float = 120.0) -> dict[str, list[int] | None]:
+    """Run a measuring ``script`` (argv: width, height, fov) in its own offscreen process at
+    headset size; its last line is JSON: name → [top, bottom, left, right] px or None."""
     env = dict(os.environ)
     env.pop("DISPLAY", None)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(2 * EYE_W), str(EYE_H),
-                           str(FOV_DEG)], capture_output=True, text=True, timeout=120, env=env)
+    done = subprocess.run([sys.executable, "-c", script, str(2 * EYE_W), str(EYE_H),
+                           str(FOV_DEG)], capture_output=True, text=True, timeout=timeout_s,
+                          env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     result: dict[str, list[int] | None] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+@pytest.fixture(scope="module")
+def extents() -> dict[str, list[int] | None]:
+    return measure_extents(MEASURE)
 
 
 def height_deg(box: list[int] | None) -> float:
