@@ -180,6 +180,17 @@ class FieldChecker:
                     (*key_path, key), f"unknown field '{key}'{did_you_mean(str(key), allowed)}"
                 )
 
+    def unique_id(self, data: Mapping[str, Any], key_path: PathKey, seen: dict[str, int],
+                  what: str, index: int) -> str:
+        """The ``id`` of list entry ``index`` (a step, an item), reported when an earlier
+        entry has it too; ``seen`` maps ids to their first index."""
+        entry_id = self.text(data, "id", key_path, default=f"{what}{index + 1}")
+        if entry_id in seen:
+            self.report((*key_path, "id"), f"{what} id '{entry_id}' is used twice "
+                                           f"(also {what} {seen[entry_id] + 1})")
+        seen[entry_id] = index
+        return entry_id
+
     def text(self, data: Mapping[str, Any], key: str, key_path: PathKey, required: bool = True,
              default: str = "") -> str:
         if key not in data:
@@ -481,11 +492,7 @@ def _build(data: object, source: SourceMap, scenes: Mapping[str, SceneSpec],
             if step_data is None:
                 continue
             check.unknown_keys(step_data, _STEP_KEYS, where)
-            sid = check.text(step_data, "id", where, default=f"step{index + 1}")
-            if sid in seen_ids:
-                check.report((*where, "id"), f"step id '{sid}' is used twice "
-                                             f"(also step {seen_ids[sid] + 1})")
-            seen_ids[sid] = index
+            sid = check.unique_id(step_data, where, seen_ids, "step", index)
             label = check.text(step_data, "label", where)
             suds_value = step_data.get("expected_suds")
             if "expected_suds" not in step_data:

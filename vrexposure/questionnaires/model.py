@@ -280,11 +280,7 @@ def _build(data: object, source: SourceMap) -> tuple[Questionnaire | None, list[
             check.report(where, f"item {index + 1} must be a mapping with id and text")
             continue
         check.unknown_keys(raw_item, _ITEM_KEYS, where)
-        iid = check.text(raw_item, "id", where, default=f"item{index + 1}")
-        if iid in seen:
-            check.report((*where, "id"), f"item id '{iid}' is used twice (also item "
-                                         f"{seen[iid] + 1})")
-        seen[iid] = index
+        iid = check.unique_id(raw_item, where, seen, "item", index)
         if item_text == "included":
             text = check.text(raw_item, "text", where)
         else:
