@@ -6,6 +6,7 @@ algorithm.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -56,6 +57,9 @@ class DetectorSettings:
             (ECG); ``"max"``: largest band-pass value near the candidate;
             ``"slope"``: steepest rise before the candidate (PPG upstroke).
         fid_search_s: Extra search span for the fiducial point.
+        fid_first_odd: An accepted odd-shaped beat (template correlation below
+            ``shape_accept``) is reported at its earliest peak reaching this fraction of
+            the largest one (1.0: the largest).
         delay_at_hz: Frequency at which the filter's group delay is removed from
             the reported times.
         template_pre_s: Template span before the fiducial.
@@ -67,6 +71,14 @@ class DetectorSettings:
             need ``shape_secondary``.
         searchback_factor: A beat is overdue after this many median RR intervals.
         searchback_horizon_s: Rejected candidates stay eligible for search-back this long.
+        searchback_timed: Last search-back choice (any shape, above half the
+            threshold): a candidate at least this x median RR from both the last beat
+            and the overdue candidate (0: off).
+        missed_like_amp: A rejected candidate with a beat's shape and at least this x
+            the signal level, away from both neighbouring beats, is reported with the
+            next beat (``missed_like_index``): a small beat may be missing there.
+        missed_like_gap_s: ... at least this long before the next beat (and
+            ``secondary_s`` after the previous one).
         relearn_min_s: Re-learn after at least this long without a beat ...
         relearn_factor: ... and at least this many median RR intervals.
         relearn_window_s: Candidates of this last span are used to re-learn.
@@ -96,6 +108,10 @@ class DetectorSettings:
     nms_s: float = 0.2
     fiducial: str = "abs"
     fid_search_s: float = 0.03
+    fid_first_odd: float = 1.0
+    searchback_timed: float = 0.0
+    missed_like_amp: float = math.inf
+    missed_like_gap_s: float = 0.25
     delay_at_hz: float = 12.0
     template_pre_s: float = 0.08
     template_post_s: float = 0.08
@@ -270,6 +286,16 @@ class TemplateBeatCore(SegmentCore):
         wave = self.y.view(raw - self.pre - self.lag, raw + self.post + self.lag + 1).copy()
         return _Candidate(i=i, amp=amp, fid=raw + frac - self.gd, seg=wave)
 
+    def _first_major_peak(self, mag: FloatArray) -> int:
+        """Index of the earliest local maximum of ``mag`` reaching ``fid_first_odd`` of its
+        last value (the fiducial), else the last index."""
+        last = mag.size - 1
+        big = np.flatnonzero(mag[1:-1] >= self.p.fid_first_odd * mag[last]) + 1
+        for j in big.tolist():
+            if mag[j] >= mag[j - 1] and mag[j] >= mag[j + 1]:
+                return int(j)
+        return last
+
     def _on_candidate(self, c: _Candidate) -> list[Detection]:
         fs = self.fs
         self.recent.append(c)
@@ -388,6 +414,7 @@ class TemplateBeatCore(SegmentCore):
         thr = self._threshold()
         best: _Candidate | None = None
         odd: _Candidate | None = None
+        timed: _Candidate | None = None
         for q in self.pending:
             if q.i <= self.last.i or q.i >= c.i or c.i - q.i > self.horizon:
                 continue
@@ -398,6 +425,13 @@ class TemplateBeatCore(SegmentCore):
             if q.amp <= max(0.5 * thr, self._floor()):
                 continue
             q.corr = self._shape(q)
+            if (
+                p.searchback_timed > 0
+                and min(q.fid - self.last.fid, c.fid - q.fid) >= p.searchback_timed * rr_avg
+                and q.amp < p.ectopic_amp_max * self.spk
+                and (timed is None or q.amp > timed.amp)
+            ):
+                timed = q
             if self.template_n < 3 or q.corr >= p.shape_searchback:
                 if best is None or q.amp > best.amp:
                     best = q
@@ -408,7 +442,7 @@ class TemplateBeatCore(SegmentCore):
                 and (odd is None or q.amp > odd.amp)
             ):
                 odd = q
-        pick = best if best is not None else odd
+        pick = best if best is not None else odd if odd is not None else timed
         if pick is None:
             return []
         if not self._gated(pick):
@@ -417,6 +451,12 @@ class TemplateBeatCore(SegmentCore):
 
     def _accept(self, c: _Candidate, searchback: bool) -> Detection:
         fs = self.fs
+        if self.p.fid_first_odd < 1.0 and not c.corr >= self.p.shape_accept:
+            # A wide odd-shaped beat (PVC): its largest deflection can come 100 ms after
+            # its onset; report its first major peak instead.
+            k0 = self.pre + self.lag
+            mag = np.abs(c.seg[max(0, k0 - self.look) : k0 + 1])
+            c.fid += self._first_major_peak(mag) - (mag.size - 1)
         if self.last is not None:
             rr = c.fid - self.last.fid
             if self.p.rr_min_s * fs <= rr <= self.p.rr_max_s * fs:
@@ -424,9 +464,20 @@ class TemplateBeatCore(SegmentCore):
         level = self.spk if self.spk > 0 else float("nan")
         prominence = c.amp / level
         noise = 0.0
+        missed_like: _Candidate | None = None
         if self.last is not None:
-            between = [q.amp for q in self.pending if self.last.i < q.i < c.i and q is not c]
-            noise = max(between, default=0.0) / level
+            between = [q for q in self.pending if self.last.i < q.i < c.i and q is not c]
+            noise = max((q.amp for q in between), default=0.0) / level
+            lo = self.last.fid + self.p.secondary_s * fs
+            hi = c.fid - self.p.missed_like_gap_s * fs
+            for q in between:
+                if (
+                    lo <= q.fid <= hi
+                    and q.corr >= self.p.shape_accept
+                    and q.amp >= self.p.missed_like_amp * level
+                    and (missed_like is None or q.amp > missed_like.amp)
+                ):
+                    missed_like = q
         self._update_template(c)
         self.last = c
         self.pending = [q for q in self.pending if q.i > c.i]
@@ -436,6 +487,7 @@ class TemplateBeatCore(SegmentCore):
             prominence=prominence,
             noise_ratio=noise,
             searchback=searchback,
+            missed_like_index=None if missed_like is None else missed_like.fid,
         )
 
     def _update_template(self, c: _Candidate) -> None:

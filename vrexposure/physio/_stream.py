@@ -33,6 +33,9 @@ class Detection:
     prominence: float
     noise_ratio: float
     searchback: bool = False
+    # Fractional sample index of a beat-shaped candidate rejected since the previous
+    # beat, well away from both beats (a small beat may have been missed there).
+    missed_like_index: float | None = None
 
 
 class SampleBuffer:
@@ -230,6 +233,9 @@ class StreamingDetector(ABC):
                     prominence=d.prominence,
                     noise_ratio=d.noise_ratio,
                     searchback=d.searchback,
+                    missed_like_s=(
+                        None if d.missed_like_index is None else self._time_of(d.missed_like_index)
+                    ),
                 )
             )
         return beats

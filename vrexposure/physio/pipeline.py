@@ -122,7 +122,9 @@ class _WaveformPipeline:
     def _consume(self, beats: Sequence[Beat]) -> list[RrInterval]:
         out: list[RrInterval] = []
         for b in beats:
-            self._win.add_beat(b.t_s, b.shape_corr, b.noise_ratio, b.searchback, b.prominence)
+            self._win.add_beat(
+                b.t_s, b.shape_corr, b.noise_ratio, b.searchback, b.prominence, b.missed_like_s
+            )
             if b.rr_ms is None:
                 self._rr.reset()
                 self._win.break_sequence()

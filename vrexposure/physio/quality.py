@@ -47,6 +47,8 @@ class WindowQualitySettings:
         max_searchback: GOOD allows at most this many search-back beats.
         max_bad_input_fraction: GOOD allows at most this fraction of the window to
             be covered by input flagged bad (NaN samples, device quality).
+        max_missed_like: GOOD allows at most this many rejected beat-shaped candidates
+            between beats (a small beat may be missing from the count).
     """
 
     min_coverage: float = 0.75
@@ -58,6 +60,7 @@ class WindowQualitySettings:
     max_noise_ratio: float = 0.3
     max_searchback: int = 0
     max_bad_input_fraction: float = 0.02
+    max_missed_like: int = 0
 
 
 #: Default for pulse (PPG) input: a premature beat often gives no proper pulse, so a
@@ -85,6 +88,8 @@ class WindowFeatures:
         discontinuous: The window contains a segment start (gap, reset, start of
             input) after its beginning.
         bad_input_fraction: Fraction of the window covered by input flagged bad.
+        n_missed_like: Rejected beat-shaped candidates inside the window, away from
+            the beats (see :attr:`~vrexposure.physio.records.Beat.missed_like_s`).
     """
 
     window_s: float
@@ -100,6 +105,7 @@ class WindowFeatures:
     n_searchback: int
     discontinuous: bool
     bad_input_fraction: float
+    n_missed_like: int = 0
 
 
 def assess_window(
@@ -122,6 +128,7 @@ def assess_window(
         (f.n_warmup > 0, "warmup"),
         (f.discontinuous, "discontinuity"),
         (f.bad_input_fraction > s.max_bad_input_fraction, "bad_input"),
+        (f.n_missed_like > s.max_missed_like, "possible_missed_beat"),
     )
     reasons = [name for failed, name in checks if failed]
     return (Quality.UNCERTAIN if reasons else Quality.GOOD), tuple(reasons)

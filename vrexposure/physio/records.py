@@ -33,6 +33,9 @@ class Beat:
             that level (0 = nothing else in between; T waves ~0.1; noise > 0.3).
         searchback: True when the beat was recovered by the search-back rule
             (accepted below the normal threshold because a beat was overdue).
+        missed_like_s: Time of a rejected candidate since the previous beat that had a
+            beat's shape, away from both beats (a small premature beat both the
+            detector and the envelope may have missed); ``None`` when there was none.
     """
 
     t_s: float
@@ -41,6 +44,7 @@ class Beat:
     prominence: float
     noise_ratio: float = 0.0
     searchback: bool = False
+    missed_like_s: float | None = None
 
 
 class RrLabel(str, Enum):

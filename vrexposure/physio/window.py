@@ -78,6 +78,7 @@ class _BeatMark:
     noise_ratio: float
     searchback: bool
     prominence: float
+    missed_like_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,30 @@ def displaced_beats(
     return out
 
 
+def compensatory_pauses(
+    labels: list[RrLabel], rr_ms: list[float], adjacent: list[bool], tolerance: float = 0.2
+) -> set[int]:
+    """Indices of long intervals that are the pause after a premature beat (bigeminy).
+
+    In a repeating premature-beat pattern every coupling interval (SHORT) is followed by
+    a long pause, and each pair spans about the same time. A pair that spans much more
+    than the window's typical pair hides a missed beat and is not returned. Needs at
+    least two such pairs in the window.
+    """
+    pairs = [
+        i
+        for i in range(1, len(labels))
+        if labels[i] in (RrLabel.MISSED, RrLabel.LONG, RrLabel.NORMAL, RrLabel.ECTOPIC)
+        and labels[i - 1] is RrLabel.SHORT
+        and adjacent[i]
+    ]
+    if len(pairs) < 2:
+        return set()
+    sums = [rr_ms[i - 1] + rr_ms[i] for i in pairs]
+    typical = median(sums)
+    return {i for i, v in zip(pairs, sums, strict=True) if v <= (1 + tolerance) * typical}
+
+
 class HeartRateWindower:
     """Collects beats/intervals and emits one :class:`HeartRateEstimate` per window.
 
@@ -225,13 +250,19 @@ class HeartRateWindower:
         noise_ratio: float = 0.0,
         searchback: bool = False,
         prominence: float = 1.0,
+        missed_like_s: float | None = None,
     ) -> None:
         """Record a beat (for the beat count and the beat-level quality checks)."""
         if self._next_k is None:
             self.mark_start(t_s)
         self._beats.append(
             _BeatMark(
-                float(t_s), float(shape_corr), float(noise_ratio), bool(searchback), prominence
+                float(t_s),
+                float(shape_corr),
+                float(noise_ratio),
+                bool(searchback),
+                prominence,
+                missed_like_s,
             )
         )
 
@@ -314,7 +345,9 @@ class HeartRateWindower:
             # arrhythmia) or half of a displaced beat.
             normal = [r for r, lab in zip(rr, labels, strict=True) if lab in _USABLE]
             typical = median(normal or rr)
-            moved = displaced_beats(labels, rr, adjacent, typical)
+            moved = displaced_beats(labels, rr, adjacent, typical) | compensatory_pauses(
+                labels, rr, adjacent
+            )
             long_ok = self.crosscheck.long_ratio * median(rr)
             # The last interval could be the first half of a displaced beat whose short
             # half is not in the window: it cannot be judged yet.
@@ -322,8 +355,8 @@ class HeartRateWindower:
             n_corrected = sum(
                 1
                 for i, (lab, v) in enumerate(zip(labels, rr, strict=True))
-                if lab is RrLabel.MISSED
-                or (lab is RrLabel.LONG and i not in moved and (v > long_ok or i == last))
+                if i not in moved
+                and (lab is RrLabel.MISSED or (lab is RrLabel.LONG and (v > long_ok or i == last)))
             )
             n_excluded = n_premature = 0
             # A beat of any shape is certain when it stands well above the noise.
@@ -349,6 +382,13 @@ class HeartRateWindower:
             n_searchback=n_searchback,
             discontinuous=any(t_start < s < t_end for s in self._starts),
             bad_input_fraction=bad / w,
+            # Every stored beat: the one after the window's last carries a suspect
+            # between them.
+            n_missed_like=sum(
+                1
+                for b in self._beats
+                if b.missed_like_s is not None and t_start <= b.missed_like_s < t_end
+            ),
         )
         quality, reasons = assess_window(feats, self.quality)
         bpm = None
