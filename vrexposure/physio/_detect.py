@@ -57,9 +57,6 @@ class DetectorSettings:
             (ECG); ``"max"``: largest band-pass value near the candidate;
             ``"slope"``: steepest rise before the candidate (PPG upstroke).
         fid_search_s: Extra search span for the fiducial point.
-        fid_first_odd: An accepted odd-shaped beat (template correlation below
-            ``shape_accept``) is reported at its earliest peak reaching this fraction of
-            the largest one (1.0: the largest).
         delay_at_hz: Frequency at which the filter's group delay is removed from
             the reported times.
         template_pre_s: Template span before the fiducial.
@@ -108,7 +105,6 @@ class DetectorSettings:
     nms_s: float = 0.2
     fiducial: str = "abs"
     fid_search_s: float = 0.03
-    fid_first_odd: float = 1.0
     searchback_timed: float = 0.0
     missed_like_amp: float = math.inf
     missed_like_gap_s: float = 0.25
@@ -286,16 +282,6 @@ class TemplateBeatCore(SegmentCore):
         wave = self.y.view(raw - self.pre - self.lag, raw + self.post + self.lag + 1).copy()
         return _Candidate(i=i, amp=amp, fid=raw + frac - self.gd, seg=wave)
 
-    def _first_major_peak(self, mag: FloatArray) -> int:
-        """Index of the earliest local maximum of ``mag`` reaching ``fid_first_odd`` of its
-        last value (the fiducial), else the last index."""
-        last = mag.size - 1
-        big = np.flatnonzero(mag[1:-1] >= self.p.fid_first_odd * mag[last]) + 1
-        for j in big.tolist():
-            if mag[j] >= mag[j - 1] and mag[j] >= mag[j + 1]:
-                return int(j)
-        return last
-
     def _on_candidate(self, c: _Candidate) -> list[Detection]:
         fs = self.fs
         self.recent.append(c)
@@ -451,12 +437,6 @@ class TemplateBeatCore(SegmentCore):
 
     def _accept(self, c: _Candidate, searchback: bool) -> Detection:
         fs = self.fs
-        if self.p.fid_first_odd < 1.0 and not c.corr >= self.p.shape_accept:
-            # A wide odd-shaped beat (PVC): its largest deflection can come 100 ms after
-            # its onset; report its first major peak instead.
-            k0 = self.pre + self.lag
-            mag = np.abs(c.seg[max(0, k0 - self.look) : k0 + 1])
-            c.fid += self._first_major_peak(mag) - (mag.size - 1)
         if self.last is not None:
             rr = c.fid - self.last.fid
             if self.p.rr_min_s * fs <= rr <= self.p.rr_max_s * fs:

@@ -66,7 +66,6 @@ class EcgDetectorSettings(DetectorSettings):
     # 360 ms after the previous beat was one.
     shape_premature: float = 0.6
     amp_premature: float = 0.0
-    fid_first_odd: float = 0.6
     searchback_timed: float = 0.6
     missed_like_amp: float = 0.08
 
