@@ -202,6 +202,43 @@ def test_beats_reported_promptly(
     assert late and max(late) <= limit_s
 
 
+def test_batched_detection_gives_the_same_beats_a_little_later(
+    ecg_reference: list[Beat],
+) -> None:
+    """Chunks queued until 0.5 s of signal has come: the same beats, at most 0.5 s later."""
+    d = EcgBeatDetector(batch_s=0.5)
+    step = 7  # a serial read's worth of samples
+    out: list[Beat] = []
+    late = []
+    calls_with_work = 0
+    for i in range(0, ECG.size, step):
+        now = (i + min(step, ECG.size - i)) / ECG_FS
+        new = d.feed(ECG[i : i + step], 100.0 + i / ECG_FS, ECG_FS)
+        calls_with_work += d._queued_n == 0  # the queue was just processed
+        late += [now - (b.t_s - 100.0) for b in new if b.t_s > 104.0 and not b.searchback]
+        out += new
+    out += d.flush()
+    assert_same_beats(out, ecg_reference)
+    assert late and max(late) <= 0.35 + 0.5
+    # ~2 detector runs per second of signal instead of one per 7-sample read
+    assert calls_with_work <= 2 * ECG.size / ECG_FS + 2
+
+
+def test_batched_detector_flushes_its_queue_at_a_gap() -> None:
+    plain, batched = EcgBeatDetector(), EcgBeatDetector(batch_s=0.5)
+    half = ECG.size // 2
+    results = []
+    for d in (plain, batched):
+        out: list[Beat] = []
+        for i in range(0, half, 50):
+            out += d.feed(ECG[i : min(i + 50, half)], i / ECG_FS, ECG_FS)
+        for i in range(half, ECG.size, 50):
+            out += d.feed(ECG[i : i + 50], 1000.0 + (i - half) / ECG_FS, ECG_FS)
+        results.append(out + d.flush())
+    assert_same_beats(results[1], results[0])
+    assert sum(b.rr_ms is None for b in results[1]) == 2  # two segments, none across
+
+
 # -- gaps, clock, invalid input ----------------------------------------------------------
 
 

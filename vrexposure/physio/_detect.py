@@ -295,8 +295,8 @@ class TemplateBeatCore(SegmentCore):
         out: list[Detection] = []
         rr_avg = self._rr_avg()
         # Long-term level: follows the beat level up at once, decays with time constant tau.
-        decay = np.exp(-(c.i - self.long_level_i) / (self.p.floor_tau_s * fs))
-        self.long_level = max(self.long_level * float(decay), self.spk)
+        decay = math.exp(-(c.i - self.long_level_i) / (self.p.floor_tau_s * fs))
+        self.long_level = max(self.long_level * decay, self.spk)
         self.long_level_i = c.i
         since = c.i - max(self.last.i if self.last is not None else 0, self.learned_i)
         if self.last is not None:

@@ -216,7 +216,10 @@ def envelope_peaks(
     s = settings or CrossCheckSettings()
     if t_s.size < 3:
         return np.zeros(0), np.zeros(0)
-    rate = 1.0 / median_array(np.diff(t_s))
+    step = float(t_s[1] - t_s[0])
+    if abs(float(t_s[-1] - t_s[0]) - step * (t_s.size - 1)) > 1e-6 * step * t_s.size:
+        step = median_array(np.diff(t_s))  # two segments of different rates
+    rate = 1.0 / step
     pk = peaks_apart(env, max(1, round(s.min_peak_gap_s * rate)))
     if pk.size < 3:
         return np.zeros(0), np.zeros(0)
@@ -239,23 +242,25 @@ def peaks_apart(x: FloatArray, distance: int) -> npt.NDArray[np.intp]:
     return peaks[keep]
 
 
-def _unmatched(a: list[float], b: list[float], tol_s: float) -> int:
-    """How many times of ``a`` have no time of ``b`` (sorted) within ``tol_s``."""
+def _any_unmatched(a: list[float], b: list[float], tol_s: float) -> bool:
+    """Whether some time of ``a`` has no time of ``b`` within ``tol_s`` (both sorted)."""
     if not a:
-        return 0
+        return False
     if not b:
-        return len(a)
-    nb = len(b)
-    count = 0
+        return True
+    # One merge walk instead of a bisection per time.
+    j = 0
+    last = len(b) - 1
     for t in a:
-        k = min(max(bisect_left(b, t), 1), nb - 1) if nb > 1 else 0
-        d = min(abs(t - b[k - 1 if nb > 1 else 0]), abs(t - b[k]))
-        count += d > tol_s
-    return count
+        while j < last and b[j + 1] <= t:
+            j += 1
+        if abs(t - b[j]) > tol_s and (j == last or abs(b[j + 1] - t) > tol_s):
+            return True
+    return False
 
 
 def beats_agree(
-    beats_s: FloatArray,
+    beats_s: FloatArray | list[float],
     low_s: FloatArray,
     high_s: FloatArray,
     settings: CrossCheckSettings | None = None,
@@ -271,10 +276,10 @@ def beats_agree(
     # Plain Python on a dozen beats and peaks: called once per window, where numpy's
     # per-call cost on such tiny arrays was most of the work.
     s = settings or CrossCheckSettings()
-    if beats_s.size < 3 or low_s.size < 3:
+    b = beats_s if isinstance(beats_s, list) else beats_s.tolist()
+    if len(b) < 3 or low_s.size < 3:
         return "no_second_estimate"
     tol = s.match_tolerance_s
-    b = beats_s.tolist()
     nb = len(b)
     lo, hi = b[0] - tol, b[-1] + tol
     low_in = [t for t in low_s.tolist() if lo <= t <= hi]
@@ -294,10 +299,10 @@ def beats_agree(
             n_mid += s.halving_band[0] <= frac <= s.halving_band[1]
     if n_mid > max(1.0, s.halving_share * nb):
         return "second_estimator_more_beats"
-    if _unmatched(high_in, b, tol) > 0:
+    if _any_unmatched(high_in, b, tol):
         return "second_estimator_more_beats"
     # A beat at the very end of the envelope has no peak yet (a peak needs a next sample).
-    if _unmatched([t for t in b if t < env_end_s - 0.06], low_in, tol) > 0:
+    if _any_unmatched([t for t in b if t < env_end_s - 0.06], low_in, tol):
         return "second_estimator_fewer_beats"
     return None
 

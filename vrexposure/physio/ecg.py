@@ -84,12 +84,17 @@ class EcgBeatDetector(StreamingDetector):
             re-learns; no RR interval spans the discontinuity). Within a segment,
             beat times follow the sample count from the segment's first ``t0_s``,
             so timestamp jitter smaller than this is ignored.
+        batch_s: Queue chunks until this much signal has come and detect them in one
+            go (same beats, emitted up to ``batch_s`` later; 0: at every chunk).
     """
 
     def __init__(
-        self, settings: DetectorSettings | None = None, max_clock_error_s: float = 0.25
+        self,
+        settings: DetectorSettings | None = None,
+        max_clock_error_s: float = 0.25,
+        batch_s: float = 0.0,
     ) -> None:
-        super().__init__(max_clock_error_s=max_clock_error_s)
+        super().__init__(max_clock_error_s=max_clock_error_s, batch_s=batch_s)
         self.settings = settings or EcgDetectorSettings()
 
     def _new_core(self, rate_hz: float) -> SegmentCore:

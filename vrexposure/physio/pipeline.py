@@ -31,6 +31,11 @@ __all__ = [
     "RrHeartRatePipeline",
 ]
 
+#: The detectors run once half a second of new signal has come, however small the
+#: chunks a device delivers: the per-call cost is paid twice a second, and a heart-rate
+#: window (one per second) comes at most this much later.
+DETECT_EVERY_S = 0.5
+
 
 @dataclass(frozen=True, slots=True)
 class PipelineOutput:
@@ -153,6 +158,8 @@ class EcgHeartRatePipeline(_WaveformPipeline):
         rr_settings: Tuning of the RR artifact rule.
         quality_settings: Thresholds of the window quality flag.
         max_clock_error_s: Timestamp disagreement that counts as a gap.
+        detect_every_s: The detector runs once this much new signal has come (the
+            beats do not depend on it; windows come up to this much later).
     """
 
     def __init__(
@@ -163,9 +170,10 @@ class EcgHeartRatePipeline(_WaveformPipeline):
         rr_settings: RrRuleSettings | None = None,
         quality_settings: WindowQualitySettings | None = None,
         max_clock_error_s: float = 0.25,
+        detect_every_s: float = DETECT_EVERY_S,
     ) -> None:
         super().__init__(
-            EcgBeatDetector(detector, max_clock_error_s=max_clock_error_s),
+            EcgBeatDetector(detector, max_clock_error_s, detect_every_s),
             window_s,
             step_s,
             rr_settings,
@@ -190,9 +198,10 @@ class PpgHeartRatePipeline(_WaveformPipeline):
         rr_settings: RrRuleSettings | None = None,
         quality_settings: WindowQualitySettings | None = None,
         max_clock_error_s: float = 0.25,
+        detect_every_s: float = DETECT_EVERY_S,
     ) -> None:
         super().__init__(
-            PpgPulseDetector(detector, max_clock_error_s=max_clock_error_s),
+            PpgPulseDetector(detector, max_clock_error_s, detect_every_s),
             window_s,
             step_s,
             rr_settings,

@@ -65,9 +65,12 @@ class PpgPulseDetector(StreamingDetector):
     """
 
     def __init__(
-        self, settings: DetectorSettings | None = None, max_clock_error_s: float = 0.25
+        self,
+        settings: DetectorSettings | None = None,
+        max_clock_error_s: float = 0.25,
+        batch_s: float = 0.0,
     ) -> None:
-        super().__init__(max_clock_error_s=max_clock_error_s)
+        super().__init__(max_clock_error_s=max_clock_error_s, batch_s=batch_s)
         self.settings = settings or PpgDetectorSettings()
 
     def _new_core(self, rate_hz: float) -> SegmentCore:

@@ -89,7 +89,8 @@ class RrClassifier:
             return s.tolerance_floor
         mid = median(self._devs)
         spread = 1.4826 * median(abs(d - mid) for d in self._devs)
-        return float(np.clip(s.tolerance_k * spread, s.tolerance_floor, s.tolerance_cap))
+        # min/max: np.clip's fixed cost on one number was a tenth of the classifier's
+        return min(max(s.tolerance_k * spread, s.tolerance_floor), s.tolerance_cap)
 
     def reference_ms(self) -> float | None:
         """Median of the recent plausible intervals (``None`` during warm-up)."""
@@ -187,18 +188,24 @@ def rmssd_ms(
     i.e. no gap or dropped interval between them). ``None`` if no difference
     qualifies.
     """
-    rr = np.asarray(rr_ms, dtype=np.float64)
-    if rr.size < 2:
+    # Plain Python: called once per heart-rate window on a dozen intervals, where
+    # numpy's per-call cost was most of the work.
+    rr = [float(v) for v in rr_ms]
+    n = len(rr)
+    if n < 2:
         return None
-    ok = np.ones(rr.size, dtype=bool) if labels is None else _usable(labels, include_warmup)
-    if labels is not None and len(labels) != rr.size:
+    if labels is not None and len(labels) != n:
         raise ValueError("rr_ms and labels differ in length")
-    pair = ok[1:] & ok[:-1]
-    if adjacent is not None:
-        if len(adjacent) != rr.size:
-            raise ValueError("rr_ms and adjacent differ in length")
-        pair &= np.asarray(adjacent, dtype=bool)[1:]
-    if not pair.any():
+    if adjacent is not None and len(adjacent) != n:
+        raise ValueError("rr_ms and adjacent differ in length")
+    ok = [True] * n if labels is None else _usable(labels, include_warmup).tolist()
+    total = 0.0
+    count = 0
+    for i in range(1, n):
+        if ok[i] and ok[i - 1] and (adjacent is None or adjacent[i]):
+            d = rr[i] - rr[i - 1]
+            total += d * d
+            count += 1
+    if count == 0:
         return None
-    d = np.diff(rr)[pair]
-    return float(np.sqrt(np.mean(d * d)))
+    return math.sqrt(total / count)

@@ -40,8 +40,6 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-import numpy as np
-
 from vrexposure.physio._stream import median
 from vrexposure.physio.crosscheck import (
     CrossCheckSettings,
@@ -58,6 +56,7 @@ from vrexposure.sensor_api import Quality
 __all__ = ["CorrectedIntervals", "HeartRateWindower", "correct_intervals"]
 
 _USABLE = (RrLabel.NORMAL, RrLabel.WARMUP)
+_PAUSE_LABELS = (RrLabel.MISSED, RrLabel.LONG, RrLabel.NORMAL, RrLabel.ECTOPIC)
 _EPS_S = 1e-9
 
 
@@ -177,9 +176,7 @@ def compensatory_pauses(
     pairs = [
         i
         for i in range(1, len(labels))
-        if labels[i] in (RrLabel.MISSED, RrLabel.LONG, RrLabel.NORMAL, RrLabel.ECTOPIC)
-        and labels[i - 1] is RrLabel.SHORT
-        and adjacent[i]
+        if labels[i - 1] is RrLabel.SHORT and adjacent[i] and labels[i] in _PAUSE_LABELS
     ]
     if len(pairs) < 2:
         return set()
@@ -312,7 +309,6 @@ class HeartRateWindower:
         adjacent = [it.adjacent for it in items]
         if adjacent:
             adjacent[0] = False
-        cor = correct_intervals(labels, rr, adjacent)
         bad = 0.0
         for a, b in self._bad:
             bad += max(0.0, min(b, t_end) - max(a, t_start))
@@ -327,7 +323,7 @@ class HeartRateWindower:
             t_env, env = self.envelope.window(t_start - 0.5, t_end)
             low, high = envelope_peaks(t_env, env, self.crosscheck)
             if chain and not any(lab is RrLabel.IMPLAUSIBLE for lab in labels):
-                times = np.array([b.t_s for b in beats])
+                times = [b.t_s for b in beats]
                 cross = beats_agree(times, low, high, self.crosscheck, t_end)
                 use_chain = cross is None and self.crosscheck.count_every_beat
             else:
@@ -365,6 +361,7 @@ class HeartRateWindower:
                 corrs.append(-1.0)
             n_searchback = sum(1 for b in beats if b.searchback and b.prominence < 0.5)
         else:
+            cor = correct_intervals(labels, rr, adjacent)
             duration_ms, count = cor.duration_ms, cor.count
             n_corrected, n_excluded, n_premature = cor.n_corrected, cor.n_excluded, cor.n_premature
             n_searchback = sum(1 for b in beats if b.searchback)
@@ -377,7 +374,7 @@ class HeartRateWindower:
             n_corrected=n_corrected,
             n_excluded=n_excluded,
             used_coverage=duration_ms / 1000.0 / w,
-            min_shape_corr=float(np.min(corrs)) if corrs else float("nan"),
+            min_shape_corr=min(corrs) if corrs else float("nan"),
             max_noise_ratio=max((b.noise_ratio for b in beats), default=0.0),
             n_searchback=n_searchback,
             discontinuous=any(t_start < s < t_end for s in self._starts),
