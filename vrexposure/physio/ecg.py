@@ -14,15 +14,18 @@ depend on chunking; shared machinery in :mod:`vrexposure.physio._detect`):
    from the patient's QRS complexes; this removes most of the false detections
    plain threshold detectors make in noise.
 4. Accept when the envelope peak exceeds the adaptive threshold
-   ``NPK + 0.25 (SPK − NPK)`` *and* the shape matches; candidates that come
-   early (< 0.7 × the recent RR, or within 360 ms: T-wave zone) need a closer
-   match. A much larger odd-shaped candidate is accepted as an ectopic beat. The
+   ``NPK + 0.25 (SPK − NPK)`` *and* the shape matches; candidates within 360 ms
+   of the previous beat (T-wave zone) need a closer match, while an early (premature)
+   candidate of the beat's shape is a beat like any other. A much larger
+   odd-shaped candidate is accepted as an ectopic beat. The
    signal level SPK follows beat-shaped candidates (accepted or not), the noise
    level NPK the others (capped at half of SPK), both clipped against outliers.
 5. Search-back: when a beat is overdue (> 1.66 × the median recent RR), the
    largest rejected beat-shaped candidate above half the threshold since the
    last beat is accepted; failing that, the largest candidate above the full
-   threshold well inside the gap (a missed ectopic beat before its pause).
+   threshold well inside the gap (a missed ectopic beat before its pause); failing
+   that, the largest candidate above half the threshold at least 0.6 × RR from both
+   neighbours, whatever its shape (a beat whose shape changed).
 6. When nothing was accepted for max(2.5 s, 1.8 RR), the levels (and, if at
    least three candidates agree on a shape, the template) are re-learnt from the
    last 4 s. Candidates below 0.2 % of a slowly decaying (30 s) long-term beat
@@ -30,8 +33,10 @@ depend on chunking; shared machinery in :mod:`vrexposure.physio._detect`):
 
 The reported time is the largest absolute band-pass value, corrected for the
 filter's group delay at 12 Hz (≈ the R or S peak). Each beat carries its
-template correlation and a noise ratio (largest rejected candidate since the
-previous beat relative to the beat level), which the window quality flag uses.
+template correlation, a noise ratio (largest rejected candidate since the
+previous beat relative to the beat level) and the time of any rejected candidate
+with a beat's shape well between the two beats (a small beat may have been
+missed there), which the window quality flag uses.
 
 Latency: ≈ 0.3 s after the R peak. Beats recovered by search-back come later
 (up to ~1 s), and the beats of the first 2.5 s of a segment come when the

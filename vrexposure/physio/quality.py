@@ -9,6 +9,8 @@ A window is ``GOOD`` (shown as a number to trust) only if *all* of these hold:
 * every beat in it matches the running beat template well (``min_shape_corr``),
   no noise candidate between beats came near beat size (``max_noise_ratio``)
   and none was recovered by search-back (waveform input only);
+* no rejected candidate with a beat's shape lies well between two beats
+  (``possible_missed_beat``: a small beat may be missing from the count);
 * the RR history was long enough to judge the intervals (no WARMUP);
 * the input was continuous and not marked bad by the device.
 

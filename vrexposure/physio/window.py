@@ -31,7 +31,9 @@ named in ``reasons``. For ECG, when the envelope confirms an unbroken chain of
 beats, *every* interval counts (ectopic beats are beats, classified and counted
 in ``n_ectopic``) and the beat-shape, premature-beat and search-back rules are
 relaxed; an interval of about k references or a long interval (> 1.3 x the
-window's median, or the window's last) still makes the window uncertain.
+window's median, or the window's last) still makes the window uncertain, unless it
+is the pause after a premature beat in a repeating pattern (bigeminy: every
+coupling + pause pair spans about the same time).
 """
 
 from __future__ import annotations
