@@ -146,6 +146,7 @@ def test_chooser_starts_on_the_planned_ssq_and_again_after_exposure(
         # Nothing more is due before exposure: no selection, a prompt.
         assert choice.currentIndex() == -1 and choice.currentText() == ""
         assert choice.placeholderText().startswith("Choose a questionnaire")
+        assert _ink(choice.grab().toImage()).sum() > 100  # the prompt is drawn in the box
         sent = len(h.sent)
         h.click("q-give")
         assert len(h.sent) == sent and h.text("q-note") == "Choose a questionnaire first."

@@ -56,7 +56,8 @@ R4_REQUIRED_CODES: dict[tuple[str, str], frozenset[str]] = {
         "document", "message", "transaction", "transaction-response", "batch",
         "batch-response", "history", "searchset", "collection"}),
 }
-#: Elements of type uri/canonical/url written here: R4 allows no whitespace in them.
+#: Elements of type uri/canonical written here, and references (URLs: urn:uuid:…): R4
+#: allows no whitespace in them.
 URI_KEYS = frozenset({"url", "system", "questionnaire", "reference", "fullUrl", "profile"})
 ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
