@@ -81,9 +81,9 @@ def test_history_widget_shows_the_course(qtbot: QtBot, tmp_path: Path) -> None:
     qtbot.waitExposed(widget)
 
     table = widget.sessions_table
-    assert [[table.item(r, c).text() for c in range(5)] for r in range(table.rowCount())] == [
-        ["1", "2026-11-02", "arachnophobia-standard", "2", "1"],
-        ["2", "2026-11-09", "arachnophobia-standard", "4", "2"]]
+    assert [[table.item(r, c).text() for c in range(4)] for r in range(table.rowCount())] == [
+        ["1", "2026-11-02\narachnophobia-standard", "2", "1"],
+        ["2", "2026-11-09\narachnophobia-standard", "4", "2"]]
     last = widget.last_table
     assert [[last.item(r, c).text() for c in (0, 2, 3)] for r in range(last.rowCount())] == [
         ["3", "55", "55"], ["4", "40", "40"]]

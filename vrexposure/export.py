@@ -600,8 +600,8 @@ def _events_sidecar(meta: Mapping[str, Any]) -> dict[str, Any]:
 def export_fhir(path: Path, out_dir: Path) -> ExportResult:
     """Completed questionnaires of a recording (or a stand-alone questionnaire file) as one
     FHIR ``Bundle``: Questionnaire, QuestionnaireResponse and score Observations, each
-    validated by ``fhir.resources`` (the ``fhir`` extra). A questionnaire definition
-    (``.yaml``) becomes a FHIR ``Questionnaire`` on its own."""
+    validated as FHIR R4 4.0.1 by ``fhirclient`` (the ``fhir`` extra). A questionnaire
+    definition (``.yaml``) becomes a FHIR ``Questionnaire`` on its own."""
     from .questionnaires import load_questionnaire
     from .questionnaires.fhir import bundle, questionnaire_resource
     from .questionnaires.records import SUFFIX, read_any

@@ -105,7 +105,7 @@ class HierarchyArea(QGroupBox):
     def set_last_suds(self, last: Mapping[str, tuple[int | None, int | None]]) -> None:
         """Last session's SUDS per step id (peak, end), shown beside today's."""
         self._last_suds = dict(last)
-        self.table.setColumnHidden(LAST_COLUMN, False)
+        self.table.setColumnHidden(LAST_COLUMN, not self._last_suds)  # none: no room taken
         self._steps_key = ()  # the rows are filled again at the next state
 
     def update_table(self, state: Mapping[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """The patient's course at session start: a self-contained widget for the therapist panel.
 
-Sessions so far (date, hierarchy version, highest step, STOP uses), last session's SUDS per
+Sessions so far (date and hierarchy version, highest step, STOP uses), last session's SUDS per
 step (peak and end), open expectancies, last session's notes and questionnaire trends. Fill
 it with :meth:`HistoryWidget.set_history` from :func:`vrexposure.clinic.history.patient_history`.
 """
@@ -68,7 +68,13 @@ class HistoryWidget(QWidget):
         # one above the other: the panel's column is narrow
         tables = QVBoxLayout()
         sessions_box = QGroupBox("Sessions so far")
-        self.sessions_table = _table(["#", "date", "hierarchy", "highest step", "STOP"], 2)
+        # The date and hierarchy (id and version, the longest text) share a cell on two
+        # lines; the hierarchy wraps at its hyphens rather than being cut: at 1280x720 the
+        # column is ~300 px, too narrow for five columns on one line. Rows grow to fit.
+        self.sessions_table = _table(["#", "date\nhierarchy", "highest\nstep", "STOP"], 1)
+        self.sessions_table.setWordWrap(True)
+        self.sessions_table.horizontalHeader().sectionResized.connect(
+            lambda *_: self.sessions_table.resizeRowsToContents())
         QVBoxLayout(sessions_box).addWidget(self.sessions_table)
         last_box = QGroupBox("Last session: SUDS per step")
         self.last_table = _table(["step", "id", "peak", "end"], 1)
@@ -87,9 +93,10 @@ class HistoryWidget(QWidget):
         self.title.setText(f"Patient {history.patient_id} — {count} session(s)"
                            + (f" — {history.course}" if history.course else ""))
         _fill(self.sessions_table, [
-            [str(s.number), s.date, s.hierarchy_id + (f" v{s.hierarchy_version}"
-                                                      if s.hierarchy_version else ""),
+            [str(s.number), f"{s.date}\n{s.hierarchy_id}" + (f" v{s.hierarchy_version}"
+                                                            if s.hierarchy_version else ""),
              _dash(s.highest_step), str(s.stops)] for s in history.sessions])
+        self.sessions_table.resizeRowsToContents()
         _fill(self.last_table, [[str(s.step), s.step_id, _dash(s.suds_peak), _dash(s.suds_end)]
                                 for s in history.last_steps])
 

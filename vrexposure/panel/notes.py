@@ -67,6 +67,22 @@ class SessionNotes(QGroupBox):
             self.saved_text = text
             self.status.setText("… saving")
 
+    def reset(self) -> bool:
+        """Another patient's session: the box is emptied without sending anything (the
+        text was saved in the previous recording as it was typed). True when text not yet
+        saved was dropped."""
+        self._timer.stop()
+        unsaved = self.edit.toPlainText().strip() != self.saved_text.strip()
+        self.edit.blockSignals(True)
+        try:
+            self.edit.clear()
+        finally:
+            self.edit.blockSignals(False)
+        self.saved_text = ""
+        self.note_id = 1
+        self.status.setText("")
+        return unsaved
+
     def saved(self, ok: bool, when: str, error: str = "") -> None:
         """The host's answer to a save."""
         self.status.setText(f"✓ saved at {when}" if ok else f"✗ not saved: {error}")

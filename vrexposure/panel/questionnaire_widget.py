@@ -6,7 +6,9 @@ state. It never blocks: commands go out through ``send`` and the result arrives 
 the next state.
 
 * **Give**: pick a questionnaire (those with item text; scoring-only instruments are
-  listed with the reason they cannot be given) and press *Give*. The patient answers
+  listed with the reason they cannot be given) and press *Give*. The chooser starts on
+  the one the session's hierarchy asks for next (e.g. SSQ before exposure, SSQ again
+  after it), else on nothing with a prompt; a choice made by hand is kept. The patient answers
   in the headset, or aloud and the therapist enters each answer here.
 * **Live**: the open form's progress (answered / visited / items), its current item,
   answer buttons for it, *Leave unanswered*, *Pause* / *Continue* and *Finish now*
@@ -57,6 +59,23 @@ def score_line(done: Mapping[str, Any]) -> str:
     return f"{done.get('title', done.get('id'))} ({occasion}): " + ", ".join(parts)
 
 
+def suggested(state: Mapping[str, Any]) -> str | None:
+    """The questionnaire the session's hierarchy asks for next: before exposure the first of
+    its ``before`` list not given yet, once exposure has begun the first of its ``after``
+    list not given after it; None when nothing is due."""
+    plan = state.get("questionnaire_plan") or {}
+    done = list(state.get("questionnaires_done", []) or [])
+    before_exposure = not state.get("highest_step") and \
+        state.get("phase") in ("idle", "baseline", None)
+    if before_exposure:
+        given = {d.get("id") for d in done}
+        due = [q for q in plan.get("before", []) if q not in given]
+    else:
+        given = {d.get("id") for d in done if d.get("occasion") == "after_session"}
+        due = [q for q in plan.get("after", []) if q not in given]
+    return str(due[0]) if due else None
+
+
 def ssq_change(done: Sequence[Mapping[str, Any]]) -> str:
     """``"SSQ total 11.2 → 78.5 (+67.3)"`` from the first and last SSQ, or ''."""
     totals = [d["scores"]["total"]["value"] for d in done
@@ -87,6 +106,13 @@ class QuestionnaireWidget(QWidget):
         # full when opened, the box shortens them.
         self.choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.choice.setMinimumContentsLength(18)
+        self.choice.setPlaceholderText("Choose a questionnaire …")
+        # What the chooser was last set to by the session's plan; a choice made since (by
+        # the therapist) is kept until that questionnaire has been given.
+        self._suggested: str | None = None
+        self._by_hand = False
+        self._defaulting = False
+        self.choice.currentIndexChanged.connect(self._chosen)
         self.give_button = _named(QPushButton("Give"), "q-give")
         self.give_button.clicked.connect(self.give)
         give_row.addWidget(self.choice, 1)
@@ -143,7 +169,28 @@ class QuestionnaireWidget(QWidget):
         self.change_label.setStyleSheet("font-weight: bold;")
         layout.addWidget(self.change_label)
         layout.addStretch(1)
+        self._suggest(None)
         self.update_state({})
+
+    def reset(self) -> None:
+        """A new session (maybe another patient): nothing of the last one is kept."""
+        self.form = None
+        self._answer_item = None
+        self._by_hand = False
+        self.note.setText("")
+        self._suggest(None)
+
+    def _chosen(self, _index: int) -> None:
+        if not self._defaulting:
+            self._by_hand = True
+
+    def _suggest(self, qid: str | None) -> None:
+        self._suggested = qid
+        self._defaulting = True
+        try:
+            self.choice.setCurrentIndex(-1 if qid is None else self.choice.findData(qid))
+        finally:
+            self._defaulting = False
 
     # -- commands ----------------------------------------------------------------
 
@@ -151,6 +198,7 @@ class QuestionnaireWidget(QWidget):
         qid = str(self.choice.currentData())
         definition = self.definitions.get(qid)
         if definition is None:
+            self.note.setText("Choose a questionnaire first.")
             return
         if not definition.administrable:
             self.note.setText(f"{definition.title} ships as scoring only: its item text is "
@@ -185,6 +233,11 @@ class QuestionnaireWidget(QWidget):
     def update_state(self, state: Mapping[str, Any]) -> None:
         """Follow a new ``state`` message (the wire form of the session state)."""
         self.form = state.get("questionnaire")
+        if self.form is not None:
+            self._by_hand = False  # the chosen one is being given: next, the plan's again
+        suggestion = suggested(state)
+        if suggestion != self._suggested and not self._by_hand:
+            self._suggest(suggestion)
         done = list(state.get("questionnaires_done", []) or [])
         plan = state.get("questionnaire_plan") or {}
         given = {d.get("id") for d in done}

@@ -303,6 +303,7 @@ class PanelWindow(QMainWindow):
         self.add_area(self.history, "right")
         self._history_loader = history
         self._history_for: str | None = None
+        self._patient_shown: str | None = None  # whose session the areas show
         if read_only:
             self._set_status("Read-only: this panel observes the session and sends nothing",
                              "info")
@@ -584,12 +585,30 @@ class PanelWindow(QMainWindow):
             self._set_status(f"Patient history not available: {exc}", "info")
             history = None
         self.history.setVisible(history is not None)
+        # another patient's session: nothing of the last patient's course stays on show
+        self.hierarchy.set_last_suds({} if history is None else history.last_suds())
         if history is not None:
             self.history.set_history(history)
-            self.hierarchy.set_last_suds(history.last_suds())
             # at session start the course is what the therapist reads: scroll to it
             QTimer.singleShot(0, lambda: self.right_column.ensureWidgetVisible(
                 self.history, 0, 0))
+
+    def _follow_patient(self, patient_id: str) -> None:
+        """Another patient's session: what belonged to the previous patient goes. Their
+        hierarchy editor is closed (its preview ended) before it can preview or save for
+        this one, and their session notes leave the box (typing on would send them into
+        this patient's recording)."""
+        previous, self._patient_shown = self._patient_shown, patient_id
+        if previous is None or previous == patient_id:
+            return
+        window, self.editor_window = self.editor_window, None
+        if window is not None and window.isVisible():
+            window.close()
+        unsaved = self.notes.reset()
+        text = (f"Patient {patient_id}'s session: patient {previous}'s editor and notes closed"
+                + (" (the last words typed had not reached a host)" if unsaved else ""))
+        self._set_status(text, "info")
+        self.model.add_log("info", text, time.monotonic())
 
     def open_editor(self) -> None:
         """The hierarchy editor for the session's patient, in its own non-modal window."""
@@ -926,6 +945,7 @@ class PanelWindow(QMainWindow):
         self.hr_area.reset()
         self.hierarchy.reset()
         self.patient_view.reset()
+        self.questionnaires.reset()
 
     def _update_state(self, now: float) -> None:
         state = self.model.state
@@ -940,6 +960,7 @@ class PanelWindow(QMainWindow):
         self.questionnaires.update_state(state)
         self.sources_bar.update_state(state)
         if session.get("patient_id"):
+            self._follow_patient(str(session["patient_id"]))
             self._show_history(str(session["patient_id"]))
         self.header.update_phase_badge(now)
         _set_text(self.session_label,
