@@ -189,17 +189,9 @@ def _run_pipeline(
     pipe: EcgHeartRatePipeline | PpgHeartRatePipeline, x: FloatArray, fs: float
 ) -> tuple[FloatArray, list[HeartRateEstimate], float]:
     t = time.perf_counter()
-    beats: list[float] = []
-    est: list[HeartRateEstimate] = []
-    n = max(1, round(CHUNK_S * fs))
-    for i in range(0, x.size, n):
-        out = pipe.feed(x[i : i + n], i / fs, fs)
-        beats += [b.t_s for b in out.beats]
-        est += out.estimates
-    out = pipe.flush()
-    beats += [b.t_s for b in out.beats]
-    est += out.estimates
-    return np.array(beats), est, time.perf_counter() - t
+    out = pipe.run(x, fs, CHUNK_S)
+    dt = time.perf_counter() - t
+    return np.array([b.t_s for b in out.beats]), list(out.estimates), dt
 
 
 def _clean(x: FloatArray) -> FloatArray:

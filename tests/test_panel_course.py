@@ -27,7 +27,7 @@ from vrexposure.panel.questionnaire_widget import suggested
 from vrexposure.panel.window import PanelWindow
 from vrexposure.xdf import read_xdf
 
-from .test_panel_window import click, open_panel, wait_for
+from .test_panel_window import click, open_panel, running_panel, wait_for
 from .test_questionnaire_panel import Harness, planned_host  # noqa: F401  (fixture)
 
 # --------------------------------------------------------------------- history at 1280×720
@@ -198,11 +198,8 @@ def _course(patient_id: str) -> PatientHistory:
 
 @pytest.fixture
 def panel(qtbot: QtBot, host: SessionHost, clinic_url: str) -> Iterator[PanelWindow]:
-    window = open_panel(qtbot, host.endpoints, history=_course,
-                        editor=clinic_editor({"database": {"url": clinic_url}}))
-    qtbot.waitUntil(lambda: window.model.state is not None, timeout=5000)
-    yield window
-    window.shutdown()
+    yield from running_panel(qtbot, host.endpoints, history=_course,
+                             editor=clinic_editor({"database": {"url": clinic_url}}))
 
 
 def test_patient_areas_follow_the_next_patients_session(

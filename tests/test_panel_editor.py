@@ -21,7 +21,7 @@ from vrexposure.panel.hierarchy_editor import SUDS_COLUMN
 from vrexposure.panel.window import PanelWindow
 from vrexposure.state import Phase
 
-from .test_panel_window import click, open_panel, wait_for
+from .test_panel_window import click, open_panel, running_panel, wait_for
 
 
 @pytest.fixture
@@ -39,11 +39,8 @@ def _history(patient_id: str) -> PatientHistory:
 
 @pytest.fixture
 def panel(qtbot: QtBot, host: SessionHost, clinic_url: str) -> Iterator[PanelWindow]:
-    window = open_panel(qtbot, host.endpoints, history=_history,
-                        editor=clinic_editor({"database": {"url": clinic_url}}))
-    qtbot.waitUntil(lambda: window.model.state is not None, timeout=5000)
-    yield window
-    window.shutdown()
+    yield from running_panel(qtbot, host.endpoints, history=_history,
+                             editor=clinic_editor({"database": {"url": clinic_url}}))
 
 
 def test_editor_opens_for_the_patient_previews_saves_and_stop_stays_live(

@@ -12,15 +12,12 @@ from vrexposure.host import SessionHost
 from vrexposure.panel.window import LIKELIHOOD_UNSET, PanelWindow
 from vrexposure.state import Phase
 
-from .test_panel_window import click, open_panel, wait_for
+from .test_panel_window import click, running_panel, wait_for
 
 
 @pytest.fixture
 def panel(qtbot: QtBot, host: SessionHost) -> Iterator[PanelWindow]:
-    window = open_panel(qtbot, host.endpoints)
-    qtbot.waitUntil(lambda: window.model.state is not None, timeout=5000)
-    yield window
-    window.shutdown()
+    yield from running_panel(qtbot, host.endpoints)
 
 
 def test_no_likelihood_no_prediction_and_leaving_asks_for_the_outcome(

@@ -37,12 +37,17 @@ def open_panel(qtbot: QtBot, endpoints: Endpoints, **kwargs: Any) -> PanelWindow
     return window
 
 
-@pytest.fixture
-def panel(qtbot: QtBot, host: SessionHost) -> Iterator[PanelWindow]:
-    window = open_panel(qtbot, host.endpoints)
+def running_panel(qtbot: QtBot, endpoints: Endpoints, **kwargs: Any) -> Iterator[PanelWindow]:
+    """For a fixture: a panel that has seen the host's state, shut down after the test."""
+    window = open_panel(qtbot, endpoints, **kwargs)
     qtbot.waitUntil(lambda: window.model.state is not None, timeout=5000)
     yield window
     window.shutdown()
+
+
+@pytest.fixture
+def panel(qtbot: QtBot, host: SessionHost) -> Iterator[PanelWindow]:
+    yield from running_panel(qtbot, host.endpoints)
 
 
 def click(qtbot: QtBot, widget: QWidget) -> None:

@@ -14,14 +14,13 @@ the behaviours behind them:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from vrexposure.physio import EcgHeartRatePipeline, HeartRateEstimate, Quality
-from vrexposure.physio.quality import WindowFeatures, assess_window
 from vrexposure.physio.records import RrLabel
 from vrexposure.physio.window import compensatory_pauses
 
@@ -83,18 +82,8 @@ def scored(name: str) -> Scored:
     )
     lead = list(rec.sig_name).index("MLII")
     x = rec.p_signal[:, lead].astype(np.float64)
-    pipe = EcgHeartRatePipeline()
-    beats: list[float] = []
-    est: list[HeartRateEstimate] = []
-    n = round(fs)
-    for i in range(0, x.size, n):
-        out = pipe.feed(x[i : i + n], i / fs, fs)
-        beats += [b.t_s for b in out.beats]
-        est += out.estimates
-    out = pipe.flush()
-    beats += [b.t_s for b in out.beats]
-    est += out.estimates
-    _cache[name] = Scored(np.sort(np.array(beats)), ref / fs, est)
+    out = EcgHeartRatePipeline().run(x, fs, chunk_s=1.0)
+    _cache[name] = Scored(np.sort([b.t_s for b in out.beats]), ref / fs, list(out.estimates))
     return _cache[name]
 
 
@@ -134,25 +123,3 @@ def test_compensatory_pauses_of_a_bigeminy() -> None:
     assert compensatory_pauses(labels[:2], rr_ms[:2], adjacent[:2]) == set()
     # Not adjacent: not a pair
     assert compensatory_pauses(labels, rr_ms, [False] * 9) == set()
-
-
-def test_a_rejected_beat_shaped_candidate_makes_the_window_uncertain() -> None:
-    features = WindowFeatures(
-        window_s=10.0,
-        n_beats=12,
-        n_used=11,
-        n_warmup=0,
-        n_premature=0,
-        n_corrected=0,
-        n_excluded=0,
-        used_coverage=0.95,
-        min_shape_corr=0.95,
-        max_noise_ratio=0.1,
-        n_searchback=0,
-        discontinuous=False,
-        bad_input_fraction=0.0,
-    )
-    assert assess_window(features) == (Quality.GOOD, ())
-    quality, reasons = assess_window(replace(features, n_missed_like=1))
-    assert quality is Quality.UNCERTAIN
-    assert reasons == ("possible_missed_beat",)

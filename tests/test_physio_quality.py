@@ -53,6 +53,7 @@ def test_clean_window_is_good() -> None:
         ({"n_warmup": 2}, "warmup"),
         ({"discontinuous": True}, "discontinuity"),
         ({"bad_input_fraction": 0.5}, "bad_input"),
+        ({"n_missed_like": 1}, "possible_missed_beat"),
     ],
 )
 def test_each_condition_makes_a_window_uncertain(change: dict[str, object], reason: str) -> None:

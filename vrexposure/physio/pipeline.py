@@ -118,6 +118,23 @@ class _WaveformPipeline:
         self._expected_t0 = None
         return PipelineOutput(tuple(beats), tuple(intervals), tuple(estimates))
 
+    def run(
+        self, values: npt.ArrayLike, rate_hz: float, chunk_s: float = 0.25, t0_s: float = 0.0
+    ) -> PipelineOutput:
+        """A whole recording, fed in ``chunk_s`` chunks as a live stream would be, then
+        flushed: everything the pipeline made of it (benchmarks, tests, offline analysis)."""
+        x = np.asarray(values, dtype=np.float64).reshape(-1)
+        n = max(1, round(chunk_s * rate_hz))
+        outputs = [
+            self.feed(x[i : i + n], t0_s + i / rate_hz, rate_hz) for i in range(0, x.size, n)
+        ]
+        outputs.append(self.flush())
+        return PipelineOutput(
+            tuple(b for o in outputs for b in o.beats),
+            tuple(r for o in outputs for r in o.intervals),
+            tuple(e for o in outputs for e in o.estimates),
+        )
+
     def reset(self) -> None:
         """Drop detector state (e.g. on a reported sequence gap); windows continue."""
         self.detector.reset()
