@@ -7,6 +7,15 @@ is no GPU). Each frame is forced to completion with Panda3D's ``gl-finish``
 pixels exist, not until the commands are queued. Frame time = wall time of
 ``RenderEngine.step`` (scene update + cull + draw + finish).
 
+CPU side of a frame (what a GPU would not take away): Panda3D's own PStats
+collectors, read in-process by :class:`vrexposure.render.pstats.PStatsRecorder`
+(a loopback PStats server), per frame ``App`` (the Python scene update between
+frames and ``render_frame``'s own work) + ``Cull`` (the scene-graph traversal);
+``Draw`` — on llvmpipe the vertex and pixel work too — is reported apart. Goal:
+``cpu_ms_p99`` ≤ 4 ms per scene. It is measured over ``--cpu-frames`` frames in the
+96 × 54 child (App and Cull do not depend on the size of the frame; many frames
+make a p99) and over the ``--frames`` frames at headset size as a cross-check.
+
 Draw calls and triangles: the Geoms of the scene that pass view-frustum culling
 against the camera lens, counted once per eye.
 
@@ -27,8 +36,9 @@ reply's ``state_seq`` minus CLOCK_MONOTONIC just before the command was sent.
 Measured at 2880 × 1600 and again at 96 × 54.
 
 Run: ``python bench/render.py [--frames 30] [--commands 30]``. The last line is
-one JSON object: the issue's keys (``scenes``, ``command_to_photon_ms_p50/p99``)
-plus ``floor_ms_p50``, ``no_fill`` and ``mono_frame_ms_p50``.
+one JSON object: the issue's keys (``scenes``, ``command_to_photon_ms_p50/p99``,
+``cpu_ms_p99`` and ``cpu_ms_p50`` per scene) plus ``floor_ms_p50``, ``no_fill``,
+``mono_frame_ms_p50`` and ``cpu_breakdown_ms`` (the collectors that cost most, mean ms).
 """
 
 from __future__ import annotations
@@ -73,6 +83,8 @@ MONO_SIZE = (1280, 720)
 #: culling, draw calls and vertex work — what a frame costs the CPU on any GPU.
 NO_FILL_SIZE = (96, 54)
 DT_S = 1.0 / 90.0
+#: App + Cull per frame (p99): a 120 Hz headset leaves 8.3 ms; compositor and driver need the rest.
+CPU_GOAL_MS = 4.0
 
 
 def child_env() -> dict[str, str]:
@@ -131,18 +143,49 @@ def drawn(engine: Any) -> tuple[int, int]:
     return geoms * eyes, tris * eyes
 
 
-def measure_scenes(engine: Any, frames: int) -> dict[str, dict[str, Any]]:
+def measure_scenes(engine: Any, frames: int, recorder: Any = None, cpu_frames: int = 0
+                   ) -> dict[str, dict[str, Any]]:
+    """Frame wall times per scene; with a PStats ``recorder`` also App + Cull per frame.
+
+    ``cpu_frames`` (more than ``frames``): the frames the CPU figures are taken over.
+    """
     results: dict[str, dict[str, Any]] = {}
     for scene, params in scene_params().items():
         engine.show(scene, params)
         for _ in range(4):  # settle the easing (4 s of scene time) and warm up
             engine.step(1.0)
-        times = timed_steps(engine, frames)
+        if recorder is not None:
+            recorder.clear()
+        times = timed_steps(engine, max(frames, cpu_frames))
         calls, tris = drawn(engine)
         results[scene] = {"frame_ms_p50": round(pct(times, 50), 2),
                           "frame_ms_p99": round(pct(times, 99), 2),
                           "draw_calls": calls, "triangles": tris}
+        if recorder is not None:
+            results[scene].update(cpu_figures(recorder))
     return results
+
+
+def cpu_figures(recorder: Any) -> dict[str, Any]:
+    """App + Cull per frame from the PStats frames received since the last clear()."""
+    from vrexposure.render.pstats import cpu_ms
+
+    time.sleep(0.2)  # the client sends a frame at the start of the next; let it arrive
+    breakdown = recorder.breakdown()[1:]  # the first may have started before clear()
+    phases = recorder.phases()[1:]
+    cpu = [cpu_ms(p) for p in phases]
+    mean = {name: float(np.mean([b.get(name, 0.0) for b in breakdown]))
+            for name in {k for b in breakdown for k in b}}
+    top = sorted(((n, v) for n, v in mean.items() if not n.startswith(("Draw", "Wait"))),
+                 key=lambda item: -item[1])[:5]
+    return {"cpu_frames": len(cpu),
+            "cpu_ms_p50": round(pct(cpu, 50), 3), "cpu_ms_p99": round(pct(cpu, 99), 3),
+            "app_ms_p50": round(pct([p["App"] for p in phases], 50), 3),
+            "app_ms_p99": round(pct([p["App"] for p in phases], 99), 3),
+            "cull_ms_p50": round(pct([p["Cull"] for p in phases], 50), 3),
+            "cull_ms_p99": round(pct([p["Cull"] for p in phases], 99), 3),
+            "draw_ms_p50": round(pct([p["Draw"] for p in phases], 50), 3),
+            "cpu_breakdown_ms": {n: round(v, 3) for n, v in top}}
 
 
 def open_engine(width: int, height: int, stereo: bool) -> Any:
@@ -288,10 +331,10 @@ def therapist_main(config_path: Path, commands: int) -> None:
     print(json.dumps({"latencies_ms": latencies, "reply_ms": replied_ms}), flush=True)
 
 
-def run_peer(mode: str, frames: int, commands: int) -> dict[str, Any]:
+def run_peer(mode: str, frames: int, commands: int, cpu_frames: int = 0) -> dict[str, Any]:
     """Run this script in a child process (one window system per process); its JSON line."""
     done = subprocess.run([sys.executable, __file__, "--peer", mode, "--frames", str(frames),
-                           "--commands", str(commands)],
+                           "--commands", str(commands), "--cpu-frames", str(cpu_frames)],
                           capture_output=True, text=True, timeout=900, env=child_env())
     if done.returncode != 0:
         raise SystemExit(f"{mode} peer failed:\n{done.stderr[-4000:]}")
@@ -299,7 +342,7 @@ def run_peer(mode: str, frames: int, commands: int) -> dict[str, Any]:
     return result
 
 
-def peer(mode: str, frames: int, commands: int) -> None:
+def peer(mode: str, frames: int, commands: int, cpu_frames: int) -> None:
     """Child process: ``mono`` (1280 × 720 scenes) or ``no-fill`` (96 × 54 stereo scenes and
     command-to-photon: every cost of a frame but filling pixels). Prints one JSON line."""
     if mode == "mono":
@@ -309,9 +352,12 @@ def peer(mode: str, frames: int, commands: int) -> None:
         finally:
             engine.close()
         return
+    from vrexposure.render.pstats import PStatsRecorder
+
     engine = open_engine(*NO_FILL_SIZE, stereo=True)
     try:
-        scenes = measure_scenes(engine, frames)
+        with PStatsRecorder() as recorder:
+            scenes = measure_scenes(engine, frames, recorder, cpu_frames)
         latencies, frame_times = command_to_photon(engine, commands)
     finally:
         engine.close()
@@ -333,6 +379,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=20, help="measured frames per scene")
     parser.add_argument("--commands", type=int, default=20, help="intensity commands sent")
+    parser.add_argument("--cpu-frames", type=int, default=300,
+                        help="frames per scene for App + Cull (96 x 54 child)")
     parser.add_argument("--peer", choices=("mono", "no-fill"), help=argparse.SUPPRESS)
     parser.add_argument("--therapist", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -340,8 +388,10 @@ def main() -> None:
         therapist_main(args.therapist, args.commands)
         return
     if args.peer:
-        peer(args.peer, args.frames, args.commands)
+        peer(args.peer, args.frames, args.commands, args.cpu_frames)
         return
+
+    from vrexposure.render.pstats import PStatsRecorder
 
     engine = open_engine(*STEREO_SIZE, stereo=True)
     print(f"pipe {engine.pipe_name}: {engine.renderer_name}; {os.cpu_count()} CPUs; "
@@ -349,12 +399,13 @@ def main() -> None:
           f"{load_text()}", flush=True)
     try:
         floor = floors(engine, args.frames)
-        stereo = measure_scenes(engine, args.frames)
+        with PStatsRecorder() as recorder:
+            stereo = measure_scenes(engine, args.frames, recorder)
         latencies, frame_times = command_to_photon(engine, args.commands)
     finally:
         engine.close()
     mono = run_peer("mono", args.frames, args.commands)["scenes"]
-    no_fill = run_peer("no-fill", args.frames, args.commands)
+    no_fill = run_peer("no-fill", args.frames, args.commands, args.cpu_frames)
     print(f"finished with {load_text()}")
 
     print(f"floor at {STEREO_SIZE[0]}x{STEREO_SIZE[1]}: clear only {floor['clear']:.1f} ms, "
@@ -378,6 +429,23 @@ def main() -> None:
     print(latency_line(f"at {STEREO_SIZE[0]}x{STEREO_SIZE[1]}", latencies, frame_times))
     bare_lat, bare_frames = no_fill["latencies_ms"], no_fill["frame_times_ms"]
     print(latency_line(f"at {NO_FILL_SIZE[0]}x{NO_FILL_SIZE[1]}", bare_lat, bare_frames))
+    cpu_rows = no_fill["scenes"]
+    print(f"CPU side per frame (PStats App + Cull), {cpu_rows[next(iter(cpu_rows))]['cpu_frames']} "
+          f"frames per scene at {NO_FILL_SIZE[0]}x{NO_FILL_SIZE[1]}, {args.frames} at "
+          f"{STEREO_SIZE[0]}x{STEREO_SIZE[1]}:")
+    print(f"{'scene':<16} {'cpu p50':>8} {'cpu p99':>8} {'app p50':>8} {'app p99':>8} "
+          f"{'cull p50':>8} {'cull p99':>8} {'draw p50':>8} | {'headset p50':>11} {'p99':>6}"
+          f"  most costly (mean ms)")
+    for name, row in cpu_rows.items():
+        big = stereo[name]
+        costly = ", ".join(f"{k} {v:.2f}" for k, v in list(row["cpu_breakdown_ms"].items())[:3])
+        print(f"{name:<16} {row['cpu_ms_p50']:>8.2f} {row['cpu_ms_p99']:>8.2f} "
+              f"{row['app_ms_p50']:>8.2f} {row['app_ms_p99']:>8.2f} {row['cull_ms_p50']:>8.2f} "
+              f"{row['cull_ms_p99']:>8.2f} {row['draw_ms_p50']:>8.2f} | "
+              f"{big['cpu_ms_p50']:>11.2f} {big['cpu_ms_p99']:>6.2f}  {costly}")
+    over_cpu = [n for n, r in cpu_rows.items() if r["cpu_ms_p99"] > CPU_GOAL_MS]
+    print(f"goal App + Cull p99 <= {CPU_GOAL_MS:.0f} ms per scene: "
+          f"{'met' if not over_cpu else 'NOT met for ' + ', '.join(over_cpu)}")
     print(json.dumps({
         "scenes": stereo,
         "command_to_photon_ms_p50": round(pct(latencies, 50), 2),
@@ -390,6 +458,10 @@ def main() -> None:
             "command_to_photon_ms_p50": round(pct(bare_lat, 50), 2),
             "command_to_photon_ms_p99": round(pct(bare_lat, 99), 2)},
         "mono_frame_ms_p50": {n: r["frame_ms_p50"] for n, r in mono.items()},
+        "cpu_ms_p99": {n: r["cpu_ms_p99"] for n, r in cpu_rows.items()},
+        "cpu_ms_p50": {n: r["cpu_ms_p50"] for n, r in cpu_rows.items()},
+        "cpu_goal_ms": CPU_GOAL_MS,
+        "cpu_breakdown_ms": {n: r["cpu_breakdown_ms"] for n, r in cpu_rows.items()},
     }))
 
 
