@@ -4,14 +4,15 @@ Panda3D's PStats client only records while it is connected to a server, and
 1.10 has no API to read a collector's time back. :class:`PStatsRecorder` is the
 smallest server that will do: it listens on loopback, answers the client's
 hello, takes every frame over TCP (``pstats-tcp-ratio 1.0``) and keeps the raw
-bytes; :meth:`PStatsRecorder.frames` decodes them afterwards, so the
-measuring thread only copies bytes while frames are drawn.
+bytes; :meth:`PStatsRecorder.frames` decodes them afterwards. The server is
+a child process: receiving never takes the measured process's interpreter lock.
 
 A frame's events are starts and stops of collectors (``Frame``, ``App:…``,
 ``Cull:…``, ``Draw:…``, ``Wait:…`` and the shared ``*:…`` ones such as
 ``*:Munge``). :func:`exclusive_ms` charges each interval of the frame to the
 innermost open collector, as PStats' own views do, and folds a ``*`` collector
-into the named one it runs inside; :func:`phase_ms` sums that by top-level
+into the named one it runs inside — except ``*:do_frame``'s own time, the flip at
+the end of the frame (``Flip``); :func:`phase_ms` sums that by top-level
 phase. ``App`` includes the Python code between frames (``App:Show code``: the
 scenes' update) and ``App:render_frame``'s own work; ``Cull`` is the scene-graph
 traversal. ``Draw`` (state changes, driver calls and, on a software renderer, the
@@ -29,9 +30,12 @@ from __future__ import annotations
 import logging
 import socket
 import struct
-import threading
+import subprocess
+import sys
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +45,11 @@ PSTATS_PRC = "pstats-tcp-ratio 1.0\npstats-max-rate 100000\npstats-threaded-writ
 _STOP = 0x8000
 _HELLO = 1
 _FRAME = 0
-PHASES = ("App", "Cull", "Draw", "Wait", "Frame")
+PHASES = ("App", "Cull", "Draw", "Flip", "Wait", "Frame")
+#: ``*:do_frame`` is cull + draw + the end of the frame; its own time (nothing inside it
+#: open) is the flip: swapping or, with ``gl-finish``, waiting for the renderer to finish
+#: the pixels (on llvmpipe, for its raster threads) — the GPU's time, not the app's.
+_OWN_PHASE = {"*:do_frame": "Flip:do_frame"}
 
 
 @dataclass(frozen=True)
@@ -103,9 +111,13 @@ def exclusive_ms(frame: FrameEvents, names: dict[int, str]) -> dict[str, float]:
     last: float | None = None
     for index, start, t in frame.events:
         if last is not None and open_:
-            owner = next((c for c in reversed(open_)
-                          if not names.get(c, "").startswith("*")), open_[-1])
-            out[names.get(owner, str(owner))] += (t - last) * 1000.0
+            inner = names.get(open_[-1], "")
+            if inner in _OWN_PHASE:
+                out[_OWN_PHASE[inner]] += (t - last) * 1000.0
+            else:
+                owner = next((c for c in reversed(open_)
+                              if not names.get(c, "").startswith("*")), open_[-1])
+                out[names.get(owner, str(owner))] += (t - last) * 1000.0
         last = t
         if start:
             open_.append(index)
@@ -116,7 +128,7 @@ def exclusive_ms(frame: FrameEvents, names: dict[int, str]) -> dict[str, float]:
 
 
 def phase_ms(exclusive: dict[str, float]) -> dict[str, float]:
-    """Exclusive times summed by top-level phase (App, Cull, Draw, Wait, Frame, other)."""
+    """Exclusive times summed by top-level phase (App, Cull, Draw, Flip, Wait, Frame, other)."""
     out = dict.fromkeys((*PHASES, "other"), 0.0)
     for name, ms in exclusive.items():
         top = name.split(":", 1)[0]
@@ -127,22 +139,18 @@ def phase_ms(exclusive: dict[str, float]) -> dict[str, float]:
 class PStatsRecorder:
     """A loopback PStats server for this process's Panda3D client (a context manager).
 
-    ``with PStatsRecorder() as rec: ...draw frames...; rec.frames()``. Call
-    :meth:`clear` to start a new measurement; :meth:`cpu_ms` gives App + Cull per
-    main-thread frame.
+    ``with PStatsRecorder() as rec: ...draw frames...; rec.phases()``. The server
+    is a child process (:func:`serve`) that appends what it receives to a file,
+    so receiving never takes this process's interpreter lock from the frames it
+    measures. Call :meth:`clear` to start a new measurement.
     """
 
     def __init__(self) -> None:
-        self._listen = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listen.bind(("127.0.0.1", 0))
-        self._listen.listen(1)
-        self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # never used: all TCP
-        self._udp.bind(("127.0.0.1", 0))
-        self._chunks: list[bytes] = []
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._serve, name="pstats-recorder", daemon=True)
-        self._conn: socket.socket | None = None
-        self.port = int(self._listen.getsockname()[1])
+        self._dir = tempfile.TemporaryDirectory(prefix="vrexposure-pstats-")
+        self._path = Path(self._dir.name) / "frames.bin"
+        self._offset = 0  # where the frames of the current measurement start in the file
+        self._server: subprocess.Popen[str] | None = None
+        self.port = 0
 
     def __enter__(self) -> PStatsRecorder:
         self.start()
@@ -152,34 +160,29 @@ class PStatsRecorder:
         self.close()
 
     def start(self) -> None:
-        """Listen and connect this process's PStats client (config applied first)."""
+        """Start the server and connect this process's PStats client (config applied first)."""
         from panda3d.core import PStatClient, loadPrcFileData
 
         loadPrcFileData("vrexposure-pstats", PSTATS_PRC)
-        self._thread.start()
+        self._server = subprocess.Popen(
+            [sys.executable, "-m", "vrexposure.render.pstats", str(self._path)],
+            stdout=subprocess.PIPE, text=True)
+        assert self._server.stdout is not None
+        line = self._server.stdout.readline()
+        if not line.strip().isdigit():
+            self._server.kill()
+            raise RuntimeError(f"the PStats recorder did not start ({line!r})")
+        self.port = int(line)
         if not PStatClient.connect("127.0.0.1", self.port):
             raise RuntimeError("the PStats client could not connect (built without PStats?)")
 
-    def _serve(self) -> None:
-        try:
-            conn, _ = self._listen.accept()
-        except OSError:
-            return
-        self._conn = conn
-        conn.sendall(hello_message(int(self._udp.getsockname()[1])))
-        while True:
-            try:
-                data = conn.recv(1 << 16)
-            except OSError:
-                return
-            if not data:
-                return
-            with self._lock:
-                self._chunks.append(data)
-
     def _raw(self) -> bytes:
-        with self._lock:
-            return b"".join(self._chunks)
+        try:
+            with self._path.open("rb") as f:
+                f.seek(self._offset)
+                return f.read()
+        except FileNotFoundError:
+            return b""
 
     def clear(self) -> None:
         """Forget the frames so far (a partly received message is kept)."""
@@ -190,9 +193,7 @@ class PStatsRecorder:
             if offset + 4 + size > len(raw):
                 break
             offset += 4 + size
-        with self._lock:
-            rest = b"".join(self._chunks)[offset:]
-            self._chunks = [rest] if rest else []
+        self._offset += offset
 
     def frames(self, thread: int = 0) -> list[FrameEvents]:
         """The complete frames of ``thread`` (0: the main thread) received so far."""
@@ -207,7 +208,7 @@ class PStatsRecorder:
         return {i: client.getCollectorFullname(i) for i in range(client.getNumCollectors())}
 
     def phases(self, thread: int = 0) -> list[dict[str, float]]:
-        """Per frame: milliseconds by phase (App, Cull, Draw, Wait, Frame, other)."""
+        """Per frame: milliseconds by phase (App, Cull, Draw, Flip, Wait, Frame, other)."""
         names = self.collector_names()
         return [phase_ms(exclusive_ms(f, names)) for f in self.frames(thread)]
 
@@ -219,16 +220,38 @@ class PStatsRecorder:
     def close(self) -> None:
         from panda3d.core import PStatClient
 
-        PStatClient.disconnect()
-        for sock in (self._conn, self._listen, self._udp):
-            if sock is not None:
-                try:
-                    sock.close()
-                except OSError:
-                    pass
-        self._thread.join(2.0)
+        PStatClient.disconnect()  # the server sees the end of the stream and exits
+        if self._server is not None:
+            try:
+                self._server.wait(5.0)
+            except subprocess.TimeoutExpired:
+                self._server.kill()
+                self._server.wait(5.0)
+            if self._server.stdout is not None:
+                self._server.stdout.close()
+        self._dir.cleanup()
+
+
+def serve(path: Path) -> None:
+    """The recorder's child process: print the port, take one client, append its bytes."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listen, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        listen.bind(("127.0.0.1", 0))
+        listen.listen(1)
+        udp.bind(("127.0.0.1", 0))  # announced, never used: every frame comes over TCP
+        print(listen.getsockname()[1], flush=True)
+        listen.settimeout(60.0)
+        conn, _ = listen.accept()
+        with conn, path.open("ab", buffering=0) as out:
+            conn.sendall(hello_message(int(udp.getsockname()[1])))
+            while data := conn.recv(1 << 16):
+                out.write(data)
 
 
 def cpu_ms(phases: dict[str, float]) -> float:
     """The CPU side of a frame a GPU would not take away: App + Cull (ms)."""
     return phases.get("App", 0.0) + phases.get("Cull", 0.0)
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]))
