@@ -155,11 +155,12 @@ class BendingField:
         if not shaders.available():
             self.bend(shaders.gust_shear(phase, bend, patch_offset))
             return
-        if self._gpu_offsets is None:  # first frame: the scene is complete (fog, lights)
+        if self._gpu_offsets is None:  # first frame: where the gust reaches each vertex
             self._gpu_offsets = np.asarray(patch_offset, np.float32)
             shaders.add_anim_column(self._node, np.stack(
                 [self.lift, self._gpu_offsets[self.patch]], axis=1))
-            shaders.apply_for_state(self._path, "bend")
+            self._shader = shaders.AnimatedShader(self._path, "bend")
+        self._shader.refresh()
         self._path.setShaderInput("wind", (phase, bend))
 
     def bend(self, shear: Any) -> None:

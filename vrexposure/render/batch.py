@@ -135,7 +135,7 @@ class RigidBatch:
         self._normals = np.zeros((0, 3), np.float32)
         self._path: NodePath | None = None
         self._parts_texture: shaders.PartTexture | None = None  # set when the GPU moves parts
-        self._shaded = False  # the shader is put on at the first update (state complete)
+        self._shader: shaders.AnimatedShader | None = None
         self._mats = np.zeros((0, 4, 4), np.float32)  # as last updated (GPU path)
 
     @property
@@ -198,10 +198,10 @@ class RigidBatch:
             shaders.add_anim_column(self._node, part_of_vertex)
             self._parts_texture = shaders.PartTexture(f"{self.name}-parts", self.num_parts, 4)
             path.setShaderInput("parts", self._parts_texture.texture)
-            # The parts at the identity, as on the CPU path; the shader again at the first
-            # update, when the scene has set its fog and textures.
+            # The parts at the identity, as on the CPU path.
             self._parts_texture.write(identity_mats(self.num_parts))
-            shaders.apply_for_state(path, "rigid")
+            self._shader = shaders.AnimatedShader(path, "rigid")
+            self._shader.refresh()
         return path
 
     @property
@@ -251,10 +251,8 @@ class RigidBatch:
         rows[:, _NRM] = self._normals
 
     def _update_gpu(self, mats: FloatArray, colors: FloatArray | None) -> None:
-        assert self._parts_texture is not None and self._path is not None
-        if not self._shaded:
-            shaders.apply_for_state(self._path, "rigid")
-            self._shaded = True
+        assert self._parts_texture is not None and self._shader is not None
+        self._shader.refresh()  # lights, fog or textures may have come since
         self._parts_texture.write(mats)
         if colors is not None and self._node is not None:
             rows = vertex_rows(self._node)  # colours stay per vertex: they change rarely

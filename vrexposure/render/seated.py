@@ -116,7 +116,7 @@ class SwayParts:
         self._placed: Any = None  # the offsets last written, per vertex (3, n)
         self._parts_texture: Any = None  # set when the GPU moves the parts
         self._path: Any = None
-        self._shaded = False
+        self._shader: Any = None
         self._roll_rad: Any = None  # (parts,) as last updated (GPU path)
 
     @property
@@ -171,11 +171,8 @@ class SwayParts:
             self._parts_texture = shaders.PartTexture(f"{self.name}-parts", self.num_parts, 1)
             path.setShaderInput("parts", self._parts_texture.texture)
             self._roll_rad = np.zeros(self.num_parts, np.float32)
-            # Now (drawn right even if never updated) and again at the first update, when
-            # the scene has set its fog and textures.
-            shaders.apply_for_state(path, "sway", sway_normals=self.roll_normals)
+            self._shader = shaders.AnimatedShader(path, "sway", self.roll_normals)
         self.update(None)
-        self._shaded = False
         return path
 
     def _turned(self, roll_rad: Any, normals: bool) -> tuple[Any, Any, Any]:
@@ -227,11 +224,8 @@ class SwayParts:
     def _update_gpu(self, roll_deg: Any) -> None:
         import numpy as np
 
-        from vrexposure.render import shaders
 
-        if not self._shaded:
-            shaders.apply_for_state(self._path, "sway", sway_normals=self.roll_normals)
-            self._shaded = True
+        self._shader.refresh()  # lights, fog or textures may have come since
         if roll_deg is None:
             self._roll_rad[:] = 0.0
         else:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
@@ -39,8 +40,9 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["rigid", "sway", "bend"]
 FogMode = Literal["none", "exp", "exp2", "linear"]
-#: Lights a shader looks at (beyond the ambient sum); unused ones are black.
-MAX_LIGHTS = 4
+#: Most lights (besides the ambient sum) a shader looks at; a shader is made for
+#: the number the part is lit by, so llvmpipe runs no loop for lights that are not there.
+MAX_LIGHTS = 8
 #: Set to 1 to keep the numpy vertex animation although shaders work (comparisons).
 CPU_ENV = "VREXPOSURE_CPU_ANIMATION"
 
@@ -111,7 +113,11 @@ uniform struct p3d_LightSourceParameters {
     float spotCosCutoff;
     float spotExponent;
     vec3 attenuation;
-} p3d_LightSource[MAX_LIGHTS];
+#if LIGHTS
+} p3d_LightSource[LIGHTS];
+#else
+};
+#endif
 #endif
 #if FOG
 uniform struct p3d_FogParameters { vec4 color; float density; float start; float end;
@@ -165,23 +171,29 @@ void main() {
     float len = length(n);
     n = len > 1e-20 ? n / len : n;
     vec3 light = p3d_LightModel.ambient.rgb;
-    for (int i = 0; i < MAX_LIGHTS; ++i) {
+#if LIGHTS
+    for (int i = 0; i < LIGHTS; ++i) {
         vec4 lp = p3d_LightSource[i].position;
         vec3 l = lp.xyz - eye * lp.w;  // w = 0: a direction towards the light
         float dist = length(l);
         l = dist > 0.0 ? l / dist : l;
         float att = 1.0;
+#if NEAR_LIGHTS
         if (lp.w != 0.0) {
             vec3 k = p3d_LightSource[i].attenuation;
             att = 1.0 / max(1e-6, k.x + k.y * dist + k.z * dist * dist);
+#if SPOTS
             float c = dot(-l, normalize(p3d_LightSource[i].spotDirection));
             if (p3d_LightSource[i].spotCosCutoff > -1.0) {
                 att *= c >= p3d_LightSource[i].spotCosCutoff
                     ? pow(max(c, 0.0), p3d_LightSource[i].spotExponent) : 0.0;
             }
+#endif
         }
+#endif
         light += p3d_LightSource[i].color.rgb * max(dot(n, l), 0.0) * att;
     }
+#endif
     color.rgb *= light;
 #endif
     v_color = color;
@@ -224,20 +236,33 @@ void main() {
 """
 
 
+@dataclass(frozen=True)
+class Lighting:
+    """What a part is lit by: how many non-ambient lights, and whether any is near."""
+
+    lights: int = 0  # directional, point and spot lights (the ambient ones are summed)
+    near: bool = False  # a point or spot light (attenuation by distance)
+    spots: bool = False  # a spot light (cone)
+
+
 def shader_sources(mode: Mode, lit: bool, textured: bool, fog: FogMode,
-                   sway_normals: bool = True) -> tuple[str, str]:
+                   sway_normals: bool = True, lighting: Lighting = Lighting()
+                   ) -> tuple[str, str]:
     """Vertex and fragment GLSL for one combination (pure; for tests and :func:`shader`)."""
     if mode not in ("rigid", "sway", "bend"):
         raise ValueError(f"unknown animation mode {mode!r}")
     if fog not in ("none", "exp", "exp2", "linear"):
         raise ValueError(f"unknown fog mode {fog!r}")
+    if not 0 <= lighting.lights <= MAX_LIGHTS:
+        raise ValueError(f"{lighting.lights} lights: at most {MAX_LIGHTS}")
     defines = {
         "MODE_RIGID": mode == "rigid", "MODE_SWAY": mode == "sway", "MODE_BEND": mode == "bend",
         "SWAY_NORMALS": sway_normals, "LIT": lit, "TEXTURED": textured, "FOG": fog != "none",
         "FOG_EXP": fog == "exp", "FOG_EXP2": fog == "exp2", "FOG_LINEAR": fog == "linear",
+        "NEAR_LIGHTS": lighting.near or lighting.spots, "SPOTS": lighting.spots,
     }
     head = "".join(f"#define {k} {int(v)}\n" for k, v in defines.items())
-    head += f"#define MAX_LIGHTS {MAX_LIGHTS}\n"
+    head += f"#define LIGHTS {lighting.lights}\n"
 
     def with_defines(source: str) -> str:
         version, rest = source.split("\n", 1)
@@ -247,11 +272,12 @@ def shader_sources(mode: Mode, lit: bool, textured: bool, fog: FogMode,
 
 
 @cache
-def shader(mode: Mode, lit: bool, textured: bool, fog: FogMode, sway_normals: bool = True) -> Any:
+def shader(mode: Mode, lit: bool, textured: bool, fog: FogMode, sway_normals: bool = True,
+           lighting: Lighting = Lighting()) -> Any:
     """The compiled-on-first-use Panda3D Shader for one combination."""
     from panda3d.core import Shader
 
-    vertex, fragment = shader_sources(mode, lit, textured, fog, sway_normals)
+    vertex, fragment = shader_sources(mode, lit, textured, fog, sway_normals, lighting)
     made = Shader.make(Shader.SL_GLSL, vertex, fragment)
     if made is None:
         raise RuntimeError(f"the {mode} animation shader did not compile")
@@ -269,26 +295,57 @@ def fog_mode(fog: Any) -> FogMode:
     return modes.get(fog.getMode(), "exp")
 
 
-def apply(path: Any, mode: Mode, *, lit: bool = True, textured: bool = False,
-          fog: Any = None, sway_normals: bool = True, priority: int = 10) -> None:
-    """Put the animation shader on ``path`` (``fog``: the Panda3D Fog that will shade it).
+def lighting_of(light_attrib: Any) -> Lighting:
+    """The :class:`Lighting` of a ``LightAttrib`` (None or off: no lights)."""
+    from panda3d.core import DirectionalLight, PointLight, Spotlight
 
-    ``lit`` costs nothing where lights are off (Panda3D then gives an ambient of
-    white and no light sources); ``textured`` reads ``p3d_Texture0`` (white without one).
+    if light_attrib is None:
+        return Lighting()
+    lights = near = spots = 0
+    for i in range(light_attrib.getNumOnLights()):
+        node = light_attrib.getOnLight(i).node()
+        if isinstance(node, DirectionalLight | PointLight | Spotlight):
+            lights += 1
+            near += isinstance(node, PointLight | Spotlight)
+            spots += isinstance(node, Spotlight)
+    if lights > MAX_LIGHTS:
+        log.warning("render: %d lights on an animated part; the shader uses %d",
+                    lights, MAX_LIGHTS)
+    return Lighting(min(lights, MAX_LIGHTS), near > 0, spots > 0)
+
+
+class AnimatedShader:
+    """The animation shader of one node, made for the lights, texture and fog it has.
+
+    :meth:`refresh` (every frame, a few microseconds) puts a new one on when
+    the node's lights, texture or fog changed: a scene may add a light or fog
+    after building its parts. Lights add no cost where they are off (Panda3D
+    then gives an ambient of white); a texture is read only where one is on.
     """
-    path.setShader(shader(mode, lit, textured, fog_mode(fog), sway_normals), priority)
 
+    def __init__(self, path: Any, mode: Mode, sway_normals: bool = True) -> None:
+        self.path, self.mode, self.sway_normals = path, mode, sway_normals
+        self._key: tuple[int, int, int] | None = None
+        self.current: tuple[bool, FogMode, Lighting] | None = None  # textured, fog, lighting
 
-def apply_for_state(path: Any, mode: Mode, sway_normals: bool = True) -> None:
-    """:func:`apply` with texture and fog as ``path`` has them now (call once built)."""
-    from panda3d.core import FogAttrib, TextureAttrib
+    def refresh(self) -> None:
+        from panda3d.core import FogAttrib, LightAttrib, TextureAttrib
 
-    state = path.getNetState()
-    texture = state.getAttrib(TextureAttrib)
-    textured = texture is not None and texture.getNumOnStages() > 0
-    fog_attrib = state.getAttrib(FogAttrib)
-    fog = None if fog_attrib is None or fog_attrib.isOff() else fog_attrib.getFog()
-    apply(path, mode, textured=textured, fog=fog, sway_normals=sway_normals)
+        state = self.path.getNetState()
+        texture = state.getAttrib(TextureAttrib)
+        fog_attrib = state.getAttrib(FogAttrib)
+        light_attrib = state.getAttrib(LightAttrib)
+        # Render attributes are unique objects: the same pointer means the same state.
+        key = tuple(0 if a is None else int(a.this) for a in (texture, fog_attrib, light_attrib))
+        if key == self._key:
+            return
+        self._key = (key[0], key[1], key[2])
+        textured = texture is not None and texture.getNumOnStages() > 0
+        fog = None if fog_attrib is None or fog_attrib.isOff() else fog_attrib.getFog()
+        lighting = lighting_of(light_attrib)
+        self.current = (textured, fog_mode(fog), lighting)
+        self.path.setShader(shader(self.mode, True, textured, fog_mode(fog), self.sway_normals,
+                                   lighting), 10)
 
 
 # --------------------------------------------------------------------------- vertex data
@@ -361,11 +418,11 @@ class PartTexture:
 
 __all__ = [
     "CPU_ENV",
+    "AnimatedShader",
+    "Lighting",
     "PartTexture",
     "add_anim_column",
     "anim_format",
-    "apply",
-    "apply_for_state",
     "available",
     "fog_mode",
     "gust_shear",
