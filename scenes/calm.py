@@ -152,6 +152,7 @@ class BendingField:
 
         from vrexposure.render import shaders
 
+        self._gust = (phase, bend, patch_offset)
         if not shaders.available():
             self.bend(shaders.gust_shear(phase, bend, patch_offset))
             return
@@ -162,6 +163,16 @@ class BendingField:
             self._shader = shaders.AnimatedShader(self._path, "bend")
         self._shader.refresh()
         self._path.setShaderInput("wind", (phase, bend))
+
+    def placed_positions(self) -> Any:
+        """(vertices, 3) as the last frame drew them (computed here on the GPU path)."""
+        from vrexposure.render import shaders
+        from vrexposure.render.geometry import vertex_rows
+
+        rows = vertex_rows(self._node)[:, 0:3].copy()
+        if self._gpu_offsets is not None:
+            rows[:, 0] = self._rest_x + shaders.gust_shear(*self._gust)[self.patch] * self.lift
+        return rows
 
     def bend(self, shear: Any) -> None:
         """Lean every patch: ``shear[patch]`` metres along x per metre of height."""

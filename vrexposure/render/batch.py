@@ -261,22 +261,31 @@ class RigidBatch:
                 tinted = block.colors[None] * colors[block.parts][:, None, :]
                 rows[span, _COL] = tinted.reshape(-1, 4)
 
-    def part_bounds(self) -> FloatArray:
-        """(parts, 2, 3) low and high corners of each part as last updated (NaN: hidden).
+    def placed_positions(self) -> FloatArray:
+        """(vertices, 3) where the last update put every vertex (what is drawn).
 
-        For checks (people must not pass through each other), not per frame.
+        On the GPU path the shader places them, so they are computed here from the
+        last matrices: for checks, not per frame.
         """
-        out = np.full((self.num_parts, 2, 3), np.nan, np.float32)
-        if self._parts_texture is not None:  # the GPU placed them: compute the positions here
+        if self._parts_texture is not None:
             for block in self._blocks:
                 span = slice(block.start, block.start + block.count * block.rows)
                 m = self._mats[block.parts]
                 positions = self._positions[span].reshape(block.count, block.rows, 3)
                 np.matmul(block.positions, m[:, :3, :3], out=positions)
                 positions += m[:, None, 3, :3]
+        return self._positions.copy()
+
+    def part_bounds(self) -> FloatArray:
+        """(parts, 2, 3) low and high corners of each part as last updated (NaN: hidden).
+
+        For checks (people must not pass through each other), not per frame.
+        """
+        out = np.full((self.num_parts, 2, 3), np.nan, np.float32)
+        placed = self.placed_positions()
         for block in self._blocks:
             span = slice(block.start, block.start + block.count * block.rows)
-            positions = self._positions[span].reshape(block.count, block.rows, 3)
+            positions = placed[span].reshape(block.count, block.rows, 3)
             lo, hi = positions.min(axis=1), positions.max(axis=1)
             shown = (hi - lo).max(axis=1) > 1e-6  # a hidden part collapses to a point
             out[block.parts[shown], 0] = lo[shown]

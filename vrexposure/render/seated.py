@@ -221,6 +221,23 @@ class SwayParts:
         self._upright = self._placed = None
 
 
+    def placed_positions(self) -> Any:
+        """(vertices, 3) where the last update put every vertex (what is drawn).
+
+        On the GPU path the shader places them, so they are computed here: for
+        checks, not per frame.
+        """
+        import numpy as np
+
+        from vrexposure.render.geometry import vertex_rows
+
+        if self._parts_texture is None:
+            return vertex_rows(self._node)[:, 0:3].copy()
+        roll = self._roll_rad if np.any(self._roll_rad) else None
+        x, y, z = self._turned(roll, normals=False)
+        offset = self._pos[self._owner]
+        return np.stack([x, y, z], axis=1) + offset
+
     def _update_gpu(self, roll_deg: Any) -> None:
         import numpy as np
 
