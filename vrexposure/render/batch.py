@@ -21,6 +21,7 @@ exactly like a ``NodePath`` under another.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -189,6 +190,7 @@ class RigidBatch:
         self._node.setFinal(True)
         path = parent.attachNewNode(self._node)
         self._path = path
+        _BY_NODE[int(self._node.this)] = self
         self._mats = np.zeros((self.num_parts, 4, 4), np.float32)
         if gpu:
             part_of_vertex = np.zeros(start, np.float32)
@@ -208,6 +210,11 @@ class RigidBatch:
     def on_gpu(self) -> bool:
         """Whether a vertex shader moves the parts (else numpy rewrites the vertices)."""
         return self._parts_texture is not None
+
+    @staticmethod
+    def of(path: NodePath) -> RigidBatch | None:
+        """The batch drawn by the GeomNode at ``path`` (None: not a batch's), for checks."""
+        return _BY_NODE.get(int(path.node().this))
 
     def update(self, mats: ArrayLike, colors: ArrayLike | None = None) -> None:
         """Move every part: ``mats`` (parts, 4, 4) row-vector; ``colors`` (parts, 4) multipliers.
@@ -296,6 +303,10 @@ class RigidBatch:
     def hidden(count: int) -> FloatArray:
         """``count`` zero matrices (parts drawn as nothing)."""
         return np.zeros((count, 4, 4), np.float32)
+
+
+#: Attached batches by their GeomNode (pointer), for :meth:`RigidBatch.of`.
+_BY_NODE: weakref.WeakValueDictionary[int, RigidBatch] = weakref.WeakValueDictionary()
 
 
 def identity_mats(count: int) -> FloatArray:
