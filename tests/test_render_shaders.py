@@ -103,8 +103,23 @@ def test_the_test_engine_animates_on_the_gpu(engine: Any) -> None:
     assert shaders.available()
 
 
+def _material(kind: str) -> Any:
+    from panda3d.core import Material, Vec4
+
+    material = Material()
+    if kind == "shiny":  # as geometry.set_shiny: specular only, colours from the vertices
+        material.setSpecular(Vec4(0.8, 0.8, 0.8, 1))
+        material.setShininess(30.0)
+    else:  # every colour from the material
+        material.setAmbient(Vec4(0.2, 0.3, 0.6, 1))
+        material.setDiffuse(Vec4(0.3, 0.8, 0.4, 1))
+        material.setEmission(Vec4(0.1, 0.0, 0.1, 1))
+    return material
+
+
+@pytest.mark.parametrize("material", ["none", "shiny", "coloured"])
 def test_rigid_batch_on_the_gpu_draws_what_numpy_draws(
-        engine: Any, stage: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        engine: Any, stage: Any, monkeypatch: pytest.MonkeyPatch, material: str) -> None:
     poses = [((-1.4, 0, 0), (20, 30, 0), 0.8), ((0, 0.5, 0.3), (0, 0, 45), 0.6),
              ((1.4, 0, -0.2), (-30, 10, 5), (0.5, 1, 1.6)), ((0, 0, 0), (0, 0, 0), 0.0)]
     mats = np.stack([pos_hpr_scale_mats(p, h, s) for p, h, s in poses])  # the last one hidden
@@ -117,6 +132,8 @@ def test_rigid_batch_on_the_gpu_draws_what_numpy_draws(
         for _ in poses:
             batch.add_part(template)
         path = batch.attach(parent)
+        if material != "none":
+            path.setMaterial(_material(material), 1)
         batch.update(mats, colors)
         return batch, path
 

@@ -18,9 +18,10 @@ a few hundred vectors on some drivers.
 
 A shader replaces the whole fixed-function pipeline, so these shaders redo
 what the parts used: vertex colour × colour scale, Gouraud lighting from
-Panda3D's lights (ambient, directional, point and spot; diffuse only — the
-moving parts have no material), an optional texture and fog (exponential,
-exponential-squared or linear, as the scene's :class:`Fog`). Without shader
+Panda3D's lights (ambient, directional, point and spot) with the colours a
+material sets (specular included; the others follow the vertex colour), an
+optional texture and fog (exponential, exponential-squared or linear, as the
+scene's :class:`Fog`, by eye depth as fixed-function GL). Without shader
 support (tinydisplay, or ``VREXPOSURE_CPU_ANIMATION=1``) the callers keep
 their numpy path: :func:`available` tells which.
 """
@@ -106,17 +107,25 @@ out vec2 v_uv;
 out float v_fog;
 #if LIT
 uniform struct p3d_LightModelParameters { vec4 ambient; } p3d_LightModel;
+#if LIGHTS
 uniform struct p3d_LightSourceParameters {
     vec4 color;
+    vec4 specular;
     vec4 position;
     vec3 spotDirection;
     float spotCosCutoff;
     float spotExponent;
     vec3 attenuation;
-#if LIGHTS
 } p3d_LightSource[LIGHTS];
-#else
-};
+#endif
+#if MATERIAL
+uniform struct p3d_MaterialParameters {
+    vec4 ambient;
+    vec4 diffuse;
+    vec4 emission;
+    vec3 specular;
+    float shininess;
+} p3d_Material;
 #endif
 #endif
 #if FOG
@@ -165,12 +174,30 @@ void main() {
     vec4 world = vec4(pos, 1.0);
     gl_Position = p3d_ModelViewProjectionMatrix * world;
     vec3 eye = (p3d_ModelViewMatrix * world).xyz;
-    vec4 color = p3d_Color * p3d_ColorScale;
+    vec4 color = p3d_Color;
 #if LIT
     vec3 n = p3d_NormalMatrix * nrm;
     float len = length(n);
     n = len > 1e-20 ? n / len : n;
-    vec3 light = p3d_LightModel.ambient.rgb;
+    // As fixed-function GL with Panda3D's material: a colour the material does not set
+    // follows the vertex colour.
+#if MAT_AMBIENT
+    vec3 ambient_color = p3d_Material.ambient.rgb;
+#else
+    vec3 ambient_color = color.rgb;
+#endif
+#if MAT_DIFFUSE
+    vec4 diffuse_color = p3d_Material.diffuse;
+#else
+    vec4 diffuse_color = color;
+#endif
+    vec3 lit = p3d_LightModel.ambient.rgb * ambient_color;
+#if MAT_EMISSION
+    lit += p3d_Material.emission.rgb;
+#endif
+#if MAT_SPECULAR
+    vec3 to_eye = normalize(-eye);
+#endif
 #if LIGHTS
     for (int i = 0; i < LIGHTS; ++i) {
         vec4 lp = p3d_LightSource[i].position;
@@ -191,12 +218,20 @@ void main() {
 #endif
         }
 #endif
-        light += p3d_LightSource[i].color.rgb * max(dot(n, l), 0.0) * att;
+        float diffuse = max(dot(n, l), 0.0);
+        lit += p3d_LightSource[i].color.rgb * diffuse_color.rgb * diffuse * att;
+#if MAT_SPECULAR
+        if (diffuse > 0.0) {
+            float h = max(dot(n, normalize(l + to_eye)), 0.0);
+            lit += p3d_LightSource[i].specular.rgb * p3d_Material.specular
+                * pow(h, p3d_Material.shininess) * att;
+        }
+#endif
     }
 #endif
-    color.rgb *= light;
+    color = vec4(lit, diffuse_color.a);
 #endif
-    v_color = color;
+    v_color = color * p3d_ColorScale;
     v_uv = p3d_MultiTexCoord0;
 #if FOG_EXP
     v_fog = exp(-p3d_Fog.density * abs(eye.z));
@@ -238,11 +273,16 @@ void main() {
 
 @dataclass(frozen=True)
 class Lighting:
-    """What a part is lit by: how many non-ambient lights, and whether any is near."""
+    """What a part is lit by (how many non-ambient lights, whether any is near) and which
+    colours its material sets (the others follow the vertex colour)."""
 
     lights: int = 0  # directional, point and spot lights (the ambient ones are summed)
     near: bool = False  # a point or spot light (attenuation by distance)
     spots: bool = False  # a spot light (cone)
+    ambient: bool = False  # the material's ambient colour
+    diffuse: bool = False
+    emission: bool = False
+    specular: bool = False
 
 
 def shader_sources(mode: Mode, lit: bool, textured: bool, fog: FogMode,
@@ -260,6 +300,9 @@ def shader_sources(mode: Mode, lit: bool, textured: bool, fog: FogMode,
         "SWAY_NORMALS": sway_normals, "LIT": lit, "TEXTURED": textured, "FOG": fog != "none",
         "FOG_EXP": fog == "exp", "FOG_EXP2": fog == "exp2", "FOG_LINEAR": fog == "linear",
         "NEAR_LIGHTS": lighting.near or lighting.spots, "SPOTS": lighting.spots,
+        "MATERIAL": lighting.ambient or lighting.diffuse or lighting.emission or lighting.specular,
+        "MAT_AMBIENT": lighting.ambient, "MAT_DIFFUSE": lighting.diffuse,
+        "MAT_EMISSION": lighting.emission, "MAT_SPECULAR": lighting.specular,
     }
     head = "".join(f"#define {k} {int(v)}\n" for k, v in defines.items())
     head += f"#define LIGHTS {lighting.lights}\n"
@@ -295,12 +338,18 @@ def fog_mode(fog: Any) -> FogMode:
     return modes.get(fog.getMode(), "exp")
 
 
-def lighting_of(light_attrib: Any) -> Lighting:
-    """The :class:`Lighting` of a ``LightAttrib`` (None or off: no lights)."""
+def lighting_of(light_attrib: Any, material_attrib: Any = None) -> Lighting:
+    """The :class:`Lighting` of a ``LightAttrib`` and ``MaterialAttrib`` (None: none)."""
     from panda3d.core import DirectionalLight, PointLight, Spotlight
 
+    material = None
+    if material_attrib is not None and not material_attrib.isOff():
+        material = material_attrib.getMaterial()
+    colors = {} if material is None else {
+        "ambient": material.hasAmbient(), "diffuse": material.hasDiffuse(),
+        "emission": material.hasEmission(), "specular": material.hasSpecular()}
     if light_attrib is None:
-        return Lighting()
+        return Lighting(**colors)
     lights = near = spots = 0
     for i in range(light_attrib.getNumOnLights()):
         node = light_attrib.getOnLight(i).node()
@@ -311,7 +360,7 @@ def lighting_of(light_attrib: Any) -> Lighting:
     if lights > MAX_LIGHTS:
         log.warning("render: %d lights on an animated part; the shader uses %d",
                     lights, MAX_LIGHTS)
-    return Lighting(min(lights, MAX_LIGHTS), near > 0, spots > 0)
+    return Lighting(min(lights, MAX_LIGHTS), near > 0, spots > 0, **colors)
 
 
 class AnimatedShader:
@@ -325,24 +374,24 @@ class AnimatedShader:
 
     def __init__(self, path: Any, mode: Mode, sway_normals: bool = True) -> None:
         self.path, self.mode, self.sway_normals = path, mode, sway_normals
-        self._key: tuple[int, int, int] | None = None
+        self._key: tuple[int, ...] | None = None
         self.current: tuple[bool, FogMode, Lighting] | None = None  # textured, fog, lighting
 
     def refresh(self) -> None:
-        from panda3d.core import FogAttrib, LightAttrib, TextureAttrib
+        from panda3d.core import FogAttrib, LightAttrib, MaterialAttrib, TextureAttrib
 
         state = self.path.getNetState()
-        texture = state.getAttrib(TextureAttrib)
-        fog_attrib = state.getAttrib(FogAttrib)
-        light_attrib = state.getAttrib(LightAttrib)
+        attribs = tuple(state.getAttrib(kind) for kind in
+                        (TextureAttrib, FogAttrib, LightAttrib, MaterialAttrib))
         # Render attributes are unique objects: the same pointer means the same state.
-        key = tuple(0 if a is None else int(a.this) for a in (texture, fog_attrib, light_attrib))
+        key = tuple(0 if a is None else int(a.this) for a in attribs)
         if key == self._key:
             return
-        self._key = (key[0], key[1], key[2])
+        self._key = key
+        texture, fog_attrib, light_attrib, material_attrib = attribs
         textured = texture is not None and texture.getNumOnStages() > 0
         fog = None if fog_attrib is None or fog_attrib.isOff() else fog_attrib.getFog()
-        lighting = lighting_of(light_attrib)
+        lighting = lighting_of(light_attrib, material_attrib)
         self.current = (textured, fog_mode(fog), lighting)
         self.path.setShader(shader(self.mode, True, textured, fog_mode(fog), self.sway_normals,
                                    lighting), 10)
