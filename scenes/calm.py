@@ -1,8 +1,8 @@
 """Calm scene: a quiet lakeside meadow. Shown during baseline, pauses and after STOP.
 
 Drawn with few draw calls: every static part is one Geom, and the parts that
-move (trees, clouds, grass, flowers) are one Geom each whose vertices are moved
-with numpy. The patient sits still, so triangles that can never face the eye are
+move (trees, clouds, grass, flowers) are one Geom each whose vertices a vertex
+shader moves (numpy where shaders do not run). The patient sits still, so triangles that can never face the eye are
 left out, and the sky is drawn last so only the pixels the land leaves free
 are shaded (llvmpipe pays for every pixel it fills).
 """
