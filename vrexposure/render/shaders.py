@@ -375,6 +375,7 @@ class AnimatedShader:
     def __init__(self, path: Any, mode: Mode, sway_normals: bool = True) -> None:
         self.path, self.mode, self.sway_normals = path, mode, sway_normals
         self._key: tuple[int, ...] | None = None
+        self._held: tuple[Any, ...] = ()
         self.current: tuple[bool, FogMode, Lighting] | None = None  # textured, fog, lighting
 
     def refresh(self) -> None:
@@ -383,11 +384,12 @@ class AnimatedShader:
         state = self.path.getNetState()
         attribs = tuple(state.getAttrib(kind) for kind in
                         (TextureAttrib, FogAttrib, LightAttrib, MaterialAttrib))
-        # Render attributes are unique objects: the same pointer means the same state.
+        # Render attributes are unique objects: the same pointer means the same state (the
+        # ones keyed are kept alive, so no other attribute can take their address).
         key = tuple(0 if a is None else int(a.this) for a in attribs)
         if key == self._key:
             return
-        self._key = key
+        self._key, self._held = key, attribs
         texture, fog_attrib, light_attrib, material_attrib = attribs
         textured = texture is not None and texture.getNumOnStages() > 0
         fog = None if fog_attrib is None or fog_attrib.isOff() else fog_attrib.getFog()
