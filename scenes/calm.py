@@ -1,8 +1,8 @@
 """Calm scene: a quiet lakeside meadow. Shown during baseline, pauses and after STOP.
 
 Drawn with few draw calls: every static part is one Geom, and the parts that
-move (trees, clouds, grass, flowers) are one Geom each whose vertices are moved
-with numpy. The patient sits still, so triangles that can never face the eye are
+move (trees, clouds, grass, flowers) are one Geom each whose vertices a vertex
+shader moves (numpy where shaders do not run). The patient sits still, so triangles that can never face the eye are
 left out, and the sky is drawn last so only the pixels the land leaves free
 are shaded (llvmpipe pays for every pixel it fills).
 """
@@ -114,7 +114,8 @@ class BendingField:
 
     Each vertex leans by ``shear[patch] × lift``: ``lift`` is its height above its
     blade's root, so roots stay put and tips swing. One multiply-add over the x
-    column per frame instead of a sheared node (and a draw call) per patch.
+    column per frame instead of a sheared node (and a draw call) per patch; where
+    shaders run, a vertex shader does it from the gust's phase and strength.
     """
 
     def __init__(self, name: str) -> None:
@@ -124,6 +125,7 @@ class BendingField:
         self.builder = g.MeshBuilder()
         self._lift: list[Any] = []
         self._patch: list[Any] = []
+        self._gpu_offsets: Any = None  # where the gust reaches each patch, once on the GPU
 
     def add(self, piece: MeshBuilder, patch: int, lift_m: Any) -> None:
         """Add ``piece`` (world coordinates) bending with ``patch``; ``lift_m`` per vertex."""
@@ -141,7 +143,36 @@ class BendingField:
         self.patch = np.concatenate(self._patch)
         self._rest_x = self.builder.arrays()[0][:, 0].copy()
         path, self._node = dynamic_node(self.builder, parent, self.name)
+        self._path = path
         return path
+
+    def blow(self, phase: float, bend: float, patch_offset: Any) -> None:
+        """Bend by the gust wave (:func:`~vrexposure.render.shaders.gust_shear`) at ``phase``."""
+        import numpy as np
+
+        from vrexposure.render import shaders
+
+        self._gust = (phase, bend, patch_offset)
+        if not shaders.available():
+            self.bend(shaders.gust_shear(phase, bend, patch_offset))
+            return
+        if self._gpu_offsets is None:  # first frame: where the gust reaches each vertex
+            self._gpu_offsets = np.asarray(patch_offset, np.float32)
+            shaders.add_anim_column(self._node, np.stack(
+                [self.lift, self._gpu_offsets[self.patch]], axis=1))
+            self._shader = shaders.AnimatedShader(self._path, "bend")
+        self._shader.refresh()
+        self._path.setShaderInput("wind", (phase, bend))
+
+    def placed_positions(self) -> Any:
+        """(vertices, 3) as the last frame drew them (computed here on the GPU path)."""
+        from vrexposure.render import shaders
+        from vrexposure.render.geometry import vertex_rows
+
+        rows = vertex_rows(self._node)[:, 0:3].copy()
+        if self._gpu_offsets is not None:
+            rows[:, 0] = self._rest_x + shaders.gust_shear(*self._gust)[self.patch] * self.lift
+        return rows
 
     def bend(self, shear: Any) -> None:
         """Lean every patch: ``shear[patch]`` metres along x per metre of height."""
@@ -508,12 +539,8 @@ class CalmScene(SceneBase):
         # Wind: a travelling gust wave bends the grass; trees sway; clouds drift.
         self._wind_phase += dt_s * (0.6 + 0.5 * wind)
         bend = 0.04 + 0.07 * wind
-        phase = self._wind_phase
-        offset = np.asarray(self._grass_offset)
-        gust = np.sin(phase * 2.0 - offset) * 0.6 + np.sin(phase * 3.3 - offset * 1.7) * 0.4
-        shear = bend * (0.6 + 0.4 * gust) * 1.5  # metres of sideways lean per metre of blade
         for field in self._bending:
-            field.bend(shear)
+            field.blow(self._wind_phase, bend, self._grass_offset)
         sway_deg = np.sin(time_s * 0.7 + np.asarray(self._tree_phase)) * (0.2 + 0.5 * wind)
         self._trees.update(sway_deg)
         self._cloud_pos[:, 0] = (

@@ -59,7 +59,10 @@ def _box_batch(count: int) -> tuple[RigidBatch, g.MeshBuilder]:
     return batch, box
 
 
-def test_update_moves_vertices_and_tints_colours() -> None:
+def test_update_moves_vertices_and_tints_colours(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vrexposure.render import shaders
+
+    monkeypatch.setattr(shaders, "_available", False)  # the numpy path (no shaders)
     batch, box = _box_batch(3)
     path = batch.attach(NodePath("root"))
     assert path.node().getNumGeoms() == 1

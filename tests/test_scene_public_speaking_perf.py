@@ -43,6 +43,8 @@ def audience_triangles(eng: Any) -> tuple[NDArray[np.float64], NDArray[np.float6
     (non-hidden, not collapsed to a point), and their vertex colours (n, 3, 4)."""
     from panda3d.core import GeomVertexReader
 
+    from vrexposure.render.batch import RigidBatch
+
     root = eng.current.root
     corners, colours = [], []
     for path in root.findAllMatches("**/audience-*"):
@@ -57,6 +59,9 @@ def audience_triangles(eng: Any) -> tuple[NDArray[np.float64], NDArray[np.float6
             col_reader = GeomVertexReader(vdata, "color")
             pos = np.array([tuple(pos_reader.getData3()) for _ in range(vdata.getNumRows())])
             col = np.array([tuple(col_reader.getData4()) for _ in range(vdata.getNumRows())])
+            batch = RigidBatch.of(path)
+            if batch is not None:  # placed by a vertex shader: where the last frame put them
+                pos = batch.placed_positions().astype(np.float64)
             pos = pos @ to_root[:3, :3] + to_root[3, :3]
             for k in range(geom.getNumPrimitives()):
                 prim = geom.getPrimitive(k).decompose()

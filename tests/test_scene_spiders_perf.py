@@ -49,14 +49,13 @@ def spiders_module() -> ModuleType:
     return sys.modules[discover_scenes()["spiders"].factory.__module__]
 
 
-def collapsed_rows(batch_node: Any) -> tuple[int, int]:
-    """(vertices at exactly the origin, all vertices) of a batch's GeomNode.
+def collapsed_rows(batch: Any) -> tuple[int, int]:
+    """(vertices at exactly the origin, all vertices) of a RigidBatch as last placed.
 
     A part given a zero matrix (a hidden spider's) collapses to the origin.
     """
-    vdata = batch_node.node().getGeom(0).getVertexData()
-    rows = np.frombuffer(memoryview(vdata.getArray(0)).cast("B"), np.float32).reshape(-1, 12)
-    return int(np.all(rows[:, 0:3] == 0.0, axis=1).sum()), len(rows)
+    rows = batch.placed_positions()
+    return int(np.all(rows == 0.0, axis=1).sum()), len(rows)
 
 
 def test_top_step_fits_the_draw_call_budget(engine: Any) -> None:
@@ -92,8 +91,8 @@ def test_hidden_spiders_collapse_to_nothing(engine: Any) -> None:
     assert len(shown) == 1
     batches = shown[0]
     assert batches.capacity >= 5  # the set that held five spiders
-    for name in ("spider-bodies", "spider-shadows"):
-        collapsed, total = collapsed_rows(batches.node.find(name))
+    for name, batch in (("spider-bodies", batches.body), ("spider-shadows", batches.shadows)):
+        collapsed, total = collapsed_rows(batch)
         # Every part of each spider beyond the first two, and nothing else, is collapsed.
         assert collapsed == total // batches.capacity * (batches.capacity - 2), name
     # Down to one spider: a set for one is drawn and the larger one not at all.
@@ -105,9 +104,7 @@ def test_hidden_spiders_collapse_to_nothing(engine: Any) -> None:
 def body_vertices(eng: Any) -> Any:
     """Vertex positions of the spider body batch being drawn (n, 3)."""
     (batches,) = [b for b in eng.current._batch_sets if not b.node.isHidden()]
-    vdata = batches.node.find("spider-bodies").node().getGeom(0).getVertexData()
-    rows = np.frombuffer(memoryview(vdata.getArray(0)).cast("B"), np.float32).reshape(-1, 12)
-    return rows[:, 0:3].astype(np.float64)
+    return batches.body.placed_positions().astype(np.float64)
 
 
 def test_legs_swing_while_walking(engine: Any) -> None:

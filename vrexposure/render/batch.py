@@ -9,6 +9,11 @@ one vertex buffer instead: each frame the caller computes one 4×4 matrix per
 part (vectorised, :func:`pos_hpr_scale_mats` and :func:`compose`) and the batch
 rewrites the vertices in a few numpy operations — one node, one draw call.
 
+Where shaders run (:func:`vrexposure.render.shaders.available`) the vertices
+stay in a static buffer and the matrices go to the GPU instead, one texture row
+per part, and a vertex shader moves the vertices (``rigid`` mode): the CPU's
+work per frame no longer grows with the vertex count.
+
 Matrices follow Panda3D's row-vector convention (``p' = p @ M``), so
 ``compose(child, parent)`` is the child's transform in the parent's space,
 exactly like a ``NodePath`` under another.
@@ -16,6 +21,7 @@ exactly like a ``NodePath`` under another.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,6 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from panda3d.core import Geom, GeomNode, NodePath, OmniBoundingVolume
 
+from . import shaders
 from .geometry import MeshBuilder, vertex_rows
 
 FloatArray = NDArray[np.float32]
@@ -127,6 +134,10 @@ class RigidBatch:
         self._node: GeomNode | None = None
         self._positions = np.zeros((0, 3), np.float32)  # work buffers, one row per vertex
         self._normals = np.zeros((0, 3), np.float32)
+        self._path: NodePath | None = None
+        self._parts_texture: shaders.PartTexture | None = None  # set when the GPU moves parts
+        self._shader: shaders.AnimatedShader | None = None
+        self._mats = np.zeros((0, 4, 4), np.float32)  # as last updated (GPU path)
 
     @property
     def num_parts(self) -> int:
@@ -169,13 +180,41 @@ class RigidBatch:
                     np.ascontiguousarray(rows[:, _POS]), np.ascontiguousarray(rows[:, _NRM]),
                     np.ascontiguousarray(rows[:, _COL])))
             start += k * n
-        self._node = builder.node(self.name, usage=Geom.UH_dynamic)
+        gpu = shaders.available()
+        # On the GPU path the positions never change; only colours are rewritten, rarely.
+        self._node = builder.node(self.name, usage=Geom.UH_static if gpu else Geom.UH_dynamic)
         self._positions = np.zeros((start, 3), np.float32)
         self._normals = np.zeros((start, 3), np.float32)
         # The parts move anywhere; one bound that never culls avoids recomputing it per frame.
         self._node.setBounds(OmniBoundingVolume())
         self._node.setFinal(True)
-        return parent.attachNewNode(self._node)
+        path = parent.attachNewNode(self._node)
+        self._path = path
+        _BY_NODE[int(self._node.this)] = self
+        self._mats = np.zeros((self.num_parts, 4, 4), np.float32)
+        if gpu:
+            part_of_vertex = np.zeros(start, np.float32)
+            for block in self._blocks:
+                part_of_vertex[block.start: block.start + block.count * block.rows] = np.repeat(
+                    block.parts, block.rows)
+            shaders.add_anim_column(self._node, part_of_vertex)
+            self._parts_texture = shaders.PartTexture(f"{self.name}-parts", self.num_parts, 4)
+            path.setShaderInput("parts", self._parts_texture.texture)
+            # The parts at the identity, as on the CPU path.
+            self._parts_texture.write(identity_mats(self.num_parts))
+            self._shader = shaders.AnimatedShader(path, "rigid")
+            self._shader.refresh()
+        return path
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether a vertex shader moves the parts (else numpy rewrites the vertices)."""
+        return self._parts_texture is not None
+
+    @staticmethod
+    def of(path: NodePath) -> RigidBatch | None:
+        """The batch drawn by the GeomNode at ``path`` (None: not a batch's), for checks."""
+        return _BY_NODE.get(int(path.node().this))
 
     def update(self, mats: ArrayLike, colors: ArrayLike | None = None) -> None:
         """Move every part: ``mats`` (parts, 4, 4) row-vector; ``colors`` (parts, 4) multipliers.
@@ -193,6 +232,10 @@ class RigidBatch:
         if colors_a is not None and colors_a.shape != (self.num_parts, 4):
             raise ValueError(f"RigidBatch.update: colors shape {colors_a.shape}, "
                              f"expected ({self.num_parts}, 4)")
+        self._mats = mats_a.copy()
+        if self._parts_texture is not None:
+            self._update_gpu(mats_a, colors_a)
+            return
         rows = vertex_rows(self._node)
         for block in self._blocks:
             m = mats_a[block.parts]
@@ -214,15 +257,42 @@ class RigidBatch:
         rows[:, _POS] = self._positions
         rows[:, _NRM] = self._normals
 
+    def _update_gpu(self, mats: FloatArray, colors: FloatArray | None) -> None:
+        assert self._parts_texture is not None and self._shader is not None
+        self._shader.refresh()  # lights, fog or textures may have come since
+        self._parts_texture.write(mats)
+        if colors is not None and self._node is not None:
+            rows = vertex_rows(self._node)  # colours stay per vertex: they change rarely
+            for block in self._blocks:
+                span = slice(block.start, block.start + block.count * block.rows)
+                tinted = block.colors[None] * colors[block.parts][:, None, :]
+                rows[span, _COL] = tinted.reshape(-1, 4)
+
+    def placed_positions(self) -> FloatArray:
+        """(vertices, 3) where the last update put every vertex (what is drawn).
+
+        On the GPU path the shader places them, so they are computed here from the
+        last matrices: for checks, not per frame.
+        """
+        if self._parts_texture is not None:
+            for block in self._blocks:
+                span = slice(block.start, block.start + block.count * block.rows)
+                m = self._mats[block.parts]
+                positions = self._positions[span].reshape(block.count, block.rows, 3)
+                np.matmul(block.positions, m[:, :3, :3], out=positions)
+                positions += m[:, None, 3, :3]
+        return self._positions.copy()
+
     def part_bounds(self) -> FloatArray:
         """(parts, 2, 3) low and high corners of each part as last updated (NaN: hidden).
 
         For checks (people must not pass through each other), not per frame.
         """
         out = np.full((self.num_parts, 2, 3), np.nan, np.float32)
+        placed = self.placed_positions()
         for block in self._blocks:
             span = slice(block.start, block.start + block.count * block.rows)
-            positions = self._positions[span].reshape(block.count, block.rows, 3)
+            positions = placed[span].reshape(block.count, block.rows, 3)
             lo, hi = positions.min(axis=1), positions.max(axis=1)
             shown = (hi - lo).max(axis=1) > 1e-6  # a hidden part collapses to a point
             out[block.parts[shown], 0] = lo[shown]
@@ -233,6 +303,10 @@ class RigidBatch:
     def hidden(count: int) -> FloatArray:
         """``count`` zero matrices (parts drawn as nothing)."""
         return np.zeros((count, 4, 4), np.float32)
+
+
+#: Attached batches by their GeomNode (pointer), for :meth:`RigidBatch.of`.
+_BY_NODE: weakref.WeakValueDictionary[int, RigidBatch] = weakref.WeakValueDictionary()
 
 
 def identity_mats(count: int) -> FloatArray:

@@ -8,6 +8,8 @@ The caller owns the clock: :meth:`RenderEngine.step` takes the frame ``dt``
 Pipe choice (offscreen): ``pandagl`` first — with no X display it falls back
 to EGL (Mesa llvmpipe on a machine without a GPU) — then ``p3tinydisplay``
 (software, no shaders). The choice is logged and kept in :attr:`RenderEngine.pipe_name`.
+Where the pipe runs GLSL, scenes move their animated parts in vertex shaders
+(:mod:`vrexposure.render.shaders`; :attr:`RenderEngine.gpu_animation`), else in numpy.
 """
 
 from __future__ import annotations
@@ -353,6 +355,12 @@ class RenderEngine:
             renderer,
         )
         self.renderer_name = renderer
+        from . import shaders
+
+        # Moving parts are animated in vertex shaders where the pipe runs them.
+        self.gpu_animation = shaders.supports_shaders(gsg)
+        shaders.set_available(self.gpu_animation)
+        self.gpu_animation = shaders.available()
         base.disableMouse()
         if multisamples:
             base.render.setAntialias(AntialiasAttrib.MMultisample)

@@ -101,7 +101,9 @@ class SwayParts:
     part about its own forward (y) axis and may move it. That is all swaying
     trees and drifting clouds need, and it is a few vectorised multiply-adds over
     the vertices: :class:`~vrexposure.render.batch.RigidBatch` (general matrices)
-    costs about 0.1 ms per distinct shape per frame.
+    costs about 0.1 ms per distinct shape per frame. Where shaders run, the
+    vertices stay in the parts' own frames and a vertex shader (``sway`` mode)
+    rolls, turns and places them from one texel per part.
     """
 
     def __init__(self, name: str, roll_normals: bool = True) -> None:
@@ -112,6 +114,15 @@ class SwayParts:
         self._parts: list[tuple[Any, Any, tuple[float, float, float], float]] = []
         self._upright: Any = None  # positions and normals at zero roll, before translation
         self._placed: Any = None  # the offsets last written, per vertex (3, n)
+        self._parts_texture: Any = None  # set when the GPU moves the parts
+        self._path: Any = None
+        self._shader: Any = None
+        self._roll_rad: Any = None  # (parts,) as last updated (GPU path)
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether a vertex shader moves the parts (else numpy rewrites the vertices)."""
+        return self._parts_texture is not None
 
     @property
     def num_parts(self) -> int:
@@ -143,11 +154,24 @@ class SwayParts:
         heading = np.radians([h for *_, h in self._parts]).astype(np.float32)[self._owner2]
         self._cos_h, self._sin_h = np.cos(heading), np.sin(heading)
         self._pos = np.array([pos for _, _, pos, _ in self._parts], np.float32)
-        node = builder.node(self.name, usage=Geom.UH_dynamic)
+        from vrexposure.render import shaders
+
+        gpu = shaders.available()
+        node = builder.node(self.name, usage=Geom.UH_static if gpu else Geom.UH_dynamic)
         node.setBounds(OmniBoundingVolume())  # parts move anywhere: never culled
         node.setFinal(True)
         path = parent.attachNewNode(node)
         self._node = node
+        self._path = path
+        if gpu:
+            # The vertices keep the parts' own frames; the shader turns and places them.
+            anim = np.stack([self._cos_h[: len(self._owner)], self._sin_h[: len(self._owner)],
+                             self._owner.astype(np.float32)], axis=1)
+            shaders.add_anim_column(node, anim)
+            self._parts_texture = shaders.PartTexture(f"{self.name}-parts", self.num_parts, 1)
+            path.setShaderInput("parts", self._parts_texture.texture)
+            self._roll_rad = np.zeros(self.num_parts, np.float32)
+            self._shader = shaders.AnimatedShader(path, "sway", self.roll_normals)
         self.update(None)
         return path
 
@@ -169,6 +193,9 @@ class SwayParts:
 
         if pos is not None:
             self._pos = np.asarray(pos, np.float32)
+        if self._parts_texture is not None:
+            self._update_gpu(roll_deg)
+            return
         from vrexposure.render.geometry import vertex_rows
 
         view = vertex_rows(self._node)
@@ -192,6 +219,38 @@ class SwayParts:
             if self.roll_normals:
                 view[:, 3 + axis] = turned[axis][n:]
         self._upright = self._placed = None
+
+
+    def placed_positions(self) -> Any:
+        """(vertices, 3) where the last update put every vertex (what is drawn).
+
+        On the GPU path the shader places them, so they are computed here: for
+        checks, not per frame.
+        """
+        import numpy as np
+
+        from vrexposure.render.geometry import vertex_rows
+
+        if self._parts_texture is None:
+            return vertex_rows(self._node)[:, 0:3].copy()
+        roll = self._roll_rad if np.any(self._roll_rad) else None
+        x, y, z = self._turned(roll, normals=False)
+        offset = self._pos[self._owner]
+        return np.stack([x, y, z], axis=1) + offset
+
+    def _update_gpu(self, roll_deg: Any) -> None:
+        import numpy as np
+
+
+        self._shader.refresh()  # lights, fog or textures may have come since
+        if roll_deg is None:
+            self._roll_rad[:] = 0.0
+        else:
+            self._roll_rad[:] = np.radians(np.asarray(roll_deg, np.float32))
+        values = np.empty((self.num_parts, 1, 4), np.float32)
+        values[:, 0, 0] = self._roll_rad
+        values[:, 0, 1:] = self._pos
+        self._parts_texture.write(values)
 
 
 def mip_nearest_sampler() -> Any:
