@@ -96,3 +96,63 @@ def test_dark_closed_in_steps_show_the_close_walls_by_torchlight(checker: Any,
     thumb = lum(sheet_view("claustrophobia", step_id, 1.0))
     assert thumb.std() >= 20.0  # the sheet's thumbnail was near-uniform (std 0.4-7)
     assert spread(centre(thumb)) >= 60.0  # was 0-2
+
+
+# --------------------------------------------------------------------------- acrophobia
+
+
+@pytest.fixture(scope="module")
+def sheet_checker() -> Iterator[Any]:
+    """check-scenes' measures with the contact sheet's vertical field of view."""
+    from vrexposure.scene_check import SceneChecker
+
+    engine = shared_engine()
+    vertical_deg = float(engine.base.camLens.getFov()[1])
+    with SceneChecker(engine, size_px=128, fov_deg=vertical_deg, keep_images=True) as chk:
+        yield chk
+    engine.set_head_pose((0, 0, 0), (0, 0, 0))
+
+
+def edge_row(mask: NDArray[np.bool_]) -> float:
+    """Median over columns of the lowest stimulus pixel, as a share of the height."""
+    lowest = [np.nonzero(col)[0].max() for col in mask.T if col.any()]
+    return float(np.median(lowest)) / mask.shape[0] if lowest else 0.0
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0])
+def test_top_step_stands_at_the_roof_edge_with_the_drop_beyond(sheet_checker: Any,
+                                                               level: float) -> None:
+    """'At the edge in strong wind': the roof under the feet fills the bottom of the view,
+    the edge lies in its lower part and the drop fills everything beyond it (it was an
+    aerial map: the drop down to the bottom row, no roof in view)."""
+    m = headset_view(sheet_checker, "acrophobia", "no-railing-edge", level)
+    mask = m.mask
+    h = mask.shape[0]
+    assert mask[: h // 2].mean() >= 0.9  # beyond the edge: the drop, not sky
+    assert mask[round(0.92 * h):].mean() <= 0.1  # the roof (and the feet) at the bottom
+    assert 0.6 <= edge_row(mask) <= 0.9  # the edge in the lower part of the view
+
+
+def test_glass_floor_shows_the_street_through_tinted_framed_glass(checker: Any) -> None:
+    """Standing on the glass at the edge (intensity 1): the drop is seen through the floor
+    (and the glass balustrade), tinted and framed — not the dark bars of a railing."""
+    m = headset_view(checker, "acrophobia", "glass-floor", 1.0)
+    h = m.mask.shape[0]
+    assert m.mask[h // 2:].mean() >= 0.6  # the stimulus mask sees the drop through the glass
+    scene = checker.engine.current
+    glass = [p for name in ("glass-floor", "glass-balustrade")
+             for p in scene.root.findAllMatches(f"**/{name}")]
+    assert len(glass) == 2
+    for path in glass:
+        path.hide()
+    try:
+        bare = checker._render()  # the same view with the glass taken away
+    finally:
+        for path in glass:
+            path.show()
+    with_glass, without = lum(m.image[h // 2:]), lum(bare[h // 2:])
+    # The street below reads through the glass: the picture follows the one without it...
+    assert np.corrcoef(with_glass.ravel(), without.ravel())[0, 1] >= 0.5
+    # ...and the glass is there to see (tint, frame), not invisible.
+    assert np.abs(m.image[h // 2:].astype(int) - bare[h // 2:]).mean() >= 5.0
+    assert with_glass.mean() >= 90.0  # not a dark slab
