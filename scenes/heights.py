@@ -528,7 +528,9 @@ class HeightsScene(SceneBase):
         down = 0.75 * math.degrees(math.atan2(1.2, edge + 0.4))
         # Close to the edge: look down over it, the edge (the kerb's roof side) below the
         # centre of the view: the roof and the feet beneath it, the drop beyond.
-        over = math.degrees(math.atan2(1.2, edge - KERB_M)) - EDGE_BELOW_CENTRE_DEG
+        over = 0.0
+        if self.v("rail_height") < 0.2:  # (behind a railing the old framing shows it best)
+            over = math.degrees(math.atan2(1.2, edge - KERB_M)) - EDGE_BELOW_CENTRE_DEG
         if self.v("glass_floor") > 0.5 and edge < BALCONY_M:
             # Standing on the glass: look down through it, at the feet and the street below.
             over = max(over, 55.0 + 25.0 * (1.0 - edge / BALCONY_M))
