@@ -156,3 +156,20 @@ def test_glass_floor_shows_the_street_through_tinted_framed_glass(checker: Any) 
     # ...and the glass is there to see (tint, frame), not invisible.
     assert np.abs(m.image[h // 2:].astype(int) - bare[h // 2:]).mean() >= 5.0
     assert with_glass.mean() >= 90.0  # not a dark slab
+
+
+# --------------------------------------------------------------------------- public speaking
+
+#: Mean luminance (grey levels) of the audience in the check-scenes view at the lecture
+#: hall steps: faces, arms and phones read (the audience was 20-38: lit from behind).
+AUDIENCE_LUMINANCE_FLOOR = 45.0
+
+
+@pytest.mark.parametrize("step_id", ["hall-40", "hall-60", "hall-60-critical",
+                                     "hall-80-hostile", "hall-80-close"])
+def test_lecture_hall_audience_is_lit_under_the_spotlight(checker: Any, step_id: str) -> None:
+    for level in (0.0, 1.0):
+        m = headset_view(checker, "public_speaking", step_id, level)
+        audience = lum(m.image)[m.mask]
+        assert audience.mean() >= AUDIENCE_LUMINANCE_FLOOR, (step_id, level, audience.mean())
+        assert np.percentile(audience, 90) >= 90.0  # lit faces and shirts, not only dim ones
