@@ -173,3 +173,34 @@ def test_lecture_hall_audience_is_lit_under_the_spotlight(checker: Any, step_id:
         audience = lum(m.image)[m.mask]
         assert audience.mean() >= AUDIENCE_LUMINANCE_FLOOR, (step_id, level, audience.mean())
         assert np.percentile(audience, 90) >= 90.0  # lit faces and shirts, not only dim ones
+
+
+# --------------------------------------------------------------------------- flying
+
+
+def test_flying_stimulus_grades_with_turbulence_and_the_filling_cabin(checker: Any) -> None:
+    """The window was 19.7° at every step: now the stimulus is the view the windows (and
+    the passengers) sweep as the cabin shakes, so turbulence, a storm and a full cabin
+    show in the metric, and the harness sees the hierarchy's grading."""
+    from vrexposure.scene_check import graded_findings
+
+    def stimulus_deg(params: dict[str, Any]) -> float:
+        base = {"flight_phase": "cruise", "cabin_occupancy": 0.0, "turbulence": 0.0,
+                "storm": 0.0}
+        return float(checker.measure("flying", {**base, **params}).stimulus_deg)
+
+    calm = stimulus_deg({})
+    rough = stimulus_deg({"turbulence": 1.0})
+    storm = stimulus_deg({"turbulence": 1.0, "storm": 1.0})
+    full = stimulus_deg({"cabin_occupancy": 1.0})
+    assert rough >= calm * 1.1  # the shaking cabin sweeps the windows across the view
+    assert storm > rough  # a thunderstorm shakes harder still
+    assert full >= calm * 1.1  # the passengers who fill the cabin
+    h = hierarchy("fear_of_flying")
+    steps, _findings = checker.check_hierarchy(h, discover_scenes())
+    top = [max(s.low.stimulus_deg, s.high.stimulus_deg) for s in steps]
+    assert top[-1] == max(top)  # landing in a storm is the worst case
+    assert top[-1] >= 1.5 * top[0]
+    assert graded_findings(steps) == []  # no step shows less than an easier one
+    assert min(s.low.stimulus_deg for s in steps[6:]) > max(s.high.stimulus_deg
+                                                          for s in steps[:2])

@@ -317,6 +317,10 @@ class SceneBase(ABC):
 
     #: Radius (m) around the eye point under which there must be ground (``check-scenes``).
     footprint_m: float = 0.3
+    #: Seconds over which ``check-scenes`` takes the stimulus as the part of the view it
+    #: sweeps (the union of its masks, sampled): for scenes whose motion around the
+    #: patient is part of what is feared (turbulence shaking a cabin). 0: one moment.
+    stimulus_sweep_s: float = 0.0
 
     def solid_boxes(self) -> list[tuple[str, Vec3Tuple, Vec3Tuple]]:
         """World bounding boxes (name, low, high) of people and props that must not overlap.
