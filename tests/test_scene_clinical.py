@@ -204,3 +204,62 @@ def test_flying_stimulus_grades_with_turbulence_and_the_filling_cabin(checker: A
     assert graded_findings(steps) == []  # no step shows less than an easier one
     assert min(s.low.stimulus_deg for s in steps[6:]) > max(s.high.stimulus_deg
                                                           for s in steps[:2])
+
+
+# --------------------------------------------------------------------------- arachnophobia
+
+
+def test_top_step_tarantula_walks_onto_the_patients_hand(checker: Any) -> None:
+    """The classic top item: the nearest tarantula climbs the shoe, the shin and the knee
+    and stands on the back of the hand resting there, seen from the patient's eye."""
+    from panda3d.core import Point2, Point3
+
+    h = hierarchy("arachnophobia")
+    params = h.step_params(len(h.steps) - 1, 1.0, discover_scenes())
+    assert params["on_hand"] is True
+    engine = checker.engine
+    module = __import__(type(engine.scene("spiders")).__module__, fromlist=["HAND_PATH_M"])
+    hand = module.HAND_PATH_M[-1]
+    early = checker.measure("spiders", params, settle_s=0.5)
+    scene = engine.current
+    on_the_way = scene._swarm.pos[0].copy()
+    assert np.linalg.norm(on_the_way - hand) > 0.3  # it starts down at the feet
+    assert early.largest_deg >= 5.0
+    m = checker.measure("spiders", params, settle_s=6.0)
+    scene = engine.current
+    assert np.linalg.norm(scene._swarm.pos[0] - hand) < 0.02  # on the hand
+    assert not scene.root.find("**/patient-hand").isHidden()
+    # In the picture: the spider mask covers the hand's place in the view.
+    render = engine.base.render
+    point = checker.camera.getRelativePoint(render, Point3(*hand))
+    screen = Point2()
+    assert checker.lens.project(point, screen)
+    size = m.mask.shape[0]
+    col, row = round((screen.x + 1) / 2 * size), round((1 - screen.y) / 2 * size)
+    assert m.mask[row - 3:row + 4, col - 3:col + 4].mean() >= 0.5
+    assert m.largest_deg >= 10.0  # a big tarantula close to the eyes
+
+
+def test_spider_legs_are_bristly_and_furred() -> None:
+    """Hairs: bristles standing out of every leg part (silhouette) and a hair texture on
+    the legs and body — in the legs' own shape and the batch, not extra draw calls."""
+    import sys
+
+    from vrexposure.render.engine import count_geometry
+
+    engine = shared_engine()
+    render_settled(engine, "spiders", {"count": 1, "size_cm": 15.0, "distance_m": 0.6,
+                                       "species": "tarantula"}, settle_s=1.0)
+    scene = engine.current
+    module = sys.modules[type(scene).__module__]
+    leg = module._spider_shapes()["leg"]
+    rows, _tris = leg.arrays()
+    radius = np.hypot(rows[:, 0], rows[:, 2])
+    assert (radius > 1.5).sum() >= module.LEG_HAIRS  # bristle tips stand out of the tube
+    bodies = scene.root.find("**/spider-bodies")
+    assert bodies.hasTexture() or bodies.findTexture("*") is not None
+    fuzz = module.fuzz_image()
+    strands = fuzz[..., 0] > 180
+    assert 0.05 < strands.mean() < 0.5  # light strands on a darker ground
+    draws, _triangles = count_geometry(scene.root)
+    assert draws <= 30
