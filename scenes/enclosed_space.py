@@ -258,6 +258,7 @@ class EnclosedSpaceScene(SceneBase):
     sound_param = "ventilation_volume"
     near_far = (0.03, 80.0)
     background_color = (0.0, 0.0, 0.0)
+    event_sounds: ClassVar[dict[str, str]] = {"door_closes": "door_slam"}
     channel_ease_s: ClassVar[dict[str, float]] = {
         "door=open": 1.5,
         "door=closed": 1.5,

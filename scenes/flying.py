@@ -823,6 +823,7 @@ class FlyingScene(SceneBase):
     sound_param = "engine_volume"
     #: check-scenes: the stimulus is what the windows sweep over as the cabin shakes.
     stimulus_sweep_s = 3.0
+    event_sounds: ClassVar[dict[str, str]] = {"chime": "chime", "announcement": "announcement"}
     near_far = (0.03, 100_000.0)
     background_color = (0.6, 0.75, 0.9)
     channel_ease_s: ClassVar[dict[str, float]] = {
@@ -1082,6 +1083,8 @@ class FlyingScene(SceneBase):
         chime = self.event_progress("chime")
         if chime is not None:  # the seat-belt sign lights with its chime, blinking twice
             belt = 1.0 if chime > 0.3 or math.sin(chime * 60.0) > 0 else 0.0
+        if self.event_progress("announcement") is not None:  # "... fasten your seat belts"
+            belt = 1.0
         # A thunderstorm's updraughts shake the cabin harder than clear-air turbulence.
         buffet = turb * (1.0 + STORM_BUFFET * min(1.0, max(0.0, self.v("storm"))))
         self._cabin.setPos(0.008 * buffet * shake, 0, 0.02 * buffet * (shake + 3 * jolt))
@@ -1253,6 +1256,7 @@ SCENE = SceneSpec(
     events=(
         EventSpec("jolt", "Turbulence jolt: a sudden drop and shudder", "j", 4.0),
         EventSpec("chime", "Seat-belt sign chimes on", "b", 3.0),
+        EventSpec("announcement", "The captain's announcement (seat belts on)", "a", 7.0),
     ),
     factory=FlyingScene,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from vrexposure.render.scene_base import DEFAULT_EASE_TIME_S, SceneBase
 from vrexposure.render.seated import SwayParts, box_corners, facing_only
@@ -118,6 +118,7 @@ class HeightsScene(SceneBase):
 
     sound_name = "wind"
     sound_param = "wind_volume"
+    event_sounds: ClassVar[dict[str, str]] = {"gust": "gust"}
     near_far = (0.05, 2500.0)
     #: Standing at the edge: the toes may be 0.1 m from it (check-scenes ground test).
     footprint_m = 0.1

@@ -267,6 +267,8 @@ class PublicSpeakingScene(SceneBase):
     near_far = (0.05, 120.0)
     background_color = (0.05, 0.05, 0.06)
     channel_ease_s: ClassVar[dict[str, float]] = {"hall=meeting_room": 1.5, "hall=classroom": 1.5, "hall=lecture_hall": 1.5}
+    event_sounds: ClassVar[dict[str, str]] = {"cough": "cough", "yawn": "yawn",
+                                              "phone": "phone_ping"}
 
     def __init__(self, spec: SceneSpec | None = None, ease_time_s: float = DEFAULT_EASE_TIME_S):
         super().__init__(spec or SCENE, ease_time_s)

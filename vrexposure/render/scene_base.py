@@ -170,6 +170,9 @@ class SceneBase(ABC):
     background_color: tuple[float, float, float] = (0.0, 0.0, 0.0)
     #: Per-channel easing time overrides, e.g. ``{"door=open": 1.5}``.
     channel_ease_s: ClassVar[Mapping[str, float]] = {}
+    #: The one-shot sound each stimulus event plays as it starts (event name -> a name in
+    #: :data:`vrexposure.render.audio.EVENT_SOUNDS`); events not named play silently.
+    event_sounds: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, spec: SceneSpec, ease_time_s: float = DEFAULT_EASE_TIME_S) -> None:
         self.spec = spec
