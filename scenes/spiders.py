@@ -103,7 +103,7 @@ HAND_PATH_LEN_M = np.concatenate(
 #: On the way to the hand the spider walks no faster than this (m/s); then it sits and
 #: turns. At the cut into the step it is already this far along (on the patient's shoe).
 HAND_SPEED_M_S = 0.25
-HAND_START_M = 0.2
+HAND_START_M = 0.35
 #: Leg hairs: bristles per leg part (thin double-sided triangles, part of the leg shape).
 LEG_HAIRS = 6
 #: A texel of the hair texture that is plain white (parts that must keep their colour).
