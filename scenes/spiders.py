@@ -102,10 +102,10 @@ HAND_PATH_LEN_M = np.concatenate(
     [[0.0], np.cumsum(np.linalg.norm(np.diff(HAND_PATH_M, axis=0), axis=1))])
 #: On the way to the hand the spider walks no faster than this (m/s); then it sits and
 #: turns. At the cut into the step it is already this far along (on the patient's shoe).
-HAND_SPEED_M_S = 0.25
-HAND_START_M = 0.35
+HAND_SPEED_M_S = 0.3
+HAND_START_M = 0.2
 #: Leg hairs: bristles per leg part (thin double-sided triangles, part of the leg shape).
-LEG_HAIRS = 6
+LEG_HAIRS = 4
 #: A texel of the hair texture that is plain white (parts that must keep their colour).
 FUZZ_PLAIN_UV = (0.5 / 64, 1.0 - 0.5 / 64)
 
