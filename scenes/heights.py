@@ -332,10 +332,13 @@ class HeightsScene(SceneBase):
                     ],
                     (0.75, 0.75, 0.72, 1),
                 )
-        streets.quad(
-            [(-0.15, -400, 0.08), (0.15, -400, 0.08), (0.15, 900, 0.08), (-0.15, 900, 0.08)],
-            (0.9, 0.85, 0.5, 1),
-        )
+        # Yellow centre lines on every street (they were one line at x = 0, across blocks
+        # and roofs); the cross streets' lines a layer higher than the others'.
+        for c in self._street_lines:
+            streets.quad([(c - 0.15, -400, 0.08), (c + 0.15, -400, 0.08), (c + 0.15, 900, 0.08),
+                          (c - 0.15, 900, 0.08)], (0.9, 0.85, 0.5, 1))
+            streets.quad([(-400, c - 0.15, 0.09), (400, c - 0.15, 0.09), (400, c + 0.15, 0.09),
+                          (-400, c + 0.15, 0.09)], (0.9, 0.85, 0.5, 1))
         self._streets = streets.attach(city, "streets")
         self._streets.setBin("fixed", DRAW_ORDER.index("streets"))
         palette = [
