@@ -19,7 +19,7 @@ from vrexposure.scene_api import EventSpec, SceneSpec, choice_param, float_param
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
-    from panda3d.core import GeomNode, NodePath
+    from panda3d.core import GeomNode, NodePath, Texture, TextureStage
 
     from vrexposure.render.geometry import Color, MeshBuilder
 
@@ -36,6 +36,49 @@ SEAM_M = 0.01
 #: Room sizes (wall distance, ceiling height in metres) the room meshes are probed at.
 PROBE_WALL_M = (1.0, 2.0)
 PROBE_CEILING_M = (2.0, 3.0)
+#: Below this room brightness the patient's torch is on: a dark room is never a black screen,
+#: the close walls show their plaster and seams in its pool of light.
+TORCH_BELOW_LIGHT = 0.2
+#: Torch beam: cone (degrees) and how much brighter its centre makes a surface (the
+#: texture stage's scale: 1, 2 or 4) while the rim darkens what lies outside the pool.
+TORCH_FOV_DEG = 42.0
+TORCH_GAIN = 4
+#: Room brightness (as ``light_level ** 0.5``) the ambient light keeps while the torch is on.
+TORCH_AMBIENT = 0.7
+#: The patient's torch at head height, a little to the right, shining ahead at the door
+#: (room coordinates): its pool sits in the middle of the view at every wall distance.
+TORCH_POS_M = (0.1, 0.0, 1.26)
+TORCH_AIM_M = (0.0, 1.0, 1.22)
+
+
+def plaster_image(size: int = 128, seed: int = 61) -> NDArray[np.uint8]:
+    """Plaster board: mottled, with a dark seam along its sides (one board per repeat).
+
+    Seams every :data:`PLASTER_TEX_M` on walls and ceiling give close surfaces something
+    to see (distance, texture) when the room is dark and only a torch lights them.
+    """
+    import numpy as np
+
+    from vrexposure.render import geometry as g
+
+    x = (np.arange(size)[None, :] + 0.5) / size
+    gray = 0.62 + 0.38 * g.value_noise(size, 8, seed, 4)
+    edge = np.minimum(x, 1 - x)  # boards stand upright (on the ceiling: run one way)
+    gray *= np.clip(edge / 0.01, 0.7, 1.0)  # the seam, about 2 cm wide at 1 m a repeat
+    return g.tint(gray, (0.45, 0.45, 0.44), (1.0, 1.0, 0.98))
+
+
+def torch_pool_image(size: int = 64) -> NDArray[np.uint8]:
+    """The torch's pool of light: a warm hot centre, a soft rim, dim outside (the edge value)."""
+    import numpy as np
+
+    y, x = (np.mgrid[0:size, 0:size] + 0.5) / size - 0.5
+    r = np.hypot(x, y) / 0.5
+    beam = np.clip((1.0 - r) / 0.45, 0.0, 1.0) ** 1.3  # a bright disc with a soft rim
+    hot = np.clip(1.0 - r / 0.35, 0.0, 1.0)  # and a hotter centre
+    level = 0.12 + 0.73 * beam + 0.15 * hot  # times TORCH_GAIN: ~0.5 outside, 4 at the centre
+    warm = np.array([1.0, 0.94, 0.82])
+    return (np.clip(level[..., None] * warm, 0.0, 1.0) * 255).astype(np.uint8)
 
 
 def crept_distance(set_distance_m: float, creep_m: float) -> float:
@@ -215,6 +258,7 @@ class EnclosedSpaceScene(SceneBase):
     sound_param = "ventilation_volume"
     near_far = (0.03, 80.0)
     background_color = (0.0, 0.0, 0.0)
+    event_sounds: ClassVar[dict[str, str]] = {"door_closes": "door_slam"}
     channel_ease_s: ClassVar[dict[str, float]] = {
         "door=open": 1.5,
         "door=closed": 1.5,
@@ -233,7 +277,7 @@ class EnclosedSpaceScene(SceneBase):
         floor.setTexture(g.tiles_texture((0.55, 0.52, 0.48), (0.3, 0.29, 0.27), 2, 13))
         self._room = RoomMesh("walls", walls_mesh)
         walls = self._room.attach(parent)
-        plaster = g.noise_texture(61, (0.82, 0.82, 0.82), (1.0, 1.0, 1.0), 8, 128)
+        plaster = g.texture_from_array("plaster-board", plaster_image())
         walls.setTexture(plaster)
         walls.setTag("stimulus", "walls")  # walls and ceiling, closing in (check-scenes)
 
@@ -254,8 +298,10 @@ class EnclosedSpaceScene(SceneBase):
         self._corridor = cnode
         hinge = front.attachNewNode("door-hinge")
         hinge.setPos(-DOOR_W / 2, 0.0, 0)
+        leaf = g.MeshBuilder()  # boards with grain and joints: a close door is not a flat slab
+        leaf.box((0.0, -0.02, 0), (DOOR_W, 0.02, DOOR_H), (1.0, 1.0, 1.0, 1))
+        leaf.attach(hinge, "door-leaf").setTexture(g.planks_texture((0.56, 0.4, 0.27), 17))
         door = g.MeshBuilder()
-        door.box((0.0, -0.02, 0), (DOOR_W, 0.02, DOOR_H), (0.5, 0.36, 0.24, 1))
         door.box((DOOR_W - 0.12, -0.07, 0.98), (DOOR_W - 0.04, -0.02, 1.02), (0.8, 0.8, 0.78, 1))
         door.box((DOOR_W - 0.05, -0.07, 0.96), (DOOR_W - 0.04, -0.02, 1.04), (0.8, 0.8, 0.78, 1))
         door.attach(hinge, "door")
@@ -270,7 +316,6 @@ class EnclosedSpaceScene(SceneBase):
         led.sphere(
             0.012, (1.0, 0.2, 0.1, 1), center=(DOOR_W - 0.08, -0.07, 1.25), rings=3, segments=6
         )
-        g.set_unlit(led.attach(self._lock, "led"))
         g.set_shiny(self._lock, 0.8, 50)
 
         lamp = g.MeshBuilder()
@@ -285,10 +330,55 @@ class EnclosedSpaceScene(SceneBase):
         g.set_unlit(self._exit)
         g.text_card(self._exit, "EXIT", 0.08, (1, 1, 1, 1), pos=(0, -0.035, 0.035))
 
+        self._torch_stage, self._torch_texture, self._torch = self._make_torch(parent)
+        self._torch_on = False
+        for glowing in (self._exit, self._lamp_panel, self._corridor):  # their own light
+            glowing.setTextureOff(self._torch_stage)
+        g.set_unlit(led.attach(self._lock, "led")).setTextureOff(self._torch_stage)
+
         self._ambient = g.ambient_light(parent, (0.3, 0.3, 0.3))
         self._light = g.point_light(
             parent, (1, 0.97, 0.9), (0, 0, 2.5), (1.0, 0.0, 0.04), "ceiling-light"
         )
+
+    @staticmethod
+    def _make_torch(parent: NodePath) -> tuple[TextureStage, Texture, NodePath]:
+        """A projector whose texture multiplies the lit colour of whatever it falls on.
+
+        Fixed-function lighting is per vertex: a spotlight on a 4-vertex door would
+        light it evenly. A projected texture draws the pool per pixel at no extra
+        draw call (an extra texture stage on the room's Geoms).
+        """
+        from panda3d.core import LensNode, PerspectiveLens, TextureStage
+
+        from vrexposure.render import geometry as g
+
+        lens = PerspectiveLens()
+        lens.setFov(TORCH_FOV_DEG)
+        lens.setNearFar(0.05, 20.0)
+        torch = parent.attachNewNode(LensNode("torch", lens))
+        torch.setPos(*TORCH_POS_M)
+        torch.lookAt(*TORCH_AIM_M)
+        stage = TextureStage("torch-pool")
+        stage.setSort(50)
+        stage.setCombineRgb(TextureStage.CM_modulate, TextureStage.CS_previous,
+                            TextureStage.CO_src_color, TextureStage.CS_texture,
+                            TextureStage.CO_src_color)
+        stage.setCombineAlpha(TextureStage.CM_replace, TextureStage.CS_previous,
+                              TextureStage.CO_src_alpha)
+        stage.setRgbScale(TORCH_GAIN)
+        texture = g.texture_from_array("torch-pool", torch_pool_image(), repeat=False,
+                                       mipmap=False)
+        return stage, texture, torch
+
+    def _set_torch(self, on: bool) -> None:
+        if on == self._torch_on or self.root is None:
+            return
+        self._torch_on = on
+        if on:
+            self.root.projectTexture(self._torch_stage, self._torch_texture, self._torch)
+        else:
+            self.root.clearProjectTexture(self._torch_stage)
 
     def animate(self, dt_s: float, time_s: float) -> None:
         from vrexposure.render import geometry as g
@@ -318,13 +408,16 @@ class EnclosedSpaceScene(SceneBase):
         self._corridor.show() if open_ > 0.01 else self._corridor.hide()
         # Perceived brightness: even the darkest setting leaves the walls faintly visible
         # (a black screen would show no room at all).
+        self._set_torch(self.v("light_level") < TORCH_BELOW_LIGHT)
         light = self.v("light_level") ** 0.5
         failing = self.event_progress("light_fails")
         if failing is not None:  # flickers, goes out (the exit sign and corridor still glow)
             t = failing * 8.0
             flicker = 0.5 + 0.5 * math.sin(t * 37.0) * math.sin(t * 11.0)
             light *= flicker if failing < 0.15 or failing > 0.9 else 0.12
-        g.set_light_color(self._ambient, g.shade((0.32, 0.32, 0.33), light))
+        # The torch's own light scattered back from the close walls (its pool multiplies it).
+        ambient = max(light, TORCH_AMBIENT) if self._torch_on else light
+        g.set_light_color(self._ambient, g.shade((0.32, 0.32, 0.33), ambient))
         g.set_light_color(self._light, g.shade((1.0, 0.97, 0.9), light * 1.1))
         self._lamp_panel.setColorScale(light, light, light * 0.95, 1)
         glow = 0.15 + 0.85 * light

@@ -99,6 +99,8 @@ CLOUD_TEX_M = 9000.0
 SKY_RADIUS_M = 30_000.0
 AIRPORT_TILE_M = 320.0  # the gates repeat every tile, so taxiing can scroll forever
 AIRPORT_MAX_ALT_M = 300.0
+#: How much harder a full storm shakes the cabin than turbulence alone (share).
+STORM_BUFFET = 0.3
 HAZE = np.array([0.80, 0.86, 0.93])
 ZENITH = np.array([0.25, 0.45, 0.85])
 # Wing (cabin coordinates of the root; the wing reaches out towards -x).
@@ -819,6 +821,9 @@ class FlyingScene(SceneBase):
 
     sound_name = "engine"
     sound_param = "engine_volume"
+    #: check-scenes: the stimulus is what the windows sweep over as the cabin shakes.
+    stimulus_sweep_s = 3.0
+    event_sounds: ClassVar[dict[str, str]] = {"chime": "chime", "announcement": "announcement"}
     near_far = (0.03, 100_000.0)
     background_color = (0.6, 0.75, 0.9)
     channel_ease_s: ClassVar[dict[str, float]] = {
@@ -920,6 +925,8 @@ class FlyingScene(SceneBase):
         self._pax_geom_node = node
         self._pax_indices: GeomVertexArrayData = node.getGeom(0).getPrimitive(0).getVertices()
         self._passengers = cabin.attachNewNode(node)
+        # A filling cabin is part of what is feared (no way out): the boarding steps grade it.
+        self._passengers.setTag("stimulus", "passengers")
 
         wing_b, flaps_b = g.MeshBuilder(), g.MeshBuilder()
         hinge_point, hinge_axis = _wing(wing_b, flaps_b)
@@ -1076,8 +1083,12 @@ class FlyingScene(SceneBase):
         chime = self.event_progress("chime")
         if chime is not None:  # the seat-belt sign lights with its chime, blinking twice
             belt = 1.0 if chime > 0.3 or math.sin(chime * 60.0) > 0 else 0.0
-        self._cabin.setPos(0.008 * turb * shake, 0, 0.02 * turb * (shake + 3 * jolt))
-        self._cabin.setHpr(0, 0.5 * turb * shake, 0.8 * turb * math.sin(t * 3.1 + 2))
+        if self.event_progress("announcement") is not None:  # "... fasten your seat belts"
+            belt = 1.0
+        # A thunderstorm's updraughts shake the cabin harder than clear-air turbulence.
+        buffet = turb * (1.0 + STORM_BUFFET * min(1.0, max(0.0, self.v("storm"))))
+        self._cabin.setPos(0.008 * buffet * shake, 0, 0.02 * buffet * (shake + 3 * jolt))
+        self._cabin.setHpr(0, 0.5 * buffet * shake, 0.8 * buffet * math.sin(t * 3.1 + 2))
 
         airborne = min(1.0, altitude / 50.0)
         bank = (self.v("bank_deg") + airborne * 1.2 * math.sin(t * 0.11)
@@ -1245,6 +1256,7 @@ SCENE = SceneSpec(
     events=(
         EventSpec("jolt", "Turbulence jolt: a sudden drop and shudder", "j", 4.0),
         EventSpec("chime", "Seat-belt sign chimes on", "b", 3.0),
+        EventSpec("announcement", "The captain's announcement (seat belts on)", "a", 7.0),
     ),
     factory=FlyingScene,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from vrexposure.render.scene_base import DEFAULT_EASE_TIME_S, SceneBase
 from vrexposure.render.seated import SwayParts, box_corners, facing_only
@@ -29,6 +29,14 @@ GROUND_TEX_M = 40.0
 #: tallest first, so the ground hidden behind buildings and the sky behind everything are
 #: rejected by the depth test instead of shaded (llvmpipe pays for every shaded pixel).
 #: The see-through floor comes last: it blends over whatever lies below it.
+#: Glass floor: pane colour (a faint green-blue tint, mostly see-through) and pane width.
+GLASS_TINT = (0.55, 0.78, 0.8, 0.3)
+GLASS_PANE_M = 1.25
+#: The resting view looks down so that the edge lies this far below its centre (degrees):
+#: the roof under the feet in the lower part of the view, the drop beyond it.
+EDGE_BELOW_CENTRE_DEG = 12.0
+#: Depth of the kerb (coping) along the roof edge.
+KERB_M = 0.12
 DRAW_ORDER = ("buildings", "roofs", "trees", "cars", "ground", "streets", "sky", "slab", "glass")
 
 
@@ -110,6 +118,7 @@ class HeightsScene(SceneBase):
 
     sound_name = "wind"
     sound_param = "wind_volume"
+    event_sounds: ClassVar[dict[str, str]] = {"gust": "gust"}
     near_far = (0.05, 2500.0)
     #: Standing at the edge: the toes may be 0.1 m from it (check-scenes ground test).
     footprint_m = 0.1
@@ -205,21 +214,37 @@ class HeightsScene(SceneBase):
         slab.box((-10, 0, -0.3), (10, 1, 0), (1, 1, 1, 1), uv_m=1.2, faces="zZxXY")
         self._slab = slab.attach(self._balcony, "slab")
         self._slab.setTexture(g.tiles_texture((0.68, 0.66, 0.62), (0.45, 0.44, 0.42), 2, 7))
+        # Tinted panes (the street shows through them, a little green-blue) in a steel
+        # frame: mullions across, a beam along the facade and the edge and one between.
         glass = g.MeshBuilder()
-        glass.box((-10, 0, -0.04), (10, 1, 0), (0.7, 0.85, 0.9, 0.18), faces="zZ")
-        for x in np.arange(-10, 10.01, 1.25):
-            glass.box((x - 0.03, 0, -0.08), (x + 0.03, 1, 0.005), (0.25, 0.27, 0.3, 1))
-        self._glass = glass.attach(self._balcony, "glass")
-        g.set_transparent(self._glass)
-        self._glass.setBin("fixed", DRAW_ORDER.index("glass"))
-        g.set_shiny(self._glass, 0.9, 80)
+        glass.box((-10, 0, -0.04), (10, 1, 0), GLASS_TINT, faces="Z")
+        frame = g.MeshBuilder()
+        steel = (0.3, 0.32, 0.35, 1)
+        for x in np.arange(-10 + GLASS_PANE_M / 2, 10, GLASS_PANE_M):  # a pane under the feet
+            frame.box((x - 0.04, 0, -0.1), (x + 0.04, 1, 0.004), steel)
+        for y0, y1 in ((0.0, 0.05), (0.48, 0.52), (0.95, 1.0)):  # scaled by the balcony depth
+            frame.box((-10, y0, -0.12), (10, y1, 0.006), steel, faces="xXyYZ")
+        self._glass = self._balcony.attachNewNode("glass-floor")
+        panes = glass.attach(self._glass, "glass")
+        g.set_transparent(panes)
+        panes.setTwoSided(True)
+        g.set_shiny(panes, 0.9, 80)
+        panes.setBin("fixed", DRAW_ORDER.index("glass"))
+        frame.attach(self._glass, "glass-frame")
+        # The patient's shoes, toes a few centimetres behind the eye point: looking down
+        # at the edge shows the feet, the roof under them and the drop beyond.
+        shoes = g.MeshBuilder()
+        for x in (-0.13, 0.13):
+            shoes.box((x - 0.055, -0.2, 0.008), (x + 0.055, 0.08, 0.07), (0.12, 0.11, 0.1, 1))
+            shoes.box((x - 0.05, -0.22, 0.07), (x + 0.05, -0.04, 0.12), (0.15, 0.16, 0.2, 1))
+        self._shoes = shoes.attach(parent, "shoes")
         kerb = g.MeshBuilder()
-        kerb.box((-10, -0.12, 0), (10, 0.0, 0.07), (0.55, 0.55, 0.53, 1))
+        kerb.box((-10, -KERB_M, 0), (10, 0.0, 0.07), (0.55, 0.55, 0.53, 1))
         self._kerb = kerb.attach(w, "kerb")
 
         rail = g.MeshBuilder()
         metal = (0.22, 0.24, 0.27, 1)
-        for x in np.arange(-9.6, 9.61, 1.2):
+        for x in np.arange(-9.0, 9.01, 1.2):  # no post straight ahead of the patient
             rail.box((x - 0.03, -0.09, 0), (x + 0.03, -0.03, 1.0), metal)
         rail.box((-9.7, -0.11, 0.97), (9.7, -0.01, 1.03), g.shade(metal, 1.3))
         rail.box((-9.7, -0.08, 0.5), (9.7, -0.04, 0.53), metal)
@@ -229,6 +254,14 @@ class HeightsScene(SceneBase):
             bars.box((x - 0.008, -0.07, 0.05), (x + 0.008, -0.05, 0.97), metal)
         bars.box((-9.7, -0.08, 0.04), (9.7, -0.04, 0.07), metal)
         self._bars = bars.attach(self._rail, "balusters")
+        # With a glass floor the railing is glass too (a skywalk): posts and a top rail
+        # hold a tinted pane instead of bars, and the drop shows through both.
+        pane = g.MeshBuilder()
+        pane.box((-9.7, -0.065, 0.06), (9.7, -0.055, 0.97), GLASS_TINT, faces="yY")
+        self._rail_glass = pane.attach(self._rail, "glass-balustrade")
+        g.set_transparent(self._rail_glass)
+        g.set_shiny(self._rail_glass, 0.9, 80)
+        self._rail_glass.setBin("fixed", DRAW_ORDER.index("glass"))
 
         # The building below the terrace, and the city on the ground.
         facade = g.MeshBuilder()
@@ -299,10 +332,13 @@ class HeightsScene(SceneBase):
                     ],
                     (0.75, 0.75, 0.72, 1),
                 )
-        streets.quad(
-            [(-0.15, -400, 0.08), (0.15, -400, 0.08), (0.15, 900, 0.08), (-0.15, 900, 0.08)],
-            (0.9, 0.85, 0.5, 1),
-        )
+        # Yellow centre lines on every street (they were one line at x = 0, across blocks
+        # and roofs); the cross streets' lines a layer higher than the others'.
+        for c in self._street_lines:
+            streets.quad([(c - 0.15, -400, 0.08), (c + 0.15, -400, 0.08), (c + 0.15, 900, 0.08),
+                          (c - 0.15, 900, 0.08)], (0.9, 0.85, 0.5, 1))
+            streets.quad([(-400, c - 0.15, 0.09), (400, c - 0.15, 0.09), (400, c + 0.15, 0.09),
+                          (-400, c + 0.15, 0.09)], (0.9, 0.85, 0.5, 1))
         self._streets = streets.attach(city, "streets")
         self._streets.setBin("fixed", DRAW_ORDER.index("streets"))
         palette = [
@@ -437,14 +473,19 @@ class HeightsScene(SceneBase):
         self._glass.show() if glass > 0.01 else self._glass.hide()
         self._glass.setAlphaScale(max(0.0, min(1.0, glass * 1.0)))
         self._kerb.setY(edge)
+        # Toes (0.08 m ahead of the eye point) stop just behind the kerb.
+        self._shoes.setY(min(0.0, edge - KERB_M - 0.1))
         self._rail.setY(edge)
         if rail_h < 0.01:
             self._rail.hide()
         else:
             self._rail.show()
             self._rail.setSz(rail_h / 1.0)
+            bars *= 1.0 - glass  # a glass floor's railing is a glass pane
             self._bars.setSz(bars if bars > 0.01 else 0.001)
             self._bars.show() if bars > 0.01 else self._bars.hide()
+            self._rail_glass.show() if glass > 0.01 else self._rail_glass.hide()
+            self._rail_glass.setAlphaScale(glass)
         self._facade.setPos(0, facade_y, 0)
         self._facade.setSz(height)
         self._facade.setTexScale(
@@ -488,8 +529,16 @@ class HeightsScene(SceneBase):
 
     def view_hpr(self) -> tuple[float, float, float]:
         edge = max(0.0, self.v("edge_distance_m"))
-        down = math.degrees(math.atan2(1.2, edge + 0.4))
-        return (0.0, -min(50.0, max(12.0, down * 0.75)), 0.0)
+        down = 0.75 * math.degrees(math.atan2(1.2, edge + 0.4))
+        # Close to the edge: look down over it, the edge (the kerb's roof side) below the
+        # centre of the view: the roof and the feet beneath it, the drop beyond.
+        over = 0.0
+        if self.v("rail_height") < 0.2:  # (behind a railing the old framing shows it best)
+            over = math.degrees(math.atan2(1.2, edge - KERB_M)) - EDGE_BELOW_CENTRE_DEG
+        if self.v("glass_floor") > 0.5 and edge < BALCONY_M:
+            # Standing on the glass: look down through it, at the feet and the street below.
+            over = max(over, 55.0 + 25.0 * (1.0 - edge / BALCONY_M))
+        return (0.0, -min(80.0, max(12.0, down, over)), 0.0)
 
 
 SCENE = SceneSpec(

@@ -87,7 +87,7 @@ WHITE: Color4 = (1.0, 1.0, 1.0, 1.0)  # batch templates are white: part colours 
 SHOE: Color4 = (0.1, 0.08, 0.07, 1.0)
 EYE_WHITE: Color4 = (0.95, 0.95, 0.95, 1.0)
 PUPIL: Color4 = (0.1, 0.07, 0.05, 1.0)
-LIPS: Color4 = (0.55, 0.3, 0.3, 1.0)
+LIPS: Color4 = (0.42, 0.16, 0.16, 1.0)
 PHONE_CASE: Color4 = (0.05, 0.05, 0.06, 1.0)
 PHONE_SCREEN: Color4 = (0.6, 0.8, 1.0, 1.0)
 
@@ -104,6 +104,10 @@ BODY_REFRESH_S = (1 / 15, 1 / 6)
 #: Easing closer than this to its target is snapped to it (0.3 ° of a 60 ° turn), so
 #: people settle for good: their limbs are cached and their batches refresh slower.
 SETTLED = 5e-3
+#: The house light on the audience: from the stage (travelling +Y), from the speaker's
+#: left and above; the share of it a full spotlight takes away.
+AUDIENCE_LIGHT_HPR = (-20.0, -35.0, 0.0)
+AUDIENCE_LIGHT_DIM = 0.2
 #: Head centre above the seat, for aiming the gaze (metres).
 HEAD_HEIGHT_M = 1.25
 LOOK_EASE_S, HOSTILE_EASE_S = 0.6, 0.8
@@ -170,6 +174,10 @@ PHONE_LOCALS = np.stack(
 SIDES = np.array([-1.0, 1.0])  # left, right
 # Eyebrows in head space (the face looks along -Y; the eyes are at z 0.085).
 BROW_X_M, BROW_Y_M, BROW_Z_M, BROW_FROWN_DEG = 0.032, -0.098, 0.112, 24.0
+# The mouth: two halves in head space whose outer corners turn down with hostility (a
+# sulk that reads from the stage) and up a little without it (a polite smile).
+MOUTH_X_M, MOUTH_Y_M, MOUTH_Z_M = 0.015, -0.094, 0.012
+MOUTH_FROWN_DEG, MOUTH_SMILE_DEG = 30.0, 10.0
 SHOULDERS_M = np.array([(side * 0.23, 0.01, 0.5) for side in SIDES])
 SHORT_HAIR = ellipsoid_mat((0.0, 0.025, 0.1), (0.095, 0.105, 0.1))
 LONG_HAIR = ellipsoid_mat((0.0, 0.025, 0.06), (0.095, 0.105, 0.12))
@@ -259,6 +267,8 @@ class PublicSpeakingScene(SceneBase):
     near_far = (0.05, 120.0)
     background_color = (0.05, 0.05, 0.06)
     channel_ease_s: ClassVar[dict[str, float]] = {"hall=meeting_room": 1.5, "hall=classroom": 1.5, "hall=lecture_hall": 1.5}
+    event_sounds: ClassVar[dict[str, str]] = {"cough": "cough", "yawn": "yawn",
+                                              "phone": "phone_ping"}
 
     def __init__(self, spec: SceneSpec | None = None, ease_time_s: float = DEFAULT_EASE_TIME_S):
         super().__init__(spec or SCENE, ease_time_s)
@@ -322,7 +332,10 @@ class PublicSpeakingScene(SceneBase):
         )
         lamp.attach(parent, "spot-lamp")
         self._ambient = g.ambient_light(parent, (0.45, 0.45, 0.45))
-        self._key = g.sun_light(parent, (0.6, 0.58, 0.55), (200, -50, 0))
+        # The house lights wash the audience from the stage side (from the speaker's left,
+        # above): faces, arms and phones read from the lectern. (From behind them, as
+        # before, the audience showed its lit backs and dark faces.)
+        self._key = g.sun_light(parent, (0.6, 0.58, 0.55), AUDIENCE_LIGHT_HPR)
         self._spot = g.spot_light(
             parent,
             (1.0, 0.95, 0.8),
@@ -397,9 +410,12 @@ class PublicSpeakingScene(SceneBase):
         self._snap_motion = False
         if spot != self._lit_spot:  # the lights only change while the spotlight eases
             self._lit_spot = spot
+            # The spotlight dims the house, but the audience stays lit: dim surroundings,
+            # faces that still read (AUDIENCE_LIGHT_DIM of the key light goes).
             house = 1.0 - 0.55 * spot
+            key = 1.0 - AUDIENCE_LIGHT_DIM * spot
             g.set_light_color(self._ambient, (0.45 * house, 0.45 * house, 0.47 * house, 1))
-            g.set_light_color(self._key, (0.62 * house, 0.6 * house, 0.56 * house, 1))
+            g.set_light_color(self._key, (0.8 * key, 0.77 * key, 0.7 * key, 1))
             g.set_light_color(self._spot, (1.6 * spot, 1.5 * spot, 1.25 * spot, 1))
             self._pool.setAlphaScale(spot)
             self._beam.setAlphaScale(spot)
@@ -745,7 +761,8 @@ class _Pose:
         )
 
     def head_part_mats(self, head: FloatArray) -> FloatArray:
-        """Matrices of the heads batch: skin, hair, face, left and right brow per person."""
+        """Matrices of the heads batch: skin, hair, face, left and right brow, left and
+        right half of the mouth per person."""
         from vrexposure.render.batch import compose, pos_hpr_scale_mats
 
         hair = compose(self.crowd.hair_mats[self.chunk.span], head)
@@ -761,7 +778,16 @@ class _Pose:
             hpr = np.zeros((len(hostile), 3))
             hpr[:, 2] = -side * BROW_FROWN_DEG * hostile
             brows.append(compose(pos_hpr_scale_mats(pos, hpr), head))
-        return self._hide(np.stack([head, hair, head, *brows], axis=1))
+        mouth = []
+        for side in SIDES:  # a positive roll lowers the +x end: the right half's outer corner
+            pos = np.zeros((len(hostile), 3))
+            pos[:, 0] = side * MOUTH_X_M
+            pos[:, 1] = MOUTH_Y_M
+            pos[:, 2] = MOUTH_Z_M
+            hpr = np.zeros((len(hostile), 3))
+            hpr[:, 2] = side * (MOUTH_FROWN_DEG * hostile - MOUTH_SMILE_DEG * (1 - hostile))
+            mouth.append(compose(pos_hpr_scale_mats(pos, hpr), head))
+        return self._hide(np.stack([head, hair, head, *brows, *mouth], axis=1))
 
     def body_part_mats(self) -> FloatArray:
         """Matrices of the bodies batch: BODY_PARTS per person, then 2 per phone user."""
@@ -866,6 +892,7 @@ class _Templates:
     legs: MeshBuilder  # both legs in the person's space (times the trousers colour)
     shoes: MeshBuilder
     brow: MeshBuilder  # one eyebrow (times the hair colour): they frown when hostile
+    lip: MeshBuilder  # half a mouth (times LIPS): its corner turns down when hostile
 
     @staticmethod
     def make() -> _Templates:
@@ -896,8 +923,7 @@ class _Templates:
                              faces="y")
                     face.box((sx - 0.006, -0.102, 0.079), (sx + 0.006, -0.102, 0.091), PUPIL,
                              faces="y")
-            face.box((-0.03, -0.1, 0.005), (0.03, -0.09, 0.015), LIPS, faces="y")
-            heads.append((skin, hair, face))
+            heads.append((skin, hair, face))  # the mouth: two parts of their own (a frown)
         box = g.MeshBuilder()
         box.box((-0.5, -0.5, -0.5), (0.5, 0.5, 0.5), WHITE, faces="xXyZ")
         dome = g.MeshBuilder()
@@ -912,7 +938,9 @@ class _Templates:
         brow = g.MeshBuilder()
         brow.box((-0.017, -0.004, -0.004), (0.017, 0.0, 0.004), (0.55, 0.55, 0.55, 1),
                  faces="yZz")
-        return _Templates(heads, box, dome, legs, shoes, brow)
+        lip = g.MeshBuilder()  # only its front: seen from the stage, 2 triangles
+        lip.box((-0.017, -0.003, -0.005), (0.017, 0.0, 0.005), WHITE, faces="y")
+        return _Templates(heads, box, dome, legs, shoes, brow, lip)
 
     def legs_batch(self, people: int) -> RigidBatch:
         from vrexposure.render.batch import RigidBatch
@@ -937,6 +965,8 @@ class _Templates:
             heads.add_template(face_t, "face"),
             heads.add_template(self.brow, "brow"),
             heads.add_template(self.brow, "brow"),
+            heads.add_template(self.lip, "lip"),
+            heads.add_template(self.lip, "lip"),
         )
         bodies = RigidBatch(f"audience-bodies-{members[0]}")
         box, dome = bodies.add_template(self.box, "box"), bodies.add_template(self.dome, "dome")
@@ -953,7 +983,8 @@ class _Templates:
         ones = np.ones((len(members), 4), np.float32)
         skin, shirt = looks.skin[members], looks.shirt[members]
         hair = looks.hair[members]
-        head_colors = np.stack([skin, hair, ones, hair, hair], axis=1).reshape(-1, 4)
+        lips = np.tile(np.asarray(LIPS, np.float32), (len(members), 1))
+        head_colors = np.stack([skin, hair, ones, hair, hair, lips, lips], axis=1).reshape(-1, 4)
         body_colors = np.stack([shirt] * 6 + [skin] * 2, axis=1).reshape(-1, 4)
         phone_colors = np.tile(np.asarray([PHONE_CASE, PHONE_SCREEN], np.float32),
                                (len(phone_members), 1))

@@ -78,10 +78,48 @@ SPECIES: dict[
         tuple[float, float, float],
     ],
 ] = {
-    "house": (0.011, 0.85, 0.8, (0.42, 0.31, 0.2), (0.45, 0.34, 0.22), (0.3, 0.22, 0.14)),
-    "wolf": (0.019, 1.05, 1.0, (0.3, 0.25, 0.19), (0.33, 0.27, 0.2), (0.2, 0.16, 0.12)),
-    "tarantula": (0.03, 1.3, 1.15, (0.07, 0.06, 0.06), (0.09, 0.08, 0.08), (0.85, 0.45, 0.12)),
+    # Body and leg colours are multiplied by the hair texture (fuzz_image: ~0.45 ground,
+    # light strands); the knee bands are not (plain).
+    "house": (0.011, 0.85, 0.8, (0.72, 0.53, 0.34), (0.77, 0.58, 0.38), (0.3, 0.22, 0.14)),
+    "wolf": (0.019, 1.05, 1.0, (0.51, 0.43, 0.32), (0.56, 0.46, 0.34), (0.2, 0.16, 0.12)),
+    "tarantula": (0.03, 1.3, 1.15, (0.14, 0.12, 0.11), (0.2, 0.17, 0.15), (0.85, 0.45, 0.12)),
 }
+
+
+# The seated patient's right hand resting on the right knee (shown with "on_hand"), and
+# the way the nearest spider walks onto it: over the floor, onto the shoe, up the shin,
+# over the knee onto the back of the hand (x, y, z in m; the eye is above the origin).
+HAND_PATH_M = np.array([
+    (0.16, 0.80, RUG_TOP_M),
+    (0.16, 0.66, RUG_TOP_M),
+    (0.16, 0.60, 0.10),
+    (0.16, 0.51, 0.10),
+    (0.16, 0.51, 0.47),
+    (0.155, 0.45, 0.615),
+    (0.14, 0.30, 0.665),
+])
+HAND_PATH_LEN_M = np.concatenate(
+    [[0.0], np.cumsum(np.linalg.norm(np.diff(HAND_PATH_M, axis=0), axis=1))])
+#: On the way to the hand the spider walks no faster than this (m/s); then it sits and
+#: turns. At the cut into the step it is already this far along (on the patient's shoe).
+HAND_SPEED_M_S = 0.3
+HAND_START_M = 0.2
+#: Leg hairs: bristles per leg part (thin double-sided triangles, part of the leg shape).
+LEG_HAIRS = 4
+#: A texel of the hair texture that is plain white (parts that must keep their colour).
+FUZZ_PLAIN_UV = (0.5 / 64, 1.0 - 0.5 / 64)
+
+
+def hand_path_point(s_m: float) -> tuple[NDArray[np.float64], float]:
+    """Where along HAND_PATH_M the spider stands ``s_m`` metres in, and its pitch (deg, up +)."""
+    s_m = min(max(s_m, 0.0), float(HAND_PATH_LEN_M[-1]))
+    found = int(np.searchsorted(HAND_PATH_LEN_M, s_m, "right")) - 1
+    k = min(len(HAND_PATH_M) - 2, found)
+    a, b = HAND_PATH_M[k], HAND_PATH_M[k + 1]
+    t = (s_m - HAND_PATH_LEN_M[k]) / max(1e-9, HAND_PATH_LEN_M[k + 1] - HAND_PATH_LEN_M[k])
+    d = b - a
+    pitch = math.degrees(math.atan2(float(d[2]), float(math.hypot(d[0], d[1]))))
+    return a + t * d, pitch
 
 
 def _spider_layout(index: int) -> tuple[float, float, float, float]:
@@ -232,12 +270,54 @@ def _spider_shapes() -> dict[str, MeshBuilder]:
     # two), scaled per part to its length and to the species' leg radius. No end caps
     # (half a tube's vertices): the ends sit in the body, in the knee band or on the floor.
     shapes["leg"].tube((0, 0, 0), (0, 1, 0), 1.0, 0.75, (1, 1, 1, 1), segments=6, caps=False)
-    shapes["band"].tube((0, -0.02, 0), (0, 0.05, 0), 1.25, 1.2, (1, 1, 1, 1), segments=6)
+    _add_leg_hairs(shapes["leg"])
+    band = g.MeshBuilder()
+    band.tube((0, -0.02, 0), (0, 0.05, 0), 1.25, 1.2, (1, 1, 1, 1), segments=6)
+    rows, tris = band.arrays()
+    rows[:, 10:12] = FUZZ_PLAIN_UV  # one plain white texel: the bands stay their colour
+    shapes["band"].add_rows(rows, tris)
     shapes["shadow"].quad(
         [(-0.4, -0.45, 0.004), (0.4, -0.45, 0.004), (0.4, 0.35, 0.004), (-0.4, 0.35, 0.004)],
         (0.0, 0.0, 0.0, 0.55),
     )
     return shapes
+
+
+def _add_leg_hairs(leg: MeshBuilder) -> None:
+    """Bristles on the unit leg tube (radius 1 at y 0, 0.75 at y 1): thin triangles that
+    stand out of it, slanted towards the tip, both sides drawn. A hairy silhouette; being
+    part of the leg's shape they cost vertices, not draw calls."""
+    rng = np.random.default_rng(23)
+    pos, nrm, tris = [], [], []
+    for k in range(LEG_HAIRS):
+        a = rng.uniform(0, 2 * math.pi) if k else 0.0
+        y = (k + 0.5) / LEG_HAIRS
+        r = 1.0 - 0.25 * y
+        out = np.array([math.cos(a), 0.0, math.sin(a)])
+        side = np.array([-math.sin(a), 0.0, math.cos(a)])
+        base = out * r + np.array([0.0, y, 0.0])
+        tip = out * r * rng.uniform(2.0, 2.8) + np.array([0.0, y + 0.12, 0.0])
+        pos += [base - 0.25 * side, base + 0.25 * side, tip]
+        nrm += [out, out, out]
+        i = 3 * k
+        tris += [(i, i + 1, i + 2), (i, i + 2, i + 1)]
+    leg.add(np.asarray(pos), np.asarray(nrm), np.zeros((len(pos), 2)), np.asarray(tris))
+
+
+def fuzz_image(size: int = 64, seed: int = 29) -> NDArray[np.uint8]:
+    """Hair over a spider's legs and body (white multiplier): short light strands along
+    the legs (v) on a darker ground, so that a dark tarantula reads as hairy up close."""
+    rng = np.random.default_rng(seed)
+    gray = np.full((size, size), 0.45)
+    for _ in range(220):
+        x, y = rng.uniform(0, size), rng.uniform(0, size)
+        dx, length = rng.uniform(-0.35, 0.35), rng.uniform(4, 10)
+        level = rng.uniform(0.75, 1.0)
+        for k in range(int(length)):
+            gray[int(y + k) % size, int(x + dx * k) % size] = level
+    gray[:2, :2] = 1.0  # plain white at FUZZ_PLAIN_UV (row 0 is the top: v = 1)
+    img = (np.clip(gray, 0, 1) * 255).astype(np.uint8)
+    return np.dstack([img, img, img])
 
 
 class _SpiderBatches:
@@ -265,7 +345,8 @@ class _SpiderBatches:
             template = self.body.add_template(shapes[name], name)
             for _ in range(parts):
                 self.body.add_part(template)
-        self.body.attach(self.node)
+        self.body.attach(self.node).setTexture(
+            g.texture_from_array("spider-fuzz", fuzz_image()))
         self.shadows = RigidBatch("spider-shadows")  # blended and unlit
         template = self.shadows.add_template(shapes["shadow"], "shadow")
         for _ in range(n):
@@ -313,6 +394,8 @@ class SpidersScene(SceneBase):
         self._swarm = _Swarm.at_rest()
         self._present_names = [f"present{i}" for i in range(MAX_SPIDERS)]
         self._nearest: tuple[float, float, float] | None = None
+        self._hand_s_m = HAND_START_M  # how far the nearest spider walked towards the hand
+        self._hand_pitch_deg = 0.0
 
     def channel_targets(self, params: Any) -> dict[str, float]:
         targets = super().channel_targets(params)
@@ -338,6 +421,7 @@ class SpidersScene(SceneBase):
         self._build_room(room)
         self._build_tank(parent)
         self._build_spiders(parent)
+        self._build_patient(parent)
 
         self._ambient = g.ambient_light(parent, (0.4, 0.38, 0.36))
         self._sun = g.sun_light(parent, (0.9, 0.88, 0.8), (160, -35, 0))
@@ -600,6 +684,47 @@ class SpidersScene(SceneBase):
         self._batch_sets = [_SpiderBatches(self._spiders, shapes, n) for n in BATCH_CAPACITIES]
         self._build_dropper(parent)
 
+    def _build_patient(self, parent: NodePath) -> None:
+        """The seated patient's legs, shoes and right forearm with the hand resting on the
+        knee: what the spider of "on_hand" walks onto (shown only then: elsewhere the
+        legs would hide spiders walking under the knees)."""
+        from vrexposure.render import geometry as g
+
+        trousers, shoe, sleeve = (0.22, 0.25, 0.33, 1), (0.12, 0.1, 0.09, 1), (0.5, 0.22, 0.2, 1)
+        skin = (0.88, 0.7, 0.58, 1)
+        body = g.MeshBuilder()
+        for x in (-0.16, 0.16):
+            body.box((x - 0.05, 0.37, RUG_TOP_M), (x + 0.05, 0.63, 0.09), shoe)
+            body.tube((x, 0.45, 0.08), (x, 0.44, 0.5), 0.05, 0.055, trousers, segments=10)
+            body.sphere(0.068, trousers, center=(x, 0.43, 0.53), rings=5, segments=10)
+            body.tube((x, 0.43, 0.53), (x, -0.2, 0.55), 0.07, 0.08, trousers, segments=10)
+        body.tube((0.27, -0.15, 0.69), (0.16, 0.2, 0.665), 0.042, 0.036, sleeve, segments=10)
+        body.sphere((0.045, 0.085, 0.02), skin, center=(0.14, 0.27, 0.645), rings=4,
+                    segments=10)
+        for k, x in enumerate((0.113, 0.131, 0.149, 0.167)):  # fingers over the knee
+            body.tube((x, 0.33, 0.648), (x, 0.4 - 0.01 * abs(k - 1.5), 0.612), 0.0095, 0.008,
+                      skin, segments=6)
+        body.tube((0.1, 0.24, 0.645), (0.083, 0.31, 0.63), 0.011, 0.009, skin, segments=6)
+        self._patient = body.attach(parent, "patient-hand")
+        self._patient.hide()
+
+    def _walk_onto_hand(self, dt_s: float, time_s: float, size_m: Floats,
+                        walking: NDArray[np.bool_], gait0: float) -> None:
+        """The "on_hand" walk of spider 0 along HAND_PATH_M (after _walk moved the others)."""
+        sw = self._swarm
+        speed = min(HAND_SPEED_M_S, max(0.02, self.v("speed_cm_s") / 100.0))
+        before = self._hand_s_m
+        self._hand_s_m = min(float(HAND_PATH_LEN_M[-1]), before + speed * dt_s)
+        point, pitch = hand_path_point(self._hand_s_m)
+        moved = self._hand_s_m - before
+        arrived = self._hand_s_m >= HAND_PATH_LEN_M[-1] - 1e-6
+        self._hand_pitch_deg = 0.0 if arrived else pitch
+        sw.pos[0] = point
+        # Facing the patient on the way; on the hand it sits and slowly turns about.
+        sw.heading_deg[0] = 180.0 + (25.0 * math.sin(0.4 * time_s) if arrived else 0.0)
+        sw.gait[0] = gait0 + moved / max(0.002, STRIDE * size_m[0]) * 2 * math.pi
+        walking[0] = moved > 1e-5
+
     def _build_dropper(self, parent: NodePath) -> None:
         """The spider of the "drop" event: hangs from the ceiling on its thread (hidden)."""
         from vrexposure.render import geometry as g
@@ -633,6 +758,7 @@ class SpidersScene(SceneBase):
         """A cut into this scene starts every spider at its resting place in its walk."""
         # Approaching spiders start far and walk in first, not away from the patient.
         self._swarm = _Swarm.at_rest(min(1.0, max(0.0, self.v("approach"))))
+        self._hand_s_m = HAND_START_M
 
     def animate(self, dt_s: float, time_s: float) -> None:
         from vrexposure.render import geometry as g
@@ -641,6 +767,10 @@ class SpidersScene(SceneBase):
         contained = min(1.0, max(0.0, self.v("contained")))
         approach = min(1.0, max(0.0, self.v("approach")))
         light = self.v("light_level")
+        on_hand = self.v("on_hand") > 0.5
+        self._patient.show() if on_hand else self._patient.hide()
+        if not on_hand:
+            self._hand_s_m = HAND_START_M
 
         self._tank.setPos(0, dist + TANK_D / 2 - 0.05, 0)
         glass_alpha = contained
@@ -663,7 +793,12 @@ class SpidersScene(SceneBase):
         if chosen is not None:
             chosen.node.show()
             size_m = max(0.004, self.v("size_cm") / 100.0) * _VARIETY * present
+            gait0 = float(self._swarm.gait[0])
             walking = self._walk(dt_s, shown, size_m, dist, contained, approach)
+            if on_hand and shown[0]:
+                self._walk_onto_hand(dt_s, time_s, size_m, walking, gait0)
+            else:
+                self._hand_pitch_deg = 0.0
             self._pose(chosen, time_s, shown, walking, size_m)
             sw = self._swarm
             nearest = int(np.argmin(np.where(shown, np.hypot(sw.pos[:, 0], sw.pos[:, 1]), np.inf)))
@@ -745,6 +880,9 @@ class SpidersScene(SceneBase):
         # root: on the floor, turned and scaled to the leg span; shadows hang here.
         root = _heading_mats(sw.pos[:n], sw.heading_deg[:n], size_m[:n])
         root[~shown[:n]] = 0.0  # a zero matrix collapses every part of a hidden spider
+        if self._hand_pitch_deg:  # climbing the patient's shoe and shin: nose up
+            root[0] = compose(pos_hpr_scale_mats((0, 0, 0), (0, self._hand_pitch_deg, 0)),
+                              root[0])
         # body: raised onto its legs and bobbing (root's Z row is the scaled up axis).
         lift = BODY_LIFT + BOB * np.sin(time_s * 1.3 + _INDEX[:n])
         body = root.copy()
@@ -813,6 +951,8 @@ class SpidersScene(SceneBase):
         # nearest point alone: at 0.5 m that would be the patient's feet and miss the rest.
         dist = max(0.9, self.v("distance_m") + 0.4)
         down = math.degrees(math.atan2(1.15, dist))
+        if self.v("on_hand") > 0.5:  # down at the hand on the knee, the spiders beyond it
+            down = max(down, 62.0)
         return (0.0, -min(60.0, max(14.0, down * 0.92)), 0.0)
 
 
@@ -834,6 +974,8 @@ SCENE = SceneSpec(
         float_param("speed_cm_s", 0.0, 0.0, 30.0, "cm/s", "Walking speed (0 = motionless)"),
         bool_param("approach", False, "Spiders walk towards the patient instead of wandering"),
         bool_param("contained", False, "Spiders are inside a closed glass terrarium"),
+        bool_param("on_hand", False,
+                   "The nearest spider walks onto the patient's hand (resting on the knee)"),
         choice_param("species", "house", ("house", "wolf", "tarantula"), "Look of the spiders"),
         float_param("light_level", 1.0, 0.2, 1.0, "", "Room brightness"),
     ),

@@ -115,6 +115,16 @@ def test_intensity_and_grading_findings() -> None:
     assert "later" in "\n".join(report_lines([big, small]))
 
 
+def test_a_step_that_grades_only_its_sound_changes_something() -> None:
+    """Engines at take-off power: the same picture, a louder sound (not flagged)."""
+    quiet, loud = _frame(sound_volume=0.7), _frame(sound_volume=1.0)
+    engines = StepMeasure(0, "takeoff", "", 55, quiet, loud, rmse=0.0, change=0.0)
+    assert engines.sound_change == pytest.approx(0.3)
+    assert step_findings(engines, True) == []
+    same = StepMeasure(0, "takeoff", "", 55, quiet, _frame(sound_volume=0.72), 0.0, 0.0)
+    assert "sound 0.02" in str(step_findings(same, True)[0])
+
+
 def test_stimulus_change_counts_size_or_shape() -> None:
     a = np.zeros((10, 10), bool)
     a[2:4, 2:4] = True

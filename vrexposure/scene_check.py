@@ -6,7 +6,9 @@ view, at within-step intensity 0 and 1:
 * the stimulus is visible: the scene marks its stimulus nodes (``SceneBase.stimulus_nodes``);
   a mask render (stimulus flat magenta, everything else black, occlusion kept) gives its
   solid angle, share of the view and equivalent angular diameter, checked against the
-  floor the scene declares (``SceneSpec.stimulus_floor_deg``);
+  floor the scene declares (``SceneSpec.stimulus_floor_deg``); a scene whose motion is
+  feared declares a sweep (``SceneBase.stimulus_sweep_s``): the stimulus is then the view
+  it sweeps over that time (the union of its masks);
 * intensity changes the stimulus (metric or picture);
 * the hierarchy is graded (warning when a later step shows less);
 * no flat frame (luminance contrast floor unless the stimulus is plainly visible), no
@@ -39,12 +41,20 @@ CONTRAST_FLOOR = 12.0
 INTENSITY_METRIC_MIN = 0.05
 #: Picture RMSE (share of full scale) that counts as "intensity changes it".
 INTENSITY_RMSE_MIN = 0.02
+#: Change of the ambient sound volume (0..1) that counts as "intensity changes it": a step
+#: may grade only its sound (engines at take-off power), which the pictures cannot show.
+INTENSITY_SOUND_MIN = 0.05
 #: Share of pixels that may flicker when the near plane moves before it is z-fighting.
 ZFIGHT_MAX_SHARE = 0.002
 #: Overlap (metres, on every axis) two bounding boxes may have before they interpenetrate.
 OVERLAP_TOLERANCE_M = 0.01
 #: How far below the eye the ground must be found (a seated or standing patient).
 GROUND_MAX_DROP_M = 2.5
+#: Scene time at which every measure starts (then it settles and, if swept, sweeps).
+MEASURE_START_S = 0.0
+#: Time between the stimulus masks of a swept stimulus (``SceneBase.stimulus_sweep_s``):
+#: 10 Hz samples a 2 Hz shake without aliasing it away.
+SWEEP_DT_S = 0.1
 
 Severity = Literal["error", "warning"]
 
@@ -76,6 +86,7 @@ class FrameMeasure:
     zfight_share: float
     camera_inside: str | None = None
     ground_gap: str | None = None
+    sound_volume: float = 0.0  # the scene's ambient sound volume (0..1)
     overlaps: list[str] = field(default_factory=list)
     image: NDArray[np.uint8] | None = field(default=None, repr=False)
     mask: NDArray[np.bool_] | None = field(default=None, repr=False)
@@ -95,6 +106,11 @@ class StepMeasure:
     #: How much the stimulus changed from intensity 0 to 1: the larger of the relative
     #: change of its solid angle and of its shape (pixels in one mask only / in either).
     change: float = 0.0
+
+    @property
+    def sound_change(self) -> float:
+        """Change of the ambient sound volume from intensity 0 to 1."""
+        return abs(self.high.sound_volume - self.low.sound_volume)
 
 
 # --------------------------------------------------------------------------- pure maths
@@ -233,12 +249,14 @@ def frame_findings(
 
 
 def step_findings(s: StepMeasure, has_stimulus: bool) -> list[Finding]:
-    """An error when intensity 0 and 1 look the same (neither stimulus nor picture changes)."""
-    if s.change >= INTENSITY_METRIC_MIN or s.rmse >= INTENSITY_RMSE_MIN:
+    """An error when intensity 0 and 1 look and sound the same (neither stimulus, picture
+    nor ambient sound changes)."""
+    if (s.change >= INTENSITY_METRIC_MIN or s.rmse >= INTENSITY_RMSE_MIN
+            or s.sound_change >= INTENSITY_SOUND_MIN):
         return []
     return [Finding("error", s.step_id, "intensity",
                     f"intensity 0→1 changes nothing measurable (stimulus {100 * s.change:.1f} %, "
-                    f"picture RMSE {s.rmse:.3f})")]
+                    f"picture RMSE {s.rmse:.3f}, sound {s.sound_change:.2f})")]
 
 
 def graded_findings(steps: Sequence[StepMeasure]) -> list[Finding]:
@@ -261,13 +279,15 @@ def graded_findings(steps: Sequence[StepMeasure]) -> list[Finding]:
 def report_lines(steps: Sequence[StepMeasure]) -> list[str]:
     """A table: per step the stimulus size at intensity 0 and 1."""
     lines = [f"{'step':<18} {'SUDS':>4} {'stim0 °':>8} {'stim1 °':>8} {'share0':>7} "
-             f"{'share1':>7} {'part0 °':>7} {'part1 °':>7} {'change':>7} {'rmse':>6}"]
+             f"{'share1':>7} {'part0 °':>7} {'part1 °':>7} {'change':>7} {'rmse':>6} "
+             f"{'sound':>5}"]
     for s in steps:
         lines.append(
             f"{s.step_id:<18} {s.expected_suds:>4} {s.low.stimulus_deg:>8.1f} "
             f"{s.high.stimulus_deg:>8.1f} {100 * s.low.stimulus_share:>6.1f}% "
             f"{100 * s.high.stimulus_share:>6.1f}% {s.low.largest_deg:>7.2f} "
-            f"{s.high.largest_deg:>7.2f} {100 * s.change:>6.0f}% {s.rmse:>6.3f}")
+            f"{s.high.largest_deg:>7.2f} {100 * s.change:>6.0f}% {s.rmse:>6.3f} "
+            f"{s.sound_change:>5.2f}")
     return lines
 
 
@@ -450,6 +470,9 @@ class SceneChecker:
         """Show ``scene_name`` with ``params`` (a cut), let it move ``settle_s``, then measure."""
         engine = self.engine
         other = "calm" if scene_name != "calm" else next(n for n in engine.specs if n != "calm")
+        # Every measure starts at the same scene time: animation (a shake, a walk) is in
+        # the same phase for every step, so steps compare fairly and measures repeat.
+        engine.time_s = MEASURE_START_S
         engine.show(other, {})
         engine.show(scene_name, params)
         engine.set_head_pose((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
@@ -464,6 +487,12 @@ class SceneChecker:
         moved = self._render()
         self.lens.setNearFar(near, far)
         mask = magenta_mask(self._mask_render(scene)) if scene.spec.has_stimulus else None
+        if mask is not None and scene.stimulus_sweep_s > 0.0:
+            # The view the stimulus sweeps as the scene moves around the patient: a cabin
+            # shaking in turbulence moves its windows (and the world in them) across it.
+            for _ in range(max(1, round(scene.stimulus_sweep_s / SWEEP_DT_S))):
+                engine.step(SWEEP_DT_S)
+                mask |= magenta_mask(self._mask_render(scene))
         if mask is None:
             total = share = largest = 0.0
         else:
@@ -479,6 +508,7 @@ class SceneChecker:
             camera_inside=inside,
             ground_gap=ground,
             overlaps=box_overlaps(scene.solid_boxes()),
+            sound_volume=scene.sound_volume,
             image=image,
             mask=mask,
         )

@@ -275,6 +275,8 @@ class RenderEngine:
         self._sound: Any = None
         self._sound_name: str | None = None
         self._sounds: dict[str, Any] = {}
+        #: The event sound started last (None: the last event had none); tests read it.
+        self.last_event_sound: str | None = None
         self._closed = False
         use_audio = (backend == "desktop" and audio_output_available()) if audio is None else audio
         self._open(use_audio, pipe, multisamples, interocular_m)
@@ -534,7 +536,33 @@ class RenderEngine:
 
     def play_event(self, name: str) -> bool:
         """Play the current scene's stimulus event ``name``; False if it has none by that name."""
-        return self.current is not None and self.current.play_event(name)
+        if self.current is None or not self.current.play_event(name):
+            return False
+        self._play_event_sound(self.current.event_sounds.get(name))
+        return True
+
+    def _play_event_sound(self, name: str | None) -> None:
+        """Start the one-shot sound of an event (see ``SceneBase.event_sounds``), if any."""
+        self.last_event_sound = name
+        if name is None:
+            return
+        key = f"event:{name}"
+        sound = self._sounds.get(key)
+        if sound is None:
+            from panda3d.core import Filename
+
+            from .audio import event_sound_path
+
+            try:
+                path = Filename.fromOsSpecific(str(event_sound_path(name)))
+                sound = self.base.loader.loadSfx(path)
+            except Exception as exc:  # no audio device or a broken file: stay silent
+                log.warning("render: event sound %s unavailable: %s", name, exc)
+                return
+            self._sounds[key] = sound
+        sound.setLoop(False)
+        sound.setVolume(1.0)
+        sound.play()
 
     # -- head pose & gaze ----------------------------------------------------------------
 

@@ -170,6 +170,9 @@ class SceneBase(ABC):
     background_color: tuple[float, float, float] = (0.0, 0.0, 0.0)
     #: Per-channel easing time overrides, e.g. ``{"door=open": 1.5}``.
     channel_ease_s: ClassVar[Mapping[str, float]] = {}
+    #: The one-shot sound each stimulus event plays as it starts (event name -> a name in
+    #: :data:`vrexposure.render.audio.EVENT_SOUNDS`); events not named play silently.
+    event_sounds: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, spec: SceneSpec, ease_time_s: float = DEFAULT_EASE_TIME_S) -> None:
         self.spec = spec
@@ -317,6 +320,10 @@ class SceneBase(ABC):
 
     #: Radius (m) around the eye point under which there must be ground (``check-scenes``).
     footprint_m: float = 0.3
+    #: Seconds over which ``check-scenes`` takes the stimulus as the part of the view it
+    #: sweeps (the union of its masks, sampled): for scenes whose motion around the
+    #: patient is part of what is feared (turbulence shaking a cabin). 0: one moment.
+    stimulus_sweep_s: float = 0.0
 
     def solid_boxes(self) -> list[tuple[str, Vec3Tuple, Vec3Tuple]]:
         """World bounding boxes (name, low, high) of people and props that must not overlap.
