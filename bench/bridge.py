@@ -24,6 +24,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -85,16 +86,33 @@ def _payloads(sent: int) -> dict[str, dict[str, Any]]:
             "hr": {"bpm": 72.0, "quality": "good", "sent_ns": sent}}
 
 
-def _proxy_run(frontend: str, backend: str) -> None:
+def _proxy_run(frontend: str, backend: str, chained: bool = False) -> None:
     ctx = zmq.Context()
     front, back = ctx.socket(zmq.SUB), ctx.socket(zmq.PUB)
     front.setsockopt(zmq.SUBSCRIBE, b"")
     front.bind(frontend)
     back.bind(backend)
-    try:
+    if not chained:
         zmq.proxy(front, back)
-    except zmq.ContextTerminated:
-        pass
+        return
+    # The host's data path without its Python: proxy → inproc capture → gate proxy →
+    # feed, and a recorder socket on the capture drained every 20 ms by a Python thread.
+    capture = ctx.socket(zmq.PUB)
+    capture.bind("inproc://capture")
+    gate_in, recorder = ctx.socket(zmq.SUB), ctx.socket(zmq.SUB)
+    for sock in (gate_in, recorder):
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.connect("inproc://capture")
+
+    def drain() -> None:
+        while True:
+            time.sleep(0.02)
+            while recorder.poll(0):
+                recorder.recv_multipart()
+
+    threading.Thread(target=zmq.proxy, args=(front, capture), daemon=True).start()
+    threading.Thread(target=drain, daemon=True).start()
+    zmq.proxy(gate_in, back)
 
 
 def _proxy_produce(frontend: str, seconds: float, start_at_ns: int) -> None:
@@ -122,11 +140,12 @@ def _proxy_produce(frontend: str, seconds: float, start_at_ns: int) -> None:
     pub.close(linger=1000)
 
 
-def measure_proxy(seconds: float) -> list[float]:
-    """The broker floor: PUB → bare ``zmq.proxy`` (another process) → SUB, no codec."""
+def measure_proxy(seconds: float, chained: bool = False) -> list[float]:
+    """The broker floor: PUB → bare ``zmq.proxy`` (another process) → SUB, no codec;
+    ``chained``: through the host's two proxies and recorder socket, still no codec."""
     endpoints = free_endpoints()
     spawn = mp.get_context("spawn")
-    proxy = spawn.Process(target=_proxy_run, args=(endpoints.publish, endpoints.feed),
+    proxy = spawn.Process(target=_proxy_run, args=(endpoints.publish, endpoints.feed, chained),
                           daemon=True)
     proxy.start()
     sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
@@ -260,9 +279,11 @@ def main() -> None:
         host.wait(timeout=20)
         host.stdout.close()
     proxy = measure_proxy(args.seconds)
+    chain = measure_proxy(args.seconds, chained=True)
     lsl = measure_lsl(args.seconds)
     p50, p99, worst = percentiles(ours)
     proxy_p50, proxy_p99, proxy_max = percentiles(proxy)
+    chain_p50, chain_p99, chain_max = percentiles(chain)
     lsl_p50, lsl_p99, lsl_max = percentiles(lsl)
     print(f"machine: {os.cpu_count()} cores; {args.seconds:.0f} s at "
           f"{sum(RATES_HZ.values()):.0f} msg/s (1 kHz ECG in {ECG_CHUNK}-sample chunks, "
@@ -272,6 +293,8 @@ def main() -> None:
           f"{worst:>10.0f}")
     print(f"{'PUB → bare zmq.proxy → SUB':<34}{len(proxy):>7}{proxy_p50:>10.0f}"
           f"{proxy_p99:>10.0f}{proxy_max:>10.0f}")
+    print(f"{'… host topology, no Python codec':<34}{len(chain):>7}{chain_p50:>10.0f}"
+          f"{chain_p99:>10.0f}{chain_max:>10.0f}")
     print(f"{'pylsl outlet → inlet (direct)':<34}{len(lsl):>7}{lsl_p50:>10.0f}"
           f"{lsl_p99:>10.0f}{lsl_max:>10.0f}")
     print(f"throughput through the host: {throughput:,.0f} msg/s, {lost} of {args.flood} lost")
@@ -281,6 +304,8 @@ def main() -> None:
                       "throughput_msgs_per_s": round(throughput) if lost == 0 else 0,
                       "lost_in_flood": lost,
                       "proxy_p50_us": round(proxy_p50, 1), "proxy_p99_us": round(proxy_p99, 1),
+                      "host_topology_p50_us": round(chain_p50, 1),
+                      "host_topology_p99_us": round(chain_p99, 1),
                       "p50_ratio_vs_proxy": round(p50 / proxy_p50, 3),
                       "p99_ratio_vs_proxy": round(p99 / proxy_p99, 3),
                       "lsl_p50_us": round(lsl_p50, 1), "lsl_p99_us": round(lsl_p99, 1),
