@@ -45,9 +45,10 @@ ECG_CHUNK = 20
 RATES_HZ = {"ecg": 1000 / ECG_CHUNK, "pose": 90.0, "hr": 1.0}
 
 
-def _produce(publish: str, seconds: float, start_at_ns: int, control: str | None = None
-             ) -> None:
+def _produce(publish: str, seconds: float, start_at_ns: int, control: str | None = None,
+             costs: Any = None) -> None:
     pub = Publisher(publish, "bench", control=control)
+    spent_us: list[float] = []  # send time → publish() returned: the producer's Python
     pub.wait_connected()
     while time.monotonic_ns() < start_at_ns:
         time.sleep(0.001)
@@ -58,10 +59,13 @@ def _produce(publish: str, seconds: float, start_at_ns: int, control: str | None
         for kind, due in next_ns.items():
             if now >= due:
                 sent = time.monotonic_ns()
-                pub.publish(kind, _payloads(sent)[kind], sent / 1e9)
+                pub.publish(kind, _payload(kind, sent), sent / 1e9)
+                spent_us.append((time.monotonic_ns() - sent) / 1e3)
                 next_ns[kind] = due + period_ns[kind]
         time.sleep(max(0.0, (min(next_ns.values()) - time.monotonic_ns()) / 1e9 - 0.0003))
     pub.close()
+    if costs is not None:
+        costs.put(spent_us)
 
 
 def _flood(publish: str, count: int, start_at_ns: int, control: str | None = None
@@ -77,13 +81,18 @@ def _flood(publish: str, count: int, start_at_ns: int, control: str | None = Non
     pub.close()
 
 
-def _payloads(sent: int) -> dict[str, dict[str, Any]]:
-    chunk = np.zeros(ECG_CHUNK, dtype=np.float32)
-    return {"ecg": {"rate_hz": 1000.0, "n_channels": 1, "unit": "mV", "quality": "good",
-                    "data": chunk.tobytes(), "sent_ns": sent},
-            "pose": {"pos": [0.0, 0.0, 1.2], "quat": [1.0, 0.0, 0.0, 0.0],
-                     "look_angle_deg": 3.0, "looking_away": False, "sent_ns": sent},
-            "hr": {"bpm": 72.0, "quality": "good", "sent_ns": sent}}
+_CHUNK = np.zeros(ECG_CHUNK, dtype=np.float32)
+
+
+def _payload(kind: str, sent: int) -> dict[str, Any]:
+    """The payload a producer sends for ``kind``, stamped with its send time."""
+    if kind == "ecg":
+        return {"rate_hz": 1000.0, "n_channels": 1, "unit": "mV", "quality": "good",
+                "data": _CHUNK.tobytes(), "sent_ns": sent}
+    if kind == "pose":
+        return {"pos": [0.0, 0.0, 1.2], "quat": [1.0, 0.0, 0.0, 0.0],
+                "look_angle_deg": 3.0, "looking_away": False, "sent_ns": sent}
+    return {"bpm": 72.0, "quality": "good", "sent_ns": sent}
 
 
 def _proxy_run(frontend: str, backend: str, chained: bool = False) -> None:
@@ -120,8 +129,8 @@ def _proxy_produce(frontend: str, seconds: float, start_at_ns: int) -> None:
     pub = ctx.socket(zmq.PUB)
     pub.connect(frontend)
     # the same sizes as our messages: topic and a body of the encoded message's length
-    sizes = {kind: len(protocol.encode_data(f"{kind}.bench", 1, 1.0, payload)[1])
-             for kind, payload in _payloads(0).items()}
+    sizes = {kind: len(protocol.encode_data(f"{kind}.bench", 1, 1.0, _payload(kind, 0))[1])
+             for kind in RATES_HZ}
     time.sleep(1.0)  # the subscription reaches the proxy
     while time.monotonic_ns() < start_at_ns:
         time.sleep(0.001)
@@ -197,23 +206,37 @@ def percentiles(latencies_us: list[float]) -> tuple[float, float, float]:
             float(values.max()))
 
 
-def measure_bridge(endpoints: Endpoints, seconds: float) -> list[float]:
+def measure_bridge(endpoints: Endpoints, seconds: float
+                   ) -> tuple[list[float], list[float], list[float]]:
+    """Latencies (µs) at receipt after decoding and validation; and, in the same run,
+    the producer's time from its send stamp to ``publish`` returning (payload, binding
+    tag, encoding, send) and the subscriber's decode-and-validate time."""
     sub = Subscriber(endpoints, topics=("ecg.bench", "pose.bench", "hr.bench"), host=False)
     time.sleep(0.5)
     start_at = time.monotonic_ns() + int(1.5e9)
-    producer = mp.get_context("spawn").Process(target=_produce,
-                                               args=(endpoints.publish, seconds, start_at,
-                                                     endpoints.control))
+    spawn = mp.get_context("spawn")
+    costs: Any = spawn.Queue()
+    producer = spawn.Process(target=_produce, args=(endpoints.publish, seconds, start_at,
+                                                    endpoints.control, costs))
     producer.start()
     latencies: list[float] = []
+    decode_us: list[float] = []
     deadline = time.monotonic() + seconds + 10
-    while (time.monotonic() < deadline and producer.is_alive()) or sub.socket.poll(0):
-        message = sub.recv(0.2)
-        if message is not None:
-            latencies.append((time.monotonic_ns() - int(message.payload["sent_ns"])) / 1e3)
+    socket = sub.socket
+    while (time.monotonic() < deadline and producer.is_alive()) or socket.poll(0):
+        if not socket.poll(200):
+            continue
+        frames = socket.recv_multipart()  # what Subscriber.recv does, timed in two parts
+        received = time.monotonic_ns()
+        message = protocol.decode_data(frames)
+        done = time.monotonic_ns()
+        latencies.append((done - int(message.payload["sent_ns"])) / 1e3)
+        decode_us.append((done - received) / 1e3)
+    producer_us: list[float] = costs.get(timeout=10)
     producer.join()
     sub.close()
-    return latencies[int(len(latencies) * 0.02):]  # drop the warm-up
+    skip = int(len(latencies) * 0.02)  # drop the warm-up
+    return latencies[skip:], producer_us[skip:], decode_us[skip:]
 
 
 def measure_throughput(endpoints: Endpoints, count: int) -> tuple[float, int]:
@@ -272,7 +295,7 @@ def main() -> None:
     endpoints = free_endpoints()
     host, _workdir = start_host(endpoints, "B001", "vrexposure-bench-")
     try:
-        ours = measure_bridge(endpoints, args.seconds)
+        ours, producer_us, decode_us = measure_bridge(endpoints, args.seconds)
         throughput, lost = measure_throughput(endpoints, args.flood)
     finally:
         host.send_signal(signal.SIGTERM)
@@ -297,6 +320,10 @@ def main() -> None:
           f"{chain_p99:>10.0f}{chain_max:>10.0f}")
     print(f"{'pylsl outlet → inlet (direct)':<34}{len(lsl):>7}{lsl_p50:>10.0f}"
           f"{lsl_p99:>10.0f}{lsl_max:>10.0f}")
+    print(f"Python on the path, in the same run: producer (payload, tag, encode, send) "
+          f"p50 {np.percentile(producer_us, 50):.0f} / p99 {np.percentile(producer_us, 99):.0f}"
+          f" µs; subscriber decode + validate p50 {np.percentile(decode_us, 50):.0f} / p99 "
+          f"{np.percentile(decode_us, 99):.0f} µs")
     print(f"throughput through the host: {throughput:,.0f} msg/s, {lost} of {args.flood} lost")
     print(f"ratio ours / bare proxy: p50 {p50 / proxy_p50:.2f}, p99 {p99 / proxy_p99:.2f} "
           f"(goal ≤ 1.1); p99 ours / LSL: {p99 / lsl_p99:.2f}")
@@ -304,6 +331,10 @@ def main() -> None:
                       "throughput_msgs_per_s": round(throughput) if lost == 0 else 0,
                       "lost_in_flood": lost,
                       "proxy_p50_us": round(proxy_p50, 1), "proxy_p99_us": round(proxy_p99, 1),
+                      "producer_python_p50_us": round(float(np.percentile(producer_us, 50)), 1),
+                      "producer_python_p99_us": round(float(np.percentile(producer_us, 99)), 1),
+                      "decode_p50_us": round(float(np.percentile(decode_us, 50)), 1),
+                      "decode_p99_us": round(float(np.percentile(decode_us, 99)), 1),
                       "host_topology_p50_us": round(chain_p50, 1),
                       "host_topology_p99_us": round(chain_p99, 1),
                       "p50_ratio_vs_proxy": round(p50 / proxy_p50, 3),
