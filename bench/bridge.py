@@ -4,8 +4,14 @@ Three processes as in a session: the session host (``vrexposure session``), a
 producer (1 kHz ECG in 20-sample chunks, 90 Hz pose, 1 Hz heart rate) and this
 process as the subscriber. Each message carries its send time from
 CLOCK_MONOTONIC (shared by all processes on Linux). The peer measured in the
-same run: a pylsl outlet (separate process) → inlet (this process) at the same
-message rate and size, directly with no broker in between.
+same run:
+
+* the broker floor: a bare pyzmq proxy (``zmq.proxy`` in C, in its own process) between a
+  PUB producer and this process's SUB, at the same message rates and sizes, with no
+  encoding or validation (the send time travels as 8 raw bytes). The host is a broker
+  by design; this is the least any broker hop costs here;
+* a pylsl outlet (separate process) → inlet (this process) at the same message rate
+  and size, directly with no broker in between.
 
 Run: ``python bench/bridge.py [--seconds 10]``. The last line is one JSON object.
 """
@@ -18,16 +24,20 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import zmq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._host import start_host  # noqa: E402
 from tests.conftest import free_endpoints  # noqa: E402
+from vrexposure import protocol  # noqa: E402
 from vrexposure.client import Publisher, Subscriber  # noqa: E402
 from vrexposure.config import Endpoints  # noqa: E402
 
@@ -35,13 +45,13 @@ ECG_CHUNK = 20
 RATES_HZ = {"ecg": 1000 / ECG_CHUNK, "pose": 90.0, "hr": 1.0}
 
 
-def _produce(publish: str, seconds: float, start_at_ns: int, control: str | None = None
-             ) -> None:
+def _produce(publish: str, seconds: float, start_at_ns: int, control: str | None = None,
+             costs: Any = None) -> None:
     pub = Publisher(publish, "bench", control=control)
+    spent_us: list[float] = []  # send time → publish() returned: the producer's Python
     pub.wait_connected()
     while time.monotonic_ns() < start_at_ns:
         time.sleep(0.001)
-    chunk = np.zeros(ECG_CHUNK, dtype=np.float32)
     period_ns = {k: int(1e9 / v) for k, v in RATES_HZ.items()}
     next_ns = dict.fromkeys(RATES_HZ, time.monotonic_ns())
     end_ns = time.monotonic_ns() + int(seconds * 1e9)
@@ -49,18 +59,13 @@ def _produce(publish: str, seconds: float, start_at_ns: int, control: str | None
         for kind, due in next_ns.items():
             if now >= due:
                 sent = time.monotonic_ns()
-                if kind == "ecg":
-                    payload = {"rate_hz": 1000.0, "n_channels": 1, "unit": "mV",
-                               "quality": "good", "data": chunk.tobytes(), "sent_ns": sent}
-                elif kind == "pose":
-                    payload = {"pos": [0.0, 0.0, 1.2], "quat": [1.0, 0.0, 0.0, 0.0],
-                               "look_angle_deg": 3.0, "looking_away": False, "sent_ns": sent}
-                else:
-                    payload = {"bpm": 72.0, "quality": "good", "sent_ns": sent}
-                pub.publish(kind, payload, sent / 1e9)
+                pub.publish(kind, _payload(kind, sent), sent / 1e9)
+                spent_us.append((time.monotonic_ns() - sent) / 1e3)
                 next_ns[kind] = due + period_ns[kind]
         time.sleep(max(0.0, (min(next_ns.values()) - time.monotonic_ns()) / 1e9 - 0.0003))
     pub.close()
+    if costs is not None:
+        costs.put(spent_us)
 
 
 def _flood(publish: str, count: int, start_at_ns: int, control: str | None = None
@@ -74,6 +79,102 @@ def _flood(publish: str, count: int, start_at_ns: int, control: str | None = Non
         pub.publish("pose", payload, 0.0)
     time.sleep(1.0)
     pub.close()
+
+
+_CHUNK = np.zeros(ECG_CHUNK, dtype=np.float32)
+
+
+def _payload(kind: str, sent: int) -> dict[str, Any]:
+    """The payload a producer sends for ``kind``, stamped with its send time."""
+    if kind == "ecg":
+        return {"rate_hz": 1000.0, "n_channels": 1, "unit": "mV", "quality": "good",
+                "data": _CHUNK.tobytes(), "sent_ns": sent}
+    if kind == "pose":
+        return {"pos": [0.0, 0.0, 1.2], "quat": [1.0, 0.0, 0.0, 0.0],
+                "look_angle_deg": 3.0, "looking_away": False, "sent_ns": sent}
+    return {"bpm": 72.0, "quality": "good", "sent_ns": sent}
+
+
+def _proxy_run(frontend: str, backend: str, chained: bool = False) -> None:
+    ctx = zmq.Context()
+    front, back = ctx.socket(zmq.SUB), ctx.socket(zmq.PUB)
+    front.setsockopt(zmq.SUBSCRIBE, b"")
+    front.bind(frontend)
+    back.bind(backend)
+    if not chained:
+        zmq.proxy(front, back)
+        return
+    # The host's data path without its Python: proxy → inproc capture → gate proxy →
+    # feed, and a recorder socket on the capture drained every 20 ms by a Python thread.
+    capture = ctx.socket(zmq.PUB)
+    capture.bind("inproc://capture")
+    gate_in, recorder = ctx.socket(zmq.SUB), ctx.socket(zmq.SUB)
+    for sock in (gate_in, recorder):
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.connect("inproc://capture")
+
+    def drain() -> None:
+        while True:
+            time.sleep(0.02)
+            while recorder.poll(0):
+                recorder.recv_multipart()
+
+    threading.Thread(target=zmq.proxy, args=(front, capture), daemon=True).start()
+    threading.Thread(target=drain, daemon=True).start()
+    zmq.proxy(gate_in, back)
+
+
+def _proxy_produce(frontend: str, seconds: float, start_at_ns: int) -> None:
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)
+    pub.connect(frontend)
+    # the same sizes as our messages: topic and a body of the encoded message's length
+    sizes = {kind: len(protocol.encode_data(f"{kind}.bench", 1, 1.0, _payload(kind, 0))[1])
+             for kind in RATES_HZ}
+    time.sleep(1.0)  # the subscription reaches the proxy
+    while time.monotonic_ns() < start_at_ns:
+        time.sleep(0.001)
+    period_ns = {k: int(1e9 / v) for k, v in RATES_HZ.items()}
+    next_ns = dict.fromkeys(RATES_HZ, time.monotonic_ns())
+    end_ns = time.monotonic_ns() + int(seconds * 1e9)
+    while (now := time.monotonic_ns()) < end_ns:
+        for kind, due in next_ns.items():
+            if now >= due:
+                sent = time.monotonic_ns()
+                pub.send_multipart([f"{kind}.bench".encode(),
+                                    sent.to_bytes(8, "little") + bytes(sizes[kind] - 8)])
+                next_ns[kind] = due + period_ns[kind]
+        time.sleep(max(0.0, (min(next_ns.values()) - time.monotonic_ns()) / 1e9 - 0.0003))
+    time.sleep(0.5)
+    pub.close(linger=1000)
+
+
+def measure_proxy(seconds: float, chained: bool = False) -> list[float]:
+    """The broker floor: PUB → bare ``zmq.proxy`` (another process) → SUB, no codec;
+    ``chained``: through the host's two proxies and recorder socket, still no codec."""
+    endpoints = free_endpoints()
+    spawn = mp.get_context("spawn")
+    proxy = spawn.Process(target=_proxy_run, args=(endpoints.publish, endpoints.feed, chained),
+                          daemon=True)
+    proxy.start()
+    sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(endpoints.feed)
+    time.sleep(0.5)
+    start_at = time.monotonic_ns() + int(2.0e9)
+    producer = spawn.Process(target=_proxy_produce, args=(endpoints.publish, seconds, start_at))
+    producer.start()
+    latencies: list[float] = []
+    while producer.is_alive() or sub.poll(0):
+        if sub.poll(200):
+            frames = sub.recv_multipart()
+            latencies.append((time.monotonic_ns() - int.from_bytes(frames[1][:8], "little"))
+                             / 1e3)
+    producer.join()
+    proxy.terminate()
+    proxy.join()
+    sub.close(linger=0)
+    return latencies[int(len(latencies) * 0.02):]
 
 
 def _lsl_produce(seconds: float, start_at_ns: int) -> None:
@@ -105,23 +206,37 @@ def percentiles(latencies_us: list[float]) -> tuple[float, float, float]:
             float(values.max()))
 
 
-def measure_bridge(endpoints: Endpoints, seconds: float) -> list[float]:
+def measure_bridge(endpoints: Endpoints, seconds: float
+                   ) -> tuple[list[float], list[float], list[float]]:
+    """Latencies (µs) at receipt after decoding and validation; and, in the same run,
+    the producer's time from its send stamp to ``publish`` returning (payload, binding
+    tag, encoding, send) and the subscriber's decode-and-validate time."""
     sub = Subscriber(endpoints, topics=("ecg.bench", "pose.bench", "hr.bench"), host=False)
     time.sleep(0.5)
     start_at = time.monotonic_ns() + int(1.5e9)
-    producer = mp.get_context("spawn").Process(target=_produce,
-                                               args=(endpoints.publish, seconds, start_at,
-                                                     endpoints.control))
+    spawn = mp.get_context("spawn")
+    costs: Any = spawn.Queue()
+    producer = spawn.Process(target=_produce, args=(endpoints.publish, seconds, start_at,
+                                                    endpoints.control, costs))
     producer.start()
     latencies: list[float] = []
+    decode_us: list[float] = []
     deadline = time.monotonic() + seconds + 10
-    while (time.monotonic() < deadline and producer.is_alive()) or sub.socket.poll(0):
-        message = sub.recv(0.2)
-        if message is not None:
-            latencies.append((time.monotonic_ns() - int(message.payload["sent_ns"])) / 1e3)
+    socket = sub.socket
+    while (time.monotonic() < deadline and producer.is_alive()) or socket.poll(0):
+        if not socket.poll(200):
+            continue
+        frames = socket.recv_multipart()  # what Subscriber.recv does, timed in two parts
+        received = time.monotonic_ns()
+        message = protocol.decode_data(frames)
+        done = time.monotonic_ns()
+        latencies.append((done - int(message.payload["sent_ns"])) / 1e3)
+        decode_us.append((done - received) / 1e3)
+    producer_us: list[float] = costs.get(timeout=10)
     producer.join()
     sub.close()
-    return latencies[int(len(latencies) * 0.02):]  # drop the warm-up
+    skip = int(len(latencies) * 0.02)  # drop the warm-up
+    return latencies[skip:], producer_us[skip:], decode_us[skip:]
 
 
 def measure_throughput(endpoints: Endpoints, count: int) -> tuple[float, int]:
@@ -180,14 +295,18 @@ def main() -> None:
     endpoints = free_endpoints()
     host, _workdir = start_host(endpoints, "B001", "vrexposure-bench-")
     try:
-        ours = measure_bridge(endpoints, args.seconds)
+        ours, producer_us, decode_us = measure_bridge(endpoints, args.seconds)
         throughput, lost = measure_throughput(endpoints, args.flood)
     finally:
         host.send_signal(signal.SIGTERM)
         host.wait(timeout=20)
         host.stdout.close()
+    proxy = measure_proxy(args.seconds)
+    chain = measure_proxy(args.seconds, chained=True)
     lsl = measure_lsl(args.seconds)
     p50, p99, worst = percentiles(ours)
+    proxy_p50, proxy_p99, proxy_max = percentiles(proxy)
+    chain_p50, chain_p99, chain_max = percentiles(chain)
     lsl_p50, lsl_p99, lsl_max = percentiles(lsl)
     print(f"machine: {os.cpu_count()} cores; {args.seconds:.0f} s at "
           f"{sum(RATES_HZ.values()):.0f} msg/s (1 kHz ECG in {ECG_CHUNK}-sample chunks, "
@@ -195,14 +314,33 @@ def main() -> None:
     print(f"{'path':<34}{'n':>7}{'p50 µs':>10}{'p99 µs':>10}{'max µs':>10}")
     print(f"{'producer → host → subscriber':<34}{len(ours):>7}{p50:>10.0f}{p99:>10.0f}"
           f"{worst:>10.0f}")
+    print(f"{'PUB → bare zmq.proxy → SUB':<34}{len(proxy):>7}{proxy_p50:>10.0f}"
+          f"{proxy_p99:>10.0f}{proxy_max:>10.0f}")
+    print(f"{'… host topology, no Python codec':<34}{len(chain):>7}{chain_p50:>10.0f}"
+          f"{chain_p99:>10.0f}{chain_max:>10.0f}")
     print(f"{'pylsl outlet → inlet (direct)':<34}{len(lsl):>7}{lsl_p50:>10.0f}"
           f"{lsl_p99:>10.0f}{lsl_max:>10.0f}")
+    print(f"Python on the path, in the same run: producer (payload, tag, encode, send) "
+          f"p50 {np.percentile(producer_us, 50):.0f} / p99 {np.percentile(producer_us, 99):.0f}"
+          f" µs; subscriber decode + validate p50 {np.percentile(decode_us, 50):.0f} / p99 "
+          f"{np.percentile(decode_us, 99):.0f} µs")
     print(f"throughput through the host: {throughput:,.0f} msg/s, {lost} of {args.flood} lost")
-    print(f"p99 ratio ours / LSL: {p99 / lsl_p99:.2f} (goal ≤ 1.0)")
+    print(f"ratio ours / bare proxy: p50 {p50 / proxy_p50:.2f}, p99 {p99 / proxy_p99:.2f} "
+          f"(goal ≤ 1.1); p99 ours / LSL: {p99 / lsl_p99:.2f}")
     print(json.dumps({"p50_us": round(p50, 1), "p99_us": round(p99, 1), "max_us": round(worst, 1),
                       "throughput_msgs_per_s": round(throughput) if lost == 0 else 0,
                       "lost_in_flood": lost,
+                      "proxy_p50_us": round(proxy_p50, 1), "proxy_p99_us": round(proxy_p99, 1),
+                      "producer_python_p50_us": round(float(np.percentile(producer_us, 50)), 1),
+                      "producer_python_p99_us": round(float(np.percentile(producer_us, 99)), 1),
+                      "decode_p50_us": round(float(np.percentile(decode_us, 50)), 1),
+                      "decode_p99_us": round(float(np.percentile(decode_us, 99)), 1),
+                      "host_topology_p50_us": round(chain_p50, 1),
+                      "host_topology_p99_us": round(chain_p99, 1),
+                      "p50_ratio_vs_proxy": round(p50 / proxy_p50, 3),
+                      "p99_ratio_vs_proxy": round(p99 / proxy_p99, 3),
                       "lsl_p50_us": round(lsl_p50, 1), "lsl_p99_us": round(lsl_p99, 1),
+                      "p50_ratio_vs_lsl": round(p50 / lsl_p50, 3),
                       "p99_ratio_vs_lsl": round(p99 / lsl_p99, 3)}))
 
 

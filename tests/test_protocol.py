@@ -80,3 +80,24 @@ def test_structured_garbage_never_crashes_decoders(body: dict[str, object], topi
             decode()
         except ProtocolError:
             pass
+
+
+def _nested(levels: int, kind: str) -> object:
+    value: object = 1
+    for _ in range(levels):
+        value = [value] if kind == "list" else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("kind", ["list", "map"])
+def test_depth_check_refuses_exactly_what_nests_too_deep(kind: str) -> None:
+    # max_depth containers deep is the most allowed; one more is refused
+    protocol.check_depth(_nested(protocol.MAX_DEPTH, kind))
+    with pytest.raises(protocol.ProtocolError, match="nested deeper"):
+        protocol.check_depth(_nested(protocol.MAX_DEPTH + 1, kind))
+    with pytest.raises(protocol.ProtocolError, match="nested deeper"):
+        protocol.check_depth(_nested(5000, kind))  # no recursion: a deep one is refused too
+    # a wide, shallow message (a real payload) passes; the deep branch of a wide one fails
+    protocol.check_depth({"p": {"x": list(range(1000)), "y": [[1, 2]] * 100}})
+    with pytest.raises(protocol.ProtocolError):
+        protocol.check_depth({"p": {"x": list(range(10)), "deep": _nested(20, kind)}})

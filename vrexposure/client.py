@@ -186,11 +186,14 @@ class Subscriber:
         """The next valid message, or None on timeout. Malformed input is counted and skipped."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
-            remaining_ms = None if deadline is None else max(0, int((deadline - time.monotonic())
-                                                                      * 1000))
-            if not self._socket.poll(remaining_ms):
-                return None
-            frames = self._socket.recv_multipart()
+            try:  # a message already queued: no poll (one system call fewer on the hot path)
+                frames = self._socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                remaining_ms = None if deadline is None else max(
+                    0, int((deadline - time.monotonic()) * 1000))
+                if not self._socket.poll(remaining_ms):
+                    return None
+                frames = self._socket.recv_multipart()
             try:
                 return protocol.decode_data(frames)
             except ProtocolError as exc:

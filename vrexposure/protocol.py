@@ -103,20 +103,21 @@ def _unpackb(raw: bytes) -> Any:
 
 def check_depth(value: Any, max_depth: int = MAX_DEPTH) -> None:
     """Raise ProtocolError when maps/lists nest deeper than ``max_depth`` (iterative:
-    the check itself must not recurse)."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list | tuple):
-            children = item
-        else:
-            continue
+    the check itself must not recurse). Level by level, keeping only the containers of
+    each level: a data message has two levels (body, payload) of a few items each."""
+    level = [value] if type(value) in _CONTAINERS else []
+    depth = 0
+    while level:
         if depth >= max_depth:
             raise ProtocolError(f"message nested deeper than {max_depth} levels")
-        stack.extend((child, depth + 1) for child in children
-                     if isinstance(child, dict | list | tuple))
+        level = [child for item in level
+                 for child in (item.values() if type(item) is dict else item)
+                 if type(child) in _CONTAINERS]
+        depth += 1
+
+
+#: What msgpack decodes maps and arrays to (exact types: nothing else comes out of it).
+_CONTAINERS = (dict, list, tuple)
 
 
 def _check_version(body: Mapping[str, Any]) -> None:

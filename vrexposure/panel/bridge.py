@@ -4,8 +4,10 @@ Four daemon threads, each owning its own sockets (ZeroMQ sockets are not
 thread-safe):
 
 * **receive**: one SUB on the host's data feed and host feed; decoded messages
-  are queued with their arrival time and the GUI is told once per batch
-  (``messages_ready``), never once per message;
+  are queued with their arrival time and the GUI is told when the first of them
+  arrives (``messages_ready``), never once per message; told once more when data of
+  a ``prompt_kinds`` kind arrives ``min_gap_s`` or later after the GUI last took
+  them (so the GUI draws the plots as their data lands, not on a timer of its own);
 * **commands**: sends queued commands one at a time with retries (same command
   id, so the host applies each once) and reports the host's answer;
 * **STOP**: its own socket and thread so STOP never waits behind another
@@ -91,6 +93,15 @@ class Bridge:
         self._lock = threading.Lock()
         self._inbox: deque[tuple[float, DataMessage]] = deque()
         self._notified = False
+        #: Tell the GUI again when data arrives this long after its last take (its frame
+        #: interval); 0: only the first message after a take.
+        self.min_gap_s = 0.0
+        #: Kinds (topic prefixes before the dot) worth that second call; empty: any.
+        self.prompt_kinds: frozenset[str] = frozenset()
+        self._last_take_s = 0.0
+        self._nudged = False
+        #: A message of a ``prompt_kinds`` kind is waiting to be taken.
+        self.plots_pending = False
         self.dropped_messages = 0
         self.rejected_messages = 0
         self._commands: queue.Queue[tuple[str, str, dict[str, Any]]] = queue.Queue()
@@ -129,6 +140,9 @@ class Bridge:
             batch = list(self._inbox)
             self._inbox.clear()
             self._notified = False
+            self._nudged = False
+            self.plots_pending = False
+            self._last_take_s = time.monotonic()
         return batch
 
     def send(self, name: str, args: Mapping[str, Any] | None = None) -> str:
@@ -174,8 +188,13 @@ class Bridge:
                     for _ in range(max(0, overflow)):
                         self._inbox.popleft()
                         self.dropped_messages += 1
-                    notify = not self._notified
+                    prompt = self._prompt(batch)
+                    self.plots_pending = self.plots_pending or prompt
+                    nudge = (self.min_gap_s > 0 and self._notified and not self._nudged
+                             and now - self._last_take_s >= self.min_gap_s and prompt)
+                    notify = not self._notified or nudge
                     self._notified = True
+                    self._nudged = self._nudged or nudge
                 self.rejected_messages = sum(subscriber.rejected.values())
                 if notify:
                     self.signals.messages_ready.emit()
@@ -183,6 +202,10 @@ class Bridge:
             log.exception("panel receive thread failed")
         finally:
             subscriber.close()
+
+    def _prompt(self, batch: list[DataMessage]) -> bool:
+        kinds = self.prompt_kinds
+        return not kinds or any(message.kind in kinds for message in batch)
 
     def _client(self) -> ControlClient:
         return ControlClient(self.endpoints.control, self.role, self.client_id,

@@ -14,9 +14,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGraphicsItem,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QVBoxLayout,
+)
 
 from .look import INK, RED, colored, colored_tail, named, set_style, set_text
 from .model import BAD, GOOD, UNCERTAIN, PanelModel, format_duration
@@ -26,6 +34,21 @@ HR_GAP_S = 5.0
 LEGEND_TAIL = (f"{colored_tail('○', '#8a8f98')}&nbsp;uncertain&nbsp;&nbsp; "
                f"{colored_tail('×', '#b0b5bb')}&nbsp;bad")
 SOURCE_PENS = ["#c62828", "#1565c0", "#6a1b9a", "#00838f", "#ef6c00"]
+#: Most points of the ECG trace (2 per pixel column of a 1000-px strip).
+ECG_MAX_POINTS = 2000
+
+
+def peak_decimate(t: npt.NDArray[np.float64], v: npt.NDArray[np.float64], max_points: int
+                  ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """At most ``max_points`` points that keep every peak: the minimum and maximum of each
+    run of consecutive samples, at the run's first time (the newest sample ends a run)."""
+    if v.size <= max_points:
+        return t, v
+    run = -(-v.size // (max_points // 2))
+    start = v.size % run
+    runs = v[start:].reshape(-1, run)
+    return (np.repeat(t[start::run], 2),
+            np.column_stack((runs.min(axis=1), runs.max(axis=1))).ravel())
 
 
 def label_row(last_t_s: list[float], t_s: float, min_gap_s: float) -> int:
@@ -161,12 +184,21 @@ class HeartRateArea(QGroupBox):
         ecg.getAxis("left").setWidth(40)
         ecg.getAxis("left").setTextPen(pg.mkPen("#455060"))
         ecg.setLabel("left", "mV")
-        self.ecg_curve = ecg.plot(pen=pg.mkPen("#263238", width=1))
-        self.ecg_curve.setDownsampling(auto=True, method="peak")
-        self.ecg_curve.setClipToView(True)
+        # A bare curve, not a PlotDataItem: the ECG is redrawn with every chunk (50 Hz) and
+        # PlotDataItem's bookkeeping (bounds, its own downsampling) cost more than drawing.
+        self.ecg_curve = pg.PlotCurveItem(pen=pg.mkPen("#263238", width=1))
+        ecg.addItem(self.ecg_curve)
+        # The view paints all its pixels (white background): nothing beneath it is redrawn.
+        self.ecg_plot.viewport().setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         box.addWidget(self.ecg_plot, 1)
         self.ecg_plot.hide()  # until an ECG stream arrives
         self.hr_plot.setXRange(0.0, hr_window_s, padding=0.0)
+        # Axes (and the grid they draw) as cached pictures: the ECG trace's repaint region
+        # touches its axis, which re-laid its tick text on every frame (a third of the
+        # panel's painting); an axis re-renders only when its range or labels change.
+        for plot in (self.hr_plot, self.ecg_plot):
+            for axis in plot.getPlotItem().axes.values():
+                axis["item"].setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def reset(self) -> None:
         """A new session: no traces, no lines, no ECG."""
@@ -300,7 +332,8 @@ class HeartRateArea(QGroupBox):
         t, v, _ = ring.arrays(last - self.ecg_window_s)
         # Drawn against time before the newest sample: the axes stay still (repainting
         # pyqtgraph axes is what costs most), only the trace moves.
-        self.ecg_curve.setData(t - last, v, skipFiniteCheck=True)
+        self.ecg_curve.setData(*peak_decimate(t - last, v, ECG_MAX_POINTS),
+                               skipFiniteCheck=True)
         if v.size:
             low, high = float(v.min()), float(v.max())
             margin = max(0.1, 0.1 * (high - low))

@@ -83,6 +83,9 @@ class MirrorView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.pixmap: QPixmap | None = None
+        # The frame scaled to the widget, made once per frame and size: a smooth scale of
+        # the whole picture on every repaint (overlay, caption) cost more than the rest.
+        self._scaled: tuple[int, QSize, QPixmap] | None = None
         self.caption = ""
         self.overlay = "No preview from the renderer yet"
         self.looking_away = False
@@ -104,16 +107,22 @@ class MirrorView(QWidget):
         self.looking_away = looking_away
         self.update()
 
+    def _scaled_frame(self, pixmap: QPixmap) -> QPixmap:
+        key = (pixmap.cacheKey(), self.size())
+        if self._scaled is None or self._scaled[:2] != key:
+            scaled = pixmap.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                   Qt.TransformationMode.SmoothTransformation)
+            self._scaled = (*key, scaled)
+        return self._scaled[2]
+
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         rect = QRectF(self.rect())
         painter.fillRect(rect, QColor("#263238"))
         if self.pixmap is not None and not self.pixmap.isNull():
-            size = self.pixmap.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            target = QRectF((self.width() - size.width()) / 2,
-                            (self.height() - size.height()) / 2, size.width(), size.height())
-            painter.drawPixmap(target, self.pixmap, QRectF(self.pixmap.rect()))
+            scaled = self._scaled_frame(self.pixmap)
+            painter.drawPixmap(QPointF((self.width() - scaled.width()) / 2,
+                                       (self.height() - scaled.height()) / 2), scaled)
         font = painter.font()
         font.setPointSizeF(9.5)
         painter.setFont(font)

@@ -3,7 +3,8 @@
 The window owns a :class:`~vrexposure.panel.model.PanelModel` (what is known) and
 a :class:`~vrexposure.panel.bridge.Bridge` (the ZeroMQ threads). Messages arrive
 in batches; the model ingests them and marks what changed; the window redraws
-only the changed parts, at most every ``min_refresh_s``. A 4 Hz tick updates the
+only the changed parts: the plots as their data lands (at most every
+``plot_refresh_s``), the rest at most every ``min_refresh_s``. A 4 Hz tick updates the
 clocks and the connection states (a source silent for 3 s shows as lost).
 
 Every control sends a command; the status line and the log show the host's
@@ -72,6 +73,7 @@ from .look import named as _named
 from .look import set_style as _set_style
 from .look import set_text as _set_text
 from .model import (
+    PLOT_KINDS,
     Link,
     PanelModel,
     command_label,
@@ -150,6 +152,8 @@ SHORTCUTS: list[tuple[str, str]] = [
 
 #: A 4 Hz tick this late means the panel itself froze (logged as such, not as the host).
 STALL_S = 2.0
+#: The 4 Hz tick draws a frame itself only after this long without a full one.
+TICK_REFRESH_AFTER_S = 0.2
 
 
 
@@ -195,7 +199,8 @@ class PanelWindow(QMainWindow):
     """The therapist's control panel for one session host."""
 
     def __init__(self, endpoints: Endpoints, client_id: str = "panel", *,
-                 read_only: bool = False, min_refresh_s: float = 1 / 30,
+                 read_only: bool = False, min_refresh_s: float = 0.1,
+                 plot_refresh_s: float = 0.015,
                  hr_window_s: float = 300.0, ecg_window_s: float = 5.0,
                  primary_hr_source: str | None = None,
                  history: Callable[[str], Any] | None = None,
@@ -209,18 +214,22 @@ class PanelWindow(QMainWindow):
         self.endpoints = endpoints
         self.read_only = read_only
         self.min_refresh_s = min_refresh_s
+        self.plot_refresh_s = plot_refresh_s
         self.hr_window_s = hr_window_s
         self.ecg_window_s = ecg_window_s
         self.model = PanelModel(client_id)
         self.model.primary_hr_choice = primary_hr_source  # config panel.primary_hr_source
         self.bridge = Bridge(endpoints, client_id, role="observer" if read_only else "therapist",
                              controlling=not read_only)
+        self.bridge.min_gap_s = plot_refresh_s
+        self.bridge.prompt_kinds = PLOT_KINDS  # drawn as they land (see _schedule_refresh)
         self.bridge.signals.messages_ready.connect(self._on_messages)
         self.bridge.signals.command_done.connect(self._on_command_done)
         self.bridge.signals.heartbeat_done.connect(self._on_heartbeat)
         #: publication → plot latency of samples carrying ``sent_ns`` (benchmarks only)
         self.display_latency_ms: deque[float] = deque(maxlen=100_000)
-        self._last_refresh = 0.0
+        self._last_refresh = self._last_full_refresh = 0.0
+        self._dirty_pending: set[str] = set()
         self._log_shown = 0
         self._area_slots: dict[str, tuple[QVBoxLayout, int]] = {}
         self._session_shown: str | None = None
@@ -283,7 +292,7 @@ class PanelWindow(QMainWindow):
 
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
-        self._refresh_timer.timeout.connect(self._refresh)
+        self._refresh_timer.timeout.connect(self._schedule_refresh)
         self._tick_timer = QTimer(self)
         self._tick_timer.setInterval(250)
         self._tick_timer.timeout.connect(self._tick)
@@ -836,11 +845,25 @@ class PanelWindow(QMainWindow):
         self._schedule_refresh()
 
     def _schedule_refresh(self) -> None:
-        wait = self.min_refresh_s - (time.monotonic() - self._last_refresh)
-        if wait <= 0:
+        # Two frame rates. The plots are drawn as their data lands (the bridge says when
+        # plotted data is waiting), at most every plot_refresh_s: an ECG chunk is on screen
+        # a wake-up after it arrives, not up to a frame later. Everything else (labels, the
+        # compass, the header) at most every min_refresh_s, coalesced: redrawing the whole
+        # panel at the plots' 50 Hz cost more than all else.
+        now = time.monotonic()
+        full_wait = self.min_refresh_s - (now - self._last_full_refresh)
+        plot_wait = self.plot_refresh_s - (now - self._last_refresh)
+        if full_wait <= 0:
+            self._refresh_timer.stop()
             self._refresh()
-        elif not self._refresh_timer.isActive():
-            self._refresh_timer.start(max(1, int(wait * 1000)))
+        elif self.bridge.plots_pending and plot_wait <= 0:
+            self._refresh_timer.stop()
+            self._refresh(plots_only=True)
+        else:
+            wait = min(full_wait, plot_wait) if self.bridge.plots_pending else full_wait
+            if not self._refresh_timer.isActive() \
+                    or self._refresh_timer.remainingTime() > wait * 1000:
+                self._refresh_timer.start(max(1, int(wait * 1000)))
 
     def _on_command_done(self, outcome: CommandOutcome) -> None:
         now = time.monotonic()
@@ -880,17 +903,18 @@ class PanelWindow(QMainWindow):
 
     # --- drawing --------------------------------------------------------------------
 
-    def _refresh(self) -> None:
+    def _refresh(self, plots_only: bool = False) -> None:
+        """Take the bridge's messages and redraw what they changed; with ``plots_only``
+        the heart-rate and ECG plots only (the rest waits for the next full frame)."""
         now = time.monotonic()
         self._last_refresh = now
         self.model.ingest_many(self.bridge.take_messages())
-        dirty = self.model.take_dirty()
+        dirty = self.model.take_dirty() | self._dirty_pending
         if self.model.session_id != self._session_shown:
             self._reset_session_view()
             dirty |= {"state", "hr", "ecg", "rr", "pose", "preview", "events"}
-        if "state" in dirty:
-            self._update_state(now)
-        if dirty & {"hr", "state", "alerts"}:
+        # the plots first (they read the model, not the widgets the state updates)
+        if dirty & ({"hr"} if plots_only else {"hr", "state", "alerts"}):
             self.hr_area.update_plot(now)
         if "ecg" in dirty:
             self.hr_area.update_ecg()
@@ -898,6 +922,13 @@ class PanelWindow(QMainWindow):
         if probes:
             stamp = time.monotonic_ns()
             self.display_latency_ms.extend((stamp - p) / 1e6 for p in probes)
+        if plots_only:
+            self._dirty_pending = dirty - {"ecg"}  # "hr": its numbers, at the next full frame
+            return
+        self._dirty_pending = set()
+        self._last_full_refresh = now
+        if "state" in dirty:
+            self._update_state(now)
         if dirty & {"hr", "rr"}:
             self.hr_area.update_numbers(time.monotonic())
         if dirty & {"pose", "state"}:
@@ -920,7 +951,10 @@ class PanelWindow(QMainWindow):
         if self._last_tick_s is not None and now - self._last_tick_s > STALL_S:
             self.model.panel_stalled(now - self._last_tick_s, now)
         self._last_tick_s = now
-        self._refresh()
+        # Only when no data has drawn a frame lately: a frame here, between two chunks,
+        # would make the next chunk wait for the one after it.
+        if now - self._last_full_refresh >= TICK_REFRESH_AFTER_S:
+            self._refresh()
         self.header.update_clock(now)
         self.header.update_links(now)
         self._update_banners(now)
