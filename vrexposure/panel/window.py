@@ -859,6 +859,8 @@ class PanelWindow(QMainWindow):
         elif self.bridge.plots_pending and plot_wait <= 0:
             self._refresh_timer.stop()
             self._refresh(plots_only=True)
+            if self._dirty_pending:  # e.g. a STOP's new state: its frame even if no data follows
+                self._refresh_timer.start(max(1, int(full_wait * 1000)))
         else:
             wait = min(full_wait, plot_wait) if self.bridge.plots_pending else full_wait
             if not self._refresh_timer.isActive() \
