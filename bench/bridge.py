@@ -26,6 +26,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,20 @@ ECG_CHUNK = 20
 RATES_HZ = {"ecg": 1000 / ECG_CHUNK, "pose": 90.0, "hr": 1.0}
 
 
+def _paced(seconds: float, send: Callable[[str, int], None]) -> None:
+    """Call ``send(kind, send time ns)`` at each kind's rate of RATES_HZ for ``seconds``
+    (the same pacing for our producer and the peers')."""
+    period_ns = {k: int(1e9 / v) for k, v in RATES_HZ.items()}
+    next_ns = dict.fromkeys(RATES_HZ, time.monotonic_ns())
+    end_ns = time.monotonic_ns() + int(seconds * 1e9)
+    while (now := time.monotonic_ns()) < end_ns:
+        for kind, due in next_ns.items():
+            if now >= due:
+                send(kind, time.monotonic_ns())
+                next_ns[kind] = due + period_ns[kind]
+        time.sleep(max(0.0, (min(next_ns.values()) - time.monotonic_ns()) / 1e9 - 0.0003))
+
+
 def _produce(publish: str, seconds: float, start_at_ns: int, control: str | None = None,
              costs: Any = None) -> None:
     pub = Publisher(publish, "bench", control=control)
@@ -52,17 +67,12 @@ def _produce(publish: str, seconds: float, start_at_ns: int, control: str | None
     pub.wait_connected()
     while time.monotonic_ns() < start_at_ns:
         time.sleep(0.001)
-    period_ns = {k: int(1e9 / v) for k, v in RATES_HZ.items()}
-    next_ns = dict.fromkeys(RATES_HZ, time.monotonic_ns())
-    end_ns = time.monotonic_ns() + int(seconds * 1e9)
-    while (now := time.monotonic_ns()) < end_ns:
-        for kind, due in next_ns.items():
-            if now >= due:
-                sent = time.monotonic_ns()
-                pub.publish(kind, _payload(kind, sent), sent / 1e9)
-                spent_us.append((time.monotonic_ns() - sent) / 1e3)
-                next_ns[kind] = due + period_ns[kind]
-        time.sleep(max(0.0, (min(next_ns.values()) - time.monotonic_ns()) / 1e9 - 0.0003))
+
+    def send(kind: str, sent: int) -> None:
+        pub.publish(kind, _payload(kind, sent), sent / 1e9)
+        spent_us.append((time.monotonic_ns() - sent) / 1e3)
+
+    _paced(seconds, send)
     pub.close()
     if costs is not None:
         costs.put(spent_us)
@@ -134,17 +144,8 @@ def _proxy_produce(frontend: str, seconds: float, start_at_ns: int) -> None:
     time.sleep(1.0)  # the subscription reaches the proxy
     while time.monotonic_ns() < start_at_ns:
         time.sleep(0.001)
-    period_ns = {k: int(1e9 / v) for k, v in RATES_HZ.items()}
-    next_ns = dict.fromkeys(RATES_HZ, time.monotonic_ns())
-    end_ns = time.monotonic_ns() + int(seconds * 1e9)
-    while (now := time.monotonic_ns()) < end_ns:
-        for kind, due in next_ns.items():
-            if now >= due:
-                sent = time.monotonic_ns()
-                pub.send_multipart([f"{kind}.bench".encode(),
-                                    sent.to_bytes(8, "little") + bytes(sizes[kind] - 8)])
-                next_ns[kind] = due + period_ns[kind]
-        time.sleep(max(0.0, (min(next_ns.values()) - time.monotonic_ns()) / 1e9 - 0.0003))
+    _paced(seconds, lambda kind, sent: pub.send_multipart(
+        [f"{kind}.bench".encode(), sent.to_bytes(8, "little") + bytes(sizes[kind] - 8)]))
     time.sleep(0.5)
     pub.close(linger=1000)
 

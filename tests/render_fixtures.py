@@ -59,3 +59,19 @@ def changed_fraction(a: NDArray[np.uint8], b: NDArray[np.uint8], threshold: int 
 
 def luminance(img: NDArray[np.uint8]) -> float:
     return float((img[..., :3].astype(np.float64) @ [0.299, 0.587, 0.114]).mean())
+
+
+def only(eng: Any, part: Any) -> NDArray[np.uint8]:
+    """Render the current scene with only ``part`` shown (a NodePath, or the name of a node
+    under the scene's root): a mask of its pixels."""
+    root = eng.current.root
+    if isinstance(part, str):
+        name, part = part, root.find(f"**/{part}")
+        assert not part.isEmpty(), name
+    root.hide()
+    part.showThrough()
+    eng.step(0.0)
+    img = eng.read_pixels()
+    part.show()
+    root.show()
+    return img

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from tests.render_fixtures import changed_fraction, engine, settle
+from tests.render_fixtures import changed_fraction, engine, only, settle
 from vrexposure.render import geometry as g
 from vrexposure.render import shaders
 from vrexposure.render.batch import RigidBatch, pos_hpr_scale_mats
@@ -28,18 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def buffer_bytes(node_path: Any) -> bytes:
     """The vertex rows (array 0: position, normal, colour, uv) of a one-Geom node."""
     return bytes(memoryview(node_path.node().getGeom(0).getVertexData().getArray(0)))
-
-
-def only(eng: Any, part: Any) -> NDArray[np.uint8]:
-    """Render the current scene with only ``part`` shown."""
-    root = eng.current.root
-    root.hide()
-    part.showThrough()
-    eng.step(0.0)
-    img = eng.read_pixels()
-    part.show()
-    root.show()
-    return img
 
 
 @pytest.fixture

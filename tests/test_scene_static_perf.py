@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from tests.render_fixtures import changed_fraction, engine, settle, snap
+from tests.render_fixtures import changed_fraction, engine, only, settle, snap
 from vrexposure.hierarchy import load_hierarchy
 from vrexposure.plugins import builtin_dir, discover_scenes
 from vrexposure.render import seated
@@ -82,20 +82,6 @@ def vertex_positions(path: Any) -> NDArray[np.float32]:
         v = reader.getData3()
         out.append((v.x, v.y, v.z))
     return np.asarray(out, np.float32)
-
-
-def only(eng: Any, name: str) -> NDArray[np.uint8]:
-    """Render the current scene with only the node ``name`` shown (a mask of its pixels)."""
-    root = eng.current.root
-    part = root.find(f"**/{name}")
-    assert not part.isEmpty(), name
-    root.hide()
-    part.showThrough()
-    eng.step(0.0)
-    img = eng.read_pixels()
-    part.show()
-    root.show()
-    return img
 
 
 # --------------------------------------------------------------------------- budgets

@@ -517,22 +517,30 @@ class RenderEngine:
         self._sound, self._sound_name = None, name
         if name is None:
             return
-        sound = self._sounds.get(name)
+        from .audio import sound_path
+
+        # faded in by the frame loop
+        self._sound = self._play_sound(name, "ambient", sound_path, loop=True, volume=0.0)
+
+    def _play_sound(self, name: str, kind: str, path_of: Callable[[str], Path], loop: bool,
+                    volume: float) -> Any:
+        """Start the sound ``name`` of ``kind`` ("ambient"/"event"), loaded once; None (and a
+        warning) when there is no audio device or the file is broken: the scene stays silent."""
+        key = name if kind == "ambient" else f"{kind}:{name}"
+        sound = self._sounds.get(key)
         if sound is None:
             from panda3d.core import Filename
 
-            from .audio import sound_path
-
             try:
-                sound = self.base.loader.loadSfx(Filename.fromOsSpecific(str(sound_path(name))))
-            except Exception as exc:  # no audio device or a broken file: stay silent
-                log.warning("render: ambient sound %s unavailable: %s", name, exc)
-                return
-            self._sounds[name] = sound
-        sound.setLoop(True)
-        sound.setVolume(0.0)
+                sound = self.base.loader.loadSfx(Filename.fromOsSpecific(str(path_of(name))))
+            except Exception as exc:
+                log.warning("render: %s sound %s unavailable: %s", kind, name, exc)
+                return None
+            self._sounds[key] = sound
+        sound.setLoop(loop)
+        sound.setVolume(volume)
         sound.play()
-        self._sound = sound
+        return sound
 
     def play_event(self, name: str) -> bool:
         """Play the current scene's stimulus event ``name``; False if it has none by that name."""
@@ -546,23 +554,9 @@ class RenderEngine:
         self.last_event_sound = name
         if name is None:
             return
-        key = f"event:{name}"
-        sound = self._sounds.get(key)
-        if sound is None:
-            from panda3d.core import Filename
+        from .audio import event_sound_path
 
-            from .audio import event_sound_path
-
-            try:
-                path = Filename.fromOsSpecific(str(event_sound_path(name)))
-                sound = self.base.loader.loadSfx(path)
-            except Exception as exc:  # no audio device or a broken file: stay silent
-                log.warning("render: event sound %s unavailable: %s", name, exc)
-                return
-            self._sounds[key] = sound
-        sound.setLoop(False)
-        sound.setVolume(1.0)
-        sound.play()
+        self._play_sound(name, "event", event_sound_path, loop=False, volume=1.0)
 
     # -- head pose & gaze ----------------------------------------------------------------
 
