@@ -745,7 +745,15 @@ class PanelWindow(QMainWindow):
             else []
         return rows[0].row() if rows else None
 
+    def _sync_model(self) -> None:
+        """Before a decision that reads the session's state: take in what the bridge holds
+        (the widgets follow at the next frame). Frames are coalesced to 10 Hz, so without
+        this a Resume pressed right after STOP could still see the exposure."""
+        self.model.ingest_many(self.bridge.take_messages())
+        self._schedule_refresh()
+
     def do_jump(self) -> None:
+        self._sync_model()
         target = self.chosen_step()
         state = self.model.state
         if target is None or state is None:
@@ -770,6 +778,7 @@ class PanelWindow(QMainWindow):
 
     def leave_step(self, action: Callable[[], object], what: str) -> None:
         """Do ``action`` (a step change); with a prediction open, ask for its outcome first."""
+        self._sync_model()
         exp = self.model.open_expectancy()
         if exp is None or self.read_only:
             action()
@@ -796,6 +805,7 @@ class PanelWindow(QMainWindow):
 
     def do_resume(self) -> None:
         """Resume: after a STOP, a deliberate choice of step, at the step's low end."""
+        self._sync_model()
         state = self.model.state or {}
         if state.get("phase") != "safe" or state.get("resume_to") != "exposure" \
                 or not state.get("exposure_started"):
