@@ -35,12 +35,23 @@ def require_shared_data(*parts: str) -> Path:
     CI (``CI=true``), which always has the data, fails instead of hiding the tests."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        message = (f"shared data not found: {path} (put the shared data set at ../shared/data "
-                   "beside the checkout, or set VREXPOSURE_SHARED_DATA to its folder)")
         if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+            pytest.fail(_missing(path))
+        pytest.skip(_missing(path))
     return path
+
+
+def needs_shared_data(*parts: str) -> pytest.MarkDecorator:
+    """The marker form of :func:`require_shared_data` (for a test or a module): skips a
+    developer's run without the data; in CI the test runs and fails on the missing file."""
+    path = SHARED_DATA.joinpath(*parts)
+    return pytest.mark.skipif(not path.exists() and os.environ.get("CI") != "true",
+                              reason=_missing(path))
+
+
+def _missing(path: Path) -> str:
+    return (f"shared data not found: {path} (put the shared data set at ../shared/data "
+            "beside the checkout, or set VREXPOSURE_SHARED_DATA to its folder)")
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 

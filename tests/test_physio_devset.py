@@ -13,21 +13,15 @@ the behaviours behind them:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import pytest
 
+from tests.conftest import require_shared_data
 from vrexposure.physio import EcgHeartRatePipeline, HeartRateEstimate, Quality
 from vrexposure.physio.records import RrLabel
 from vrexposure.physio.window import compensatory_pauses
 
-SHARED = Path(
-    os.environ.get("VREXPOSURE_SHARED_DATA")
-    or Path(__file__).resolve().parents[2] / "shared" / "data"
-)
 BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
 TOLERANCE_S = 0.1
 
@@ -66,12 +60,7 @@ _cache: dict[str, Scored] = {}
 def scored(name: str) -> Scored:
     if name in _cache:
         return _cache[name]
-    folder = SHARED / "mitdb_dev"
-    if not (folder / f"{name}.hea").is_file():
-        pytest.skip(
-            f"mitdb_dev not found under {SHARED}: put the shared data at ../shared/data "
-            "beside the checkout or set VREXPOSURE_SHARED_DATA"
-        )
+    folder = require_shared_data("mitdb_dev", f"{name}.hea").parent
     import wfdb
 
     rec = wfdb.rdrecord(str(folder / name))

@@ -6,12 +6,12 @@ these tests fail, not skip, when it is missing.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.conftest import require_shared_data
 from vrexposure.physio import (
     Beat,
     EcgHeartRatePipeline,
@@ -20,10 +20,6 @@ from vrexposure.physio import (
     Quality,
 )
 
-SHARED = Path(
-    os.environ.get("VREXPOSURE_SHARED_DATA")
-    or Path(__file__).resolve().parents[2] / "shared" / "data"
-)
 BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
 NSTDB_FS = 360.0
 # The NSTDB excerpts start at these samples of the 30-min record; noise from 9:00 on.
@@ -32,12 +28,7 @@ NSTDB_OFFSET = {24: 160000, 12: 180000}
 
 @pytest.fixture(scope="module")
 def shared() -> Path:
-    if not (SHARED / "README.md").is_file():
-        pytest.skip(
-            f"shared data set not found at {SHARED}: put it at ../shared/data beside the "
-            "checkout or set VREXPOSURE_SHARED_DATA"
-        )
-    return SHARED
+    return require_shared_data("README.md").parent
 
 
 def run(

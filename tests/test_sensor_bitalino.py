@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from vrexposure.plugins import load_module
 from vrexposure.sensor_api import PhysioChunk, Quality, SequenceGap, Waveform
 
-from .conftest import SHARED_DATA
+from .conftest import SHARED_DATA, needs_shared_data
 
 SENSORS = Path(__file__).resolve().parent.parent / "sensors"
 VEC = bytes.fromhex("903955")  # [self]: seq 5, O1 = O2 = 1, slot-1 value 612
@@ -170,11 +170,7 @@ def test_any_four_channel_frame_round_trips(bit: ModuleType, seq: int, values: l
 SAMPLE_ECG = SHARED_DATA / "bitalino_pyhrv" / "SampleECG.txt"
 
 
-@pytest.mark.skipif(
-    not SAMPLE_ECG.exists(),
-    reason=f"{SAMPLE_ECG} not found: put the shared data at ../shared/data beside the checkout "
-    "or set VREXPOSURE_SHARED_DATA",
-)
+@needs_shared_data("bitalino_pyhrv", "SampleECG.txt")
 def test_real_recording_through_the_wire_format(bit: ModuleType) -> None:
     """A real BITalino recording (OpenSignals text: nSeq, I1, I2, O1, O2, A2 = ECG,
     1000 Hz, from the pyhrv wheel) re-framed byte by byte and decoded back."""

@@ -20,7 +20,7 @@ from vrexposure.sensor_api import (
     Waveform,
 )
 
-from .conftest import SHARED_DATA
+from .conftest import SHARED_DATA, needs_shared_data
 
 SENSORS = Path(__file__).resolve().parent.parent / "sensors"
 
@@ -173,11 +173,7 @@ def test_any_packet_round_trips(df2: ModuleType, pleth: list[int], hr: int, spo2
 SYSTOLE_PPG = SHARED_DATA / "nonin_systole" / "ppg.npy"
 
 
-@pytest.mark.skipif(
-    not SYSTOLE_PPG.exists(),
-    reason=f"{SYSTOLE_PPG} not found: put the shared data at ../shared/data beside the checkout "
-    "or set VREXPOSURE_SHARED_DATA",
-)
+@needs_shared_data("nonin_systole", "ppg.npy")
 def test_real_nonin_pleth_round_trips(df2: ModuleType) -> None:
     """Pleth recorded from a Nonin 3012LP Xpod (0-255 at 75 Hz, shipped in systole)."""
     ppg = np.load(SYSTOLE_PPG).astype(float)

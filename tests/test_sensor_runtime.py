@@ -39,14 +39,10 @@ from vrexposure.sensor_api import (
 from vrexposure.sensor_runtime import SensorRuntime, samples_to_messages
 from vrexposure.sim_device import SimDevice
 
-from .conftest import SHARED_DATA
+from .conftest import needs_shared_data
 
 # The simulated devices replay MIT-BIH 100 and the Nonin recording.
-pytestmark = pytest.mark.skipif(
-    not (SHARED_DATA / "mitdb_100" / "100.dat").exists(),
-    reason=f"shared recordings not found at {SHARED_DATA}: put them at ../shared/data beside "
-    "the checkout or set VREXPOSURE_SHARED_DATA",
-)
+pytestmark = needs_shared_data("mitdb_100", "100.dat")
 
 SERIAL_DEVICES = ["zephyr_hxm", "nonin_df2", "bitalino", "zephyr_bioharness", "nonin_ascii",
                   "contec_cms50d", "contec_cms50d_legacy", "pulsesensor"]

@@ -18,13 +18,9 @@ from vrexposure.protocol import DataMessage
 from vrexposure.sensor_runtime import SensorRuntime
 from vrexposure.sim_device import Fault, SimDevice
 
-from .conftest import SHARED_DATA
+from .conftest import needs_shared_data
 
-needs_data = pytest.mark.skipif(
-    not (SHARED_DATA / "mitdb_100" / "100.dat").exists(),
-    reason=f"shared recordings not found at {SHARED_DATA}: put them at ../shared/data beside "
-    "the checkout or set VREXPOSURE_SHARED_DATA",
-)
+needs_data = needs_shared_data("mitdb_100", "100.dat")
 
 
 def collect(sub: Subscriber, seconds: float) -> list[DataMessage]:
