@@ -8,15 +8,12 @@ renders the head-locked card side-by-side at 2 × 1440 × 1600, 90° per eye.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.render_fixtures import changed_fraction
 from tests.test_render_legibility import height_deg, measure_extents
-from tests.test_render_process import borrowed_engine, renderer_config, run_for, run_until, shown
+from tests.test_render_process import renderer_fixture, run_for, run_until, shown  # noqa: F401
 from vrexposure.client import ControlClient
-from vrexposure.config import Endpoints
 from vrexposure.host import SessionHost
 from vrexposure.questionnaires.records import from_recording
 from vrexposure.render.process import RendererProcess
@@ -59,14 +56,6 @@ def test_card_text_and_layout() -> None:
 
 
 # --------------------------------------------------------------------------- real renderer
-
-
-@pytest.fixture
-def renderer(endpoints: Endpoints) -> Iterator[RendererProcess]:
-    with borrowed_engine() as engine:
-        process = RendererProcess(endpoints, renderer_config(), engine=engine)
-        yield process
-        process.close()
 
 
 def press(renderer: RendererProcess, *keys: str) -> None:

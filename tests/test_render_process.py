@@ -128,8 +128,8 @@ def borrowed_engine() -> Iterator[Any]:
         engine.time_s = time_s
 
 
-@pytest.fixture
-def renderer(endpoints: Endpoints) -> Iterator[RendererProcess]:
+@pytest.fixture(name="renderer")  # imported by other modules under this function name
+def renderer_fixture(endpoints: Endpoints) -> Iterator[RendererProcess]:
     with borrowed_engine() as engine:
         process = RendererProcess(endpoints, renderer_config(), engine=engine)
         yield process

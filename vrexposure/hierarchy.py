@@ -550,14 +550,20 @@ def validate_file(path: Path, scenes: Mapping[str, SceneSpec] | None = None,
                   *, intensity_checks: bool = False) -> tuple[Hierarchy | None, list[Problem]]:
     """Problems of a hierarchy file; ``intensity_checks`` adds a warning for each step whose
     intensity slider changes nothing (``vrexposure validate``)."""
+    loaded = load_yaml_checked(path)
+    if isinstance(loaded, list):
+        return None, loaded
+    return _build(*loaded, scenes if scenes is not None else discover_scenes(), intensity_checks)
+
+
+def load_yaml_checked(path: Path) -> tuple[Any, SourceMap] | list[Problem]:
+    """A YAML file and its source map, or the problem (file:line) that stops reading it."""
     try:
-        data, source = load_yaml_file(path)
+        return load_yaml_file(path)
     except YamlSyntaxError as exc:
-        return None, [Problem(exc.path, exc.line, "error", exc.message)]
+        return [Problem(exc.path, exc.line, "error", exc.message)]
     except OSError as exc:
-        return None, [Problem(str(path), 1, "error", f"cannot read file: {exc.strerror}")]
-    return _build(data, source, scenes if scenes is not None else discover_scenes(),
-                  intensity_checks)
+        return [Problem(str(path), 1, "error", f"cannot read file: {exc.strerror}")]
 
 
 def load_hierarchy(path: Path, scenes: Mapping[str, SceneSpec] | None = None) -> Hierarchy:

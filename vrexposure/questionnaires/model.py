@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..hierarchy import FieldChecker, Problem, did_you_mean
+from ..hierarchy import FieldChecker, Problem, did_you_mean, load_yaml_checked
 from ..yamlsrc import PathKey, SourceMap, YamlSyntaxError, load_yaml_file, load_yaml_text
 
 #: When a questionnaire is meant to be given (the definition's ``when`` list).
@@ -376,13 +376,10 @@ def parse_questionnaire(text: str, path: str = "<string>"
 
 
 def validate_questionnaire_file(path: Path) -> tuple[Questionnaire | None, list[Problem]]:
-    try:
-        data, source = load_yaml_file(path)
-    except YamlSyntaxError as exc:
-        return None, [Problem(exc.path, exc.line, "error", exc.message)]
-    except OSError as exc:
-        return None, [Problem(str(path), 1, "error", f"cannot read file: {exc.strerror}")]
-    return _build(data, source)
+    loaded = load_yaml_checked(path)
+    if isinstance(loaded, list):
+        return None, loaded
+    return _build(*loaded)
 
 
 def load_questionnaire(path: Path) -> Questionnaire:
