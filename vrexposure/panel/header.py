@@ -107,20 +107,11 @@ class HeaderArea(QFrame):
 
         status = QVBoxLayout()
         status.setSpacing(2)
-        self.links_label = QLabel("")
-        self.links_label.setTextFormat(Qt.TextFormat.RichText)
-        self.links_label.setWordWrap(True)
-        self.links_label.setMinimumWidth(260)
+        self.links_label = _status_label()
         self.links_label.setToolTip("Connection of the session host, this panel's control, "
                                     "the renderer and each sensor; lost = silent for 3 s")
-        self.sensors_label = QLabel("")
-        self.sensors_label.setTextFormat(Qt.TextFormat.RichText)
-        self.sensors_label.setWordWrap(True)
-        self.sensors_label.setMinimumWidth(260)
-        self.recording_label = QLabel("")
-        self.recording_label.setTextFormat(Qt.TextFormat.RichText)
-        self.recording_label.setWordWrap(True)  # a long name must not widen the window
-        self.recording_label.setMinimumWidth(260)
+        self.sensors_label = _status_label()
+        self.recording_label = _status_label()
         status.addWidget(self.links_label)
         status.addWidget(self.sensors_label)
         status.addWidget(self.recording_label)
@@ -234,3 +225,12 @@ class HeaderArea(QFrame):
                 self.stop_button.style().unpolish(self.stop_button)
                 self.stop_button.style().polish(self.stop_button)
 
+
+def _status_label() -> QLabel:
+    """A rich-text status line of the header; it wraps (a long sensor or file name must not
+    widen the window)."""
+    label = QLabel("")
+    label.setTextFormat(Qt.TextFormat.RichText)
+    label.setWordWrap(True)
+    label.setMinimumWidth(260)
+    return label
