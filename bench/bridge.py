@@ -13,7 +13,9 @@ same run:
 * a pylsl outlet (separate process) → inlet (this process) at the same message rate
   and size, directly with no broker in between.
 
-Run: ``python bench/bridge.py [--seconds 10]``. The last line is one JSON object.
+Run: ``python bench/bridge.py [--seconds 10] [--rounds 3]``: ours and the two proxies are
+measured in interleaved rounds and pooled (the load of a shared machine drifts). The last
+line is one JSON object.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from bench._host import start_host  # noqa: E402
 from tests.conftest import free_endpoints  # noqa: E402
 from vrexposure import protocol  # noqa: E402
-from vrexposure.client import Publisher, Subscriber  # noqa: E402
+from vrexposure.client import Publisher, Subscriber, send_frames  # noqa: E402
 from vrexposure.config import Endpoints  # noqa: E402
 
 ECG_CHUNK = 20
@@ -144,8 +146,9 @@ def _proxy_produce(frontend: str, seconds: float, start_at_ns: int) -> None:
     time.sleep(1.0)  # the subscription reaches the proxy
     while time.monotonic_ns() < start_at_ns:
         time.sleep(0.001)
-    _paced(seconds, lambda kind, sent: pub.send_multipart(
-        [f"{kind}.bench".encode(), sent.to_bytes(8, "little") + bytes(sizes[kind] - 8)]))
+    # the same send call as Publisher.publish: the peer gets the cheapest send too
+    _paced(seconds, lambda kind, sent: send_frames(
+        pub, [f"{kind}.bench".encode(), sent.to_bytes(8, "little") + bytes(sizes[kind] - 8)]))
     time.sleep(0.5)
     pub.close(linger=1000)
 
@@ -291,25 +294,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--flood", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleave ours and the proxies in this many rounds of "
+                             "seconds/rounds each (the machine's load drifts; a ratio "
+                             "of back-to-back runs measures the drift too)")
     args = parser.parse_args()
 
     endpoints = free_endpoints()
     host, _workdir = start_host(endpoints, "B001", "vrexposure-bench-")
+    ours, producer_us, decode_us, proxy, chain = [], [], [], [], []
+    round_s = args.seconds / args.rounds
     try:
-        ours, producer_us, decode_us = measure_bridge(endpoints, args.seconds)
+        for i in range(args.rounds):
+            ours_i, producer_i, decode_i = measure_bridge(endpoints, round_s)
+            proxy_i = measure_proxy(round_s)
+            chain_i = measure_proxy(round_s, chained=True)
+            print(f"round {i + 1}: p50 ours / proxy {np.percentile(ours_i, 50):.0f} / "
+                  f"{np.percentile(proxy_i, 50):.0f} µs, host topology "
+                  f"{np.percentile(chain_i, 50):.0f} µs", flush=True)
+            for pooled, part in ((ours, ours_i), (producer_us, producer_i),
+                                 (decode_us, decode_i), (proxy, proxy_i), (chain, chain_i)):
+                pooled.extend(part)
         throughput, lost = measure_throughput(endpoints, args.flood)
     finally:
         host.send_signal(signal.SIGTERM)
         host.wait(timeout=20)
         host.stdout.close()
-    proxy = measure_proxy(args.seconds)
-    chain = measure_proxy(args.seconds, chained=True)
     lsl = measure_lsl(args.seconds)
     p50, p99, worst = percentiles(ours)
     proxy_p50, proxy_p99, proxy_max = percentiles(proxy)
     chain_p50, chain_p99, chain_max = percentiles(chain)
     lsl_p50, lsl_p99, lsl_max = percentiles(lsl)
-    print(f"machine: {os.cpu_count()} cores; {args.seconds:.0f} s at "
+    print(f"machine: {os.cpu_count()} cores; {args.seconds:.0f} s in {args.rounds} rounds at "
           f"{sum(RATES_HZ.values()):.0f} msg/s (1 kHz ECG in {ECG_CHUNK}-sample chunks, "
           "90 Hz pose, 1 Hz HR)")
     print(f"{'path':<34}{'n':>7}{'p50 µs':>10}{'p99 µs':>10}{'max µs':>10}")

@@ -101,3 +101,77 @@ def test_depth_check_refuses_exactly_what_nests_too_deep(kind: str) -> None:
     protocol.check_depth({"p": {"x": list(range(1000)), "y": [[1, 2]] * 100}})
     with pytest.raises(protocol.ProtocolError):
         protocol.check_depth({"p": {"x": list(range(10)), "deep": _nested(20, kind)}})
+
+
+# --- the msgspec data codec ------------------------------------------------------------
+
+def test_payload_fields_beyond_the_schema_are_kept() -> None:
+    # a derived heart rate carries more than the schema checks; the recording keeps it all
+    payload = {"bpm": 72.5, "quality": "uncertain", "origin": "ecg", "n_beats": 9,
+               "reasons": ["ectopic", "possible_missed_beat"], "quality_reason": "ectopic",
+               "rmssd_ms": 41.0, "window_s": 8.0, "arrival_stamped": True,
+               "extra_map": {"a": [1, 2], "b": None}}
+    message = protocol.decode_data(protocol.encode_data("hr.strap", 3, 5.0, payload, "ab" * 16))
+    assert message.payload == payload and message.auth == "ab" * 16
+
+
+def test_wire_format_is_the_documented_msgpack_map() -> None:
+    # what other producers and tools read and write: a plain msgpack map {v, seq, t, p, a}
+    frames = protocol.encode_data("pose.head", 2, 1.5, {"pos": [0, 0, 1.2],
+                                                         "quat": [1.0, 0, 0, 0]})
+    assert msgpack.unpackb(frames[1]) == {"v": 1, "seq": 2, "t": 1.5,
+                                          "p": {"pos": [0, 0, 1.2], "quat": [1.0, 0, 0, 0]}}
+    body = msgpack.packb({"v": 1, "seq": 4, "t": 2.0, "p": {"bpm": 60}, "a": "f" * 32},
+                         use_bin_type=True)
+    message = protocol.decode_data([b"hr.other", body])
+    assert (message.seq, message.t_s, dict(message.payload), message.auth) == \
+        (4, 2.0, {"bpm": 60}, "f" * 32)
+
+
+def test_numpy_scalars_travel_as_numbers() -> None:
+    payload = {"bpm": np.float64(71.25), "n_beats": np.int64(9), "x": np.float32(0.5)}
+    message = protocol.decode_data(protocol.encode_data("hr.sim", 0, 1.0, payload))
+    assert message.payload == {"bpm": 71.25, "n_beats": 9, "x": 0.5}
+    assert type(message.payload["n_beats"]) is int
+
+
+@pytest.mark.parametrize(("topic", "payload", "message"), [
+    (b"hr.x", {"bpm": float("nan")}, "'bpm'"),
+    (b"hr.x", {"bpm": True}, "'bpm'"),
+    (b"hr.x", {"bpm": 70, "quality": "great"}, "bad quality"),
+    (b"rr.x", {"rr_ms": [800, 0]}, "'rr_ms'"),
+    (b"rr.x", {"rr_ms": [800] * 1001}, "'rr_ms'"),
+    (b"pose.x", {"pos": [0, 0, 0], "quat": [1, 0, 0]}, "pose 'quat'"),
+    (b"pose.x", {"pos": [0, 0, float("inf")], "quat": [1, 0, 0, 0]}, "pose 'pos'"),
+    (b"pose.x", {"pos": [0, 0, 0], "quat": [1, 0, 0, 0], "look_angle_deg": 190},
+     "'look_angle_deg'"),
+    (b"spo2.x", {"spo2_pct": 101}, "'spo2_pct'"),
+    (b"ecg.x", {"rate_hz": 0, "n_channels": 1, "data": b"\0" * 4}, "bad rate_hz"),
+    (b"ppg.x", {"rate_hz": 100, "n_channels": 65, "data": b"\0" * 260}, "bad n_channels"),
+    (b"eda.x", {"rate_hz": 100, "n_channels": 1, "data": b""}, "whole float32"),
+    (b"resp.x", {"rate_hz": 100, "n_channels": 1, "data": b"\0" * 4, "unit": "u" * 33},
+     "'unit'"),
+    (b"sensor.x", {"event": "e" * 33}, "'event'"),
+    (b"sensor.x", {"event": "ok", "port": 5}, "'port'"),
+    (b"sensor.x", {"event": "ok", **{f"k{i}": i for i in range(64)}}, "64 fields"),
+    (b"gaze.x", {f"k{i}": i for i in range(65)}, "64 fields"),
+    (b"gaze.x", {"x": {1: 2}}, "keys in a payload must be text"),
+    (b"gaze.x", {"x": [{"y": msgpack.Timestamp(5)}]}, "unsupported values"),
+    (b"render.x", {"x": msgpack.ExtType(3, b"ab")}, "extension types"),
+])
+def test_each_kind_checks_its_schema_and_names_the_field(topic: bytes, payload: dict[str, object],
+                                                          message: str) -> None:
+    body = msgpack.packb({"v": 1, "seq": 0, "t": 0.0, "p": payload}, use_bin_type=True)
+    with pytest.raises(ProtocolError, match=message):
+        protocol.decode_data([topic, body])
+
+
+def test_payload_nesting_counts_the_body_as_the_first_level() -> None:
+    # MAX_DEPTH containers in all: the body, the payload and MAX_DEPTH - 2 more
+    fits = protocol.encode_data("gaze.x", 0, 1.0, {"deep": _nested(protocol.MAX_DEPTH - 2,
+                                                                   "list")})
+    assert protocol.decode_data(fits).payload["deep"] == _nested(protocol.MAX_DEPTH - 2, "list")
+    too_deep = protocol.encode_data("gaze.x", 0, 1.0, {"deep": _nested(protocol.MAX_DEPTH - 1,
+                                                                       "map")})
+    with pytest.raises(ProtocolError, match="nested deeper"):
+        protocol.decode_data(too_deep)

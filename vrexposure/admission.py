@@ -14,6 +14,7 @@ started on the same ports which session holds them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -116,7 +117,14 @@ def binding(tag: str, topic: str, seq: int, t_s: float) -> str:
     """The MAC a bound producer puts in each message (``a``): over topic, sequence number
     and time, so a captured message cannot be sent again under a new sequence number."""
     message = f"{topic}|{seq}|{float(t_s)!r}".encode()
-    return hmac.new(bytes.fromhex(tag), message, hashlib.sha256).hexdigest()[:32]
+    # Keyed BLAKE2b is a MAC by design (RFC 7693) and one C call: a third of
+    # HMAC-SHA256's cost, paid by every bound message in the producer and the host.
+    return hashlib.blake2b(message, key=_tag_key(tag), digest_size=16).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _tag_key(tag: str) -> bytes:
+    return bytes.fromhex(tag)
 
 
 def check_binding(tags: list[str], topic: str, seq: int, t_s: float, auth: str | None
