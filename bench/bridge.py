@@ -204,17 +204,24 @@ def _lsl_produce(seconds: float, start_at_ns: int) -> None:
     time.sleep(0.5)
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU time (user + system, all threads) of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentiles(latencies_us: list[float]) -> tuple[float, float, float]:
     values = np.asarray(latencies_us)
     return (float(np.percentile(values, 50)), float(np.percentile(values, 99)),
             float(values.max()))
 
 
-def measure_bridge(endpoints: Endpoints, seconds: float
-                   ) -> tuple[list[float], list[float], list[float]]:
+def measure_bridge(endpoints: Endpoints, seconds: float, host_pid: int
+                   ) -> tuple[list[float], list[float], list[float], tuple[float, float]]:
     """Latencies (µs) at receipt after decoding and validation; and, in the same run,
     the producer's time from its send stamp to ``publish`` returning (payload, binding
-    tag, encoding, send) and the subscriber's decode-and-validate time."""
+    tag, encoding, send), the subscriber's decode-and-validate time, and the host's CPU
+    and wall seconds from the first message received to the last."""
     sub = Subscriber(endpoints, topics=("ecg.bench", "pose.bench", "hr.bench"), host=False)
     time.sleep(0.5)
     start_at = time.monotonic_ns() + int(1.5e9)
@@ -236,11 +243,14 @@ def measure_bridge(endpoints: Endpoints, seconds: float
         done = time.monotonic_ns()
         latencies.append((done - int(message.payload["sent_ns"])) / 1e3)
         decode_us.append((done - received) / 1e3)
+        if len(latencies) == 1:  # after the stamps: reading /proc is not on the path
+            host_from = (process_cpu_s(host_pid), time.monotonic())
     producer_us: list[float] = costs.get(timeout=10)
     producer.join()
     sub.close()
     skip = int(len(latencies) * 0.02)  # drop the warm-up
-    return latencies[skip:], producer_us[skip:], decode_us[skip:]
+    host_cpu = (process_cpu_s(host_pid) - host_from[0], time.monotonic() - host_from[1])
+    return latencies[skip:], producer_us[skip:], decode_us[skip:], host_cpu
 
 
 def measure_throughput(endpoints: Endpoints, count: int) -> tuple[float, int]:
@@ -304,9 +314,13 @@ def main() -> None:
     host, _workdir = start_host(endpoints, "B001", "vrexposure-bench-")
     ours, producer_us, decode_us, proxy, chain = [], [], [], [], []
     round_s = args.seconds / args.rounds
+    host_cpu_s = host_wall_s = 0.0
     try:
         for i in range(args.rounds):
-            ours_i, producer_i, decode_i = measure_bridge(endpoints, round_s)
+            ours_i, producer_i, decode_i, (cpu_s, wall_s) = measure_bridge(
+                endpoints, round_s, host.pid)
+            host_cpu_s += cpu_s
+            host_wall_s += wall_s
             proxy_i = measure_proxy(round_s)
             chain_i = measure_proxy(round_s, chained=True)
             print(f"round {i + 1}: p50 ours / proxy {np.percentile(ours_i, 50):.0f} / "
@@ -341,6 +355,8 @@ def main() -> None:
           f"p50 {np.percentile(producer_us, 50):.0f} / p99 {np.percentile(producer_us, 99):.0f}"
           f" µs; subscriber decode + validate p50 {np.percentile(decode_us, 50):.0f} / p99 "
           f"{np.percentile(decode_us, 99):.0f} µs")
+    host_cpu_pct = 100 * host_cpu_s / host_wall_s
+    print(f"session host CPU while data flowed: {host_cpu_pct:.1f} % of a core")
     print(f"throughput through the host: {throughput:,.0f} msg/s, {lost} of {args.flood} lost")
     print(f"ratio ours / bare proxy: p50 {p50 / proxy_p50:.2f}, p99 {p99 / proxy_p99:.2f} "
           f"(goal ≤ 1.1); p99 ours / LSL: {p99 / lsl_p99:.2f}")
@@ -352,6 +368,7 @@ def main() -> None:
                       "producer_python_p99_us": round(float(np.percentile(producer_us, 99)), 1),
                       "decode_p50_us": round(float(np.percentile(decode_us, 50)), 1),
                       "decode_p99_us": round(float(np.percentile(decode_us, 99)), 1),
+                      "host_cpu_pct": round(host_cpu_pct, 2),
                       "host_topology_p50_us": round(chain_p50, 1),
                       "host_topology_p99_us": round(chain_p99, 1),
                       "p50_ratio_vs_proxy": round(p50 / proxy_p50, 3),
