@@ -8,6 +8,7 @@ clock so tests and replays can drive time.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections import Counter
@@ -205,8 +206,9 @@ class Subscriber:
             try:  # a message already queued: no poll (one system call fewer on the hot path)
                 frames = self._socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
+                # rounded up: a caller waiting under 1 ms must not get poll(0) (a spin)
                 remaining_ms = None if deadline is None else max(
-                    0, int((deadline - time.monotonic()) * 1000))
+                    0, math.ceil((deadline - time.monotonic()) * 1000))
                 if not self._socket.poll(remaining_ms):
                     return None
                 frames = self._socket.recv_multipart()
