@@ -52,20 +52,3 @@ def test_two_sources_one_headline_stable_colours_and_stale_shown(
     window.hr_area.update_numbers(now + 12.0)
     assert window.hr_detail.text().startswith("oxi: stale, ")
     assert "a6adb5" in window.hr_value.styleSheet()
-
-
-def test_peak_decimation_keeps_every_peak_and_the_newest_sample() -> None:
-    import numpy as np
-
-    from vrexposure.panel.heart_rate import peak_decimate
-
-    t = np.arange(5001) / 1000.0
-    v = np.sin(2 * np.pi * t)
-    v[[7, 2345, 5000]] = (-3.0, 5.0, 4.0)  # a trough, an R peak, the newest sample
-    t2, v2 = peak_decimate(t, v, 2000)
-    assert v2.size <= 2000 and t2.size == v2.size
-    assert v2.max() == 5.0 and v2.min() == -3.0
-    assert 4.0 in v2  # the newest run ends at the newest sample
-    assert np.all(np.diff(t2) >= 0) and t2[0] >= t[0] and t2[-1] <= t[-1]
-    short_t, short_v = peak_decimate(t[:100], v[:100], 2000)
-    assert np.array_equal(short_v, v[:100]) and np.array_equal(short_t, t[:100])
