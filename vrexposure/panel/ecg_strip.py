@@ -23,6 +23,9 @@ import shiboken6
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import (
     QColor,
+    QFont,
+    QFontMetrics,
+    QGuiApplication,
     QPainter,
     QPaintEvent,
     QPen,
@@ -39,8 +42,8 @@ GRID_COLOR = "#e6e9ed"
 #: Least width of the millivolt scale left of the trace (label, tick text, tick marks);
 #: wider when the font needs it (``scale_width_px``).
 SCALE_WIDTH_PX = 40
-#: The widest tick text the scale leaves room for.
-WIDEST_TICK = "−0.25"
+#: The tick text the scale leaves room for (wider ones, rare, reach into the label's column).
+WIDEST_TICK = "-0.5"
 TICK_PX = 4
 #: Space above and below the trace, so the top and bottom tick labels are not cut.
 MARGIN_Y_PX = 7
@@ -88,8 +91,14 @@ def scale_ticks(low_mv: float, high_mv: float) -> list[float]:
     return [low_mv, high_mv]  # not reached: 50 × magnitude > span
 
 
+def scale_font() -> QFont:
+    """The application's font, not the panel's larger style-sheet one: the heart-rate
+    plot beside the strip (pyqtgraph) draws its axes in it."""
+    return QGuiApplication.font()
+
+
 def tick_text(value_mv: float) -> str:
-    return f"{value_mv:g}".replace("-", "−")
+    return f"{value_mv:g}"  # a hyphen for minus, as the heart-rate plot's axis writes it
 
 
 def column_min_max(x_frac: FloatArray, values: FloatArray, columns: int
@@ -193,12 +202,12 @@ class EcgStrip(QWidget):
 
     def _fit_scale_width(self) -> int:
         """The unit label's line, the widest tick text and the tick marks side by side."""
-        metrics = self.fontMetrics()
+        metrics = QFontMetrics(scale_font())
         return max(SCALE_WIDTH_PX, metrics.height() + metrics.horizontalAdvance(WIDEST_TICK)
-                   + TICK_PX + 6)
+                   + TICK_PX + 3)
 
     def changeEvent(self, event: QEvent) -> None:
-        if event.type() == QEvent.Type.FontChange:  # e.g. the panel's style sheet applied
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.ApplicationFontChange):
             self._scale_width_px = self._fit_scale_width()
             self._background = None
             self._polygon_stale = True
@@ -272,8 +281,9 @@ class EcgStrip(QWidget):
         painter = QPainter(pixmap)
         rect = self.plot_rect()
         low, high = self._range_mv
-        metrics = self.fontMetrics()
-        painter.setFont(self.font())
+        font = scale_font()
+        metrics = QFontMetrics(font)
+        painter.setFont(font)
         axis_x = rect.left() - 0.5
         for value in scale_ticks(low, high):
             y = round(self.value_to_y(value)) + 0.5
@@ -282,7 +292,7 @@ class EcgStrip(QWidget):
             painter.setPen(QPen(QColor(AXIS_COLOR), 0))
             painter.drawLine(QPointF(axis_x - TICK_PX, y), QPointF(axis_x, y))
             painter.setPen(QColor(TEXT_COLOR))
-            text_rect = QRectF(0, y - metrics.height() / 2, axis_x - TICK_PX - 2,
+            text_rect = QRectF(0, y - metrics.height() / 2, axis_x - TICK_PX - 1.5,
                                metrics.height())
             painter.drawText(text_rect, Qt.AlignmentFlag.AlignRight
                              | Qt.AlignmentFlag.AlignVCenter, tick_text(value))
