@@ -223,6 +223,18 @@ def test_a_hidden_strip_keeps_the_newest_trace_for_when_it_shows(qtbot: QtBot,
     assert len(found) == len(spike_t)
 
 
+def test_non_finite_samples_are_left_out_not_drawn_or_scaled(qtbot: QtBot,
+                                                           strip: EcgStrip) -> None:
+    t, v, spike_t = spiky_ecg(1000.0)
+    v[[10, 2000, 4000]] = (np.nan, np.inf, -np.inf)  # a sensor glitch in a float32 chunk
+    strip.set_trace(t, v)
+    low, high = strip.y_range_mv()
+    assert (low, high) == pytest.approx((-0.1, 1.1))  # the finite samples' range
+    assert np.isfinite(strip.trace_points()[1]).all() and strip.trace_points()[1].size == 4997
+    found = peak_columns(grab(qtbot, strip), strip)
+    assert np.allclose(found, [strip.time_to_x(s) for s in sorted(spike_t)], atol=2.0)
+
+
 def test_column_extremes_keep_every_peak_and_the_newest_sample() -> None:
     t = np.arange(5001) / 1000.0
     v = np.sin(2 * np.pi * t)

@@ -7,8 +7,10 @@ stays visible), written straight into a ``QPolygonF``'s memory, and painted with
 scene graph, no per-point Python objects; the cached picture is re-rendered only when the
 widget's size or the shown millivolt range changes.
 
-Values are assumed finite: the panel model stores the floats the host validated (NaN and
-infinities are refused at the host), so no finite check is done per frame.
+Values should be finite, but waveform chunks are float32 buffers nobody upstream checks
+for NaN or infinity (a sensor's glitch): the strip drops non-finite samples (one
+``isfinite`` pass, a few µs per frame) rather than let them poison the scale or reach Qt's
+rasterizer as NaN coordinates.
 """
 
 from __future__ import annotations
@@ -148,11 +150,16 @@ class EcgStrip(QWidget):
 
     def set_trace(self, t_rel_s: FloatArray, values_mv: FloatArray) -> None:
         """The trace to show: times in seconds before the newest sample (≤ 0, increasing)
-        and finite values in mV. Only stored here; mapped to pixels when painted, so a
-        hidden strip costs nothing and chunks arriving between two paints are drawn once."""
+        and values in mV (non-finite ones are left out). Kept, not copied; mapped to pixels
+        when painted, so a hidden strip costs nothing and chunks arriving between two
+        paints are drawn once."""
         self.last_set_ns = time.monotonic_ns()
-        self._t_rel_s = np.asarray(t_rel_s, dtype=np.float64)
-        self._values_mv = np.asarray(values_mv, dtype=np.float64)
+        t = np.asarray(t_rel_s, dtype=np.float64)
+        v = np.asarray(values_mv, dtype=np.float64)
+        finite = np.isfinite(v)
+        if not finite.all():
+            t, v = t[finite], v[finite]
+        self._t_rel_s, self._values_mv = t, v
         if self._values_mv.size:
             # the first trace sets the range; later ones only by the hysteresis rule
             shown = next_y_range(self._range_mv if self._has_range else (math.inf, -math.inf),
