@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -216,7 +217,10 @@ def test_a_hidden_strip_keeps_the_newest_trace_for_when_it_shows(qtbot: QtBot,
     strip.hide()
     t, v, spike_t = spiky_ecg(1000.0)
     strip.set_trace(t, v * 0.1)
+    before_ns = time.monotonic_ns()
     strip.set_trace(t, v)  # only the newest counts
+    # when it got the data (the panel's latency is measured to this moment)
+    assert before_ns <= strip.last_set_ns <= time.monotonic_ns()
     strip.show()
     qtbot.waitExposed(strip)
     found = peak_columns(grab(qtbot, strip), strip)
