@@ -42,7 +42,7 @@ TEXT_COLOR = "#455060"
 AXIS_COLOR = "#9aa3ad"
 GRID_COLOR = "#e6e9ed"
 #: Least width of the millivolt scale left of the trace (label, tick text, tick marks);
-#: wider when the font needs it (``scale_width_px``).
+#: wider when the font needs it (``_fit_scale_width``).
 SCALE_WIDTH_PX = 40
 #: The tick text the scale leaves room for (wider ones, rare, reach into the label's column).
 WIDEST_TICK = "-0.5"
@@ -55,7 +55,7 @@ MIN_HEIGHT_PX, MAX_HEIGHT_PX = 110, 170
 DEFAULT_RANGE_MV = (-0.5, 1.5)
 #: Smallest margin above and below the trace, in mV.
 MIN_MARGIN_MV = 0.1
-#: The point buffer of an empty trace, as (times s, values mV).
+#: No samples (times or values).
 _EMPTY = np.empty(0, dtype=np.float64)
 
 FloatArray = npt.NDArray[np.float64]
@@ -214,7 +214,7 @@ class EcgStrip(QWidget):
                    + TICK_PX + 3)
 
     def changeEvent(self, event: QEvent) -> None:
-        if event.type() in (QEvent.Type.FontChange, QEvent.Type.ApplicationFontChange):
+        if event.type() == QEvent.Type.ApplicationFontChange:  # the scale's font
             self._scale_width_px = self._fit_scale_width()
             self._background = None
             self._polygon_stale = True
