@@ -10,7 +10,8 @@ Processes, as in a session on one machine:
   mark, so every frame differs; encoded by Qt) and render stats at 1 Hz;
 * the panel (``PanelWindow``, shown on the offscreen Qt platform, so it lays out
   and paints as on a screen) in its own process: latency = the time its plot items
-  received the data (``setData`` of the heart-rate and ECG curves) minus ``sent_ns``;
+  received the data (``setData`` of the heart-rate curves, ``set_trace`` of the ECG
+  strip; stamped by the window right after both) minus ``sent_ns``;
 * the peer, in the same run: a bare SUB receiving the same streams and decoding each
   message; latency at receipt.
 
@@ -265,7 +266,7 @@ def main() -> None:
           f"4 Hz preview JPEG); {args.hog} busy processes beside it")
     print(f"{'path (publication → …)':<40}{'n':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
           f"{'CPU %':>8}")
-    rows = [("panel: plot data (curve setData)", lat, panel["cpu_pct"]),
+    rows = [("panel: plot data (setData/set_trace)", lat, panel["cpu_pct"]),
             ("panel: received by its I/O thread", ingest, None),
             ("peer: bare SUB, decoded", peer_lat, peer["cpu_pct"])]
     for name, values, cpu in rows:

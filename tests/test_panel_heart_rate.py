@@ -54,18 +54,40 @@ def test_two_sources_one_headline_stable_colours_and_stale_shown(
     assert "a6adb5" in window.hr_value.styleSheet()
 
 
-def test_peak_decimation_keeps_every_peak_and_the_newest_sample() -> None:
+def test_the_ecg_strip_shows_the_stream_and_a_new_session_clears_it(
+        qtbot: QtBot, window: PanelWindow) -> None:
+    import itertools
+
     import numpy as np
 
-    from vrexposure.panel.heart_rate import peak_decimate
+    from vrexposure import protocol
 
-    t = np.arange(5001) / 1000.0
-    v = np.sin(2 * np.pi * t)
-    v[[7, 2345, 5000]] = (-3.0, 5.0, 4.0)  # a trough, an R peak, the newest sample
-    t2, v2 = peak_decimate(t, v, 2000)
-    assert v2.size <= 2000 and t2.size == v2.size
-    assert v2.max() == 5.0 and v2.min() == -3.0
-    assert 4.0 in v2  # the newest run ends at the newest sample
-    assert np.all(np.diff(t2) >= 0) and t2[0] >= t[0] and t2[-1] <= t[-1]
-    short_t, short_v = peak_decimate(t[:100], v[:100], 2000)
-    assert np.array_equal(short_v, v[:100]) and np.array_equal(short_t, t[:100])
+    model, strip = window.model, window.ecg_strip
+    now = time.monotonic()
+    hier = load_hierarchy(HIERARCHIES / "arachnophobia.yaml")
+    model.ingest(state_message(exposure_state(hier), 10.0), now)
+    window._refresh()
+    assert strip.isHidden() and window.ecg_title.text() == "ECG: no ECG stream"
+    # 5 s of 1 kHz ECG in 20-sample chunks: a flat line with a 1 mV beat every 0.8 s
+    values = np.zeros(5000, np.float32)
+    values[100::800] = 1.0
+    for i in range(0, 5000, 20):
+        model.ingest(data("ecg.strap", 5.0 + i / 1000, protocol.chunk_payload(
+            values[i:i + 20], 1000.0, "mV"), seq=i // 20), now)
+    window._refresh(plots_only=True)
+    assert strip.isVisible()
+    t, v = strip.trace_points()
+    assert t[-1] == 0.0 and t[0] >= -5.0 and np.array_equal(v, values[-t.size:])
+    assert window.ecg_title.text() == "ECG (strap, 1000 Hz) — last 5 s"
+    qtbot.wait(10)
+    image = strip.grab().toImage()
+    tall = [x for x in range(int(strip.plot_rect().left()) + 1, image.width())
+            if sum(image.pixelColor(x, y).value() < 100
+                   for y in range(0, round(strip.value_to_y(0.6)))) > 0]
+    beats = 1 + sum(1 for a, b in itertools.pairwise(tall) if b - a > 1)
+    assert tall and beats == 7  # every beat drawn
+    # a new session: no trace, hidden, the title as at the start
+    model.ingest(state_message(exposure_state(hier), 11.0, session_id="s2"), now)
+    window._refresh()
+    assert strip.isHidden() and strip.trace_points()[0].size == 0
+    assert window.ecg_title.text() == "ECG: no ECG stream"

@@ -145,9 +145,8 @@ def test_simulated_patient_samples_reach_the_plots_and_a_lost_sensor_shows(
         wait_for(qtbot, lambda: line.getData()[1] is not None
                  and np.isfinite(line.getData()[1]).sum() >= 2)
         assert 40 < np.nanmean(line.getData()[1]) < 140
-        wait_for(qtbot, lambda: panel.ecg_curve.getData()[0] is not None
-                 and len(panel.ecg_curve.getData()[0]) >= 500)
-        assert panel.ecg_curve.getData()[1].max() > 0.5  # R peaks
+        wait_for(qtbot, lambda: len(panel.ecg_strip.trace_points()[0]) >= 500)
+        assert panel.ecg_strip.trace_points()[1].max() > 0.5  # R peaks
         wait_for(qtbot, lambda: "sim (hr/rr/ecg/pose) ●" in panel.sensors_label.text())
         assert panel.hr_value.text().endswith("bpm")
         # pose: the head direction and the look-away share of this step
@@ -317,7 +316,7 @@ def test_grabbed_panel_shows_every_part_with_content(qtbot: QtBot, endpoints: En
         image.save(str(tmp_path / "panel.png"))
         image.save("/tmp/vrexposure-panel.png")
         assert image.width() == 1600 and image.height() == 1000  # fits a 1080p screen
-        for widget in (panel.hr_plot, panel.ecg_plot, panel.table, panel.mirror,
+        for widget in (panel.hr_plot, panel.ecg_strip, panel.table, panel.mirror,
                        panel.stop_button, panel.log_list):
             pixels = _region(image, panel, widget).reshape(-1, 3)
             colours, counts = np.unique(pixels, axis=0, return_counts=True)

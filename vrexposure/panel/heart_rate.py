@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -26,6 +25,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from .ecg_strip import EcgStrip
 from .look import INK, RED, colored, colored_tail, named, set_style, set_text
 from .model import BAD, GOOD, UNCERTAIN, PanelModel, format_duration
 
@@ -34,21 +34,6 @@ HR_GAP_S = 5.0
 LEGEND_TAIL = (f"{colored_tail('○', '#8a8f98')}&nbsp;uncertain&nbsp;&nbsp; "
                f"{colored_tail('×', '#b0b5bb')}&nbsp;bad")
 SOURCE_PENS = ["#c62828", "#1565c0", "#6a1b9a", "#00838f", "#ef6c00"]
-#: Most points of the ECG trace (2 per pixel column of a 1000-px strip).
-ECG_MAX_POINTS = 2000
-
-
-def peak_decimate(t: npt.NDArray[np.float64], v: npt.NDArray[np.float64], max_points: int
-                  ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """At most ``max_points`` points that keep every peak: the minimum and maximum of each
-    run of consecutive samples, at the run's first time (the newest sample ends a run)."""
-    if v.size <= max_points:
-        return t, v
-    run = -(-v.size // (max_points // 2))
-    start = v.size % run
-    runs = v[start:].reshape(-1, run)
-    return (np.repeat(t[start::run], 2),
-            np.column_stack((runs.min(axis=1), runs.max(axis=1))).ravel())
 
 
 def label_row(last_t_s: list[float], t_s: float, min_gap_s: float) -> int:
@@ -171,34 +156,17 @@ class HeartRateArea(QGroupBox):
 
         self.ecg_title = named(QLabel("ECG: no ECG stream"), "muted")
         box.addWidget(self.ecg_title)
-        self.ecg_plot = pg.PlotWidget(background="w")
-        self.ecg_plot.setMinimumHeight(110)
-        self.ecg_plot.setMaximumHeight(170)
-        ecg = self.ecg_plot.getPlotItem()
-        ecg.setMenuEnabled(False)
-        ecg.hideButtons()
-        ecg.setMouseEnabled(x=False, y=False)
-        ecg.hideAxis("bottom")
-        ecg.setXRange(-self.ecg_window_s, 0.0, padding=0.0)
-        self._ecg_y = (0.0, 0.0)
-        ecg.getAxis("left").setWidth(40)
-        ecg.getAxis("left").setTextPen(pg.mkPen("#455060"))
-        ecg.setLabel("left", "mV")
-        # A bare curve, not a PlotDataItem: the ECG is redrawn with every chunk (50 Hz) and
-        # PlotDataItem's bookkeeping (bounds, its own downsampling) cost more than drawing.
-        self.ecg_curve = pg.PlotCurveItem(pen=pg.mkPen("#263238", width=1))
-        ecg.addItem(self.ecg_curve)
-        # The view paints all its pixels (white background): nothing beneath it is redrawn.
-        self.ecg_plot.viewport().setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
-        box.addWidget(self.ecg_plot, 1)
-        self.ecg_plot.hide()  # until an ECG stream arrives
+        # our own widget, not a pyqtgraph plot: redrawn with every chunk (50 Hz), where the
+        # scene graph's bookkeeping and repaints cost more than drawing the trace
+        self.ecg_strip = EcgStrip(self.ecg_window_s)
+        box.addWidget(self.ecg_strip, 1)
+        self.ecg_strip.hide()  # until an ECG stream arrives
         self.hr_plot.setXRange(0.0, hr_window_s, padding=0.0)
-        # Axes (and the grid they draw) as cached pictures: the ECG trace's repaint region
-        # touches its axis, which re-laid its tick text on every frame (a third of the
-        # panel's painting); an axis re-renders only when its range or labels change.
-        for plot in (self.hr_plot, self.ecg_plot):
-            for axis in plot.getPlotItem().axes.values():
-                axis["item"].setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        # Axes (and the grid they draw) as cached pictures: a repaint region touching an
+        # axis re-laid its tick text every time; an axis re-renders only when its range or
+        # labels change.
+        for axis in self.hr_plot.getPlotItem().axes.values():
+            axis["item"].setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def reset(self) -> None:
         """A new session: no traces, no lines, no ECG."""
@@ -211,8 +179,8 @@ class HeartRateArea(QGroupBox):
         self._timeline_items.clear()
         self._timeline_shown = 0
         self._label_rows = {}
-        self.ecg_curve.setData([], [])
-        self.ecg_plot.hide()
+        self.ecg_strip.clear()
+        self.ecg_strip.hide()
         self.ecg_title.setText("ECG: no ECG stream")
 
     def update_plot(self, now: float) -> None:
@@ -325,24 +293,13 @@ class HeartRateArea(QGroupBox):
         source = self.model.primary_source(self.model.ecg)
         if source is None:
             return
-        self.ecg_plot.show()
+        self.ecg_strip.show()
         ring = self.model.ecg[source]
         last = ring.last_t()
         assert last is not None
         t, v, _ = ring.arrays(last - self.ecg_window_s)
-        # Drawn against time before the newest sample: the axes stay still (repainting
-        # pyqtgraph axes is what costs most), only the trace moves.
-        self.ecg_curve.setData(*peak_decimate(t - last, v, ECG_MAX_POINTS),
-                               skipFiniteCheck=True)
-        if v.size:
-            low, high = float(v.min()), float(v.max())
-            margin = max(0.1, 0.1 * (high - low))
-            shown_low, shown_high = self._ecg_y
-            # change the range only when the trace leaves it or uses under half of it
-            if (low < shown_low or high > shown_high
-                    or (high - low + 2 * margin) < 0.5 * (shown_high - shown_low)):
-                self._ecg_y = (low - margin, high + margin)
-                self.ecg_plot.setYRange(*self._ecg_y, padding=0)
+        # against time before the newest sample: the scale stays still, the trace moves
+        self.ecg_strip.set_trace(t - last, v)
         rate = self.model.ecg_rate_hz.get(source, 0.0)
         self.ecg_title.setTextFormat(Qt.TextFormat.PlainText)
         set_text(self.ecg_title, f"ECG ({source}, {rate:.0f} Hz) — last "

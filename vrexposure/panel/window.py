@@ -471,8 +471,7 @@ class PanelWindow(QMainWindow):
         area = self.hr_area
         self.hr_plot, self.hr_value, self.hr_detail = area.hr_plot, area.hr_value, area.hr_detail
         self.band, self.band_label, self.legend = area.band, area.band_label, area.legend
-        self.ecg_plot, self.ecg_title = area.ecg_plot, area.ecg_title
-        self.ecg_curve = area.ecg_curve
+        self.ecg_strip, self.ecg_title = area.ecg_strip, area.ecg_title
         self.hrv_value, self.window_combo = area.hrv_value, area.window_combo
         self.source_combo, self._hr_items = area.source_combo, area._hr_items
         return column
