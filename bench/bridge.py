@@ -136,7 +136,8 @@ def _proxy_run(frontend: str, backend: str, chained: bool = False) -> None:
     zmq.proxy(gate_in, back)
 
 
-def _proxy_produce(frontend: str, seconds: float, start_at_ns: int) -> None:
+def _proxy_produce(frontend: str, seconds: float, start_at_ns: int, costs: Any = None
+                   ) -> None:
     ctx = zmq.Context()
     pub = ctx.socket(zmq.PUB)
     pub.connect(frontend)
@@ -146,16 +147,25 @@ def _proxy_produce(frontend: str, seconds: float, start_at_ns: int) -> None:
     time.sleep(1.0)  # the subscription reaches the proxy
     while time.monotonic_ns() < start_at_ns:
         time.sleep(0.001)
-    # the same send call as Publisher.publish: the peer gets the cheapest send too
-    _paced(seconds, lambda kind, sent: send_frames(
-        pub, [f"{kind}.bench".encode(), sent.to_bytes(8, "little") + bytes(sizes[kind] - 8)]))
+    spent_us: list[float] = []  # send time → send returned: the peer producer's Python
+
+    def send(kind: str, sent: int) -> None:
+        # the same send call as Publisher.publish: the peer gets the cheapest send too
+        send_frames(pub, [f"{kind}.bench".encode(),
+                          sent.to_bytes(8, "little") + bytes(sizes[kind] - 8)])
+        spent_us.append((time.monotonic_ns() - sent) / 1e3)
+
+    _paced(seconds, send)
+    if costs is not None:
+        costs.put(spent_us)
     time.sleep(0.5)
     pub.close(linger=1000)
 
 
-def measure_proxy(seconds: float, chained: bool = False) -> list[float]:
+def measure_proxy(seconds: float, chained: bool = False) -> tuple[list[float], list[float]]:
     """The broker floor: PUB → bare ``zmq.proxy`` (another process) → SUB, no codec;
-    ``chained``: through the host's two proxies and recorder socket, still no codec."""
+    ``chained``: through the host's two proxies and recorder socket, still no codec.
+    Latencies and the producer's time from its send stamp to the send returning (µs)."""
     endpoints = free_endpoints()
     spawn = mp.get_context("spawn")
     proxy = spawn.Process(target=_proxy_run, args=(endpoints.publish, endpoints.feed, chained),
@@ -166,19 +176,25 @@ def measure_proxy(seconds: float, chained: bool = False) -> list[float]:
     sub.connect(endpoints.feed)
     time.sleep(0.5)
     start_at = time.monotonic_ns() + int(2.0e9)
-    producer = spawn.Process(target=_proxy_produce, args=(endpoints.publish, seconds, start_at))
+    costs: Any = spawn.Queue()
+    producer = spawn.Process(target=_proxy_produce,
+                             args=(endpoints.publish, seconds, start_at, costs))
     producer.start()
     latencies: list[float] = []
-    while producer.is_alive() or sub.poll(0):
-        if sub.poll(200):
+    # until the producer has sent its costs (a child cannot exit before a large queued
+    # item is read) and nothing is left to receive
+    while (producer.is_alive() and costs.empty()) or sub.poll(200):
+        if sub.poll(0):
             frames = sub.recv_multipart()
             latencies.append((time.monotonic_ns() - int.from_bytes(frames[1][:8], "little"))
                              / 1e3)
+    producer_us: list[float] = costs.get(timeout=10)
     producer.join()
     proxy.terminate()
     proxy.join()
     sub.close(linger=0)
-    return latencies[int(len(latencies) * 0.02):]
+    skip = int(len(latencies) * 0.02)
+    return latencies[skip:], producer_us[skip:]
 
 
 def _lsl_produce(seconds: float, start_at_ns: int) -> None:
@@ -312,7 +328,7 @@ def main() -> None:
 
     endpoints = free_endpoints()
     host, _workdir = start_host(endpoints, "B001", "vrexposure-bench-")
-    ours, producer_us, decode_us, proxy, chain = [], [], [], [], []
+    ours, producer_us, decode_us, proxy, chain, peer_producer_us = [], [], [], [], [], []
     round_s = args.seconds / args.rounds
     host_cpu_s = host_wall_s = 0.0
     try:
@@ -321,13 +337,14 @@ def main() -> None:
                 endpoints, round_s, host.pid)
             host_cpu_s += cpu_s
             host_wall_s += wall_s
-            proxy_i = measure_proxy(round_s)
-            chain_i = measure_proxy(round_s, chained=True)
+            proxy_i, peer_producer_i = measure_proxy(round_s)
+            chain_i, _ = measure_proxy(round_s, chained=True)
             print(f"round {i + 1}: p50 ours / proxy {np.percentile(ours_i, 50):.0f} / "
                   f"{np.percentile(proxy_i, 50):.0f} µs, host topology "
                   f"{np.percentile(chain_i, 50):.0f} µs", flush=True)
             for pooled, part in ((ours, ours_i), (producer_us, producer_i),
-                                 (decode_us, decode_i), (proxy, proxy_i), (chain, chain_i)):
+                                 (decode_us, decode_i), (proxy, proxy_i), (chain, chain_i),
+                                 (peer_producer_us, peer_producer_i)):
                 pooled.extend(part)
         throughput, lost = measure_throughput(endpoints, args.flood)
     finally:
@@ -353,8 +370,10 @@ def main() -> None:
           f"{lsl_p99:>10.0f}{lsl_max:>10.0f}")
     print(f"Python on the path, in the same run: producer (payload, tag, encode, send) "
           f"p50 {np.percentile(producer_us, 50):.0f} / p99 {np.percentile(producer_us, 99):.0f}"
-          f" µs; subscriber decode + validate p50 {np.percentile(decode_us, 50):.0f} / p99 "
-          f"{np.percentile(decode_us, 99):.0f} µs")
+          f" µs (the proxy's producer, stamp to send returned: p50 "
+          f"{np.percentile(peer_producer_us, 50):.0f} / p99 "
+          f"{np.percentile(peer_producer_us, 99):.0f} µs); subscriber decode + validate p50 "
+          f"{np.percentile(decode_us, 50):.0f} / p99 {np.percentile(decode_us, 99):.0f} µs")
     host_cpu_pct = 100 * host_cpu_s / host_wall_s
     print(f"session host CPU while data flowed: {host_cpu_pct:.1f} % of a core")
     print(f"throughput through the host: {throughput:,.0f} msg/s, {lost} of {args.flood} lost")
@@ -366,6 +385,10 @@ def main() -> None:
                       "proxy_p50_us": round(proxy_p50, 1), "proxy_p99_us": round(proxy_p99, 1),
                       "producer_python_p50_us": round(float(np.percentile(producer_us, 50)), 1),
                       "producer_python_p99_us": round(float(np.percentile(producer_us, 99)), 1),
+                      "proxy_producer_p50_us": round(float(np.percentile(peer_producer_us, 50)),
+                                                     1),
+                      "proxy_producer_p99_us": round(float(np.percentile(peer_producer_us, 99)),
+                                                     1),
                       "decode_p50_us": round(float(np.percentile(decode_us, 50)), 1),
                       "decode_p99_us": round(float(np.percentile(decode_us, 99)), 1),
                       "host_cpu_pct": round(host_cpu_pct, 2),
