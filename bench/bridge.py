@@ -181,9 +181,10 @@ def measure_proxy(seconds: float, chained: bool = False) -> tuple[list[float], l
                              args=(endpoints.publish, seconds, start_at, costs))
     producer.start()
     latencies: list[float] = []
-    # until the producer has sent its costs (a child cannot exit before a large queued
-    # item is read) and nothing is left to receive
-    while (producer.is_alive() and costs.empty()) or sub.poll(200):
+    # a blocking wait for each message, as ours; done when nothing came for 200 ms and the
+    # producer has ended or sent its costs (a child cannot exit before a large queued item
+    # is read)
+    while sub.poll(200) or (producer.is_alive() and costs.empty()):
         if sub.poll(0):
             frames = sub.recv_multipart()
             latencies.append((time.monotonic_ns() - int.from_bytes(frames[1][:8], "little"))
