@@ -23,7 +23,7 @@ from vrexposure import protocol
 from vrexposure.client import ControlClient, Subscriber
 from vrexposure.config import Endpoints
 from vrexposure.protocol import DataMessage
-from vrexposure.replay import READ_ONLY_ERROR, Replayer, ReplayError, chunk_bounds
+from vrexposure.replay import READ_ONLY_ERROR, Replayer, ReplayError, chunk_bounds, split_wait
 from vrexposure.xdf import XdfFile, read_xdf
 
 from .conftest import free_endpoints
@@ -311,3 +311,10 @@ def test_frames_show_the_calm_scene_then_the_exposure(demo_file: Path, tmp_path:
     # the spider room is indoors: a different palette from the meadow of the calm scene
     assert np.abs(calm.mean(axis=(0, 1)) - exposure.mean(axis=(0, 1))).max() > 15
     assert (frames.stat().st_mode & 0o777) == 0o700
+
+
+def test_waits_under_a_millisecond_are_slept_not_spun() -> None:
+    # poll(0) in a loop over the last fraction of a millisecond spun before every sample
+    assert split_wait(0.0004) == (0, 0.0004)
+    assert split_wait(0.0123) == (12, 0.0)  # wakes 0.3 ms early; the next wait sleeps it
+    assert split_wait(0.0) == (0, 0.0) and split_wait(-0.01) == (0, 0.0)
