@@ -237,15 +237,20 @@ def decode_data(frames: list[bytes]) -> DataMessage:
     payload = body.p
     check_payload_values(payload)
     if schema is not None:
-        try:
-            checked = msgspec.convert(payload, schema.type)
-        except msgspec.ValidationError as exc:
-            name = _field_of(exc)
-            raise ProtocolError(f"{schema.errors.get(name, repr(name))} "
-                                f"({str(exc).split(' - at ', 1)[0]})") from exc
-        if schema.check is not None:
-            schema.check(checked, payload)
+        _check_schema(schema, payload)
     return DataMessage(topic, body.seq, body.t, payload, body.a)
+
+
+def _check_schema(schema: PayloadSchema, payload: Mapping[str, Any]) -> None:
+    """Raise ProtocolError, naming the field, unless ``payload`` fits ``schema``."""
+    try:
+        checked = msgspec.convert(payload, schema.type)
+    except msgspec.ValidationError as exc:
+        name = _field_of(exc)
+        raise ProtocolError(f"{schema.errors.get(name, repr(name))} "
+                            f"({str(exc).split(' - at ', 1)[0]})") from exc
+    if schema.check is not None:
+        schema.check(checked, payload)
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
@@ -307,19 +312,9 @@ def chunk_payload(values: npt.ArrayLike, rate_hz: float, unit: str,
 
 def chunk_values(payload: Mapping[str, Any]) -> npt.NDArray[np.float32]:
     """Samples × channels array of a chunk payload (validated)."""
-    _validate_chunk(payload)
+    _check_schema(_CHUNK, payload)
     n_channels = int(payload["n_channels"])
     return np.frombuffer(payload["data"], dtype="<f4").reshape(-1, n_channels)
-
-
-def _validate_chunk(p: Mapping[str, Any]) -> None:
-    rate, n_ch, data = p.get("rate_hz"), p.get("n_channels"), p.get("data")
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 100_000:
-        raise ProtocolError(f"chunk: bad rate_hz {rate!r}")
-    if isinstance(n_ch, bool) or not isinstance(n_ch, int) or not 1 <= n_ch <= 64:
-        raise ProtocolError(f"chunk: bad n_channels {n_ch!r}")
-    if not isinstance(data, bytes) or len(data) % (4 * n_ch) != 0 or not data:
-        raise ProtocolError("chunk: data is not whole float32 samples")
 
 
 Quality = Literal["good", "uncertain", "bad"]
