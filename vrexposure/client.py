@@ -8,7 +8,6 @@ clock so tests and replays can drive time.
 from __future__ import annotations
 
 import logging
-import math
 import time
 import uuid
 from collections import Counter
@@ -19,7 +18,7 @@ import numpy.typing as npt
 import zmq
 
 from . import admission, protocol
-from .clock import OffsetEstimator
+from .clock import OffsetEstimator, poll_timeout_ms
 from .config import Endpoints
 from .protocol import DataMessage, ProtocolError, ReplyMessage
 from .security import CurveClient
@@ -87,7 +86,6 @@ class Publisher:
         self._monitor = self._socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self._socket.connect(endpoint)
         self._seq: dict[str, int] = {}  # topic -> next sequence number
-        self._topics: dict[tuple[str, str], str] = {}  # (kind, source) -> topic
         self._endpoint = endpoint
         self._context = context
         self._curve = curve
@@ -113,9 +111,7 @@ class Publisher:
         name = source or self.source
         if name not in self._admitted:
             self.admit(name)
-        topic = self._topics.get((kind, name))
-        if topic is None:
-            topic = self._topics[kind, name] = f"{kind}.{name}"
+        topic = f"{kind}.{name}"
         seq = self._seq.get(topic, 0)
         self._seq[topic] = seq + 1
         stamp = self._clock() if t_s is None else t_s
@@ -206,9 +202,8 @@ class Subscriber:
             try:  # a message already queued: no poll (one system call fewer on the hot path)
                 frames = self._socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                # rounded up: a caller waiting under 1 ms must not get poll(0) (a spin)
-                remaining_ms = None if deadline is None else max(
-                    0, math.ceil((deadline - time.monotonic()) * 1000))
+                remaining_ms = None if deadline is None else poll_timeout_ms(
+                    deadline - time.monotonic())
                 if not self._socket.poll(remaining_ms):
                     return None
                 frames = self._socket.recv_multipart()

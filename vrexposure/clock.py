@@ -10,6 +10,7 @@ adds to the round trip.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,3 +68,10 @@ class OffsetEstimator:
         if not best:
             raise ValueError("no clock samples yet")
         return min(s.rtt_s for s in best) / 2.0
+
+
+def poll_timeout_ms(wait_s: float) -> int:
+    """A poll timeout that waits at least ``wait_s`` (0 when due): rounded up, because a
+    wait under 1 ms truncated to poll(0) makes a loop spin until its deadline (the host's
+    loop did: 140 000 polls in 11 s, on the cores the data plane needs)."""
+    return max(0, math.ceil(wait_s * 1000))

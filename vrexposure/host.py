@@ -34,7 +34,7 @@ import zmq
 
 from . import __version__, admission, protocol
 from .args import ArgError
-from .clock import SessionClock
+from .clock import SessionClock, poll_timeout_ms
 from .config import Endpoints
 from .hierarchy import Hierarchy, hierarchy_from_dict, hierarchy_to_dict
 from .monitor import HeartRateMonitor, PrimaryHrSource
@@ -176,13 +176,6 @@ def _clinic_questionnaires(config: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def recording_name(patient_id: str, hierarchy_id: str, started: datetime) -> str:
     return f"{patient_id}_{started.strftime('%Y%m%dT%H%M%S')}_{hierarchy_id}.xdf"
-
-
-def poll_timeout_ms(wait_s: float) -> int:
-    """A poll timeout that waits at least ``wait_s`` (0 when due): rounded up, because a
-    wait under 1 ms truncated to poll(0) made the host's loop spin before every deadline
-    (~70 a second: 140 000 polls in 11 s, on the cores the data plane needs)."""
-    return max(0, math.ceil(wait_s * 1000))
 
 
 class SessionHost:
